@@ -1,0 +1,20 @@
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'native-bench/**', 'coverage/**'] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      // Leftover debugging and unfinished markers never land in src/ or workers/.
+      'no-console': 'error',
+      'no-warning-comments': ['error', { terms: ['todo', 'fixme', 'xxx'], location: 'anywhere' }],
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      'no-restricted-properties': ['error', { object: 'Atomics', property: 'wait', message: 'Atomics.wait blocks a serving thread; use Atomics.load or waitAsync.' }],
+    },
+  },
+  {
+    files: ['test/**'],
+    rules: { 'no-console': 'off' },
+  },
+);

@@ -1,0 +1,741 @@
+#!/usr/bin/env node
+// Router overhead benchmark (`npm run bench:proxy`): requests/s, latency percentiles and CPU per
+// request of kthena-router, nginx and no proxy at all, in front of the same fast mock engines, for
+// a short JSON chat completion and a 20-event SSE stream, at several concurrencies, in one run.
+// Prints a Markdown table and writes JSON to native-bench/results/proxy-<date>.json.
+//
+// Every process it starts (mock engines, nginx, the router, load generators) is killed by PID on
+// exit, including on SIGINT.
+
+import { fork, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import {
+  cpuMicros,
+  cpuMicrosOf,
+  freePort,
+  httpStatus,
+  median,
+  processTree,
+  sleep,
+  summarize,
+  tailOfFile,
+  waitFor,
+} from './lib.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '../..');
+const MOCK_IPS = ['127.0.0.21', '127.0.0.22'];
+const ROUTER_READY_TIMEOUT_MS = 15_000;
+
+const USAGE = `Usage: node native-bench/proxy/run.mjs [options]
+
+  --quick               smoke test: 1 run, 1 s warmup, 3 s measured
+  --duration S          measured seconds per run (default 10)
+  --warmup S            warmup seconds per run (default 2)
+  --runs N              runs per (target, case, concurrency); medians are reported (default 3)
+  --concurrency LIST    connections, comma-separated (default 64,256)
+  --cases LIST          json,sse (default both)
+  --targets LIST        router,nginx,direct (default all three)
+  --sse-events N        data events per SSE response before [DONE] (default 20)
+  --sse-itl-ms MS       delay between SSE events in the mock (default 0: all at once)
+  --router-workers N    router worker threads (default 2)
+  --nginx-workers N     nginx worker_processes (default 2)
+  --nginx-keepalive N   idle upstream connections nginx keeps per worker (default 64)
+  --loadgen-procs N     load generator processes sharing the connections (default 1)
+  --router-access-log   keep the router's access log on (default off, as nginx's)
+  --mock-port P         port of both mock engines (default 8000)
+  --out FILE            JSON output (default native-bench/results/proxy-<date>.json)
+  --keep-tmp            keep the temp dir (configs, logs)
+  -h, --help
+`;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+let opts;
+try {
+  opts = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      runs: { type: 'string' },
+      concurrency: { type: 'string', default: '64,256' },
+      cases: { type: 'string', default: 'json,sse' },
+      targets: { type: 'string', default: 'router,nginx,direct' },
+      'sse-events': { type: 'string', default: '20' },
+      'sse-itl-ms': { type: 'string', default: '0' },
+      'router-workers': { type: 'string', default: '2' },
+      'nginx-workers': { type: 'string', default: '2' },
+      'nginx-keepalive': { type: 'string', default: '64' },
+      'loadgen-procs': { type: 'string', default: '1' },
+      'router-access-log': { type: 'boolean', default: false },
+      'mock-port': { type: 'string', default: '8000' },
+      out: { type: 'string' },
+      'keep-tmp': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }).values;
+} catch (err) {
+  process.stderr.write(`${err.message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (opts.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+
+function num(name, value, min, integer = true) {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    process.stderr.write(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${value}"\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+function list(name, value, allowed) {
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const i of items) {
+    if (!allowed.includes(i)) {
+      process.stderr.write(`--${name}: unknown "${i}" (choose from ${allowed.join(', ')})\n`);
+      process.exit(2);
+    }
+  }
+  return items;
+}
+
+const cfg = {
+  durationS: num('duration', opts.duration ?? (opts.quick ? 3 : 10), 0.5, false),
+  warmupS: num('warmup', opts.warmup ?? (opts.quick ? 1 : 2), 0, false),
+  runs: num('runs', opts.runs ?? (opts.quick ? 1 : 3), 1),
+  concurrencies: opts.concurrency.split(',').map((c) => num('concurrency', c.trim(), 1)),
+  cases: list('cases', opts.cases, ['json', 'sse']),
+  targets: list('targets', opts.targets, ['router', 'nginx', 'direct']),
+  sseEvents: num('sse-events', opts['sse-events'], 2),
+  sseItlMs: num('sse-itl-ms', opts['sse-itl-ms'], 0, false),
+  routerWorkers: num('router-workers', opts['router-workers'], 1),
+  nginxWorkers: num('nginx-workers', opts['nginx-workers'], 1),
+  nginxKeepalive: num('nginx-keepalive', opts['nginx-keepalive'], 1),
+  loadgenProcs: num('loadgen-procs', opts['loadgen-procs'], 1),
+  routerAccessLog: opts['router-access-log'],
+  mockPort: num('mock-port', opts['mock-port'], 1),
+};
+
+const CHAT = { model: 'mock-model', messages: [{ role: 'user', content: 'Hello, how are you?' }], max_tokens: 16 };
+const CASES = {
+  json: { body: JSON.stringify(CHAT), stream: false, expectEvents: 0 },
+  sse: { body: JSON.stringify({ ...CHAT, stream: true }), stream: true, expectEvents: cfg.sseEvents + 1 },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Process bookkeeping: everything started here is killed by PID, never by name.
+
+const children = new Set();
+const tmp = mkdtempSync(join(os.tmpdir(), 'kthena-bench-proxy-'));
+// nginx workers drop root privileges; they must be able to reach the temp paths they are given.
+chmodSync(tmp, 0o755);
+let cleaning = null;
+
+/** Registers a child for cleanup; one started after cleanup began is killed at once. */
+function track(child) {
+  if (cleaning) {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+    throw new Error('interrupted');
+  }
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function alive(child) {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+function stop(child, graceMs = 3000) {
+  if (!alive(child)) return Promise.resolve();
+  return new Promise((resolveStop) => {
+    const timer = setTimeout(() => {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }, graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolveStop();
+    });
+    try {
+      process.kill(child.pid, 'SIGTERM');
+    } catch {
+      clearTimeout(timer);
+      resolveStop();
+    }
+  });
+}
+
+function cleanup() {
+  cleaning ??= (async () => {
+    await Promise.all([...children].map((c) => stop(c)));
+    if (!opts['keep-tmp']) rmSync(tmp, { recursive: true, force: true });
+    else process.stderr.write(`temp dir kept: ${tmp}\n`);
+  })();
+  return cleaning;
+}
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    process.stderr.write(`\n${sig}: stopping ${children.size} child processes\n`);
+    cleanup().then(() => process.exit(130));
+  });
+}
+
+const log = (s) => process.stderr.write(`${s}\n`);
+
+/** A path inside the repository relative to it, anything else unchanged. */
+function shortPath(p) {
+  const r = relative(ROOT, p);
+  return r && !r.startsWith('..') && !r.startsWith('/') ? r : p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine description
+
+function machine(nginxVersion) {
+  const cpuModel = (readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m) ?? [])[1] ?? os.cpus()[0]?.model ?? 'unknown';
+  const pkg = (p) => {
+    try {
+      return JSON.parse(readFileSync(join(ROOT, p), 'utf8')).version;
+    } catch {
+      return 'unknown';
+    }
+  };
+  const git = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
+  return {
+    cpu: cpuModel.trim(),
+    cores: os.availableParallelism?.() ?? os.cpus().length,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    nginx: nginxVersion ?? 'not installed',
+    undici: pkg('node_modules/undici/package.json'),
+    router: `${pkg('package.json')}${git.status === 0 ? ` (${git.stdout.trim()})` : ''}`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mock engines
+
+async function startMock() {
+  const pods = MOCK_IPS.map((ip) => `${ip}:${cfg.mockPort}`).join(',');
+  const args = [join(HERE, 'mock-engine.mjs'), '--pods', pods, '--events', String(cfg.sseEvents), '--itl-ms', String(cfg.sseItlMs)];
+  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const ready = await new Promise((resolveReady) => {
+    const rl = createInterface({ input: child.stdout });
+    rl.once('line', (line) => {
+      try {
+        resolveReady(JSON.parse(line));
+      } catch {
+        resolveReady(null);
+      }
+    });
+    child.once('exit', () => resolveReady(null));
+    setTimeout(() => resolveReady(null), 10_000).unref();
+  });
+  if (!ready?.ready) throw new Error('mock engines did not start (see the error above)');
+  child.stdout.resume();
+  return { child, origins: MOCK_IPS.map((ip) => `http://${ip}:${cfg.mockPort}`) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets. Each: { name, origins, pids, child?, skipped? }
+
+function findNginx() {
+  for (const bin of ['nginx', '/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx']) {
+    const r = spawnSync(bin, ['-v'], { encoding: 'utf8' });
+    if (r.status === 0) {
+      const m = `${r.stderr}${r.stdout}`.match(/nginx\/(\d+)\.(\d+)\.(\d+)/);
+      return { bin, version: m ? `${m[1]}.${m[2]}.${m[3]}` : 'unknown', numeric: m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0] };
+    }
+  }
+  return null;
+}
+
+async function startNginx(nginx) {
+  const dir = join(tmp, 'nginx');
+  mkdirSync(dir, { mode: 0o755 });
+  const port = await freePort();
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `# Generated by native-bench/proxy/run.mjs
+worker_processes ${cfg.nginxWorkers};
+worker_rlimit_nofile 65535;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+
+events {
+  worker_connections 16384;
+}
+
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  # A closed-loop client reuses its connections for the whole run; nginx's default of 1000
+  # requests per connection would add reconnects the other targets do not pay.
+  keepalive_requests 1000000;
+
+  upstream mock_engines {
+    ${MOCK_IPS.map((ip) => `server ${ip}:${cfg.mockPort};`).join('\n    ')}
+    keepalive ${cfg.nginxKeepalive};
+    keepalive_requests 1000000;
+  }
+
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://mock_engines;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+`,
+  );
+  const [maj, min, patch] = nginx.numeric;
+  // -e (startup error log) exists since 1.19.5; without it nginx first opens /var/log/nginx/error.log.
+  const hasE = maj > 1 || (maj === 1 && (min > 19 || (min === 19 && patch >= 5)));
+  const args = ['-p', dir, '-c', conf, ...(hasE ? ['-e', join(dir, 'error.log')] : []), '-g', 'daemon off;'];
+  const out = openSync(join(dir, 'stderr.log'), 'a');
+  const child = track(spawn(nginx.bin, args, { stdio: ['ignore', out, out] }));
+  const origin = `http://127.0.0.1:${port}`;
+  const ok = await waitFor(async () => !alive(child) || (await httpStatus(`${origin}/health`)) === 200, 5000);
+  if (!ok || !alive(child)) {
+    await stop(child);
+    return {
+      name: 'nginx',
+      skipped: `nginx did not start: ${tailOfFile(join(dir, 'stderr.log'), 5)} ${tailOfFile(join(dir, 'error.log'), 5)}`,
+    };
+  }
+  return { name: 'nginx', origins: [origin], child, pids: processTree(child.pid) };
+}
+
+function routerManifests(dir) {
+  mkdirSync(dir);
+  writeFileSync(
+    join(dir, 'model-server.yaml'),
+    `apiVersion: networking.serving.volcano.sh/v1alpha1
+kind: ModelServer
+metadata:
+  name: mock
+  namespace: default
+spec:
+  workloadSelector:
+    matchLabels:
+      app: mock
+  workloadPort:
+    port: ${cfg.mockPort}
+  inferenceEngine: "vLLM"
+`,
+  );
+  writeFileSync(
+    join(dir, 'model-route.yaml'),
+    `apiVersion: networking.serving.volcano.sh/v1alpha1
+kind: ModelRoute
+metadata:
+  name: mock-model
+  namespace: default
+spec:
+  modelName: "mock-model"
+  rules:
+  - name: "default"
+    targetModels:
+    - modelServerName: "mock"
+`,
+  );
+  writeFileSync(
+    join(dir, 'pods.yaml'),
+    MOCK_IPS.map(
+      (ip, i) => `apiVersion: v1
+kind: Pod
+metadata:
+  name: mock-${i}
+  namespace: default
+  labels:
+    app: mock
+spec:
+  containers:
+  - name: engine
+    image: mock-engine
+status:
+  phase: Running
+  podIP: ${ip}
+  conditions:
+  - type: Ready
+    status: "True"
+`,
+    ).join('---\n'),
+  );
+}
+
+async function startRouter() {
+  const bin = join(ROOT, 'bin', 'kthena-router.js');
+  if (!existsSync(bin)) return { name: 'router', skipped: `${relative(ROOT, bin)} not found: build and wire the router first (npm run build)` };
+  const configDir = join(tmp, 'router-config');
+  routerManifests(configDir);
+  const [port, metricsPort, debugPort] = [await freePort(), await freePort(), await freePort()];
+  const logFile = join(tmp, 'router.log');
+  const out = openSync(logFile, 'a');
+  const args = [
+    bin, 'serve', '--config', configDir, '--port', String(port), '--workers', String(cfg.routerWorkers),
+    '--metrics-port', String(metricsPort), '--debug-port', String(debugPort),
+  ];
+  const env = { ...process.env };
+  if (!cfg.routerAccessLog) env.ACCESS_LOG_ENABLED = 'false';
+  const child = track(spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', out, out] }));
+  const origin = `http://127.0.0.1:${port}`;
+  let last = 'no answer';
+  const ready = await waitFor(async () => {
+    if (!alive(child)) return true;
+    last = await httpStatus(`${origin}/readyz`);
+    return last === 200;
+  }, ROUTER_READY_TIMEOUT_MS, 200);
+  if (!alive(child) || !ready) {
+    const why = !alive(child)
+      ? `the router exited (code ${child.exitCode ?? child.signalCode}) before becoming ready`
+      : `the router did not become ready within ${ROUTER_READY_TIMEOUT_MS / 1000} s (GET ${origin}/readyz last answered: ${last})`;
+    await stop(child);
+    return { name: 'router', skipped: `${why}; command: node ${args.map(shortPath).join(' ')}\n--- router log (last lines) ---\n${tailOfFile(logFile, 25)}` };
+  }
+  return { name: 'router', origins: [origin], child, pids: processTree(child.pid), logFile };
+}
+
+/** One request per case through the target: a target that answers wrongly is reported, not measured. */
+async function sanityCheck(target) {
+  for (const name of cfg.cases) {
+    const c = CASES[name];
+    try {
+      const r = await fetch(`${target.origins[0]}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: c.body,
+        signal: AbortSignal.timeout(5000),
+      });
+      const text = await r.text();
+      if (r.status !== 200) return `${name} request answered ${r.status}: ${text.slice(0, 300)}`;
+      if (c.stream) {
+        const events = text.split('\n\n').filter(Boolean).length;
+        if (events !== c.expectEvents || !text.endsWith('data: [DONE]\n\n')) {
+          return `${name} stream had ${events} events (want ${c.expectEvents}, ending in [DONE])`;
+        }
+      } else {
+        JSON.parse(text);
+      }
+    } catch (err) {
+      return `${name} request failed: ${err.cause?.code ?? err.message}`;
+    }
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One measurement: load generator processes against one target, CPU read around the window.
+
+function readSamples(file) {
+  if (!existsSync(file)) return new Float64Array(0);
+  const buf = readFileSync(file);
+  return new Float64Array(buf.buffer, buf.byteOffset, buf.byteLength / 8);
+}
+
+function concat(arrays) {
+  const out = new Float64Array(arrays.reduce((n, a) => n + a.length, 0));
+  let o = 0;
+  for (const a of arrays) {
+    out.set(a, o);
+    o += a.length;
+  }
+  return out;
+}
+
+async function measure(target, caseName, concurrency, mock) {
+  const c = CASES[caseName];
+  const procs = Math.min(cfg.loadgenProcs, concurrency);
+  const base = Math.floor(concurrency / procs);
+  const shares = Array.from({ length: procs }, (_, i) => base + (i < concurrency % procs ? 1 : 0));
+  const pids = target.pids ?? [];
+  let started = 0;
+  let ended = false;
+  let cpu0 = 0;
+  let mock0 = 0;
+  let t0 = 0;
+  let cpu1 = 0;
+  let mock1 = 0;
+  let t1 = 0;
+  const results = [];
+  const failures = [];
+  const deadline = (cfg.warmupS + cfg.durationS) * 1000 + 45_000;
+
+  await Promise.all(
+    shares.map(
+      (share, i) =>
+        new Promise((done) => {
+          const samplesFile = join(tmp, `samples-${process.pid}-${i}`);
+          const lcfg = {
+            origins: target.origins,
+            path: '/v1/chat/completions',
+            body: c.body,
+            stream: c.stream,
+            expectEvents: c.expectEvents,
+            concurrency: share,
+            warmupMs: cfg.warmupS * 1000,
+            durationMs: cfg.durationS * 1000,
+            samplesFile,
+          };
+          const child = track(fork(join(HERE, 'load.mjs'), [JSON.stringify(lcfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+          const timer = setTimeout(() => {
+            failures.push(`load generator ${i} timed out`);
+            stop(child, 500);
+          }, deadline);
+          let gotResult = false;
+          child.on('message', (m) => {
+            if (m.type === 'start' && ++started === procs) {
+              cpu0 = cpuMicrosOf(pids);
+              mock0 = cpuMicros(mock.child.pid);
+              t0 = performance.now();
+            } else if (m.type === 'end' && !ended) {
+              ended = true;
+              cpu1 = cpuMicrosOf(pids);
+              mock1 = cpuMicros(mock.child.pid);
+              t1 = performance.now();
+            } else if (m.type === 'result') {
+              gotResult = true;
+              results.push({ ...m, samplesFile });
+            }
+          });
+          child.once('exit', (code) => {
+            clearTimeout(timer);
+            if (!gotResult) failures.push(`load generator ${i} exited with ${code}`);
+            done();
+          });
+        }),
+    ),
+  );
+
+  if (results.length === 0) return { failed: failures.join('; ') || 'no result' };
+  const latency = concat(results.map((r) => readSamples(`${r.samplesFile}.latency`)));
+  const ttfb = c.stream ? concat(results.map((r) => readSamples(`${r.samplesFile}.ttfb`))) : null;
+  for (const r of results) {
+    rmSync(`${r.samplesFile}.latency`, { force: true });
+    rmSync(`${r.samplesFile}.ttfb`, { force: true });
+  }
+  const rps = results.reduce((n, r) => n + r.rps, 0);
+  const errorKinds = {};
+  for (const r of results) for (const [k, v] of Object.entries(r.errorKinds)) errorKinds[k] = (errorKinds[k] ?? 0) + v;
+  const windowS = (t1 - t0) / 1000;
+  const requestsInWindow = rps * windowS;
+  return {
+    rps,
+    completed: results.reduce((n, r) => n + r.completed, 0),
+    errors: results.reduce((n, r) => n + r.errors, 0),
+    errorKinds,
+    latencyMs: summarize(latency, latency.length),
+    ttfbMs: ttfb ? summarize(ttfb, ttfb.length) : null,
+    cpuUsPerReq: pids.length > 0 && requestsInWindow > 0 ? (cpu1 - cpu0) / requestsInWindow : null,
+    targetCpuPct: pids.length > 0 && windowS > 0 ? ((cpu1 - cpu0) / (windowS * 1e6)) * 100 : null,
+    mockCpuPct: windowS > 0 ? ((mock1 - mock0) / (windowS * 1e6)) * 100 : null,
+    loadgenCpuPct: results.reduce((n, r) => n + r.loadgenCpuPct, 0),
+    sampled: results.some((r) => r.sampled),
+    failures,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const fmt = (v, digits = 2) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+const fmtInt = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '–');
+
+function aggregate(runs) {
+  const ok = runs.filter((r) => !r.failed);
+  const pick = (f) => median(ok.map(f));
+  return {
+    runs: runs.length,
+    failedRuns: runs.length - ok.length,
+    rps: pick((r) => r.rps),
+    p50: pick((r) => r.latencyMs?.p50),
+    p99: pick((r) => r.latencyMs?.p99),
+    p999: pick((r) => r.latencyMs?.p999),
+    ttfbP50: pick((r) => r.ttfbMs?.p50 ?? NaN),
+    ttfbP99: pick((r) => r.ttfbMs?.p99 ?? NaN),
+    errors: ok.reduce((n, r) => n + r.errors, 0),
+    cpuUsPerReq: pick((r) => r.cpuUsPerReq ?? NaN),
+    targetCpuPct: pick((r) => r.targetCpuPct ?? NaN),
+    mockCpuPct: pick((r) => r.mockCpuPct ?? NaN),
+    loadgenCpuPct: pick((r) => r.loadgenCpuPct),
+  };
+}
+
+function markdown(report) {
+  const m = report.machine;
+  const lines = [];
+  lines.push('# Proxy overhead: kthena-router vs nginx vs direct', '');
+  lines.push(`- Date: ${report.date}`);
+  lines.push(`- Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, ${m.kernel}`);
+  lines.push(`- Software: node ${m.node}, nginx ${m.nginx}, undici ${m.undici}, kthena-router ${m.router}`);
+  lines.push(
+    `- Method: closed loop (each of N connections keeps one request in flight); ${report.config.warmupS} s warmup, ` +
+      `${report.config.durationS} s measured, ${report.config.runs} run(s) per cell, median of each statistic; ` +
+      'latency = request start to last body byte; CPU = utime+stime of the target process tree per completed request.',
+  );
+  lines.push(
+    `- Mock engines: 2 uWebSockets.js pods (${MOCK_IPS.map((ip) => `${ip}:${report.config.mockPort}`).join(', ')}) in one process; json = one ` +
+      `chat.completion (16 tokens); sse = ${report.config.sseEvents} events + [DONE]` +
+      (report.config.sseItlMs > 0 ? `, one every ${report.config.sseItlMs} ms.` : ', written at once.'),
+  );
+  lines.push(
+    `- Router: ${report.config.routerWorkers} workers, access log ${report.config.routerAccessLog ? 'on' : 'off'}. ` +
+      `nginx: worker_processes ${report.config.nginxWorkers}, upstream keepalive ${report.config.nginxKeepalive}, proxy_buffering off, access_log off.`,
+  );
+  if (m.cores < 8) {
+    lines.push(
+      '',
+      `> All processes (load generator, mock engines, target) share ${m.cores} cores: compare targets with each other, ` +
+        'not with a dedicated machine.',
+    );
+  }
+  lines.push(
+    '',
+    '| case | conc | target | req/s | p50 ms | p99 ms | p99.9 ms | +p50 vs direct | CPU µs/req | target CPU % | load gen CPU % | errors |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  let saturated = false;
+  for (const row of report.results) {
+    const a = row.median;
+    const direct = report.results.find((r) => r.case === row.case && r.concurrency === row.concurrency && r.target === 'direct');
+    const added = row.target !== 'direct' && direct ? a.p50 - direct.median.p50 : NaN;
+    if (a.loadgenCpuPct >= 90 * report.config.loadgenProcs) saturated = true;
+    lines.push(
+      `| ${row.case} | ${row.concurrency} | ${row.target} | ${fmtInt(a.rps)} | ${fmt(a.p50)} | ${fmt(a.p99)} | ${fmt(a.p999)} | ` +
+        `${Number.isFinite(added) ? (added >= 0 ? '+' : '') + fmt(added) : '–'} | ${fmt(a.cpuUsPerReq, 1)} | ${fmt(a.targetCpuPct, 0)} | ` +
+        `${fmt(a.loadgenCpuPct, 0)} | ${a.errors}${a.failedRuns ? ` (${a.failedRuns} run(s) failed)` : ''} |`,
+    );
+  }
+  if (saturated) {
+    lines.push(
+      '',
+      '> A load generator CPU near 100 % per process means the client, not the target, limited req/s in that row; ' +
+        'add --loadgen-procs on a machine with spare cores.',
+    );
+  }
+  for (const [name, why] of Object.entries(report.skipped)) lines.push('', `**${name} not measured:** ${why.split('\n')[0]}`);
+  return lines.join('\n') + '\n';
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const nginx = findNginx();
+  const report = {
+    date: new Date().toISOString(),
+    machine: machine(nginx?.version),
+    config: { ...cfg },
+    skipped: {},
+    results: [],
+  };
+
+  log(`temp dir ${tmp}`);
+  const mock = await startMock();
+  log(`mock engines ready on ${mock.origins.join(', ')} (pid ${mock.child.pid})`);
+
+  const targets = [];
+  for (const name of cfg.targets) {
+    let t;
+    if (name === 'direct') t = { name: 'direct', origins: mock.origins, pids: [] };
+    else if (name === 'nginx') {
+      t = nginx
+        ? await startNginx(nginx)
+        : { name: 'nginx', skipped: 'nginx is not installed; install it with: sudo apt-get install -y nginx' };
+    } else t = await startRouter();
+    if (!t.skipped) {
+      const bad = await sanityCheck(t);
+      if (bad) {
+        if (t.child) await stop(t.child);
+        t = { name, skipped: `answered wrongly before the benchmark: ${bad}${t.logFile ? `\n--- router log ---\n${tailOfFile(t.logFile, 25)}` : ''}` };
+      }
+    }
+    if (t.skipped) {
+      report.skipped[name] = t.skipped;
+      log(`!! ${name} skipped: ${t.skipped}`);
+    } else {
+      log(`${name} ready at ${t.origins.join(', ')}${t.pids.length ? ` (pids ${t.pids.join(', ')})` : ''}`);
+      targets.push(t);
+    }
+  }
+  if (targets.length === 0) throw new Error('no target could be started');
+
+  const cells = new Map();
+  const total = cfg.cases.length * cfg.concurrencies.length * cfg.runs * targets.length;
+  let n = 0;
+  for (const caseName of cfg.cases) {
+    for (const conc of cfg.concurrencies) {
+      for (let run = 0; run < cfg.runs; run++) {
+        // Targets interleave within a run so slow drift of the machine hits all of them alike.
+        for (const t of targets) {
+          if (cleaning) throw new Error('interrupted');
+          n++;
+          const r = await measure(t, caseName, conc, mock);
+          if (cleaning) throw new Error('interrupted');
+          const key = `${caseName}|${conc}|${t.name}`;
+          if (!cells.has(key)) cells.set(key, { case: caseName, concurrency: conc, target: t.name, runs: [] });
+          cells.get(key).runs.push(r);
+          log(
+            r.failed
+              ? `[${n}/${total}] ${caseName} c=${conc} ${t.name} run ${run + 1}: FAILED ${r.failed}`
+              : `[${n}/${total}] ${caseName} c=${conc} ${t.name} run ${run + 1}: ${fmtInt(r.rps)} req/s, ` +
+                  `p50 ${fmt(r.latencyMs?.p50)} ms, p99 ${fmt(r.latencyMs?.p99)} ms, errors ${r.errors}` +
+                  (r.cpuUsPerReq !== null ? `, ${fmt(r.cpuUsPerReq, 1)} µs CPU/req` : '') +
+                  `, load gen ${fmt(r.loadgenCpuPct, 0)}% CPU`,
+          );
+        }
+      }
+    }
+  }
+  for (const cell of cells.values()) report.results.push({ ...cell, median: aggregate(cell.runs) });
+
+  const md = markdown(report);
+  process.stdout.write(`\n${md}`);
+  const stamp = report.date.replace(/:/g, '').replace(/\..*$/, '');
+  const out = opts.out ? resolve(opts.out) : join(ROOT, 'native-bench', 'results', `proxy-${stamp}${opts.quick ? '-quick' : ''}.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({ ...report, markdown: md }, null, 2) + '\n');
+  log(`results written to ${shortPath(out)}`);
+}
+
+let exitCode = 0;
+try {
+  await main();
+} catch (err) {
+  if (cleaning) exitCode = 130;
+  else {
+    log(`bench:proxy failed: ${err.stack ?? err}`);
+    exitCode = 1;
+  }
+}
+await cleanup();
+process.exit(exitCode);

@@ -1,0 +1,289 @@
+/**
+ * The debug server (Kthena's `--debug-port`, default 15000): JSON dumps of what the router currently
+ * knows, with Kthena's paths and shapes (volcano-sh/kthena:pkg/kthena-router/debug/handlers.go),
+ * plus our problems, snapshot and initial-config dumps. It exposes every watched spec, so it only
+ * ever binds a loopback address.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import { RouterError } from '../errors.js';
+import type { RoutingIR } from '../ir/types.js';
+import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet } from '../resources/types.js';
+import { listen } from './metrics.js';
+
+/** Engine metrics of one pod as the scraper last saw them (Kthena's PodInfo fields). */
+export interface PodMetricsView {
+  gpuCacheUsage: number;
+  requestWaitingNum: number;
+  requestRunningNum: number;
+  tpot: number;
+  ttft: number;
+  /** Model ids from the pod's /v1/models (LoRA adapters included). */
+  models?: readonly string[];
+}
+
+export interface DebugSource {
+  /** What the provider currently knows (validated, defaulted). */
+  resources(): ResourceSet;
+  /** Every validation and translation problem, with file and field. */
+  problems(): readonly Problem[];
+  /** The IR of the live snapshot, null before the first publish. */
+  ir(): RoutingIR | null;
+  generation(): number;
+  /** The frozen, validated router configuration. */
+  initialConfig(): object;
+  /**
+   * Scraped engine metrics of a pod, by `namespace/name`. Optional until the metrics scraper
+   * exists; without it (or for a pod not scraped yet) every metric reads 0 and `models` is empty.
+   */
+  podMetrics?(key: string): PodMetricsView | undefined;
+  /**
+   * Fault injection for tests and chaos drills, present only with KTHENA_ROUTER_FAULT_INJECTION=1:
+   * `POST /debug/fault/crash-worker?index=N` makes worker N throw an uncaught exception.
+   */
+  faults?: { crashWorker(index: number): boolean };
+}
+
+export interface DebugServerOptions {
+  port: number;
+  /** Must be a loopback address (127.0.0.0/8, ::1) or `localhost`. Default 127.0.0.1. */
+  host?: string;
+}
+
+const loopback = new net.BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true;
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const family = net.isIP(h);
+  if (family === 4) return loopback.check(h, 'ipv4');
+  if (family === 6) return loopback.check(h, 'ipv6');
+  return false;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+// pprof is Go's profiler; a Node.js process is profiled through the inspector instead.
+const PPROF_MESSAGE = 'pprof endpoints exist only in the Go router; profile this router with Node.js ' +
+  'inspector tooling: start it with --inspect (or --cpu-prof / --heap-prof) and attach Chrome DevTools';
+
+interface Reply {
+  status: number;
+  body: unknown;
+}
+
+function notFound(error: string): Reply {
+  return { status: 404, body: { error } };
+}
+
+/** Go's Time.Format("2006-01-02T15:04:05Z"), which Kthena applies to the pod's start time. */
+function goSecondsUTC(ts: string): string {
+  const d = new Date(ts);
+  return Number.isNaN(d.getTime()) ? ts : d.toISOString().slice(0, 19) + 'Z';
+}
+
+function routeView(r: ModelRoute): object {
+  return { name: r.metadata.name, namespace: r.metadata.namespace, spec: r.spec };
+}
+
+class Dump {
+  readonly #res: ResourceSet;
+  readonly #ir: RoutingIR | null;
+  readonly #source: DebugSource;
+
+  constructor(source: DebugSource) {
+    this.#source = source;
+    this.#res = source.resources();
+    this.#ir = source.ir();
+  }
+
+  /** namespace/name of the pods a ModelServer currently routes to (the snapshot's endpoints). */
+  #associatedPods(serverKey: string): string[] {
+    const ir = this.#ir;
+    if (ir === null) return [];
+    const server = ir.servers.find((s) => s.key === serverKey);
+    if (server === undefined) return [];
+    return server.endpoints.map((i) => ir.endpoints[i].key);
+  }
+
+  #serverView(ms: ModelServer): object {
+    const view: Record<string, unknown> = {
+      name: ms.metadata.name,
+      namespace: ms.metadata.namespace,
+      spec: ms.rawSpec ?? ms.spec,
+    };
+    // Kthena's associatedPods/decodePods/prefillPods are `omitempty` slices: absent when empty.
+    // PD groups are not routed yet, so decode/prefill lists are always empty.
+    const pods = this.#associatedPods(`${ms.metadata.namespace}/${ms.metadata.name}`);
+    if (pods.length > 0) view.associatedPods = pods;
+    return view;
+  }
+
+  /**
+   * As Kthena's store, only pods that some ModelServer selects (and that can take traffic) are
+   * known; `withDetails` adds podInfo, as Kthena does for the single-pod dump.
+   */
+  #podViews(onlyKey: string | null, withDetails: boolean): object[] {
+    const ir = this.#ir;
+    if (ir === null) return [];
+    const serversOf = new Map<number, number[]>();
+    for (let s = 0; s < ir.servers.length; s++) {
+      for (const e of ir.servers[s].endpoints) {
+        let list = serversOf.get(e);
+        if (list === undefined) serversOf.set(e, (list = []));
+        list.push(s);
+      }
+    }
+    let podsByKey: Map<string, Pod> | null = null;
+    if (withDetails) {
+      podsByKey = new Map(this.#res.pods.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p]));
+    }
+    const out: object[] = [];
+    for (let i = 0; i < ir.endpoints.length; i++) {
+      const ep = ir.endpoints[i];
+      if (onlyKey !== null && ep.key !== onlyKey) continue;
+      const servers = serversOf.get(i);
+      if (servers === undefined) continue;
+      const view: Record<string, unknown> = { name: ep.name, namespace: ep.namespace };
+      if (podsByKey !== null) {
+        const pod = podsByKey.get(ep.key);
+        if (pod !== undefined) view.podInfo = podInfo(pod);
+      }
+      const m = this.#source.podMetrics?.(ep.key);
+      view.engine = ir.servers[servers[0]].engine;
+      view.metrics = {
+        gpuCacheUsage: m?.gpuCacheUsage ?? 0,
+        requestWaitingNum: m?.requestWaitingNum ?? 0,
+        requestRunningNum: m?.requestRunningNum ?? 0,
+        tpot: m?.tpot ?? 0,
+        ttft: m?.ttft ?? 0,
+      };
+      view.models = m?.models ? [...m.models] : [];
+      view.modelServers = servers.map((s) => ir.servers[s].key);
+      out.push(view);
+    }
+    return out;
+  }
+
+  list(what: string): Reply {
+    switch (what) {
+      case 'modelroutes':
+        return { status: 200, body: { modelroutes: nullIfEmpty(this.#res.modelRoutes.map(routeView)) } };
+      case 'modelservers':
+        return { status: 200, body: { modelservers: nullIfEmpty(this.#res.modelServers.map((ms) => this.#serverView(ms))) } };
+      case 'pods':
+        return { status: 200, body: { pods: nullIfEmpty(this.#podViews(null, false)) } };
+      // Gateway API resources are not watched yet: Kthena's answer for an empty store.
+      case 'gateways':
+        return { status: 200, body: { gateways: null } };
+      case 'httproutes':
+        return { status: 200, body: { httproutes: null } };
+      case 'inferencepools':
+        return { status: 200, body: { inferencepools: null } };
+      case 'problems':
+        return { status: 200, body: { problems: [...this.#source.problems()] } };
+      case 'snapshot':
+        return { status: 200, body: { generation: this.#source.generation(), ir: this.#ir } };
+      case 'initial_config':
+        return { status: 200, body: this.#source.initialConfig() };
+      default:
+        return notFound('not found');
+    }
+  }
+
+  one(kind: string, namespace: string, name: string): Reply {
+    if (namespace === '' || name === '') {
+      return { status: 400, body: { error: 'namespace and name parameters are required' } };
+    }
+    switch (kind) {
+      case 'modelroutes': {
+        const r = this.#res.modelRoutes.find((x) => x.metadata.namespace === namespace && x.metadata.name === name);
+        return r ? { status: 200, body: routeView(r) } : notFound('ModelRoute not found');
+      }
+      case 'modelservers': {
+        const ms = this.#res.modelServers.find((x) => x.metadata.namespace === namespace && x.metadata.name === name);
+        return ms ? { status: 200, body: this.#serverView(ms) } : notFound('ModelServer not found');
+      }
+      case 'pods': {
+        const views = this.#podViews(`${namespace}/${name}`, true);
+        return views.length > 0 ? { status: 200, body: views[0] } : notFound('Pod not found');
+      }
+      case 'gateways':
+        return notFound('Gateway not found');
+      case 'httproutes':
+        return notFound('HTTPRoute not found');
+      case 'inferencepools':
+        return notFound('InferencePool not found');
+      default:
+        return notFound('not found');
+    }
+  }
+}
+
+function podInfo(pod: Pod): object {
+  const info: Record<string, unknown> = {
+    podIP: pod.status.podIP ?? '',
+    nodeName: pod.spec.nodeName ?? '',
+    phase: pod.status.phase ?? '',
+  };
+  if (pod.status.startTime) info.startTime = goSecondsUTC(pod.status.startTime);
+  if (Object.keys(pod.metadata.labels).length > 0) info.labels = pod.metadata.labels;
+  return info;
+}
+
+/** Go marshals a nil slice as null; Kthena's list handlers start from a nil slice. */
+function nullIfEmpty<T>(list: T[]): T[] | null {
+  return list.length === 0 ? null : list;
+}
+
+const DUMP_PREFIX = '/debug/config_dump/';
+
+function route(source: DebugSource, method: string, path: string, query: string): Reply {
+  if (path === '/debug/fault/crash-worker' && source.faults !== undefined) {
+    if (method !== 'POST') return { status: 405, body: { error: 'use POST' } };
+    const index = Number(new URLSearchParams(query).get('index') ?? '0');
+    return source.faults.crashWorker(index) ? { status: 202, body: { crashed: index } } : notFound(`worker ${index} not running`);
+  }
+  if (method !== 'GET' && method !== 'HEAD') return notFound('not found');
+  if (path === '/debug/pprof' || path.startsWith('/debug/pprof/')) return notFound(PPROF_MESSAGE);
+  if (!path.startsWith(DUMP_PREFIX)) return notFound('not found');
+  let segs: string[];
+  try {
+    segs = path.slice(DUMP_PREFIX.length).split('/').map(decodeURIComponent);
+  } catch {
+    return notFound('not found');
+  }
+  if (segs.length === 1) return new Dump(source).list(segs[0]);
+  if (segs.length === 4 && segs[0] === 'namespaces') return new Dump(source).one(segs[2], segs[1], segs[3]);
+  return notFound('not found');
+}
+
+/**
+ * Start the debug server on a loopback address only; any other host is refused with
+ * RTR_ERR_CONFIG_INVALID before anything is bound.
+ */
+export async function startDebugServer(source: DebugSource, opts: DebugServerOptions): Promise<http.Server> {
+  const host = opts.host ?? '127.0.0.1';
+  if (!isLoopbackHost(host)) {
+    throw new RouterError('RTR_ERR_CONFIG_INVALID', `the debug server binds only a loopback address, got host "${host}"`);
+  }
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    let reply: Reply;
+    try {
+      reply = route(source, req.method ?? 'GET', path, q === -1 ? '' : url.slice(q + 1));
+    } catch (err) {
+      reply = { status: 500, body: { error: err instanceof Error ? err.message : String(err) } };
+    }
+    const body = JSON.stringify(reply.body);
+    res.writeHead(reply.status, { 'Content-Type': JSON_TYPE, 'Content-Length': Buffer.byteLength(body) });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  return listen(server, opts.port, host);
+}

@@ -1,0 +1,337 @@
+/**
+ * The control thread: watches manifests, translates, publishes snapshots into shared memory,
+ * supervises the worker threads and serves metrics and debug endpoints. It never proxies traffic.
+ */
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import type { RouterConfig } from './config.js';
+import { RouterError } from './errors.js';
+import { createLogger, type Logger } from './log.js';
+import { FileProvider } from './provider/file/index.js';
+import { translate, validateIR } from './translator/index.js';
+import { Publisher } from './publish/publisher.js';
+import { allocateRegions, kHdrDraining, kHdrReady, snapshotHalfBytes, type SharedRegions } from './shared/layout.js';
+import type { Problem, ResourceSet } from './resources/types.js';
+import type { RoutingIR } from './ir/types.js';
+import { MetricsHub, startMetricsServer } from './admin/metrics.js';
+import type { MetricJSON } from '../workers/metrics.js';
+import { startDebugServer } from './admin/debug.js';
+import { createAccessLogSink } from './admin/accesslog-sink.js';
+import type { FromWorker, ToWorker, WorkerInit } from '../workers/worker.js';
+import type { Server } from 'node:http';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const workerFile = path.join(here, '..', 'workers', 'worker.js');
+
+interface WorkerSlot {
+  index: number;
+  worker: Worker | null;
+  /** threadId of the current worker: the metrics hub's id, never reused. */
+  id: number;
+  listening: boolean;
+  restarts: number;
+  /** The metrics a worker posted on its way out (graceful drain or a caught crash). */
+  finalMetrics: MetricJSON[] | null;
+}
+
+export interface RunningRouter {
+  /** Resolves when the router has stopped (after drain). */
+  stopped: Promise<number>;
+  stop(): Promise<number>;
+  ready: Promise<void>;
+}
+
+export class ControlPlane {
+  readonly cfg: Readonly<RouterConfig>;
+  readonly log: Logger;
+  #regions: SharedRegions;
+  readonly #header: Int32Array;
+  readonly #publisher: Publisher;
+  readonly #hub: MetricsHub;
+  readonly #workers: WorkerSlot[] = [];
+  #provider: FileProvider | null = null;
+  #resources: ResourceSet = { modelRoutes: [], modelServers: [], pods: [] };
+  #providerProblems: Problem[] = [];
+  #translatorProblems: Problem[] = [];
+  #draining = false;
+  #servers: Server[] = [];
+  #sink: ReturnType<typeof createAccessLogSink> | null = null;
+  #collectId = 1;
+  #pendingCollect = new Map<number, Map<number, (data: MetricJSON[]) => void>>();
+  #pendingAcks = new Map<number, { remaining: Set<number>; resolve: () => void }>();
+  #readyResolve!: () => void;
+  readonly ready: Promise<void>;
+  #stoppedResolve!: (code: number) => void;
+  readonly stopped: Promise<number>;
+  #rebuildScheduled = false;
+  #rebuilding: Promise<void> = Promise.resolve();
+  #startupListenFailure: string | null = null;
+
+  constructor(cfg: Readonly<RouterConfig>, log?: Logger) {
+    this.cfg = cfg;
+    this.log = log ?? createLogger(cfg.logLevel);
+    this.#regions = allocateRegions();
+    this.#header = new Int32Array(this.#regions.headerSab);
+    this.#publisher = new Publisher(this.#regions);
+    this.#hub = new MetricsHub({ collectWorkers: () => this.#collect() });
+    this.ready = new Promise((r) => { this.#readyResolve = r; });
+    this.stopped = new Promise((r) => { this.#stoppedResolve = r; });
+  }
+
+  /** Starts everything; rejects (after cleaning up) when a port cannot be bound. */
+  async start(): Promise<void> {
+    const cfg = this.cfg;
+    this.log.info({ flags: cfg }, 'starting kthena-router');
+    if (cfg.accessLog.enabled) this.#sink = createAccessLogSink(cfg.accessLog.output);
+    if (cfg.metricsPort !== 0) this.#servers.push(await startMetricsServer(this.#hub, { host: '0.0.0.0', port: cfg.metricsPort }));
+    if (cfg.debugPort !== 0) {
+      this.#servers.push(await startDebugServer({
+        resources: () => this.#resources,
+        problems: () => [...this.#providerProblems, ...this.#translatorProblems],
+        ir: () => this.#publisher.current,
+        generation: () => this.#publisher.generation,
+        initialConfig: () => cfg,
+        faults: cfg.faultInjection ? { crashWorker: (i: number) => this.#crashWorker(i) } : undefined,
+      }, { port: cfg.debugPort, host: '127.0.0.1' }));
+    }
+    const listening = Array.from({ length: cfg.workers }, (_, i) => this.#spawn(i));
+    await Promise.all(listening);
+    if (this.#startupListenFailure !== null) {
+      const err = new RouterError('RTR_ERR_LISTEN', this.#startupListenFailure);
+      await this.stop();
+      throw err;
+    }
+    this.#hub.setRunningWorkers(this.#workers.filter((w) => w.worker !== null).length);
+    this.#provider = new FileProvider(cfg.configDir, {
+      onChange: (snap) => {
+        this.#resources = snap.resources;
+        this.#providerProblems = snap.problems;
+        this.#scheduleRebuild();
+      },
+      log: this.log,
+    });
+    await this.#provider.start();
+  }
+
+  #spawn(index: number): Promise<void> {
+    const init: WorkerInit = { index, cfg: this.cfg, regions: this.#regions };
+    const worker = new Worker(workerFile, { workerData: init, name: `kthena-router-worker-${index}` });
+    const slot: WorkerSlot = this.#workers[index] ?? { index, worker: null, id: 0, listening: false, restarts: 0, finalMetrics: null };
+    slot.worker = worker;
+    slot.id = worker.threadId;
+    slot.listening = false;
+    slot.finalMetrics = null;
+    this.#workers[index] = slot;
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      const settle = (): void => { if (!settled) { settled = true; resolve(); } };
+      worker.on('message', (m: FromWorker) => {
+        switch (m.type) {
+          case 'listening':
+            if (m.ok) slot.listening = true;
+            else {
+              this.#startupListenFailure = m.error ?? `${this.cfg.host}:${this.cfg.port}`;
+              this.log.error({ worker: index, address: m.error }, new RouterError('RTR_ERR_LISTEN', m.error).message);
+            }
+            settle();
+            break;
+          case 'fatal':
+            this.#startupListenFailure = m.message;
+            this.log.fatal({ worker: index, code: m.code }, m.message);
+            settle();
+            break;
+          case 'access':
+            this.#sink?.write(m.lines);
+            break;
+          case 'log':
+            this.log[m.level](m.obj, m.msg);
+            break;
+          case 'metrics':
+            if (m.id === 0) slot.finalMetrics = m.data as MetricJSON[];
+            else this.#onCollected(m.id, index, m.data as MetricJSON[]);
+            break;
+          case 'ack': {
+            const p = this.#pendingAcks.get(m.id);
+            if (p) { p.remaining.delete(index); if (p.remaining.size === 0) { this.#pendingAcks.delete(m.id); p.resolve(); } }
+            break;
+          }
+          case 'render-metrics':
+            this.#hub.render().then(
+              (r) => worker.postMessage({ type: 'metrics-text', id: m.id, text: r.body } satisfies ToWorker),
+              () => worker.postMessage({ type: 'metrics-text', id: m.id, text: null } satisfies ToWorker),
+            );
+            break;
+        }
+      });
+      worker.on('error', (err) => {
+        this.log.error({ worker: index, err: err.stack }, 'worker error');
+      });
+      worker.on('exit', (code) => {
+        settle();
+        slot.worker = null;
+        if (slot.finalMetrics !== null) this.#hub.retire(slot.finalMetrics, slot.id);
+        else this.#hub.retireWorker(slot.id);
+        slot.finalMetrics = null;
+        this.#hub.setRunningWorkers(this.#workers.filter((w) => w.worker !== null).length);
+        for (const [id, p] of this.#pendingAcks) { if (p.remaining.delete(index) && p.remaining.size === 0) { this.#pendingAcks.delete(id); p.resolve(); } }
+        if (this.#draining || this.#startupListenFailure !== null || !slot.listening) {
+          this.#maybeStopped();
+          return;
+        }
+        slot.restarts++;
+        this.#hub.workerRestarted();
+        const delay = Math.min(5000, 100 * 2 ** Math.min(slot.restarts - 1, 6));
+        this.log.error({ worker: index, exitCode: code, restartInMs: delay }, 'worker exited unexpectedly; restarting it');
+        setTimeout(() => {
+          if (this.#draining) return;
+          void this.#spawn(index).then(() => {
+            this.#hub.setRunningWorkers(this.#workers.filter((w) => w.worker !== null).length);
+            this.log.info({ worker: index }, 'worker restarted');
+          });
+        }, delay);
+      });
+    });
+  }
+
+  #crashWorker(index: number): boolean {
+    const w = this.#workers[index]?.worker;
+    if (!w) return false;
+    w.postMessage({ type: 'crash' } satisfies ToWorker);
+    return true;
+  }
+
+  /** One promise per live worker; the hub shows a worker that does not answer in time with its last answer. */
+  #collect(): Map<number, Promise<MetricJSON[]>> {
+    const id = this.#collectId++;
+    const waiting = new Map<number, (data: MetricJSON[]) => void>();
+    const answers = new Map<number, Promise<MetricJSON[]>>();
+    for (const w of this.#workers) {
+      if (w.worker === null) continue;
+      answers.set(w.id, new Promise<MetricJSON[]>((resolve) => waiting.set(w.index, resolve)));
+      w.worker.postMessage({ type: 'collect', id } satisfies ToWorker);
+    }
+    this.#pendingCollect.set(id, waiting);
+    setTimeout(() => this.#pendingCollect.delete(id), 5000).unref();
+    return answers;
+  }
+
+  #onCollected(id: number, index: number, data: MetricJSON[]): void {
+    const waiting = this.#pendingCollect.get(id);
+    const resolve = waiting?.get(index);
+    if (resolve === undefined) return;
+    waiting!.delete(index);
+    if (waiting!.size === 0) this.#pendingCollect.delete(id);
+    resolve(data);
+  }
+
+  #scheduleRebuild(): void {
+    if (this.#rebuildScheduled) return;
+    this.#rebuildScheduled = true;
+    // Level triggered: every change marks dirty; one rebuild runs after the current one.
+    this.#rebuilding = this.#rebuilding.then(() => {
+      this.#rebuildScheduled = false;
+      return this.#rebuild();
+    });
+  }
+
+  async #rebuild(): Promise<void> {
+    let ir: RoutingIR;
+    try {
+      const out = translate(this.#resources);
+      this.#translatorProblems = out.problems;
+      const structural = validateIR(out.ir);
+      if (structural.length > 0) {
+        this.log.error({ problems: structural }, 'translated snapshot is invalid; keeping the last good snapshot');
+        this.#hub.snapshotPublished('rejected');
+        return;
+      }
+      const withSlots = this.#publisher.withSlots(out.ir);
+      if (withSlots === null) {
+        this.log.error({ endpoints: out.ir.endpoints.length }, 'more endpoints than endpoint slots; keeping the last good snapshot');
+        this.#hub.snapshotPublished('rejected');
+        return;
+      }
+      ir = withSlots;
+    } catch (err) {
+      this.#hub.translatorCrashed();
+      this.log.error({ err: (err as Error).stack }, 'translator crashed; keeping the last good snapshot');
+      return;
+    }
+    this.#hub.setConfigProblems([...this.#providerProblems, ...this.#translatorProblems]);
+    for (const p of [...this.#providerProblems, ...this.#translatorProblems]) {
+      this.log.warn({ kind: p.kind, namespace: p.namespace, name: p.name, file: p.file, field: p.field, severity: p.severity }, p.message);
+    }
+    const bytes = this.#publisher.encode(ir);
+    if (!this.#publisher.fits(bytes)) await this.#growSnapshotBuffer(bytes.byteLength);
+    const result = this.#publisher.publish(ir, bytes);
+    this.#hub.snapshotPublished(result === 'too-large' ? 'rejected' : result);
+    if (result === 'published') {
+      this.#hub.setSnapshotGeneration(this.#publisher.generation);
+      this.log.info({ generation: this.#publisher.generation, routes: ir.routes.length, servers: ir.servers.length, endpoints: ir.endpoints.length, bytes: bytes.byteLength }, 'published routing snapshot');
+    }
+    if (Atomics.load(this.#header, kHdrReady) === 0 && this.#publisher.generation > 0) {
+      Atomics.store(this.#header, kHdrReady, 1);
+      this.#readyResolve();
+    }
+  }
+
+  async #growSnapshotBuffer(needed: number): Promise<void> {
+    let half = snapshotHalfBytes(this.#regions.snapshotSab);
+    while (half < needed) half *= 2;
+    const sab = new SharedArrayBuffer(half * 2);
+    const live = this.#workers.filter((w) => w.worker !== null);
+    const id = this.#collectId++;
+    // Every worker must hold the new buffer before a generation points into it.
+    await new Promise<void>((resolve) => {
+      if (live.length === 0) { resolve(); return; }
+      this.#pendingAcks.set(id, { remaining: new Set(live.map((w) => w.index)), resolve });
+      for (const w of live) w.worker!.postMessage({ type: 'snapshot-buffer', sab, id } satisfies ToWorker);
+    });
+    this.#regions = { ...this.#regions, snapshotSab: sab };
+    this.#publisher.replaceSnapshotBuffer(sab);
+    this.log.info({ halfBytes: half }, 'snapshot buffer enlarged');
+  }
+
+  /** SIGTERM: stop accepting, drain in-flight requests up to DRAIN_TIMEOUT, then stop. */
+  async stop(): Promise<number> {
+    if (!this.#draining) {
+      this.#draining = true;
+      Atomics.store(this.#header, kHdrDraining, 1);
+      this.log.info({ drainTimeoutMs: this.cfg.drainTimeoutMs }, 'draining');
+      await this.#provider?.stop();
+      const deadlineMs = Date.now() + this.cfg.drainTimeoutMs;
+      for (const w of this.#workers) w.worker?.postMessage({ type: 'drain', deadlineMs } satisfies ToWorker);
+      this.#maybeStopped();
+    }
+    return this.stopped;
+  }
+
+  #maybeStopped(): void {
+    if (!this.#draining && this.#startupListenFailure === null) return;
+    if (this.#workers.some((w) => w.worker !== null)) return;
+    void (async () => {
+      await Promise.all(this.#servers.map((s) => new Promise<void>((r) => { s.closeAllConnections?.(); s.close(() => r()); })));
+      this.#servers = [];
+      await this.#sink?.close();
+      this.log.info({}, 'stopped');
+      this.#stoppedResolve(this.#startupListenFailure !== null ? 1 : 0);
+    })();
+  }
+}
+
+/** Runs the router until SIGTERM/SIGINT; resolves with the process exit code. */
+export async function runRouter(cfg: Readonly<RouterConfig>): Promise<number> {
+  const cp = new ControlPlane(cfg);
+  const onSignal = (sig: string): void => { cp.log.info({ signal: sig }, 'signal received'); void cp.stop(); };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    await cp.start();
+  } catch (err) {
+    cp.log.fatal({ code: (err as RouterError).code }, (err as Error).message);
+    return cp.stopped;
+  }
+  return cp.stopped;
+}
+

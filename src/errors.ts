@@ -1,0 +1,182 @@
+/**
+ * The error catalogue. Every failure the router can answer with, or record in the access log,
+ * is one entry here: a stable `code` (never reused once retired), the HTTP status, the
+ * OpenAI-style `error.type`, the Kthena access-log/metric `error_type`, and Kthena's message text
+ * (so that anything grepping Kthena's messages keeps working).
+ *
+ * Callers match on `code`, never on `instanceof`: errors crossing `postMessage` are structured-
+ * cloned and lose their class. `docs/errors.md` lists exactly these entries (a test keeps the two
+ * identical in both directions).
+ */
+
+export interface CatalogEntry {
+  /** Stable code, e.g. RTR_ERR_NO_ROUTE. */
+  readonly code: string;
+  /** HTTP status answered to the client (0: nothing can be answered, e.g. the client is gone). */
+  readonly status: number;
+  /** OpenAI-style error.type. */
+  readonly type: 'invalid_request_error' | 'not_found_error' | 'rate_limit_error' | 'server_error' | 'service_unavailable_error' | 'timeout_error';
+  /** Kthena's access-log / metric error_type. */
+  readonly kthenaType: string;
+  /** Default message (Kthena's text where Kthena has one); `%s` is replaced by the detail. */
+  readonly message: string;
+  /** One line for docs/errors.md. */
+  readonly description: string;
+}
+
+function entry(e: CatalogEntry): CatalogEntry {
+  return Object.freeze(e);
+}
+
+export const Catalog = Object.freeze({
+  RTR_ERR_BAD_JSON: entry({
+    code: 'RTR_ERR_BAD_JSON', status: 400, type: 'invalid_request_error', kthenaType: 'request_parsing',
+    message: '%s',
+    description: 'The request body is not valid JSON; the message is the parser error (Kthena: the Go decoder error, e.g. "unexpected EOF", "EOF" for an empty body).',
+  }),
+  RTR_ERR_INVALID_BODY: entry({
+    code: 'RTR_ERR_INVALID_BODY', status: 400, type: 'invalid_request_error', kthenaType: 'request_parsing',
+    message: 'invalid request body',
+    description: 'The body is valid JSON but not a single JSON object.',
+  }),
+  RTR_ERR_BODY_TOO_LARGE: entry({
+    code: 'RTR_ERR_BODY_TOO_LARGE', status: 413, type: 'invalid_request_error', kthenaType: 'request_parsing',
+    message: 'request body too large: limit is %s bytes',
+    description: 'The body (or its declared content-length) exceeds --max-body-bytes (default 32 MiB). Kthena has no limit.',
+  }),
+  RTR_ERR_MODEL_NOT_FOUND: entry({
+    code: 'RTR_ERR_MODEL_NOT_FOUND', status: 404, type: 'invalid_request_error', kthenaType: 'request_parsing',
+    message: 'model not found',
+    description: 'The body has no `model`, or it is not a non-empty string (Kthena\'s answer, 404).',
+  }),
+  RTR_ERR_PROMPT_NOT_FOUND: entry({
+    code: 'RTR_ERR_PROMPT_NOT_FOUND', status: 404, type: 'invalid_request_error', kthenaType: 'prompt_parsing',
+    message: 'prompt not found',
+    description: 'The body has none of `prompt` (string), `messages` (array) or `input`, or they have the wrong type.',
+  }),
+  RTR_ERR_NO_ROUTE: entry({
+    code: 'RTR_ERR_NO_ROUTE', status: 404, type: 'not_found_error', kthenaType: 'route_not_found',
+    message: 'route not found',
+    description: 'No ModelRoute matches the request model (modelName, then LoRA adapters) and its headers/URI.',
+  }),
+  RTR_ERR_PATH_NOT_FOUND: entry({
+    code: 'RTR_ERR_PATH_NOT_FOUND', status: 404, type: 'not_found_error', kthenaType: 'route_not_found',
+    message: '404 page not found',
+    description: 'A path the router does not serve (only /healthz, /readyz and /v1/* are served on the router port).',
+  }),
+  RTR_ERR_MODEL_SERVER_NOT_FOUND: entry({
+    code: 'RTR_ERR_MODEL_SERVER_NOT_FOUND', status: 404, type: 'not_found_error', kthenaType: 'pod_discovery',
+    message: "can't find model server: %s",
+    description: 'The matched rule targets a ModelServer that does not exist (or is invalid) in the route\'s namespace.',
+  }),
+  RTR_ERR_PROVIDER_UNSUPPORTED: entry({
+    code: 'RTR_ERR_PROVIDER_UNSUPPORTED', status: 501, type: 'server_error', kthenaType: 'provider_discovery',
+    message: 'external model providers are not supported by this router yet: %s',
+    description: 'The matched rule targets an ExternalModelProvider; this router does not proxy to external providers yet (answered explicitly, never silently).',
+  }),
+  RTR_ERR_NO_ENDPOINT: entry({
+    code: 'RTR_ERR_NO_ENDPOINT', status: 503, type: 'service_unavailable_error', kthenaType: 'pod_discovery',
+    message: 'no available pods for model server: %s',
+    description: 'The ModelServer selects no Running, Ready, non-terminating pod with an IP.',
+  }),
+  RTR_ERR_SCHEDULING: entry({
+    code: 'RTR_ERR_SCHEDULING', status: 503, type: 'service_unavailable_error', kthenaType: 'scheduling',
+    message: "can't schedule to target pod: %s",
+    description: 'The scheduler left no candidate (e.g. every pod filtered out). Kthena answers 400 for this server-side condition; we answer 503.',
+  }),
+  RTR_ERR_UPSTREAM_ALL_FAILED: entry({
+    code: 'RTR_ERR_UPSTREAM_ALL_FAILED', status: 503, type: 'service_unavailable_error', kthenaType: 'proxy',
+    message: 'request to all pods failed',
+    description: 'Every attempt (connect error, reset, header timeout or 5xx before any byte reached the client) failed.',
+  }),
+  RTR_ERR_UPSTREAM_CONNECT: entry({
+    code: 'RTR_ERR_UPSTREAM_CONNECT', status: 503, type: 'service_unavailable_error', kthenaType: 'proxy',
+    message: 'upstream connect error: %s',
+    description: 'One attempt could not connect (or the connection was reset before response headers); retried on the next endpoint. Seen in logs, not answered by itself.',
+  }),
+  RTR_ERR_UPSTREAM_HEADERS_TIMEOUT: entry({
+    code: 'RTR_ERR_UPSTREAM_HEADERS_TIMEOUT', status: 504, type: 'timeout_error', kthenaType: 'proxy',
+    message: 'upstream did not answer within %s',
+    description: 'One attempt exceeded ModelServer trafficPolicy.timeout before response headers; retried on the next endpoint.',
+  }),
+  RTR_ERR_UPSTREAM_STATUS: entry({
+    code: 'RTR_ERR_UPSTREAM_STATUS', status: 503, type: 'service_unavailable_error', kthenaType: 'proxy',
+    message: 'upstream answered %s',
+    description: 'One attempt got a 5xx before any byte reached the client; retried on the next endpoint.',
+  }),
+  RTR_ERR_UPSTREAM_MIDSTREAM: entry({
+    code: 'RTR_ERR_UPSTREAM_MIDSTREAM', status: 0, type: 'server_error', kthenaType: 'proxy',
+    message: 'upstream failed after the response started: %s',
+    description: 'The upstream failed after bytes reached the client; the client\'s response is ended (SSE streams get a final error event) and the failure is logged.',
+  }),
+  RTR_ERR_CLIENT_ABORTED: entry({
+    code: 'RTR_ERR_CLIENT_ABORTED', status: 499, type: 'invalid_request_error', kthenaType: 'client_aborted',
+    message: 'client closed the request',
+    description: 'The client went away; the upstream request is aborted. Recorded in the access log and metrics with status 499 (nginx convention).',
+  }),
+  RTR_ERR_NOT_READY: entry({
+    code: 'RTR_ERR_NOT_READY', status: 503, type: 'service_unavailable_error', kthenaType: 'route_not_found',
+    message: 'router is not ready',
+    description: 'No routing snapshot has been published yet.',
+  }),
+  RTR_ERR_SHUTTING_DOWN: entry({
+    code: 'RTR_ERR_SHUTTING_DOWN', status: 503, type: 'service_unavailable_error', kthenaType: 'proxy',
+    message: 'router is shutting down',
+    description: 'The router is draining after SIGTERM and takes no new request on an open connection.',
+  }),
+  RTR_ERR_INTERNAL: entry({
+    code: 'RTR_ERR_INTERNAL', status: 500, type: 'server_error', kthenaType: 'internal',
+    message: 'internal error: %s',
+    description: 'A bug in the router; the worker keeps serving and the error is logged with its stack.',
+  }),
+  RTR_ERR_SNAPSHOT_STALE: entry({
+    code: 'RTR_ERR_SNAPSHOT_STALE', status: 503, type: 'service_unavailable_error', kthenaType: 'internal',
+    message: 'routing snapshot could not be read: %s',
+    description: 'A worker could not decode the published snapshot (it keeps serving its previous one; answered only if it never had one).',
+  }),
+  RTR_ERR_CONFIG_INVALID: entry({
+    code: 'RTR_ERR_CONFIG_INVALID', status: 0, type: 'invalid_request_error', kthenaType: 'config',
+    message: 'invalid configuration: %s',
+    description: 'A flag, environment variable or manifest is invalid; at start-up the router exits 2 with this message, later the last good configuration stays live.',
+  }),
+  RTR_ERR_NATIVE_UWS: entry({
+    code: 'RTR_ERR_NATIVE_UWS', status: 0, type: 'server_error', kthenaType: 'internal',
+    message: 'the native uWebSockets.js binary could not be loaded: %s',
+    description: 'The router refuses to start on uWebSockets.js\'s slow JavaScript fallback.',
+  }),
+  RTR_ERR_LISTEN: entry({
+    code: 'RTR_ERR_LISTEN', status: 0, type: 'server_error', kthenaType: 'internal',
+    message: 'cannot listen on %s',
+    description: 'A port could not be bound (in use, or no permission); reported in the log and at start-up as exit code 1.',
+  }),
+});
+
+export type ErrorCode = keyof typeof Catalog;
+
+/** A router error: carries the catalogue entry's code and status, plus an optional detail. */
+export class RouterError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly type: CatalogEntry['type'];
+  readonly kthenaType: string;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const e = Catalog[code];
+    super(formatMessage(e, detail), options);
+    this.name = 'RouterError';
+    this.code = code;
+    this.status = e.status;
+    this.type = e.type;
+    this.kthenaType = e.kthenaType;
+  }
+}
+
+export function formatMessage(e: CatalogEntry, detail?: string): string {
+  return e.message.includes('%s') ? e.message.replace('%s', detail ?? '') : e.message;
+}
+
+/** The OpenAI-shaped body for a catalogued error. */
+export function errorBody(code: ErrorCode, message: string): string {
+  const e = Catalog[code];
+  return JSON.stringify({ error: { message, type: e.type, code } });
+}

@@ -1,0 +1,87 @@
+/**
+ * The routing IR: plain, frozen data built by the translator, encoded into the snapshot buffer by
+ * publish/, decoded and compiled once per generation by each worker. Nothing here is per request.
+ */
+
+export type MatchType = 'exact' | 'prefix' | 'regex';
+
+export interface StringMatchIR {
+  type: MatchType;
+  value: string;
+}
+
+export interface HeaderMatchIR extends StringMatchIR {
+  /** Lower-case header name. */
+  name: string;
+}
+
+export interface RuleMatchIR {
+  headers: HeaderMatchIR[];
+  uri: StringMatchIR | null;
+  bodyModel: string | null;
+}
+
+export interface TargetIR {
+  /** 'server': a ModelServer; 'provider': an ExternalModelProvider. */
+  kind: 'server' | 'provider';
+  /** namespace/name of the ModelServer or provider. */
+  key: string;
+  /** Index into RoutingIR.servers, or -1 when the ModelServer does not exist. */
+  server: number;
+  weight: number;
+}
+
+export interface RuleIR {
+  name: string;
+  /** null: the rule matches every request. */
+  match: RuleMatchIR | null;
+  targets: TargetIR[];
+  /** Sum of target weights (> 0 for a valid rule). */
+  totalWeight: number;
+}
+
+export interface RouteIR {
+  key: string;
+  namespace: string;
+  name: string;
+  /** '' when the route has only LoRA adapters. */
+  modelName: string;
+  loraAdapters: string[];
+  hasParentRefs: boolean;
+  rules: RuleIR[];
+}
+
+export interface ServerIR {
+  key: string;
+  namespace: string;
+  name: string;
+  /** spec.model, or '' when unset (the request model is forwarded as is). */
+  model: string;
+  engine: 'vLLM' | 'SGLang';
+  port: number;
+  /** trafficPolicy.timeout in ms; 0 = none. */
+  timeoutMs: number;
+  /** trafficPolicy.retry.attempts; -1 = not set (Kthena's walk over up to 5 scheduled pods). */
+  retryAttempts: number;
+  retryIntervalMs: number;
+  /** Indexes into RoutingIR.endpoints: Running, Ready, non-terminating pods with an IP. */
+  endpoints: number[];
+}
+
+export interface EndpointIR {
+  /** namespace/podName. */
+  key: string;
+  namespace: string;
+  name: string;
+  ip: string;
+  /** Endpoint slot in the shared endpoint region; assigned by publish/, -1 from the translator. */
+  slot: number;
+}
+
+export interface RoutingIR {
+  /** Oldest first: creationTimestamp, then resourceVersion, then namespace/name. */
+  routes: RouteIR[];
+  servers: ServerIR[];
+  /** Sorted by key; only pods selected by at least one ModelServer. */
+  endpoints: EndpointIR[];
+}

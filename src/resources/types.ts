@@ -1,0 +1,138 @@
+/**
+ * Typed resources as every provider (file, later Kubernetes) emits them. Objects here are already
+ * validated and defaulted (as the API server would: CRD defaults applied, creationTimestamp set),
+ * so the translator never sees a raw manifest.
+ */
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  /** RFC 3339. In file mode: the manifest's value, else the time the object was first loaded. */
+  creationTimestamp: string;
+  resourceVersion: string;
+  generation: number;
+  labels: Readonly<Record<string, string>>;
+  deletionTimestamp?: string;
+  uid: string;
+}
+
+export interface StringMatch {
+  exact?: string;
+  prefix?: string;
+  regex?: string;
+}
+
+export interface ParentReference {
+  group?: string;
+  kind?: string;
+  name: string;
+  namespace?: string;
+  sectionName?: string;
+  port?: number;
+}
+
+export interface TargetModel {
+  modelServerName?: string;
+  externalModelProviderName?: string;
+  /** Defaulted to 100 (CRD default). Relative weight 0..100. */
+  weight: number;
+}
+
+export interface ModelMatch {
+  headers?: Record<string, StringMatch>;
+  uri?: StringMatch;
+  body?: { model?: string };
+}
+
+export interface Rule {
+  name?: string;
+  modelMatch?: ModelMatch;
+  targetModels: TargetModel[];
+}
+
+export interface RateLimit {
+  inputTokensPerUnit?: number;
+  outputTokensPerUnit?: number;
+  unit: 'second' | 'minute' | 'hour' | 'day' | 'month';
+  global?: { redis?: { address: string } };
+}
+
+export interface ModelRoute {
+  apiVersion: 'networking.serving.volcano.sh/v1alpha1';
+  kind: 'ModelRoute';
+  metadata: ObjectMeta;
+  spec: {
+    modelName?: string;
+    loraAdapters?: string[];
+    parentRefs?: ParentReference[];
+    rules: Rule[];
+    rateLimit?: RateLimit;
+  };
+}
+
+export interface PDGroup {
+  groupKey: string;
+  prefillLabels: Record<string, string>;
+  decodeLabels: Record<string, string>;
+}
+
+export interface ModelServer {
+  apiVersion: 'networking.serving.volcano.sh/v1alpha1';
+  kind: 'ModelServer';
+  metadata: ObjectMeta;
+  spec: {
+    model?: string;
+    inferenceEngine: 'vLLM' | 'SGLang';
+    workloadSelector: { matchLabels: Record<string, string>; pdGroup?: PDGroup };
+    workloadPort: { port: number; protocol: 'http' | 'https' };
+    trafficPolicy?: {
+      /** Milliseconds, parsed from the metav1.Duration string. */
+      timeoutMs?: number;
+      retry?: { attempts: number; retryIntervalMs: number };
+    };
+    kvConnector?: { type: 'http' | 'lmcache' | 'nixl' | 'mooncake' };
+  };
+  /** The spec exactly as written (durations as strings), for the debug dump. */
+  rawSpec: unknown;
+}
+
+export interface Pod {
+  apiVersion: 'v1';
+  kind: 'Pod';
+  metadata: ObjectMeta;
+  spec: { nodeName?: string };
+  status: {
+    podIP?: string;
+    phase?: string;
+    /** The Ready condition is True. */
+    ready: boolean;
+    startTime?: string;
+  };
+}
+
+export type AnyResource = ModelRoute | ModelServer | Pod;
+
+/** Everything a provider currently knows, each list sorted by namespace/name. */
+export interface ResourceSet {
+  modelRoutes: readonly ModelRoute[];
+  modelServers: readonly ModelServer[];
+  pods: readonly Pod[];
+}
+
+/** A validation or translation problem, reported (log, metric, debug dump) and never fatal. */
+export interface Problem {
+  kind: string;
+  namespace: string;
+  name: string;
+  /** Manifest file in file mode. */
+  file?: string;
+  /** JSON path of the offending field, e.g. spec.rules[0].targetModels. */
+  field: string;
+  message: string;
+  /** 'rejected': the object (or this version of it) is left out; 'warning': it is used. */
+  severity: 'rejected' | 'warning';
+}
+
+export function objectKey(meta: { namespace: string; name: string }): string {
+  return `${meta.namespace}/${meta.name}`;
+}

@@ -1,0 +1,838 @@
+/**
+ * Manifest validation: one YAML document (a plain object) in, one validated and defaulted typed
+ * resource (or the problems that reject it) out. It plays the part the API server and Kthena's
+ * validating webhook play on a cluster, in the same order:
+ *
+ *   1. OpenAPI schema of the CRD (types, required, enums, bounds, patterns, unknown fields rejected
+ *      as strict server-side field validation does), with nulls pruned and CRD defaults applied
+ *      first, as the API server does;
+ *   2. the CRD's CEL rules (same messages);
+ *   3. Kthena's webhook rules (same messages), only for objects that passed 1 and 2, because on a
+ *      cluster the webhook never sees an object the API server already refused.
+ *
+ * Field paths use the Kubernetes field.Path notation (`spec.rules[0].targetModels[1].weight`, map
+ * keys in brackets: `spec.rules[0].modelMatch.headers[user-type].regex`) so that they read like
+ * kubectl's errors.
+ */
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import type {
+  AnyResource, ModelRoute, ModelServer, ObjectMeta, Pod, Problem, ResourceSet,
+} from './types.js';
+
+export const KTHENA_API_VERSION = 'networking.serving.volcano.sh/v1alpha1';
+
+export interface ParseContext {
+  /** Manifest file (file mode) or any source label; copied into every problem. */
+  file: string;
+  /** RFC 3339 time used as creationTimestamp for an object seen for the first time. */
+  now: () => string;
+  /** The last valid version of the same kind/namespace/name, when there is one. */
+  previous?: AnyResource;
+}
+
+export interface ParseResult {
+  resource?: AnyResource;
+  problems: Problem[];
+}
+
+/** kind/namespace/name: an object's identity, whatever file it is written in. */
+export function resourceIdentity(kind: string, namespace: string, name: string): string {
+  return `${kind}/${namespace}/${name}`;
+}
+
+/**
+ * The identity of a raw document if it is a kind this router serves and names itself, else null.
+ * Lets a provider find the previous version and duplicates before validating.
+ */
+export function identityOf(raw: unknown): { kind: AnyResource['kind']; namespace: string; name: string; key: string } | null {
+  if (!isPlainObject(raw)) return null;
+  const kind = raw.kind;
+  const apiVersion = raw.apiVersion;
+  if (!((kind === 'ModelRoute' || kind === 'ModelServer') && apiVersion === KTHENA_API_VERSION) && !(kind === 'Pod' && apiVersion === 'v1')) {
+    return null;
+  }
+  const meta = raw.metadata;
+  if (!isPlainObject(meta) || typeof meta.name !== 'string' || meta.name === '') return null;
+  const namespace = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : 'default';
+  return { kind, namespace, name: meta.name, key: resourceIdentity(kind, namespace, meta.name) };
+}
+
+/** Build a ResourceSet, each list sorted by namespace/name (code-unit order, locale independent). */
+export function toResourceSet(resources: Iterable<AnyResource>): ResourceSet {
+  const modelRoutes: ModelRoute[] = [];
+  const modelServers: ModelServer[] = [];
+  const pods: Pod[] = [];
+  for (const r of resources) {
+    if (r.kind === 'ModelRoute') modelRoutes.push(r);
+    else if (r.kind === 'ModelServer') modelServers.push(r);
+    else pods.push(r);
+  }
+  const byKey = (a: AnyResource, b: AnyResource): number => cmp(a.metadata.namespace, b.metadata.namespace) || cmp(a.metadata.name, b.metadata.name);
+  return { modelRoutes: modelRoutes.sort(byKey), modelServers: modelServers.sort(byKey), pods: pods.sort(byKey) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durations
+// ---------------------------------------------------------------------------------------------
+
+const NS_PER_UNIT: Readonly<Record<string, bigint>> = {
+  ns: 1n,
+  us: 1_000n,
+  'µs': 1_000n, // U+00B5 micro sign
+  'μs': 1_000n, // U+03BC Greek mu
+  ms: 1_000_000n,
+  s: 1_000_000_000n,
+  m: 60_000_000_000n,
+  h: 3_600_000_000_000n,
+};
+const MAX_INT64 = (1n << 63n) - 1n;
+
+/**
+ * Go `time.ParseDuration` (the format of metav1.Duration), returned in milliseconds, possibly
+ * fractional ("500us" is 0.5). null for a syntax error, an overflow of Go's int64 nanoseconds, or a
+ * negative duration (no Kthena duration field has a meaning for one). Integer parts are computed
+ * with BigInt and fractions with float64, as Go does, so that values round the same way.
+ */
+export function parseDurationMs(s: string): number | null {
+  if (typeof s !== 'string') return null;
+  let rest = s;
+  let neg = false;
+  if (rest !== '' && (rest[0] === '-' || rest[0] === '+')) {
+    neg = rest[0] === '-';
+    rest = rest.slice(1);
+  }
+  if (rest === '0') return 0;
+  if (rest === '') return null;
+  let total = 0n;
+  while (rest !== '') {
+    const c = rest[0];
+    if (!(c === '.' || (c >= '0' && c <= '9'))) return null;
+    const intMatch = /^[0-9]*/.exec(rest)![0];
+    const pre = intMatch.length > 0;
+    let v = pre ? BigInt(intMatch) : 0n;
+    if (v > MAX_INT64) return null;
+    rest = rest.slice(intMatch.length);
+    let frac = 0;
+    let scale = 1;
+    let post = false;
+    if (rest[0] === '.') {
+      rest = rest.slice(1);
+      const fracMatch = /^[0-9]*/.exec(rest)![0];
+      post = fracMatch.length > 0;
+      // Go stops accumulating digits once the fraction would overflow; 15 digits keep float64 exact.
+      for (const d of fracMatch.slice(0, 15)) {
+        frac = frac * 10 + (d.charCodeAt(0) - 48);
+        scale *= 10;
+      }
+      rest = rest.slice(fracMatch.length);
+    }
+    if (!pre && !post) return null;
+    let i = 0;
+    while (i < rest.length && rest[i] !== '.' && !(rest[i] >= '0' && rest[i] <= '9')) i++;
+    if (i === 0) return null;
+    const unit = NS_PER_UNIT[rest.slice(0, i)];
+    if (unit === undefined) return null;
+    rest = rest.slice(i);
+    if (v > MAX_INT64 / unit) return null;
+    v *= unit;
+    if (frac > 0) {
+      v += BigInt(Math.trunc(frac * (Number(unit) / scale)));
+      if (v > MAX_INT64) return null;
+    }
+    total += v;
+    if (total > MAX_INT64) return null;
+  }
+  if (neg && total > 0n) return null;
+  const wholeMs = total / 1_000_000n;
+  const remNs = total % 1_000_000n;
+  return Number(wholeMs) + Number(remNs) / 1e6;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small structural-schema walker (the subset of OpenAPI v3 the Kthena CRDs use)
+// ---------------------------------------------------------------------------------------------
+
+type Schema =
+  | { t: 'string'; enum?: readonly string[]; minLength?: number; maxLength?: number; pattern?: string; default?: string }
+  | { t: 'integer'; minimum?: number; maximum?: number; default?: number }
+  | { t: 'boolean' }
+  | { t: 'array'; items: Schema; minItems?: number; maxItems?: number }
+  | {
+    t: 'object';
+    properties?: Readonly<Record<string, Schema>>;
+    required?: readonly string[];
+    /** Map values (additionalProperties). */
+    values?: Schema;
+    /** Keep unknown keys out of the result without rejecting them (schemas we only read from). */
+    ignoreUnknown?: boolean;
+  }
+  | { t: 'any' };
+
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+
+interface Issue { field: string; message: string }
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(typeName(v));
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
+  return typeof v;
+}
+
+function child(path: string, key: string): string {
+  return path === '' ? key : `${path}.${key}`;
+}
+
+const compiledPatterns = new Map<string, RegExp>();
+function pattern(p: string): RegExp {
+  let re = compiledPatterns.get(p);
+  if (re === undefined) {
+    re = new RegExp(p);
+    compiledPatterns.set(p, re);
+  }
+  return re;
+}
+
+/**
+ * Returns a fresh, cleaned copy: nulls pruned (the API server prunes nulls of non-nullable fields
+ * before defaulting), defaults applied, only declared keys kept. undefined when the value is invalid.
+ */
+function walk(v: unknown, s: Schema, path: string, issues: Issue[]): unknown {
+  switch (s.t) {
+    case 'any':
+      return structuredClone(v);
+    case 'string': {
+      if (typeof v !== 'string') return fail(issues, path, `Invalid value: ${show(typeName(v))}: must be of type string`);
+      if (s.enum && !s.enum.includes(v)) {
+        return fail(issues, path, `Unsupported value: ${JSON.stringify(v)}: supported values: ${s.enum.map((e) => JSON.stringify(e)).join(', ')}`);
+      }
+      const len = [...v].length;
+      if (s.minLength !== undefined && len < s.minLength) {
+        return fail(issues, path, `Invalid value: ${JSON.stringify(v)}: must be at least ${s.minLength} chars long`);
+      }
+      if (s.maxLength !== undefined && len > s.maxLength) {
+        return fail(issues, path, `Too long: may not be longer than ${s.maxLength}`);
+      }
+      if (s.pattern !== undefined && !pattern(s.pattern).test(v)) {
+        return fail(issues, path, `Invalid value: ${JSON.stringify(v)}: should match '${s.pattern}'`);
+      }
+      return v;
+    }
+    case 'integer': {
+      if (typeof v !== 'number' || !Number.isInteger(v)) {
+        return fail(issues, path, `Invalid value: ${show(typeName(v))}: must be of type integer`);
+      }
+      if (s.minimum !== undefined && v < s.minimum) return fail(issues, path, `Invalid value: ${v}: must be greater than or equal to ${s.minimum}`);
+      if (s.maximum !== undefined && v > s.maximum) return fail(issues, path, `Invalid value: ${v}: must be less than or equal to ${s.maximum}`);
+      // Every integer in these CRDs is format: int32.
+      if (v < INT32_MIN || v > INT32_MAX) return fail(issues, path, `Invalid value: ${v}: must be a 32-bit integer`);
+      return v;
+    }
+    case 'boolean':
+      if (typeof v !== 'boolean') return fail(issues, path, `Invalid value: ${show(typeName(v))}: must be of type boolean`);
+      return v;
+    case 'array': {
+      if (!Array.isArray(v)) return fail(issues, path, `Invalid value: ${show(typeName(v))}: must be of type array`);
+      if (s.maxItems !== undefined && v.length > s.maxItems) return fail(issues, path, `Too many: ${v.length}: must have at most ${s.maxItems} items`);
+      if (s.minItems !== undefined && v.length < s.minItems) return fail(issues, path, `Invalid value: ${v.length}: must have at least ${s.minItems} items`);
+      const before = issues.length;
+      const out = v.map((item, i) => walk(item, s.items, `${path}[${i}]`, issues));
+      return issues.length === before ? out : undefined;
+    }
+    case 'object': {
+      if (!isPlainObject(v)) return fail(issues, path, `Invalid value: ${show(typeName(v))}: must be of type object`);
+      const before = issues.length;
+      const out: Record<string, unknown> = {};
+      for (const key of Object.keys(v)) {
+        const value = v[key];
+        if (value === null || value === undefined) continue;
+        const prop = s.properties?.[key];
+        if (prop !== undefined) {
+          const r = walk(value, prop, child(path, key), issues);
+          if (r !== undefined) out[key] = r;
+        } else if (s.values !== undefined) {
+          const r = walk(value, s.values, `${path}[${key}]`, issues);
+          if (r !== undefined) out[key] = r;
+        } else if (!s.ignoreUnknown) {
+          issues.push({ field: child(path, key), message: `unknown field ${JSON.stringify(key)}` });
+        }
+      }
+      for (const [key, prop] of Object.entries(s.properties ?? {})) {
+        if (out[key] === undefined && 'default' in prop && prop.default !== undefined && (v[key] === undefined || v[key] === null)) {
+          out[key] = prop.default;
+        }
+      }
+      // After defaulting, as the API server does: a defaulted required field is satisfied.
+      for (const key of s.required ?? []) {
+        if ((v[key] === undefined || v[key] === null) && out[key] === undefined) issues.push({ field: child(path, key), message: 'Required value' });
+      }
+      return issues.length === before ? out : undefined;
+    }
+  }
+}
+
+function fail(issues: Issue[], field: string, message: string): undefined {
+  issues.push({ field, message });
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schemas, transcribed from Kthena's CRDs (charts/kthena/charts/networking/crds upstream);
+// test/unit/validate.test.ts checks them against copies in test/fixtures/crds/.
+// ---------------------------------------------------------------------------------------------
+
+const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+
+const str = (o: Omit<Extract<Schema, { t: 'string' }>, 't'> = {}): Schema => ({ t: 'string', ...o });
+const int = (o: Omit<Extract<Schema, { t: 'integer' }>, 't'> = {}): Schema => ({ t: 'integer', ...o });
+const arr = (items: Schema, o: { minItems?: number; maxItems?: number } = {}): Schema => ({ t: 'array', items, ...o });
+const obj = (properties: Record<string, Schema>, required: string[] = [], o: { ignoreUnknown?: boolean } = {}): Schema => ({ t: 'object', properties, required, ...o });
+const map = (values: Schema): Schema => ({ t: 'object', values });
+const ANY: Schema = { t: 'any' };
+
+const stringMatchSchema = obj({ exact: str(), prefix: str(), regex: str() });
+
+export const modelRouteSpecSchema: Schema = obj({
+  loraAdapters: arr(str(), { maxItems: 10 }),
+  modelName: str(),
+  parentRefs: arr(obj({
+    group: str({ default: 'gateway.networking.k8s.io', maxLength: 253, pattern: `^$|${DNS1123_SUBDOMAIN}` }),
+    kind: str({ default: 'Gateway', minLength: 1, maxLength: 63, pattern: '^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$' }),
+    name: str({ minLength: 1, maxLength: 253 }),
+    namespace: str({ minLength: 1, maxLength: 63, pattern: DNS1123_LABEL }),
+    port: int({ minimum: 1, maximum: 65535 }),
+    sectionName: str({ minLength: 1, maxLength: 253, pattern: DNS1123_SUBDOMAIN }),
+  }, ['name'])),
+  rateLimit: obj({
+    global: obj({ redis: obj({ address: str() }, ['address']) }),
+    inputTokensPerUnit: int({ minimum: 1 }),
+    outputTokensPerUnit: int({ minimum: 1 }),
+    unit: str({ enum: ['second', 'minute', 'hour', 'day', 'month'], default: 'second' }),
+  }, ['unit']),
+  rules: arr(obj({
+    modelMatch: obj({
+      body: obj({ model: str() }),
+      headers: map(stringMatchSchema),
+      uri: stringMatchSchema,
+    }),
+    name: str(),
+    targetModels: arr(obj({
+      externalModelProviderName: str(),
+      modelServerName: str(),
+      weight: int({ minimum: 0, maximum: 100, default: 100 }),
+    }), { minItems: 1, maxItems: 16 }),
+  }, ['targetModels']), { maxItems: 16 }),
+}, ['rules']);
+
+export const modelServerSpecSchema: Schema = obj({
+  inferenceEngine: str({ enum: ['vLLM', 'SGLang'] }),
+  kvConnector: obj({ type: str({ enum: ['http', 'lmcache', 'nixl', 'mooncake'], default: 'http' }) }),
+  model: str({ maxLength: 256 }),
+  trafficPolicy: obj({
+    retry: obj({ attempts: int(), retryInterval: str({ default: '100ms' }) }),
+    timeout: str(),
+  }),
+  workloadPort: obj({
+    port: int({ minimum: 1, maximum: 65535 }),
+    protocol: str({ enum: ['http', 'https'], default: 'http' }),
+  }, ['port']),
+  workloadSelector: obj({
+    matchLabels: map(str()),
+    pdGroup: obj({ decodeLabels: map(str()), groupKey: str(), prefillLabels: map(str()) }, ['decodeLabels', 'groupKey', 'prefillLabels']),
+  }),
+}, ['inferenceEngine', 'workloadPort', 'workloadSelector']);
+
+/** ObjectMeta: the fields kubectl can send; unknown ones are rejected like strict field validation. */
+const objectMetaSchema: Schema = obj({
+  name: str(),
+  generateName: str(),
+  namespace: str(),
+  selfLink: str(),
+  uid: str(),
+  resourceVersion: str(),
+  generation: { t: 'integer' },
+  creationTimestamp: ANY,
+  deletionTimestamp: ANY,
+  deletionGracePeriodSeconds: { t: 'integer' },
+  labels: map(str()),
+  annotations: map(str()),
+  ownerReferences: arr(ANY),
+  finalizers: arr(str()),
+  managedFields: arr(ANY),
+});
+
+// Pods are read, never served: only the fields the router reads are checked, the rest of the (large)
+// Pod schema is ignored, and file-mode pods need no containers.
+const podSpecSchema: Schema = obj({ nodeName: str() }, [], { ignoreUnknown: true });
+const podStatusSchema: Schema = obj({
+  podIP: str(),
+  phase: str({ enum: ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'] }),
+  startTime: ANY,
+  conditions: arr(obj({ type: str(), status: str() }, ['type', 'status'], { ignoreUnknown: true })),
+}, [], { ignoreUnknown: true });
+
+const TOP_LEVEL_KEYS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
+
+// ---------------------------------------------------------------------------------------------
+// Metadata helpers (messages as in k8s.io/apimachinery/pkg/util/validation)
+// ---------------------------------------------------------------------------------------------
+
+const SUBDOMAIN_MSG = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_MSG = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const QUALIFIED_NAME_MSG = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_MSG = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+const QUALIFIED_NAME_RE = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const LABEL_VALUE_RE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+function subdomainErrors(v: string): string[] {
+  const errs: string[] = [];
+  if (v.length > 253) errs.push('must be no more than 253 characters');
+  if (!pattern(DNS1123_SUBDOMAIN).test(v)) errs.push(SUBDOMAIN_MSG);
+  return errs;
+}
+
+/** Label key (qualified name) and value errors, each as `Invalid value: "x": reason`. */
+function labelErrors(labels: Record<string, string>): string[] {
+  const errs: string[] = [];
+  for (const [k, v] of Object.entries(labels)) {
+    const slash = k.indexOf('/');
+    const prefix = slash >= 0 ? k.slice(0, slash) : null;
+    const name = slash >= 0 ? k.slice(slash + 1) : k;
+    if (prefix !== null) {
+      if (prefix === '') errs.push(`Invalid value: ${JSON.stringify(k)}: prefix part must be non-empty`);
+      else for (const e of subdomainErrors(prefix)) errs.push(`Invalid value: ${JSON.stringify(k)}: prefix part ${e}`);
+    }
+    if (name === '') errs.push(`Invalid value: ${JSON.stringify(k)}: name part must be non-empty`);
+    else {
+      if (name.length > 63) errs.push(`Invalid value: ${JSON.stringify(k)}: name part must be no more than 63 characters`);
+      if (!QUALIFIED_NAME_RE.test(name)) errs.push(`Invalid value: ${JSON.stringify(k)}: ${QUALIFIED_NAME_MSG}`);
+    }
+    if (v.length > 63) errs.push(`Invalid value: ${JSON.stringify(v)}: must be no more than 63 characters`);
+    if (!LABEL_VALUE_RE.test(v)) errs.push(`Invalid value: ${JSON.stringify(v)}: ${LABEL_VALUE_MSG}`);
+  }
+  return errs;
+}
+
+const RFC3339_RE = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** RFC 3339 in UTC, milliseconds only when non-zero; null when not a valid timestamp. */
+export function normalizeTimestamp(v: unknown): string | null {
+  let ms: number;
+  if (v instanceof Date) ms = v.getTime();
+  else if (typeof v === 'string' && RFC3339_RE.test(v)) ms = Date.parse(v);
+  else return null;
+  if (!Number.isFinite(ms)) return null;
+  return new Date(ms).toISOString().replace('.000Z', 'Z');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regexes: Go RE2 semantics checked with JavaScript's engine
+// ---------------------------------------------------------------------------------------------
+
+const GO_LETTER_ESCAPES = 'aftnrvxdDsSwWbBAzQEpPC';
+
+/**
+ * Kthena compiles match regexes with Go's regexp (RE2); our workers compile them with JavaScript's
+ * `new RegExp(value)` (no flags). A regex is accepted only when both engines accept it and read it
+ * the same way, so a route that Kthena's webhook would refuse is refused here too, and a route we
+ * accept never matches differently from Kthena:
+ *  - JS-only constructs RE2 rejects: lookahead/lookbehind `(?=` `(?!` `(?<=` `(?<!`, backreferences
+ *    `\1`..`\9` and `\k<name>`, unknown letter escapes such as `\u0041` (Go: "invalid or unsupported
+ *    Perl syntax" / "invalid escape sequence");
+ *  - RE2 repeat counts above 1000 (Go: "invalid repeat count");
+ *  - RE2 syntax JavaScript would reject or silently read differently: inline flags `(?i)`, `(?P<name>`,
+ *    `\a` `\A` `\z` `\Q` `\E` `\p` `\P` `\C` `\x{..}`, POSIX classes `[[:alpha:]]` and a leading `]`
+ *    in a class (`[]a]`).
+ * Returns the error message, or null when the regex is fine.
+ */
+export function regexError(re: string): string | null {
+  const unsupported = (what: string): string => `error parsing regexp: invalid or unsupported Perl syntax: \`${what}\``;
+  const differs = (what: string): string => `error parsing regexp: \`${what}\` is valid RE2 but JavaScript reads it differently; not supported by this router`;
+  let inClass = false;
+  for (let i = 0; i < re.length; i++) {
+    const c = re[i];
+    if (c === '\\') {
+      const n = re[i + 1] ?? '';
+      // Go refuses a backreference and any letter escape it does not define; JavaScript (no `u`
+      // flag) reads unknown letter escapes as the bare letter.
+      if ((n >= '1' && n <= '9') || (/[A-Za-z]/.test(n) && !GO_LETTER_ESCAPES.includes(n))) {
+        return `error parsing regexp: invalid escape sequence: \`\\${n}\``;
+      }
+      if (n !== '' && 'aAzQEpPC'.includes(n)) return differs(`\\${n}`);
+      if (n === 'x' && re[i + 2] === '{') return differs('\\x{');
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      else if (c === '[' && re[i + 1] === ':') return differs(re.slice(i, re.indexOf(']', i) + 1 || undefined));
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      const start = i;
+      if (re[i + 1] === '^') i++;
+      // RE2 reads a leading ']' as a literal; JavaScript reads `[]` as an empty class, `[^]` as any.
+      if (re[i + 1] === ']') return differs(re.slice(start, i + 2));
+      continue;
+    }
+    if (c === '(' && re[i + 1] === '?') {
+      const rest = re.slice(i + 2);
+      for (const look of ['<=', '<!', '=', '!']) {
+        if (rest.startsWith(look)) return unsupported(`(?${look}`);
+      }
+      if (rest.startsWith('P<')) return differs('(?P<');
+      if (/^[a-zA-Z-]+[:)]/.test(rest)) return differs(`(?${/^[a-zA-Z-]+/.exec(rest)![0]}`);
+      continue;
+    }
+    if (c === '{') {
+      const m = /^\{(\d+)(,(\d*))?\}/.exec(re.slice(i));
+      if (m !== null && (Number(m[1]) > 1000 || (m[3] !== undefined && m[3] !== '' && Number(m[3]) > 1000))) {
+        return `error parsing regexp: invalid repeat count: \`${m[0]}\``;
+      }
+    }
+  }
+  try {
+    new RegExp(re);
+  } catch (e) {
+    return `error parsing regexp: ${(e as Error).message}`;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// parseManifestObject
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * One YAML document in, a validated, defaulted, deep-frozen typed resource (or problems) out.
+ * null/undefined (an empty document in a YAML stream) yields nothing and no problem.
+ */
+export function parseManifestObject(raw: unknown, ctx: ParseContext): ParseResult {
+  if (raw === null || raw === undefined) return { problems: [] };
+  const ident = {
+    kind: isPlainObject(raw) && typeof raw.kind === 'string' ? raw.kind : '',
+    namespace: '',
+    name: '',
+  };
+  if (isPlainObject(raw) && isPlainObject(raw.metadata)) {
+    if (typeof raw.metadata.name === 'string') ident.name = raw.metadata.name;
+    ident.namespace = typeof raw.metadata.namespace === 'string' && raw.metadata.namespace !== '' ? raw.metadata.namespace : 'default';
+  }
+  const problem = (field: string, message: string, severity: Problem['severity'] = 'rejected'): Problem =>
+    ({ kind: ident.kind, namespace: ident.namespace, name: ident.name, file: ctx.file, field, message, severity });
+  const rejected = (issues: Issue[]): ParseResult => ({ problems: issues.map((i) => problem(i.field, i.message)) });
+
+  if (!isPlainObject(raw)) return { problems: [problem('', `a manifest must be an object, got ${typeName(raw)}`)] };
+
+  const { apiVersion, kind } = raw;
+  const head: Issue[] = [];
+  if (apiVersion === undefined || apiVersion === null) head.push({ field: 'apiVersion', message: 'Required value' });
+  else if (typeof apiVersion !== 'string') head.push({ field: 'apiVersion', message: `Invalid value: ${show(typeName(apiVersion))}: must be of type string` });
+  if (kind === undefined || kind === null) head.push({ field: 'kind', message: 'Required value' });
+  else if (typeof kind !== 'string') head.push({ field: 'kind', message: `Invalid value: ${show(typeName(kind))}: must be of type string` });
+  if (head.length > 0) return rejected(head);
+
+  const served = ((kind === 'ModelRoute' || kind === 'ModelServer') && apiVersion === KTHENA_API_VERSION) || (kind === 'Pod' && apiVersion === 'v1');
+  if (!served) {
+    const known = kind === 'ModelRoute' || kind === 'ModelServer' || kind === 'Pod';
+    return {
+      problems: [known
+        ? problem('apiVersion', `kind ${kind as string} in apiVersion ${apiVersion as string} is not served by this router; ignored`, 'warning')
+        : problem('kind', `kind ${kind as string} is not served by this router; ignored`, 'warning')],
+    };
+  }
+
+  const issues: Issue[] = [];
+  for (const key of Object.keys(raw)) {
+    if (!TOP_LEVEL_KEYS.has(key)) issues.push({ field: key, message: `unknown field ${JSON.stringify(key)}` });
+  }
+  const meta = parseMetadata(raw.metadata, issues);
+
+  if (kind === 'Pod') {
+    const spec = raw.spec === undefined || raw.spec === null ? {} : walk(raw.spec, podSpecSchema, 'spec', issues) as { nodeName?: string } | undefined;
+    const status = raw.status === undefined || raw.status === null ? {} : walk(raw.status, podStatusSchema, 'status', issues) as PodStatusRaw | undefined;
+    let startTime: string | undefined;
+    if (status?.startTime !== undefined) {
+      const t = normalizeTimestamp(status.startTime);
+      if (t === null) issues.push({ field: 'status.startTime', message: `Invalid value: ${show(status.startTime)}: must be an RFC 3339 timestamp` });
+      else startTime = t;
+    }
+    if (status?.podIP !== undefined && isIP(status.podIP) === 0) {
+      issues.push({ field: 'status.podIP', message: `Invalid value: ${JSON.stringify(status.podIP)}: must be a valid IP address` });
+    }
+    if (issues.length > 0 || meta === undefined || spec === undefined || status === undefined) return rejected(issues);
+    const podSpec: Pod['spec'] = {};
+    if (spec.nodeName !== undefined) podSpec.nodeName = spec.nodeName;
+    const podStatus: Pod['status'] = {
+      ready: (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+    };
+    if (status.podIP !== undefined) podStatus.podIP = status.podIP;
+    if (status.phase !== undefined) podStatus.phase = status.phase;
+    if (startTime !== undefined) podStatus.startTime = startTime;
+    const pod: Pod = {
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: finishMeta(meta, 'Pod', podSpec, ctx),
+      spec: podSpec,
+      status: podStatus,
+    };
+    return { resource: deepFreeze(pod), problems: [] };
+  }
+
+  if (raw.spec === undefined || raw.spec === null) {
+    issues.push({ field: 'spec', message: 'Required value' });
+    return rejected(issues);
+  }
+
+  if (kind === 'ModelRoute') {
+    const spec = walk(raw.spec, modelRouteSpecSchema, 'spec', issues) as ModelRoute['spec'] | undefined;
+    if (spec !== undefined) modelRouteCel(spec, ctx.previous, issues);
+    if (issues.length > 0 || meta === undefined || spec === undefined) return rejected(issues);
+    modelRouteWebhook(spec, issues);
+    if (issues.length > 0) return rejected(issues);
+    const route: ModelRoute = {
+      apiVersion: KTHENA_API_VERSION, kind: 'ModelRoute',
+      metadata: finishMeta(meta, 'ModelRoute', spec, ctx),
+      spec,
+    };
+    return { resource: deepFreeze(route), problems: [] };
+  }
+
+  // ModelServer
+  const written = walk(raw.spec, modelServerSpecSchema, 'spec', issues) as ModelServerSpecRaw | undefined;
+  let spec: ModelServer['spec'] | undefined;
+  if (written !== undefined) spec = modelServerTyped(written, issues);
+  if (issues.length > 0 || meta === undefined || spec === undefined) return rejected(issues);
+  modelServerWebhook(spec, issues);
+  if (issues.length > 0) return rejected(issues);
+  const server: ModelServer = {
+    apiVersion: KTHENA_API_VERSION, kind: 'ModelServer',
+    metadata: finishMeta(meta, 'ModelServer', spec, ctx),
+    spec,
+    rawSpec: structuredClone(raw.spec),
+  };
+  return { resource: deepFreeze(server), problems: [] };
+}
+
+interface PodStatusRaw {
+  podIP?: string;
+  phase?: string;
+  startTime?: unknown;
+  conditions?: { type: string; status: string }[];
+}
+
+interface MetaRaw {
+  name: string;
+  namespace: string;
+  uid?: string;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels: Record<string, string>;
+}
+
+function parseMetadata(rawMeta: unknown, issues: Issue[]): MetaRaw | undefined {
+  if (rawMeta === undefined || rawMeta === null) {
+    issues.push({ field: 'metadata.name', message: 'Required value: name is required' });
+    return undefined;
+  }
+  const before = issues.length;
+  const m = walk(rawMeta, objectMetaSchema, 'metadata', issues) as Record<string, unknown> | undefined;
+  if (m === undefined) return undefined;
+  const name = m.name as string | undefined;
+  if (name === undefined || name === '') {
+    // generateName gives a random name per load; file mode needs a stable identity.
+    issues.push({ field: 'metadata.name', message: 'Required value: name is required' });
+  } else {
+    for (const e of subdomainErrors(name)) issues.push({ field: 'metadata.name', message: `Invalid value: ${JSON.stringify(name)}: ${e}` });
+  }
+  const namespace = (m.namespace as string | undefined) || 'default';
+  if (namespace.length > 63) issues.push({ field: 'metadata.namespace', message: `Invalid value: ${JSON.stringify(namespace)}: must be no more than 63 characters` });
+  else if (!pattern(DNS1123_LABEL).test(namespace)) issues.push({ field: 'metadata.namespace', message: `Invalid value: ${JSON.stringify(namespace)}: ${LABEL_MSG}` });
+  const labels = (m.labels as Record<string, string> | undefined) ?? {};
+  for (const e of labelErrors(labels)) issues.push({ field: 'metadata.labels', message: e });
+  const out: MetaRaw = { name: name ?? '', namespace, labels };
+  for (const key of ['creationTimestamp', 'deletionTimestamp'] as const) {
+    if (m[key] === undefined) continue;
+    const t = normalizeTimestamp(m[key]);
+    if (t === null) issues.push({ field: `metadata.${key}`, message: `Invalid value: ${show(m[key])}: must be an RFC 3339 timestamp` });
+    else out[key] = t;
+  }
+  if (typeof m.uid === 'string' && m.uid !== '') out.uid = m.uid;
+  if (typeof m.resourceVersion === 'string') out.resourceVersion = m.resourceVersion;
+  return issues.length === before ? out : undefined;
+}
+
+function finishMeta(m: MetaRaw, kind: AnyResource['kind'], spec: unknown, ctx: ParseContext): ObjectMeta {
+  const prev = ctx.previous !== undefined && ctx.previous.kind === kind ? ctx.previous : undefined;
+  let generation = 1;
+  if (prev !== undefined) {
+    generation = stableJson(prev.spec) === stableJson(spec) ? prev.metadata.generation : prev.metadata.generation + 1;
+  }
+  const created = m.creationTimestamp ?? prev?.metadata.creationTimestamp ?? normalizeTimestamp(ctx.now()) ?? ctx.now();
+  const meta: ObjectMeta = {
+    name: m.name,
+    namespace: m.namespace,
+    creationTimestamp: created,
+    resourceVersion: m.resourceVersion ?? '',
+    generation,
+    labels: m.labels,
+    uid: m.uid ?? derivedUid(kind, m.namespace, m.name),
+  };
+  if (m.deletionTimestamp !== undefined) meta.deletionTimestamp = m.deletionTimestamp;
+  return meta;
+}
+
+/** A UUID-shaped name-based id (RFC 4122 version 5 layout over SHA-1), stable across reloads. */
+function derivedUid(kind: string, namespace: string, name: string): string {
+  const h = createHash('sha1').update(`kthena-router/${kind}/${namespace}/${name}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}
+
+function modelRouteCel(spec: ModelRoute['spec'], previous: AnyResource | undefined, issues: Issue[]): void {
+  if ((spec.modelName ?? '') === '' && (spec.loraAdapters ?? []).length === 0) {
+    issues.push({ field: 'spec', message: 'ModelName and LoraAdapters cannot both be empty' });
+  }
+  spec.rules.forEach((rule, i) => rule.targetModels.forEach((t, j) => {
+    if (((t.modelServerName ?? '') !== '') === ((t.externalModelProviderName ?? '') !== '')) {
+      issues.push({ field: `spec.rules[${i}].targetModels[${j}]`, message: 'exactly one of modelServerName or externalModelProviderName must be set' });
+    }
+  }));
+  // A CEL transition rule (self == oldSelf) runs only when the field exists in both versions.
+  if (previous !== undefined && previous.kind === 'ModelRoute' && previous.spec.modelName !== undefined &&
+    spec.modelName !== undefined && previous.spec.modelName !== spec.modelName) {
+    issues.push({ field: 'spec.modelName', message: 'modelName is immutable' });
+  }
+}
+
+function modelRouteWebhook(spec: ModelRoute['spec'], issues: Issue[]): void {
+  const lora = spec.loraAdapters ?? [];
+  lora.forEach((a, i) => {
+    if (a === '') issues.push({ field: `spec.loraAdapters[${i}]`, message: 'lora adapter name cannot be an empty string' });
+  });
+  spec.rules.forEach((rule, i) => {
+    const rf = `spec.rules[${i}]`;
+    let total = 0;
+    rule.targetModels.forEach((t, j) => {
+      if ((t.externalModelProviderName ?? '') !== '' && lora.length > 0) {
+        issues.push({ field: `${rf}.targetModels[${j}].externalModelProviderName`, message: 'lora routes must target modelServerName' });
+      }
+      total += t.weight;
+    });
+    if (total === 0) issues.push({ field: `${rf}.targetModels`, message: 'total weight must be greater than zero' });
+    const mm = rule.modelMatch;
+    if (mm === undefined) return;
+    for (const [key, sm] of Object.entries(mm.headers ?? {})) {
+      if (sm.regex === undefined) continue;
+      const err = regexError(sm.regex);
+      if (err !== null) issues.push({ field: `${rf}.modelMatch.headers[${key}].regex`, message: err });
+    }
+    if (mm.uri?.regex !== undefined) {
+      const err = regexError(mm.uri.regex);
+      if (err !== null) issues.push({ field: `${rf}.modelMatch.uri.regex`, message: err });
+    }
+  });
+}
+
+interface ModelServerSpecRaw {
+  model?: string;
+  inferenceEngine: 'vLLM' | 'SGLang';
+  workloadSelector: { matchLabels?: Record<string, string>; pdGroup?: { groupKey: string; prefillLabels: Record<string, string>; decodeLabels: Record<string, string> } };
+  workloadPort: { port: number; protocol: 'http' | 'https' };
+  trafficPolicy?: { timeout?: string; retry?: { attempts?: number; retryInterval: string } };
+  kvConnector?: { type: 'http' | 'lmcache' | 'nixl' | 'mooncake' };
+}
+
+const DURATION_HINT = 'must be a non-negative duration such as "10s", "1m30s" or "500ms"';
+
+/** Durations parsed to ms; an invalid one rejects the object (Kthena's informer would fail to decode it). */
+function modelServerTyped(w: ModelServerSpecRaw, issues: Issue[]): ModelServer['spec'] | undefined {
+  const spec: ModelServer['spec'] = {
+    inferenceEngine: w.inferenceEngine,
+    workloadSelector: { matchLabels: w.workloadSelector.matchLabels ?? {} },
+    workloadPort: w.workloadPort,
+  };
+  if (w.model !== undefined) spec.model = w.model;
+  if (w.workloadSelector.pdGroup !== undefined) spec.workloadSelector.pdGroup = w.workloadSelector.pdGroup;
+  if (w.kvConnector !== undefined) spec.kvConnector = w.kvConnector;
+  const before = issues.length;
+  if (w.trafficPolicy !== undefined) {
+    const tp: NonNullable<ModelServer['spec']['trafficPolicy']> = {};
+    if (w.trafficPolicy.timeout !== undefined) {
+      const ms = parseDurationMs(w.trafficPolicy.timeout);
+      if (ms === null) issues.push({ field: 'spec.trafficPolicy.timeout', message: `Invalid value: ${JSON.stringify(w.trafficPolicy.timeout)}: ${DURATION_HINT}` });
+      else tp.timeoutMs = ms;
+    }
+    const retry = w.trafficPolicy.retry;
+    if (retry !== undefined) {
+      const ms = parseDurationMs(retry.retryInterval);
+      if (ms === null) issues.push({ field: 'spec.trafficPolicy.retry.retryInterval', message: `Invalid value: ${JSON.stringify(retry.retryInterval)}: ${DURATION_HINT}` });
+      // attempts is a plain int32 in Kthena's Go type: unset reads as 0.
+      else tp.retry = { attempts: retry.attempts ?? 0, retryIntervalMs: ms };
+    }
+    spec.trafficPolicy = tp;
+  }
+  return issues.length === before ? spec : undefined;
+}
+
+function modelServerWebhook(spec: ModelServer['spec'], issues: Issue[]): void {
+  const ws = 'spec.workloadSelector';
+  const selector = (field: string, labels: Record<string, string>): void => {
+    if (Object.keys(labels).length === 0) {
+      issues.push({ field, message: 'labels must contain at least one label' });
+      return;
+    }
+    for (const e of labelErrors(labels)) issues.push({ field, message: `invalid selector: ${e}` });
+  };
+  selector(`${ws}.matchLabels`, spec.workloadSelector.matchLabels);
+  const pd = spec.workloadSelector.pdGroup;
+  if (pd !== undefined) {
+    if (pd.groupKey === '') issues.push({ field: `${ws}.pdGroup.groupKey`, message: 'groupKey must be specified' });
+    selector(`${ws}.pdGroup.prefillLabels`, pd.prefillLabels);
+    selector(`${ws}.pdGroup.decodeLabels`, pd.decodeLabels);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities
+// ---------------------------------------------------------------------------------------------
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** JSON with object keys sorted, so that key order in a manifest never counts as a change. */
+export function stableJson(v: unknown): string {
+  return JSON.stringify(v, (_k, val: unknown) => {
+    if (isPlainObject(val)) {
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(val).sort()) out[k] = val[k];
+      return out;
+    }
+    return val;
+  });
+}
+
+export function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  }
+  return v;
+}

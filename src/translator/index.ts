@@ -1,0 +1,263 @@
+/**
+ * The translator: validated resources in, one routing IR snapshot out. Pure and deterministic (no
+ * I/O, no clock, no randomness, code-unit string order only), so that equal inputs give a
+ * deep-equal IR and the publisher can skip it. Problems are returned, never thrown; a resource that
+ * cannot be translated is left out and reported, the rest still routes.
+ */
+import { isIP } from 'node:net';
+import type {
+  EndpointIR, HeaderMatchIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, ServerIR, StringMatchIR, TargetIR,
+} from '../ir/types.js';
+import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet, StringMatch } from '../resources/types.js';
+import { deepFreeze } from '../resources/validate.js';
+
+export interface TranslateResult {
+  ir: RoutingIR;
+  problems: Problem[];
+}
+
+/** Node's timers fire at once for delays above 2^31-1 ms, so no IR duration may exceed it. */
+export const MAX_DURATION_MS = 2147483647;
+
+export function translate(resources: ResourceSet): TranslateResult {
+  const problems: Problem[] = [];
+
+  const servers = [...resources.modelServers].sort((a, b) => cmp(key(a), key(b)));
+  const selected = servers.map((s) => selectPods(s, resources.pods));
+  const endpointKeys = [...new Set(selected.flatMap((pods) => pods.map(key)))].sort(cmp);
+  const endpointIndex = new Map(endpointKeys.map((k, i) => [k, i]));
+  const podsByKey = new Map(resources.pods.map((p) => [key(p), p]));
+  const endpoints: EndpointIR[] = endpointKeys.map((k) => {
+    const p = podsByKey.get(k)!;
+    return { key: k, namespace: p.metadata.namespace, name: p.metadata.name, ip: p.status.podIP!, slot: -1 };
+  });
+
+  const serverIndex = new Map<string, number>();
+  const serverIRs: ServerIR[] = servers.map((s, i) => {
+    serverIndex.set(key(s), i);
+    return serverIR(s, selected[i]!.map((p) => endpointIndex.get(key(p))!).sort((a, b) => a - b), problems);
+  });
+
+  const routes: RouteIR[] = [];
+  for (const route of [...resources.modelRoutes].sort(oldestFirst)) {
+    const ir = routeIR(route, serverIndex, problems);
+    if (ir !== null) routes.push(ir);
+  }
+
+  return { ir: deepFreeze({ routes, servers: serverIRs, endpoints }), problems };
+}
+
+/**
+ * Kthena's candidate order (§6.3): creationTimestamp ascending, then resourceVersion (a plain
+ * string compare, as Kthena does), then namespace/name.
+ */
+function oldestFirst(a: ModelRoute, b: ModelRoute): number {
+  const ta = Date.parse(a.metadata.creationTimestamp);
+  const tb = Date.parse(b.metadata.creationTimestamp);
+  const byTime = Number.isNaN(ta) || Number.isNaN(tb)
+    ? cmp(a.metadata.creationTimestamp, b.metadata.creationTimestamp)
+    : ta - tb;
+  return byTime || cmp(a.metadata.resourceVersion, b.metadata.resourceVersion) || cmp(key(a), key(b));
+}
+
+/** Same namespace, every matchLabel equal, Running, Ready, not terminating, with an IP. */
+function selectPods(server: ModelServer, pods: readonly Pod[]): Pod[] {
+  const labels = Object.entries(server.spec.workloadSelector.matchLabels);
+  // Validation refuses an empty selector; should one slip through, select nothing rather than the
+  // whole namespace.
+  if (labels.length === 0) return [];
+  return pods.filter((p) =>
+    p.metadata.namespace === server.metadata.namespace &&
+    p.status.phase === 'Running' &&
+    p.status.ready &&
+    p.metadata.deletionTimestamp === undefined &&
+    p.status.podIP !== undefined && p.status.podIP !== '' &&
+    labels.every(([k, v]) => p.metadata.labels[k] === v));
+}
+
+function serverIR(s: ModelServer, endpoints: number[], problems: Problem[]): ServerIR {
+  const tp = s.spec.trafficPolicy;
+  const ms = (v: number | undefined, field: string): number => {
+    if (v === undefined) return 0;
+    // Round up so that a sub-millisecond timeout stays a timeout instead of becoming "none" (0).
+    const r = Math.ceil(v);
+    if (r <= MAX_DURATION_MS) return r;
+    problems.push(problem(s, field, `duration exceeds the supported maximum of ${MAX_DURATION_MS}ms (about 24.8 days); clamped`, 'warning'));
+    return MAX_DURATION_MS;
+  };
+  return {
+    key: key(s),
+    namespace: s.metadata.namespace,
+    name: s.metadata.name,
+    model: s.spec.model ?? '',
+    engine: s.spec.inferenceEngine,
+    port: s.spec.workloadPort.port,
+    timeoutMs: ms(tp?.timeoutMs, 'spec.trafficPolicy.timeout'),
+    retryAttempts: tp?.retry !== undefined ? tp.retry.attempts : -1,
+    retryIntervalMs: ms(tp?.retry?.retryIntervalMs, 'spec.trafficPolicy.retry.retryInterval'),
+    endpoints,
+  };
+}
+
+function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: Problem[]): RouteIR | null {
+  const ns = route.metadata.namespace;
+  const rules: RuleIR[] = [];
+  for (const [i, rule] of route.spec.rules.entries()) {
+    const targets: TargetIR[] = rule.targetModels.map((t, j) => {
+      if (t.modelServerName !== undefined && t.modelServerName !== '') {
+        const k = `${ns}/${t.modelServerName}`;
+        const idx = serverIndex.get(k);
+        if (idx === undefined) {
+          problems.push(problem(route, `spec.rules[${i}].targetModels[${j}].modelServerName`, `ModelServer ${k} not found`, 'warning'));
+        }
+        return { kind: 'server', key: k, server: idx ?? -1, weight: t.weight };
+      }
+      return { kind: 'provider', key: `${ns}/${t.externalModelProviderName ?? ''}`, server: -1, weight: t.weight };
+    });
+    const totalWeight = targets.reduce((sum, t) => sum + t.weight, 0);
+    if (totalWeight <= 0 || targets.length === 0) {
+      // Validation refuses this; a rule that can never pick a target would fail every request.
+      problems.push(problem(route, `spec.rules[${i}].targetModels`, 'total weight must be greater than zero', 'rejected'));
+      return null;
+    }
+    rules.push({ name: rule.name ?? '', match: matchIR(rule.modelMatch), targets, totalWeight });
+  }
+  const modelName = route.spec.modelName ?? '';
+  const loraAdapters = [...(route.spec.loraAdapters ?? [])];
+  if (modelName === '' && loraAdapters.length === 0) {
+    problems.push(problem(route, 'spec', 'ModelName and LoraAdapters cannot both be empty', 'rejected'));
+    return null;
+  }
+  return {
+    key: key(route),
+    namespace: ns,
+    name: route.metadata.name,
+    modelName,
+    loraAdapters,
+    hasParentRefs: (route.spec.parentRefs ?? []).length > 0,
+    rules,
+  };
+}
+
+function matchIR(mm: ModelRoute['spec']['rules'][number]['modelMatch']): RuleMatchIR | null {
+  if (mm === undefined) return null;
+  const headers: HeaderMatchIR[] = [];
+  // Sorted so that key order in the manifest never changes the snapshot; conditions are ANDed.
+  for (const [name, sm] of Object.entries(mm.headers ?? {})) {
+    const m = stringMatchIR(sm);
+    if (m !== null) headers.push({ name: name.toLowerCase(), type: m.type, value: m.value });
+  }
+  headers.sort((a, b) => cmp(a.name, b.name) || cmp(a.type, b.type) || cmp(a.value, b.value));
+  const uri = mm.uri !== undefined ? stringMatchIR(mm.uri) : null;
+  const bodyModel = mm.body?.model ?? null;
+  // A match with no condition matches every request, exactly like no match.
+  if (headers.length === 0 && uri === null && bodyModel === null) return null;
+  return { headers, uri, bodyModel };
+}
+
+/** Kthena's evaluation order: exact, then prefix, then regex; none set matches anything (null). */
+function stringMatchIR(sm: StringMatch): StringMatchIR | null {
+  if (sm.exact !== undefined) return { type: 'exact', value: sm.exact };
+  if (sm.prefix !== undefined) return { type: 'prefix', value: sm.prefix };
+  if (sm.regex !== undefined) return { type: 'regex', value: sm.regex };
+  return null;
+}
+
+/**
+ * Every structural problem of an IR (indexes in range, weights, duplicates, ranges of the wire
+ * format), gathered rather than stopping at the first. Non-empty means: do not publish.
+ */
+export function validateIR(ir: RoutingIR): string[] {
+  const errs: string[] = [];
+  const uint32 = (v: number, max = 0xffffffff): boolean => Number.isInteger(v) && v >= 0 && v <= max;
+
+  const endpointKeys = new Set<string>();
+  ir.endpoints.forEach((e, i) => {
+    const at = `endpoints[${i}] (${e.key})`;
+    if (e.key !== `${e.namespace}/${e.name}`) errs.push(`${at}: key must be namespace/name`);
+    if (endpointKeys.has(e.key)) errs.push(`${at}: duplicate endpoint key`);
+    endpointKeys.add(e.key);
+    if (i > 0 && !(ir.endpoints[i - 1]!.key < e.key)) errs.push(`${at}: endpoints must be sorted by key`);
+    if (isIP(e.ip) === 0) errs.push(`${at}: ip ${JSON.stringify(e.ip)} is not an IP address`);
+    if (!Number.isInteger(e.slot) || e.slot < -1) errs.push(`${at}: slot ${e.slot} must be an integer >= -1`);
+  });
+
+  const serverKeys = new Set<string>();
+  ir.servers.forEach((s, i) => {
+    const at = `servers[${i}] (${s.key})`;
+    if (s.key !== `${s.namespace}/${s.name}`) errs.push(`${at}: key must be namespace/name`);
+    if (serverKeys.has(s.key)) errs.push(`${at}: duplicate server key`);
+    serverKeys.add(s.key);
+    if (s.engine !== 'vLLM' && s.engine !== 'SGLang') errs.push(`${at}: unknown engine ${JSON.stringify(s.engine)}`);
+    if (!Number.isInteger(s.port) || s.port < 1 || s.port > 65535) errs.push(`${at}: port ${s.port} out of range 1-65535`);
+    if (!uint32(s.timeoutMs, MAX_DURATION_MS)) errs.push(`${at}: timeoutMs ${s.timeoutMs} must be an integer in 0-${MAX_DURATION_MS}`);
+    if (!uint32(s.retryIntervalMs, MAX_DURATION_MS)) errs.push(`${at}: retryIntervalMs ${s.retryIntervalMs} must be an integer in 0-${MAX_DURATION_MS}`);
+    if (!Number.isInteger(s.retryAttempts) || s.retryAttempts < -1 || s.retryAttempts > 2147483647) errs.push(`${at}: retryAttempts ${s.retryAttempts} must be an integer >= -1`);
+    s.endpoints.forEach((e, j) => {
+      if (!Number.isInteger(e) || e < 0 || e >= ir.endpoints.length) errs.push(`${at}: endpoints[${j}] = ${e} is out of range`);
+      else if (j > 0 && !(s.endpoints[j - 1]! < e)) errs.push(`${at}: endpoints must be strictly ascending (unique, in key order)`);
+    });
+  });
+
+  const routeKeys = new Set<string>();
+  ir.routes.forEach((r, i) => {
+    const at = `routes[${i}] (${r.key})`;
+    if (r.key !== `${r.namespace}/${r.name}`) errs.push(`${at}: key must be namespace/name`);
+    if (routeKeys.has(r.key)) errs.push(`${at}: duplicate route key`);
+    routeKeys.add(r.key);
+    if (r.modelName === '' && r.loraAdapters.length === 0) errs.push(`${at}: neither modelName nor loraAdapters`);
+    r.loraAdapters.forEach((a, j) => { if (a === '') errs.push(`${at}: loraAdapters[${j}] is empty`); });
+    r.rules.forEach((rule, j) => {
+      const rat = `${at}.rules[${j}]`;
+      if (rule.targets.length === 0) errs.push(`${rat}: no targets`);
+      let sum = 0;
+      rule.targets.forEach((t, k) => {
+        const tat = `${rat}.targets[${k}]`;
+        if (!uint32(t.weight)) errs.push(`${tat}: weight ${t.weight} must be a non-negative integer`);
+        sum += t.weight;
+        if (t.kind === 'server') {
+          if (!Number.isInteger(t.server) || t.server < -1 || t.server >= ir.servers.length) errs.push(`${tat}: server index ${t.server} is out of range`);
+          else if (t.server >= 0 && ir.servers[t.server]!.key !== t.key) errs.push(`${tat}: server index ${t.server} is ${ir.servers[t.server]!.key}, not ${t.key}`);
+        } else if (t.kind === 'provider') {
+          if (t.server !== -1) errs.push(`${tat}: a provider target must have server -1`);
+        } else {
+          errs.push(`${tat}: unknown target kind ${JSON.stringify(t.kind)}`);
+        }
+      });
+      if (!(rule.totalWeight > 0)) errs.push(`${rat}: totalWeight ${rule.totalWeight} must be > 0`);
+      else if (rule.totalWeight !== sum) errs.push(`${rat}: totalWeight ${rule.totalWeight} is not the sum of the target weights (${sum})`);
+      else if (!uint32(rule.totalWeight)) errs.push(`${rat}: totalWeight ${rule.totalWeight} exceeds uint32`);
+      const m = rule.match;
+      if (m === null) return;
+      const checkMatch = (sm: StringMatchIR, where: string): void => {
+        if (sm.type !== 'exact' && sm.type !== 'prefix' && sm.type !== 'regex') errs.push(`${where}: unknown match type ${JSON.stringify(sm.type)}`);
+        if (sm.type === 'regex') {
+          try {
+            new RegExp(sm.value);
+          } catch (e) {
+            errs.push(`${where}: regex does not compile: ${(e as Error).message}`);
+          }
+        }
+      };
+      m.headers.forEach((h, k) => {
+        const hat = `${rat}.match.headers[${k}]`;
+        if (h.name === '' || h.name !== h.name.toLowerCase()) errs.push(`${hat}: header name ${JSON.stringify(h.name)} must be non-empty lower case`);
+        checkMatch(h, hat);
+      });
+      if (m.uri !== null) checkMatch(m.uri, `${rat}.match.uri`);
+    });
+  });
+  return errs;
+}
+
+function key(o: { metadata: { namespace: string; name: string } }): string {
+  return `${o.metadata.namespace}/${o.metadata.name}`;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function problem(o: ModelRoute | ModelServer, field: string, message: string, severity: Problem['severity']): Problem {
+  return { kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name, field, message, severity };
+}

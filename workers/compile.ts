@@ -1,0 +1,155 @@
+/**
+ * Compiles a decoded IR into the structures the request path reads: maps by model name, compiled
+ * matchers, cumulative weights, per-endpoint origins and pre-joined label strings. Runs once per
+ * snapshot generation, never per request.
+ */
+import type { RoutingIR, ServerIR, StringMatchIR } from '../src/ir/types.js';
+
+export interface CompiledMatch {
+  type: 0 | 1 | 2; // exact, prefix, regex
+  value: string;
+  re: RegExp | null;
+}
+
+export interface CompiledHeaderMatch extends CompiledMatch {
+  name: string;
+}
+
+export interface CompiledEndpoint {
+  /** namespace/pod */
+  key: string;
+  podName: string;
+  slot: number;
+  /** http://ip:port (IPv6 bracketed) */
+  origin: string;
+}
+
+export interface CompiledServer {
+  key: string;
+  model: string;
+  port: number;
+  timeoutMs: number;
+  retryAttempts: number;
+  retryIntervalMs: number;
+  endpoints: CompiledEndpoint[];
+}
+
+export interface CompiledTarget {
+  kind: 'server' | 'provider';
+  key: string;
+  server: CompiledServer | null;
+}
+
+export interface CompiledRule {
+  headers: CompiledHeaderMatch[];
+  uri: CompiledMatch | null;
+  bodyModel: string | null;
+  matchAll: boolean;
+  targets: CompiledTarget[];
+  /** cumulative[i] = sum of weights of targets 0..i */
+  cumulative: Int32Array;
+  totalWeight: number;
+}
+
+export interface CompiledRoute {
+  key: string;
+  hasParentRefs: boolean;
+  rules: CompiledRule[];
+}
+
+export interface CompiledSnapshot {
+  generation: number;
+  byModel: Map<string, CompiledRoute[]>;
+  byLora: Map<string, CompiledRoute[]>;
+  /** Body of GET /v1/models, built once. */
+  modelsBody: string;
+  /** Every origin in this snapshot (pools for others can be closed). */
+  origins: Set<string>;
+  /** Largest endpoint count of any server (scratch arrays are sized to it). */
+  maxEndpoints: number;
+  ir: RoutingIR;
+}
+
+function compileMatch(m: StringMatchIR): CompiledMatch {
+  const type = m.type === 'exact' ? 0 : m.type === 'prefix' ? 1 : 2;
+  let re: RegExp | null = null;
+  if (type === 2) {
+    // Validation already rejected patterns JS cannot compile; a pattern that still fails here
+    // matches nothing, as Kthena treats an invalid regex at run time.
+    try { re = new RegExp(m.value); } catch { re = /(?!)/; }
+  }
+  return { type, value: m.value, re };
+}
+
+export function testMatch(m: CompiledMatch, v: string): boolean {
+  if (m.type === 0) return v === m.value;
+  if (m.type === 1) return v.startsWith(m.value);
+  return m.re!.test(v);
+}
+
+function originOf(ip: string, port: number): string {
+  return ip.includes(':') ? `http://[${ip}]:${port}` : `http://${ip}:${port}`;
+}
+
+function compileServer(ir: RoutingIR, s: ServerIR): CompiledServer {
+  return {
+    key: s.key,
+    model: s.model,
+    port: s.port,
+    timeoutMs: s.timeoutMs,
+    retryAttempts: s.retryAttempts,
+    retryIntervalMs: s.retryIntervalMs,
+    endpoints: s.endpoints.map((i) => {
+      const e = ir.endpoints[i];
+      return { key: e.key, podName: e.name, slot: e.slot, origin: originOf(e.ip, s.port) };
+    }),
+  };
+}
+
+export function compileSnapshot(ir: RoutingIR, generation: number): CompiledSnapshot {
+  const servers = ir.servers.map((s) => compileServer(ir, s));
+  const byModel = new Map<string, CompiledRoute[]>();
+  const byLora = new Map<string, CompiledRoute[]>();
+  const names = new Set<string>();
+  const origins = new Set<string>();
+  let maxEndpoints = 0;
+  for (const s of servers) {
+    maxEndpoints = Math.max(maxEndpoints, s.endpoints.length);
+    for (const e of s.endpoints) origins.add(e.origin);
+  }
+  for (const r of ir.routes) {
+    const route: CompiledRoute = {
+      key: r.key,
+      hasParentRefs: r.hasParentRefs,
+      rules: r.rules.map((rule) => {
+        const cumulative = new Int32Array(rule.targets.length);
+        let sum = 0;
+        rule.targets.forEach((t, i) => { sum += t.weight; cumulative[i] = sum; });
+        return {
+          headers: rule.match ? rule.match.headers.map((h) => ({ ...compileMatch(h), name: h.name })) : [],
+          uri: rule.match?.uri ? compileMatch(rule.match.uri) : null,
+          bodyModel: rule.match ? rule.match.bodyModel : null,
+          matchAll: rule.match === null || (rule.match.headers.length === 0 && rule.match.uri === null && rule.match.bodyModel === null),
+          targets: rule.targets.map((t) => ({ kind: t.kind, key: t.key, server: t.server >= 0 ? servers[t.server] : null })),
+          cumulative,
+          totalWeight: sum,
+        };
+      }),
+    };
+    // ir.routes is oldest first, so pushing keeps each candidate list oldest first.
+    if (r.modelName !== '') {
+      names.add(r.modelName);
+      let list = byModel.get(r.modelName);
+      if (!list) byModel.set(r.modelName, list = []);
+      list.push(route);
+    }
+    for (const a of r.loraAdapters) {
+      names.add(a);
+      let list = byLora.get(a);
+      if (!list) byLora.set(a, list = []);
+      list.push(route);
+    }
+  }
+  const data = [...names].sort().map((id) => ({ id, object: 'model', created: 0, owned_by: 'kthena' }));
+  return { generation, byModel, byLora, modelsBody: JSON.stringify({ object: 'list', data }), origins, maxEndpoints, ir };
+}

@@ -1,0 +1,692 @@
+/**
+ * The request pipeline of one worker: parse -> match route -> read snapshot -> schedule ->
+ * dispatch -> stream -> finish (docs/lifecycle.md draws it). Every failure goes through the error
+ * catalogue; nothing here blocks the thread.
+ */
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { Pool, type Dispatcher } from 'undici';
+import { Catalog, errorBody, formatMessage, type ErrorCode, RouterError } from '../src/errors.js';
+import { epIndex, kEpFailuresTotal, kEpInflight, kEpRequestsTotal, kHdrDraining, kHdrReady } from '../src/shared/layout.js';
+import type { RouterConfig } from '../src/config.js';
+import { testMatch, type CompiledEndpoint, type CompiledRoute, type CompiledRule, type CompiledServer, type CompiledSnapshot, type CompiledTarget } from './compile.js';
+import { RequestRecord } from './record.js';
+import { extractPrompt, estimateTokens } from './prompt.js';
+import { applySplices, scanTopLevel, type Splice } from './jsonedit.js';
+import { SseUsageScanner, usageOf, type Usage } from './sse.js';
+import type { SnapshotReader } from './snapshot-reader.js';
+import type { WorkerMetrics } from './metrics.js';
+import { formatAccessLogJson, formatAccessLogText, type AccessLogBuffer } from './accesslog.js';
+
+/** Kthena walks at most this many scheduled pods when no retry policy is set. */
+const kDefaultFallbackPods = 5;
+/** Non-streaming bodies up to this size are parsed for usage after being forwarded. */
+const kMaxUsageBodyBytes = 4 * 1024 * 1024;
+
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
+  'transfer-encoding', 'upgrade', 'content-length', 'expect', 'http2-settings',
+]);
+// uWS writes its own Date header and framing; forwarding the upstream's would duplicate them.
+const RESPONSE_SKIP = new Set([...HOP_BY_HOP, 'date']);
+
+const statusLines: string[] = [];
+function statusLine(code: number): string {
+  return statusLines[code] ??= `${code} ${STATUS_CODES[code] ?? 'Unknown'}`;
+}
+
+export interface WorkerContext {
+  cfg: Readonly<RouterConfig>;
+  header: Int32Array;
+  ep: Int32Array;
+  reader: SnapshotReader<CompiledSnapshot>;
+  metrics: WorkerMetrics;
+  accessLog: AccessLogBuffer | null;
+  pools: Map<string, Pool>;
+  /** Requests accepted and not finished (drain waits for 0). */
+  active: number;
+  onIdle: (() => void) | null;
+  renderMetrics: (() => Promise<string>) | null;
+  log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
+}
+
+const enum Mode { None, Length, Chunked }
+
+class RequestState {
+  readonly res: HttpResponse;
+  readonly rec = new RequestRecord();
+  aborted = false;
+  finished = false;
+  /** Status line written to the client. */
+  responded = false;
+  method = '';
+  query = '';
+  /** Flat [name, value, ...] with lower-case names. */
+  headers: string[] = [];
+  chunks: Buffer[] | null = null;
+  bodyBuf: Buffer | null = null;
+  bodyLen = 0;
+  // routing
+  server: CompiledServer | null = null;
+  isLora = false;
+  ranked: Int32Array | null = null;
+  rankedCount = 0;
+  attempt = 0;
+  maxAttempts = 0;
+  upstreamBody = '';
+  upstreamHeaders: string[] = [];
+  streamRequested = false;
+  injectedUsage = false;
+  downstreamCounted = false;
+  upstreamCounted = false;
+  // current attempt
+  slot = -1;
+  controller: Dispatcher.DispatchController | null = null;
+  timer: NodeJS.Timeout | null = null;
+  timedOut = false;
+  headersReceived = false;
+  retryOnAbort = false;
+  lastFailure = '';
+  // response
+  mode = Mode.None;
+  total = 0;
+  pending: Buffer | null = null;
+  /** The client's response is complete (tryEnd reached the total, or an empty body). */
+  ended = false;
+  pendingOffset = 0;
+  sse: SseUsageScanner | null = null;
+  usageChunks: Buffer[] | null = null;
+  usageBytes = 0;
+  usage: Usage | null = null;
+
+  constructor(res: HttpResponse) {
+    this.res = res;
+  }
+}
+
+export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: HttpRequest) => void {
+  const { cfg, header, reader } = ctx;
+  let scratchScores = new Float64Array(64);
+
+  function headerValue(st: RequestState, name: string): string {
+    const h = st.headers;
+    for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1];
+    return '';
+  }
+
+  function finish(st: RequestState): void {
+    if (st.finished) return;
+    st.finished = true;
+    const rec = st.rec;
+    rec.tEnd = performance.now();
+    if (st.timer !== null) { clearTimeout(st.timer); st.timer = null; }
+    if (st.downstreamCounted) ctx.metrics.downstreamFinished(rec.modelLabel);
+    if (rec.backendType !== '') {
+      if (rec.inputTokens > 0) ctx.metrics.tokens(rec, 'input', rec.inputTokens);
+      if (rec.outputTokens > 0) ctx.metrics.tokens(rec, 'output', rec.outputTokens);
+    }
+    ctx.metrics.requestFinished(rec);
+    if (ctx.accessLog !== null && rec.logged) {
+      ctx.accessLog.push(cfg.accessLog.format === 'json' ? formatAccessLogJson(rec) : formatAccessLogText(rec));
+    }
+    if (--ctx.active === 0 && ctx.onIdle !== null) ctx.onIdle();
+  }
+
+  function respondError(st: RequestState, code: ErrorCode, detail?: string, kthenaType?: string): void {
+    const e = Catalog[code];
+    const msg = formatMessage(e, detail);
+    const rec = st.rec;
+    rec.statusCode = e.status;
+    rec.errorType = kthenaType ?? e.kthenaType;
+    rec.errorMessage = msg;
+    rec.errorCode = code;
+    rec.errorOrigin = 'router';
+    if (!st.aborted && !st.responded) {
+      st.responded = true;
+      const body = errorBody(code, msg);
+      const close = code === 'RTR_ERR_BODY_TOO_LARGE' || Atomics.load(header, kHdrDraining) === 1;
+      st.res.cork(() => {
+        st.res.writeStatus(statusLine(e.status)).writeHeader('content-type', 'application/json; charset=utf-8');
+        if (rec.requestId !== '') st.res.writeHeader('x-request-id', rec.requestId);
+        st.res.end(body, close);
+      });
+    }
+    finish(st);
+  }
+
+  function simple(res: HttpResponse, status: number, body: string, contentType = 'application/json; charset=utf-8'): void {
+    res.cork(() => { res.writeStatus(statusLine(status)).writeHeader('content-type', contentType).end(body); });
+  }
+
+  // ---- routing --------------------------------------------------------------------------------
+
+  function ruleMatches(st: RequestState, rule: CompiledRule, model: string): boolean {
+    if (rule.matchAll) return true;
+    if (rule.bodyModel !== null && rule.bodyModel !== model) return false;
+    if (rule.uri !== null && !testMatch(rule.uri, st.rec.path)) return false;
+    for (let i = 0; i < rule.headers.length; i++) {
+      const h = rule.headers[i];
+      if (!testMatch(h, headerValue(st, h.name))) return false;
+    }
+    return true;
+  }
+
+  function pickTarget(rule: CompiledRule): CompiledTarget | null {
+    if (rule.totalWeight <= 0) return null;
+    const r = Math.floor(Math.random() * rule.totalWeight);
+    const c = rule.cumulative;
+    for (let i = 0; i < c.length; i++) if (r < c[i]) return rule.targets[i];
+    return null;
+  }
+
+  function matchRoute(st: RequestState, snap: CompiledSnapshot, model: string): { route: CompiledRoute; target: CompiledTarget } | null {
+    let candidates = snap.byModel.get(model);
+    st.isLora = false;
+    if (candidates === undefined) {
+      candidates = snap.byLora.get(model);
+      if (candidates === undefined) return null;
+      st.isLora = true;
+    }
+    for (let i = 0; i < candidates.length; i++) {
+      const route = candidates[i];
+      // Without Gateway API a route bound to a Gateway never matches (Kthena §6.3).
+      if (route.hasParentRefs) continue;
+      for (let j = 0; j < route.rules.length; j++) {
+        const rule = route.rules[j];
+        if (!ruleMatches(st, rule, model)) continue;
+        const target = pickTarget(rule);
+        if (target !== null) return { route, target };
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Least in-flight over the shared endpoint counters, random tie-break, top N in one partial
+   * selection pass. The in-flight count is the router's own zero-lag signal, exact across workers
+   * (every worker Atomics.adds into the same slot).
+   */
+  function schedule(st: RequestState, server: CompiledServer): void {
+    const eps = server.endpoints;
+    const n = eps.length;
+    if (scratchScores.length < n) scratchScores = new Float64Array(n * 2);
+    const scores = scratchScores;
+    for (let i = 0; i < n; i++) scores[i] = Atomics.load(ctx.ep, epIndex(eps[i].slot, kEpInflight)) + Math.random();
+    const k = Math.min(n, kDefaultFallbackPods);
+    const ranked = new Int32Array(k);
+    for (let r = 0; r < k; r++) {
+      let best = -1;
+      let bestScore = Infinity;
+      for (let i = 0; i < n; i++) {
+        const s = scores[i];
+        if (s < bestScore) { bestScore = s; best = i; }
+      }
+      ranked[r] = best;
+      scores[best] = Infinity;
+    }
+    st.ranked = ranked;
+    st.rankedCount = k;
+  }
+
+  // ---- body -----------------------------------------------------------------------------------
+
+  function buildUpstreamBody(st: RequestState, text: string, body: Record<string, unknown>, server: CompiledServer): string {
+    const splices: Splice[] = [];
+    const scan = scanTopLevel(text, ['model', 'stream_options']);
+    if (server.model !== '' && !st.isLora && body.model !== server.model) {
+      const m = scan.members.get('model')!;
+      splices.push({ start: m.valueStart, end: m.valueEnd, text: JSON.stringify(server.model) });
+    }
+    if (body.stream === true) {
+      st.streamRequested = true;
+      const so = body.stream_options;
+      const includes = so !== null && typeof so === 'object' && (so as { include_usage?: unknown }).include_usage === true;
+      if (!includes) {
+        st.injectedUsage = true;
+        const span = scan.members.get('stream_options');
+        if (span !== undefined) {
+          const merged = so !== null && typeof so === 'object' && !Array.isArray(so) ? { ...(so as object), include_usage: true } : { include_usage: true };
+          splices.push({ start: span.valueStart, end: span.valueEnd, text: JSON.stringify(merged) });
+        } else {
+          splices.push({ start: scan.close, end: scan.close, text: (scan.count > 0 ? ',' : '') + '"stream_options":{"include_usage":true}' });
+        }
+      }
+    }
+    return applySplices(text, splices);
+  }
+
+  function onBody(st: RequestState, buf: Buffer): void {
+    const rec = st.rec;
+    const snap = reader.current();
+    if (snap === null) { respondError(st, 'RTR_ERR_NOT_READY'); return; }
+    const text = buf.toString('utf8');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      respondError(st, 'RTR_ERR_BAD_JSON', text.trim() === '' ? 'EOF' : (err as Error).message);
+      return;
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) { respondError(st, 'RTR_ERR_INVALID_BODY'); return; }
+    const body = parsed as Record<string, unknown>;
+    const model = body.model;
+    if (typeof model !== 'string' || model.trim() === '') { respondError(st, 'RTR_ERR_MODEL_NOT_FOUND'); return; }
+    rec.modelName = model;
+    if (snap.byModel.has(model) || snap.byLora.has(model)) rec.modelLabel = model;
+    ctx.metrics.downstreamStarted(rec.modelLabel);
+    st.downstreamCounted = true;
+
+    const prompt = extractPrompt(body);
+    if (prompt === null) { respondError(st, 'RTR_ERR_PROMPT_NOT_FOUND'); return; }
+    rec.inputTokens = estimateTokens(prompt);
+
+    const m = matchRoute(st, snap, model);
+    if (m === null) { respondError(st, 'RTR_ERR_NO_ROUTE'); return; }
+    rec.modelRoute = m.route.key;
+    const t = m.target;
+    if (t.kind === 'provider') {
+      rec.backendType = 'external_provider';
+      rec.backendName = t.key;
+      respondError(st, 'RTR_ERR_PROVIDER_UNSUPPORTED', t.key);
+      return;
+    }
+    rec.backendType = 'model_server';
+    rec.backendName = t.key;
+    rec.modelServer = t.key;
+    const server = t.server;
+    if (server === null) { respondError(st, 'RTR_ERR_MODEL_SERVER_NOT_FOUND', t.key); return; }
+    rec.upstreamModel = server.model !== '' && !st.isLora ? server.model : model;
+    if (server.endpoints.length === 0) { respondError(st, 'RTR_ERR_NO_ENDPOINT', server.key); return; }
+
+    st.server = server;
+    schedule(st, server);
+    st.maxAttempts = server.retryAttempts >= 0 ? server.retryAttempts + 1 : st.rankedCount;
+    st.upstreamBody = buildUpstreamBody(st, text, body, server);
+    st.upstreamHeaders = upstreamHeaders(st);
+    dispatchAttempt(st);
+  }
+
+  function upstreamHeaders(st: RequestState): string[] {
+    const out: string[] = [];
+    const h = st.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      if (!HOP_BY_HOP.has(h[i])) out.push(h[i], h[i + 1]);
+    }
+    return out;
+  }
+
+  // ---- upstream -------------------------------------------------------------------------------
+
+  function poolFor(origin: string): Pool {
+    let p = ctx.pools.get(origin);
+    if (p === undefined) {
+      p = new Pool(origin, {
+        connections: cfg.upstreamConnections,
+        pipelining: 1,
+        // Our own timer bounds dial + headers (trafficPolicy.timeout); a long non-streaming
+        // generation may legitimately take minutes before its headers.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        keepAliveTimeout: 60_000,
+        connect: { timeout: 10_000 },
+      });
+      ctx.pools.set(origin, p);
+    }
+    return p;
+  }
+
+  function endpointOf(st: RequestState): CompiledEndpoint {
+    const ranked = st.ranked!;
+    return st.server!.endpoints[ranked[(st.attempt - 1) % st.rankedCount]];
+  }
+
+  function dispatchAttempt(st: RequestState): void {
+    const rec = st.rec;
+    st.attempt++;
+    rec.upstreamAttempts = st.attempt;
+    const ep = endpointOf(st);
+    rec.selectedPod = ep.podName;
+    st.slot = ep.slot;
+    st.headersReceived = false;
+    st.timedOut = false;
+    st.retryOnAbort = false;
+    st.controller = null;
+    Atomics.add(ctx.ep, epIndex(ep.slot, kEpInflight), 1);
+    Atomics.add(ctx.ep, epIndex(ep.slot, kEpRequestsTotal), 1);
+    if (!st.upstreamCounted) { ctx.metrics.upstreamStarted(rec); st.upstreamCounted = true; }
+    if (rec.tDispatch === 0) rec.tDispatch = performance.now();
+    const handler = new UpstreamHandler(st, st.attempt);
+    const timeoutMs = st.server!.timeoutMs;
+    if (timeoutMs > 0) {
+      st.timer = setTimeout(() => {
+        st.timer = null;
+        if (st.headersReceived || st.finished) return;
+        st.timedOut = true;
+        st.lastFailure = `RTR_ERR_UPSTREAM_HEADERS_TIMEOUT: ${timeoutMs}ms`;
+        if (st.controller !== null) st.controller.abort(new RouterError('RTR_ERR_UPSTREAM_HEADERS_TIMEOUT', `${timeoutMs}ms`));
+        else handler.abandon(new RouterError('RTR_ERR_UPSTREAM_HEADERS_TIMEOUT', `${timeoutMs}ms`));
+      }, timeoutMs);
+    }
+    try {
+      poolFor(ep.origin).dispatch({
+        origin: ep.origin,
+        path: st.query === '' ? rec.path : rec.path + '?' + st.query,
+        method: st.method as Dispatcher.HttpMethod,
+        headers: st.upstreamHeaders,
+        body: st.upstreamBody,
+      }, handler);
+    } catch (err) {
+      handler.fail(err as Error);
+    }
+  }
+
+  function releaseAttempt(st: RequestState, failed: boolean): void {
+    if (st.slot < 0) return;
+    Atomics.sub(ctx.ep, epIndex(st.slot, kEpInflight), 1);
+    if (failed) Atomics.add(ctx.ep, epIndex(st.slot, kEpFailuresTotal), 1);
+    st.slot = -1;
+    if (st.timer !== null) { clearTimeout(st.timer); st.timer = null; }
+  }
+
+  function upstreamDone(st: RequestState): void {
+    if (st.upstreamCounted) { ctx.metrics.upstreamFinished(st.rec); st.upstreamCounted = false; }
+  }
+
+  function attemptFailed(st: RequestState, err: Error): void {
+    releaseAttempt(st, true);
+    const rec = st.rec;
+    if (st.aborted) {
+      upstreamDone(st);
+      clientAborted(st);
+      return;
+    }
+    if (st.responded) {
+      // Bytes already reached the client: no retry is possible; end its response cleanly.
+      upstreamDone(st);
+      rec.errorType = 'proxy';
+      rec.errorCode = 'RTR_ERR_UPSTREAM_MIDSTREAM';
+      rec.errorMessage = formatMessage(Catalog.RTR_ERR_UPSTREAM_MIDSTREAM, err.message);
+      rec.errorOrigin = 'upstream';
+      ctx.log('warn', { requestId: rec.requestId, pod: rec.selectedPod, err: err.message }, 'upstream failed mid-response');
+      const res = st.res;
+      if (st.mode === Mode.Chunked && st.sse !== null) {
+        const event = 'data: ' + errorBody('RTR_ERR_UPSTREAM_MIDSTREAM', rec.errorMessage) + '\n\n';
+        res.cork(() => { res.end(event); });
+      } else {
+        // A length-framed or plain chunked body cannot be completed honestly: close the
+        // connection so the client sees a truncated response rather than a short valid one.
+        res.close();
+      }
+      finish(st);
+      return;
+    }
+    if (st.lastFailure === '') st.lastFailure = err.message;
+    const code = (err as { code?: string }).code;
+    ctx.log('warn', { requestId: rec.requestId, pod: rec.selectedPod, attempt: st.attempt, err: st.lastFailure, code }, 'upstream attempt failed');
+    if (st.attempt < st.maxAttempts) {
+      const interval = st.server!.retryAttempts >= 0 ? st.server!.retryIntervalMs : 0;
+      st.lastFailure = '';
+      if (interval > 0) {
+        st.timer = setTimeout(() => { st.timer = null; if (!st.aborted && !st.finished) dispatchAttempt(st); else if (st.aborted) clientAborted(st); }, interval);
+      } else {
+        dispatchAttempt(st);
+      }
+      return;
+    }
+    upstreamDone(st);
+    respondError(st, 'RTR_ERR_UPSTREAM_ALL_FAILED');
+  }
+
+  function clientAborted(st: RequestState): void {
+    if (st.finished) return;
+    const rec = st.rec;
+    rec.statusCode = 499;
+    rec.errorType = Catalog.RTR_ERR_CLIENT_ABORTED.kthenaType;
+    rec.errorCode = 'RTR_ERR_CLIENT_ABORTED';
+    rec.errorMessage = Catalog.RTR_ERR_CLIENT_ABORTED.message;
+    rec.errorOrigin = 'router';
+    finish(st);
+  }
+
+  class UpstreamHandler {
+    readonly #st: RequestState;
+    readonly #attempt: number;
+    #done = false;
+
+    constructor(st: RequestState, attempt: number) {
+      this.#st = st;
+      this.#attempt = attempt;
+    }
+
+    /** This handler is still the request's live attempt. */
+    #live(): boolean {
+      return !this.#done && this.#st.attempt === this.#attempt && !this.#st.finished;
+    }
+
+    /** Gives up on an attempt that has no controller yet (still queued in the pool). */
+    abandon(err: Error): void {
+      if (!this.#live()) return;
+      this.#done = true;
+      attemptFailed(this.#st, err);
+    }
+
+    fail(err: Error): void {
+      if (!this.#live()) return;
+      this.#done = true;
+      attemptFailed(this.#st, err);
+    }
+
+    onRequestStart(controller: Dispatcher.DispatchController): void {
+      if (!this.#live()) { controller.abort(new Error('attempt abandoned')); return; }
+      this.#st.controller = controller;
+      if (this.#st.aborted) controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED'));
+    }
+
+    onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+      const st = this.#st;
+      if (!this.#live()) { controller.abort(new Error('attempt abandoned')); return; }
+      st.headersReceived = true;
+      if (st.timer !== null) { clearTimeout(st.timer); st.timer = null; }
+      const rec = st.rec;
+      rec.tHeaders = performance.now();
+      rec.upstreamStatusCode = statusCode;
+      if (st.aborted) { controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED')); return; }
+      if (statusCode >= 500) {
+        // Retried while nothing reached the client; when the last attempt fails too the client
+        // gets Kthena's answer (503 request to all pods failed), not the engine's 5xx body.
+        st.lastFailure = `RTR_ERR_UPSTREAM_STATUS: ${statusCode}`;
+        controller.abort(new RouterError('RTR_ERR_UPSTREAM_STATUS', String(statusCode)));
+        return;
+      }
+      rec.statusCode = statusCode;
+      if (statusCode >= 400) { rec.errorOrigin = 'upstream'; rec.errorType = 'upstream_response'; }
+      const cl = headers['content-length'];
+      const ct = headers['content-type'];
+      const ctype = typeof ct === 'string' ? ct : '';
+      if (typeof cl === 'string') { st.mode = Mode.Length; st.total = Number(cl); } else st.mode = Mode.Chunked;
+      if (ctype.startsWith('text/event-stream')) st.sse = new SseUsageScanner(st.injectedUsage);
+      else if (ctype.includes('json')) st.usageChunks = [];
+      const res = st.res;
+      st.responded = true;
+      res.cork(() => {
+        res.writeStatus(statusLine(statusCode));
+        for (const name in headers) {
+          if (RESPONSE_SKIP.has(name)) continue;
+          const v = headers[name];
+          if (v === undefined) continue;
+          if (typeof v === 'string') res.writeHeader(name, v);
+          else for (let i = 0; i < v.length; i++) res.writeHeader(name, v[i]);
+        }
+        if (st.mode === Mode.Length && st.total === 0) { res.endWithoutBody(0); st.ended = true; }
+      });
+      if (!st.ended) res.onWritable((offset) => this.#onWritable(offset));
+    }
+
+    #onWritable(offset: number): boolean {
+      const st = this.#st;
+      // Not gated on `finished`: the upstream may have ended while our last chunk still waits here.
+      if (st.aborted || st.ended && st.pending === null) return true;
+      if (st.mode === Mode.Length && st.pending !== null) {
+        const chunk = st.pending.subarray(offset - st.pendingOffset);
+        const [ok, done] = st.res.tryEnd(chunk, st.total);
+        if (done) st.ended = true;
+        if (!ok) return false;
+        st.pending = null;
+      }
+      st.controller?.resume();
+      return true;
+    }
+
+    onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+      const st = this.#st;
+      if (!this.#live() || st.aborted) return;
+      const res = st.res;
+      if (st.usageChunks !== null) {
+        st.usageBytes += chunk.length;
+        if (st.usageBytes <= kMaxUsageBodyBytes) st.usageChunks.push(chunk);
+        else st.usageChunks = null;
+      }
+      if (st.mode === Mode.Length) {
+        if (st.ended) return;
+        let ok = true;
+        res.cork(() => {
+          st.pendingOffset = res.getWriteOffset();
+          const [written, done] = res.tryEnd(chunk, st.total);
+          ok = written;
+          if (done) st.ended = true;
+        });
+        if (!ok) { st.pending = chunk; controller.pause(); }
+        return;
+      }
+      const out = st.sse !== null ? st.sse.push(chunk) : chunk;
+      if (out.length === 0) return;
+      let ok = true;
+      res.cork(() => { ok = res.write(out); });
+      if (!ok) controller.pause();
+    }
+
+    onResponseEnd(): void {
+      const st = this.#st;
+      if (!this.#live()) return;
+      this.#done = true;
+      releaseAttempt(st, false);
+      upstreamDone(st);
+      if (st.aborted) { clientAborted(st); return; }
+      const res = st.res;
+      if (st.sse !== null) {
+        const tail = st.sse.flush();
+        st.usage = st.sse.usage;
+        res.cork(() => { if (tail !== null) res.write(tail); res.end(); });
+      } else {
+        if (st.mode === Mode.Chunked) res.cork(() => { res.end(); });
+        else if (!st.ended && st.pending === null) res.close(); // shorter than its content-length: never pass it off as complete
+        if (st.usageChunks !== null && st.usageChunks.length > 0) {
+          try { st.usage = usageOf(JSON.parse(Buffer.concat(st.usageChunks).toString('utf8'))); } catch { st.usage = null; }
+        }
+      }
+      if (st.usage !== null) {
+        if (st.usage.prompt > 0) st.rec.inputTokens = st.usage.prompt;
+        st.rec.outputTokens = st.usage.completion;
+      }
+      finish(st);
+    }
+
+    onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+      if (!this.#live()) return;
+      this.#done = true;
+      attemptFailed(this.#st, err);
+    }
+  }
+
+  // ---- entry ----------------------------------------------------------------------------------
+
+  return function handle(res: HttpResponse, req: HttpRequest): void {
+    const url = req.getUrl();
+    if (url === '/healthz') { simple(res, 200, '{"message":"ok"}'); return; }
+    if (url === '/readyz') {
+      if (Atomics.load(header, kHdrReady) === 1 && Atomics.load(header, kHdrDraining) === 0) simple(res, 200, '{"message":"router is ready"}');
+      else simple(res, 503, '{"message":"router is not ready"}');
+      return;
+    }
+    if (url === '/metrics' && ctx.renderMetrics !== null) {
+      let aborted = false;
+      res.onAborted(() => { aborted = true; });
+      ctx.renderMetrics().then(
+        (text) => { if (!aborted) simple(res, 200, text, 'text/plain; version=0.0.4; charset=utf-8'); },
+        () => { if (!aborted) simple(res, 500, 'metrics unavailable', 'text/plain'); },
+      );
+      return;
+    }
+    if (!url.startsWith('/v1/')) { simple(res, 404, errorBody('RTR_ERR_PATH_NOT_FOUND', Catalog.RTR_ERR_PATH_NOT_FOUND.message)); return; }
+
+    const st = new RequestState(res);
+    const rec = st.rec;
+    rec.t0 = performance.now();
+    rec.startEpochMs = Date.now();
+    ctx.active++;
+    ctx.metrics.requestStarted();
+    res.onAborted(() => {
+      st.aborted = true;
+      if (st.controller !== null) st.controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED'));
+      else if (st.slot < 0) clientAborted(st);
+      // An attempt still queued in the pool is abandoned by its handler on onRequestStart.
+      else if (st.attempt > 0) { releaseAttempt(st, false); upstreamDone(st); clientAborted(st); }
+    });
+    // Everything needed from `req` is copied now: it is invalid after this function returns.
+    st.method = req.getCaseSensitiveMethod();
+    rec.method = st.method;
+    rec.path = url;
+    st.query = req.getQuery() ?? '';
+    const headers = st.headers;
+    req.forEach((k, v) => { headers.push(k, v); });
+    let requestId = '';
+    let contentLength = -1;
+    let chunked = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const k = headers[i];
+      if (k === 'x-request-id') requestId = headers[i + 1];
+      else if (k === 'content-length') contentLength = Number(headers[i + 1]);
+      else if (k === 'transfer-encoding') chunked = true;
+    }
+    if (requestId === '') { requestId = randomUUID(); headers.push('x-request-id', requestId); }
+    rec.requestId = requestId;
+
+    if (Atomics.load(header, kHdrDraining) === 1) { respondError(st, 'RTR_ERR_SHUTTING_DOWN'); return; }
+    if (url === '/v1/models' && st.method === 'GET') {
+      const snap = reader.current();
+      rec.statusCode = 200;
+      simple(res, 200, snap === null ? '{"object":"list","data":[]}' : snap.modelsBody);
+      st.responded = true;
+      finish(st);
+      return;
+    }
+    if (contentLength > cfg.maxBodyBytes) { respondError(st, 'RTR_ERR_BODY_TOO_LARGE', String(cfg.maxBodyBytes)); return; }
+    if (contentLength <= 0 && !chunked) { onBody(st, Buffer.alloc(0)); return; }
+    if (contentLength > 0) st.bodyBuf = Buffer.allocUnsafe(contentLength);
+    else st.chunks = [];
+    res.onData((ab, isLast) => {
+      if (st.finished) return;
+      const view = new Uint8Array(ab);
+      if (st.bodyLen + view.length > cfg.maxBodyBytes || (st.bodyBuf !== null && st.bodyLen + view.length > st.bodyBuf.length)) {
+        respondError(st, 'RTR_ERR_BODY_TOO_LARGE', String(cfg.maxBodyBytes));
+        return;
+      }
+      // uWS neuters `ab` after this callback: copy.
+      if (st.bodyBuf !== null) st.bodyBuf.set(view, st.bodyLen);
+      else st.chunks!.push(Buffer.from(view));
+      st.bodyLen += view.length;
+      if (!isLast) return;
+      const body = st.bodyBuf !== null ? st.bodyBuf.subarray(0, st.bodyLen) : Buffer.concat(st.chunks!, st.bodyLen);
+      st.chunks = null;
+      st.bodyBuf = null;
+      try {
+        onBody(st, body);
+      } catch (err) {
+        ctx.log('error', { err: (err as Error).stack, requestId: rec.requestId }, 'request pipeline failed');
+        respondError(st, 'RTR_ERR_INTERNAL', (err as Error).message);
+      }
+    });
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * Worker thread entry: one uWS App listening on the router port (the kernel spreads connections
+ * across the threads' SO_REUSEPORT sockets), reading the routing snapshot from shared memory.
+ *
+ * A worker never calls process.exit with sockets open and is never terminate()d: a thread that
+ * ends with uWS handles alive aborts the whole process (uv_loop_close assertion). Every exit path
+ * closes the listen socket and the App first.
+ */
+import { parentPort, workerData, threadId } from 'node:worker_threads';
+import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { Pool } from 'undici';
+import { loadNativeUws, type Uws } from './uws.js';
+import { SnapshotReader } from './snapshot-reader.js';
+import { compileSnapshot, type CompiledSnapshot } from './compile.js';
+import { createHandler, type WorkerContext } from './pipeline.js';
+import { WorkerMetrics } from './metrics.js';
+import { AccessLogBuffer } from './accesslog.js';
+import type { RouterConfig } from '../src/config.js';
+import type { SharedRegions } from '../src/shared/layout.js';
+import { RouterError } from '../src/errors.js';
+
+export interface WorkerInit {
+  index: number;
+  cfg: Readonly<RouterConfig>;
+  regions: SharedRegions;
+}
+
+export type ToWorker =
+  | { type: 'collect'; id: number }
+  | { type: 'drain'; deadlineMs: number }
+  | { type: 'snapshot-buffer'; sab: SharedArrayBuffer; id: number }
+  | { type: 'metrics-text'; id: number; text: string | null }
+  | { type: 'crash' };
+
+export type FromWorker =
+  | { type: 'listening'; ok: boolean; error?: string }
+  | { type: 'fatal'; code: string; message: string }
+  | { type: 'metrics'; id: number; data: unknown[] }
+  | { type: 'access'; lines: string }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; obj: object; msg: string }
+  | { type: 'ack'; id: number }
+  | { type: 'render-metrics'; id: number };
+
+const port = parentPort!;
+const init = workerData as WorkerInit;
+const post = (m: FromWorker): void => port.postMessage(m);
+const log = (level: 'info' | 'warn' | 'error', obj: object, msg: string): void => post({ type: 'log', level, obj: { worker: init.index, thread: threadId, ...obj }, msg });
+
+let app: TemplatedApp | null = null;
+let listenSocket: us_listen_socket | null = null;
+let closing = false;
+
+function main(): void {
+  let uws: Uws;
+  try {
+    uws = loadNativeUws();
+  } catch (err) {
+    const e = err as RouterError;
+    post({ type: 'fatal', code: e.code ?? 'RTR_ERR_NATIVE_UWS', message: e.message });
+    port.close();
+    return;
+  }
+  const { cfg, regions } = init;
+  const onSnapshotError = (err: unknown): void => log('error', { err: (err as Error).stack }, 'snapshot decode failed; keeping the previous snapshot');
+  const reader = new SnapshotReader<CompiledSnapshot>(regions.headerSab, regions.snapshotSab, compileSnapshot, onSnapshotError);
+  const accessLog = cfg.accessLog.enabled ? new AccessLogBuffer((lines) => post({ type: 'access', lines })) : null;
+  const pendingMetrics = new Map<number, (text: string | null) => void>();
+  let nextId = 1;
+  const ctx: WorkerContext = {
+    cfg,
+    header: new Int32Array(regions.headerSab),
+    ep: new Int32Array(regions.endpointSab),
+    reader,
+    metrics: new WorkerMetrics(),
+    accessLog,
+    pools: new Map<string, Pool>(),
+    active: 0,
+    onIdle: null,
+    renderMetrics: cfg.exposeMetricsOnRouterPort
+      ? () => new Promise<string>((resolve, reject) => {
+        const id = nextId++;
+        pendingMetrics.set(id, (t) => (t === null ? reject(new Error('metrics unavailable')) : resolve(t)));
+        post({ type: 'render-metrics', id });
+      })
+      : null,
+    log,
+  };
+
+  app = cfg.tlsCert !== '' ? uws.SSLApp({ cert_file_name: cfg.tlsCert, key_file_name: cfg.tlsKey }) : uws.App();
+  const handler = createHandler(ctx);
+  app.any('/*', (res, req) => {
+    try {
+      handler(res, req);
+    } catch (err) {
+      log('error', { err: (err as Error).stack }, 'request handler threw');
+      try { res.cork(() => { res.writeStatus('500 Internal Server Error').end(); }); } catch { /* response already gone */ }
+    }
+  });
+  app.listen(cfg.host, cfg.port, (s) => {
+    if (!s) {
+      post({ type: 'listening', ok: false, error: `${cfg.host}:${cfg.port}` });
+      shutdown();
+      return;
+    }
+    listenSocket = s;
+    post({ type: 'listening', ok: true });
+  });
+
+  // Pools for endpoints that left the snapshot are closed once per generation change, off the
+  // request path (close() lets their in-flight requests finish).
+  let sweptGeneration = 0;
+  const sweeper = setInterval(() => {
+    const snap = reader.current();
+    if (snap === null || snap.generation === sweptGeneration) return;
+    sweptGeneration = snap.generation;
+    for (const [origin, pool] of ctx.pools) {
+      if (!snap.origins.has(origin)) { ctx.pools.delete(origin); void pool.close().catch(() => undefined); }
+    }
+  }, 1000);
+  sweeper.unref();
+
+  function shutdown(): void {
+    if (closing) return;
+    closing = true;
+    clearInterval(sweeper);
+    if (listenSocket) { uws.us_listen_socket_close(listenSocket); listenSocket = null; }
+    accessLog?.flush();
+    accessLog?.close();
+    const pools = [...ctx.pools.values()];
+    ctx.pools.clear();
+    void Promise.allSettled(pools.map((p) => p.destroy())).then(() => {
+      // close() exists on the native App (20.30) but is missing from the bundled typings.
+      (app as unknown as { close(): void } | null)?.close();
+      app = null;
+      port.close();
+    });
+  }
+
+  port.on('message', (m: ToWorker) => {
+    switch (m.type) {
+      case 'collect':
+        post({ type: 'metrics', id: m.id, data: ctx.metrics.toJSON() as unknown[] });
+        break;
+      case 'snapshot-buffer':
+        reader.replaceBuffer(m.sab);
+        post({ type: 'ack', id: m.id });
+        break;
+      case 'metrics-text': {
+        const cb = pendingMetrics.get(m.id);
+        pendingMetrics.delete(m.id);
+        cb?.(m.text);
+        break;
+      }
+      case 'drain': {
+        // Stop accepting; in-flight requests finish (bounded by the deadline), then exit.
+        if (listenSocket) { uws.us_listen_socket_close(listenSocket); listenSocket = null; }
+        const done = (): void => { post({ type: 'metrics', id: 0, data: ctx.metrics.toJSON() as unknown[] }); shutdown(); };
+        if (ctx.active === 0) { done(); break; }
+        ctx.onIdle = done;
+        setTimeout(() => { log('warn', { active: ctx.active }, 'drain deadline reached; closing remaining connections'); done(); }, Math.max(0, m.deadlineMs - Date.now())).unref();
+        break;
+      }
+      case 'crash':
+        setImmediate(() => { throw new Error('crash requested through fault injection'); });
+        break;
+    }
+  });
+
+  process.on('uncaughtException', (err) => {
+    log('error', { err: err.stack }, 'worker crashed; closing it so the control thread restarts it');
+    post({ type: 'metrics', id: 0, data: ctx.metrics.toJSON() as unknown[] });
+    process.exitCode = 1;
+    shutdown();
+  });
+}
+
+main();
