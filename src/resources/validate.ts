@@ -735,6 +735,8 @@ function modelRouteWebhook(spec: ModelRoute['spec'], issues: Issue[]): void {
     const mm = rule.modelMatch;
     if (mm === undefined) return;
     for (const [key, sm] of Object.entries(mm.headers ?? {})) {
+      // Not a Kthena rule: an empty name reads as a missing header, which no request can send.
+      if (key === '') issues.push({ field: `${rf}.modelMatch.headers`, message: 'header name must not be empty' });
       if (sm.regex === undefined) continue;
       const err = regexError(sm.regex);
       if (err !== null) issues.push({ field: `${rf}.modelMatch.headers[${key}].regex`, message: err });

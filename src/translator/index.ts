@@ -9,7 +9,7 @@ import type {
   EndpointIR, HeaderMatchIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, ServerIR, StringMatchIR, TargetIR,
 } from '../ir/types.js';
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet, StringMatch } from '../resources/types.js';
-import { deepFreeze } from '../resources/validate.js';
+import { deepFreeze, regexError } from '../resources/validate.js';
 
 export interface TranslateResult {
   ir: RoutingIR;
@@ -71,7 +71,7 @@ function selectPods(server: ModelServer, pods: readonly Pod[]): Pod[] {
     p.status.phase === 'Running' &&
     p.status.ready &&
     p.metadata.deletionTimestamp === undefined &&
-    p.status.podIP !== undefined && p.status.podIP !== '' &&
+    p.status.podIP !== undefined && isIP(p.status.podIP) !== 0 &&
     labels.every(([k, v]) => p.metadata.labels[k] === v));
 }
 
@@ -93,10 +93,19 @@ function serverIR(s: ModelServer, endpoints: number[], problems: Problem[]): Ser
     engine: s.spec.inferenceEngine,
     port: s.spec.workloadPort.port,
     timeoutMs: ms(tp?.timeoutMs, 'spec.trafficPolicy.timeout'),
-    retryAttempts: tp?.retry !== undefined ? tp.retry.attempts : -1,
+    retryAttempts: retryAttempts(s, problems),
     retryIntervalMs: ms(tp?.retry?.retryIntervalMs, 'spec.trafficPolicy.retry.retryInterval'),
     endpoints,
   };
+}
+
+/** -1 when unset. The CRD sets no minimum; a negative count means "no retry", i.e. 0. */
+function retryAttempts(s: ModelServer, problems: Problem[]): number {
+  const retry = s.spec.trafficPolicy?.retry;
+  if (retry === undefined) return -1;
+  if (retry.attempts >= 0) return retry.attempts;
+  problems.push(problem(s, 'spec.trafficPolicy.retry.attempts', `negative attempts (${retry.attempts}) read as 0`, 'warning'));
+  return 0;
 }
 
 function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: Problem[]): RouteIR | null {
@@ -124,9 +133,31 @@ function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: 
   }
   const modelName = route.spec.modelName ?? '';
   const loraAdapters = [...(route.spec.loraAdapters ?? [])];
+  // Validation refuses the following too; checked again so that no typed input, whatever its
+  // source, can make validateIR refuse the whole snapshot.
   if (modelName === '' && loraAdapters.length === 0) {
     problems.push(problem(route, 'spec', 'ModelName and LoraAdapters cannot both be empty', 'rejected'));
     return null;
+  }
+  const emptyLora = loraAdapters.indexOf('');
+  if (emptyLora >= 0) {
+    problems.push(problem(route, `spec.loraAdapters[${emptyLora}]`, 'lora adapter name cannot be an empty string', 'rejected'));
+    return null;
+  }
+  for (const [i, rule] of rules.entries()) {
+    const m = rule.match;
+    if (m === null) continue;
+    if (m.headers.some((h) => h.name === '')) {
+      problems.push(problem(route, `spec.rules[${i}].modelMatch.headers`, 'header name must not be empty', 'rejected'));
+      return null;
+    }
+    for (const sm of [...m.headers, ...(m.uri !== null ? [m.uri] : [])]) {
+      const err = sm.type === 'regex' ? regexError(sm.value) : null;
+      if (err !== null) {
+        problems.push(problem(route, `spec.rules[${i}].modelMatch`, err, 'rejected'));
+        return null;
+      }
+    }
   }
   return {
     key: key(route),

@@ -183,3 +183,345 @@ export async function cleanup(dir: string): Promise<void> {
 }
 
 export { writeFile, unlink, rename };
+
+// ---- routing / hot-reload / errors helpers (appended; used by routing, hot-reload and errors e2e files) ----
+
+export interface RouteTargetSpec { server: string; weight?: number }
+export interface RouteMatchSpec {
+  headers?: Record<string, { exact?: string; prefix?: string; regex?: string }>;
+  uri?: { exact?: string; prefix?: string; regex?: string };
+  bodyModel?: string;
+}
+export interface RouteRuleSpec { name?: string; match?: RouteMatchSpec; targets: RouteTargetSpec[] }
+export interface ModelRouteSpec {
+  namespace?: string;
+  modelName?: string;
+  loraAdapters?: string[];
+  /** RFC 3339; orders routes with the same modelName (oldest first). */
+  creationTimestamp?: string;
+  parentRefs?: { name: string; namespace?: string; kind?: string }[];
+  rules: RouteRuleSpec[];
+}
+
+/** A ModelRoute manifest (YAML; values JSON-quoted so regexes and odd strings survive). */
+export function modelRouteYaml(name: string, o: ModelRouteSpec): string {
+  const q = (s: string): string => JSON.stringify(s);
+  const sm = (m: { exact?: string; prefix?: string; regex?: string }, indent: string): string[] =>
+    Object.entries(m).filter(([, v]) => v !== undefined).map(([k, v]) => `${indent}${k}: ${q(v as string)}`);
+  const lines = [
+    'apiVersion: networking.serving.volcano.sh/v1alpha1',
+    'kind: ModelRoute',
+    'metadata:',
+    `  name: ${name}`,
+    `  namespace: ${o.namespace ?? 'default'}`,
+    ...(o.creationTimestamp ? [`  creationTimestamp: "${o.creationTimestamp}"`] : []),
+    'spec:',
+    ...(o.modelName !== undefined ? [`  modelName: ${q(o.modelName)}`] : []),
+    ...(o.loraAdapters ? ['  loraAdapters:', ...o.loraAdapters.map((a) => `  - ${q(a)}`)] : []),
+    ...(o.parentRefs ? ['  parentRefs:', ...o.parentRefs.flatMap((p) => [
+      `  - name: ${q(p.name)}`,
+      ...(p.namespace ? [`    namespace: ${q(p.namespace)}`] : []),
+      ...(p.kind ? [`    kind: ${q(p.kind)}`] : []),
+    ])] : []),
+    '  rules:',
+  ];
+  for (const r of o.rules) {
+    lines.push(`  - name: ${q(r.name ?? 'rule')}`);
+    const m = r.match;
+    if (m) {
+      lines.push('    modelMatch:');
+      if (m.headers) {
+        lines.push('      headers:');
+        for (const [h, v] of Object.entries(m.headers)) lines.push(`        ${q(h)}:`, ...sm(v, '          '));
+      }
+      if (m.uri) lines.push('      uri:', ...sm(m.uri, '        '));
+      if (m.bodyModel !== undefined) lines.push('      body:', `        model: ${q(m.bodyModel)}`);
+    }
+    lines.push('    targetModels:');
+    for (const t of r.targets) {
+      lines.push(`    - modelServerName: ${q(t.server)}`);
+      if (t.weight !== undefined) lines.push(`      weight: ${t.weight}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export interface SseEvent { data: string; json: any }
+
+/** Splits an SSE body into its `data:` events (`json` is null for non-JSON data such as [DONE]). */
+export function sseEvents(text: string): SseEvent[] {
+  const out: SseEvent[] = [];
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    const data = block.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+    if (block.trim() === '' || data === '') continue;
+    let json: any = null;
+    try { json = JSON.parse(data); } catch { /* [DONE] or other text */ }
+    out.push({ data, json });
+  }
+  return out;
+}
+
+/** POST a JSON body to any router path and read the whole answer. */
+export async function postJson(url: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; text: string; json: () => any }> {
+  const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) };
+}
+
+/**
+ * A raw node:http request (full control over framing and hop-by-hop headers, which fetch refuses
+ * to send). `chunks` are written one by one; with no content-length header node frames the body
+ * chunked. Resolves with the answer, or rejects on a socket error.
+ */
+export async function rawRequest(url: string, o: { method?: string; path: string; headers?: Record<string, string>; chunks?: (string | Buffer)[] }): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+  const http = await import('node:http');
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: Number(u.port), method: o.method ?? 'POST', path: o.path, headers: o.headers ?? {}, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(parts).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    for (const c of o.chunks ?? []) req.write(c);
+    req.end();
+  });
+}
+
+/** The router's current configuration problems (debug port). */
+export async function configProblems(r: RouterProc): Promise<{ kind: string; namespace: string; name: string; file?: string; field: string; message: string; severity: string }[]> {
+  const res = await fetch(`http://127.0.0.1:${r.debugPort}/debug/config_dump/problems`);
+  return ((await res.json()) as { problems: any[] }).problems;
+}
+
+/** Sends `n` chat requests (at most `concurrency` at once) and counts answers by the `x-sim-pod` header; non-200 answers count under `status:<code>`. */
+export async function spread(url: string, body: object, n: number, o: { headers?: Record<string, string>; concurrency?: number } = {}): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      next++;
+      const r = await chat(url, body, o.headers);
+      const k = r.status === 200 ? (r.headers.get('x-sim-pod') ?? 'no-pod-header') : `status:${r.status}`;
+      counts[k] = (counts[k] ?? 0) + 1;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, o.concurrency ?? 8) }, worker));
+  return counts;
+}
+
+// ---- Helpers for the resilience / observability / lifecycle suites (appended) -------------------
+
+/** A ModelRoute sending `modelName` to one ModelServer (default namespace). */
+export function routeYaml(name: string, modelName: string, serverName: string, o: { namespace?: string } = {}): string {
+  return [
+    'apiVersion: networking.serving.volcano.sh/v1alpha1',
+    'kind: ModelRoute',
+    'metadata:',
+    `  name: ${name}`,
+    `  namespace: ${o.namespace ?? 'default'}`,
+    'spec:',
+    `  modelName: "${modelName}"`,
+    '  rules:',
+    '  - name: "default"',
+    '    targetModels:',
+    `    - modelServerName: "${serverName}"`,
+  ].join('\n');
+}
+
+export interface RawResponse {
+  status: number;
+  headers: import('node:http').IncomingHttpHeaders;
+  text: string;
+}
+
+/**
+ * One HTTP request on a fresh TCP connection (`agent: false` sends `connection: close`), so that
+ * successive requests are spread over the router's worker threads by the kernel.
+ */
+export async function httpRequest(url: string, o: { method?: string; path?: string; headers?: Record<string, string>; body?: string | object; timeoutMs?: number; host?: string } = {}): Promise<RawResponse> {
+  const http = await import('node:http');
+  const u = new URL(url);
+  const body = o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
+  const headers: Record<string, string> = { ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}), ...o.headers };
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: o.host ?? u.hostname, port: u.port, method: o.method ?? (body !== undefined ? 'POST' : 'GET'), path: o.path ?? u.pathname, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.setTimeout(o.timeoutMs ?? 30_000, () => req.destroy(new Error(`request timed out after ${o.timeoutMs ?? 30_000} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export interface MetricSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses the Prometheus text exposition format (samples only; HELP/TYPE lines are skipped). */
+export function parsePrometheus(text: string): MetricSample[] {
+  const out: MetricSample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$/.exec(line);
+    if (!m) throw new Error(`unparsable metrics line: ${line}`);
+    const labels: Record<string, string> = {};
+    if (m[3]) {
+      const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+      let lm: RegExpExecArray | null;
+      while ((lm = re.exec(m[3])) !== null) labels[lm[1]] = lm[2].replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+    }
+    const v = m[4];
+    out.push({ name: m[1], labels, value: v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : Number(v) });
+  }
+  return out;
+}
+
+/** Samples of `name` whose labels include every pair of `labels`. */
+export function findSamples(samples: MetricSample[], name: string, labels: Record<string, string> = {}): MetricSample[] {
+  return samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+}
+
+/** The one sample of `name` with exactly these labels (undefined when absent). */
+export function sampleValue(samples: MetricSample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const want = Object.keys(labels).length;
+  const hits = samples.filter((s) => s.name === name && Object.keys(s.labels).length === want && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  if (hits.length > 1) throw new Error(`${hits.length} samples of ${name} with labels ${JSON.stringify(labels)}`);
+  return hits[0]?.value;
+}
+
+export async function scrape(metricsPort: number, host = '127.0.0.1'): Promise<{ status: number; contentType: string; text: string; samples: MetricSample[] }> {
+  const r = await httpRequest(`http://${host}:${metricsPort}/metrics`);
+  return { status: r.status, contentType: String(r.headers['content-type'] ?? ''), text: r.text, samples: r.status === 200 ? parsePrometheus(r.text) : [] };
+}
+
+/** Kthena's text access-log fields, in Kthena's order (§8.2). */
+export const ACCESS_LOG_TEXT_FIELDS = [
+  'error', 'model_name', 'model_route', 'model_server', 'selected_pod', 'request_id', 'backend_type', 'backend_name',
+  'upstream_model', 'upstream_status_code', 'upstream_attempts', 'error_origin', 'gateway', 'http_route', 'inference_pool',
+  'tokens', 'timings',
+] as const;
+
+export interface AccessLogText {
+  timestamp: string;
+  method: string;
+  path: string;
+  protocol: string;
+  status: number;
+  /** Field names in the order they appear. */
+  order: string[];
+  fields: Record<string, string>;
+}
+
+/** Splits a text access-log line into its fields; null when the line is not an access-log line. */
+export function parseAccessLogText(line: string): AccessLogText | null {
+  const m = /^\[([^\]]+)\] "(\S+) (\S+) (\S+)" (\d{3}) (.*)$/.exec(line);
+  if (!m) return null;
+  const rest = ' ' + m[6];
+  const re = new RegExp(` (${ACCESS_LOG_TEXT_FIELDS.join('|')})=`, 'g');
+  const starts: { key: string; at: number; valueAt: number }[] = [];
+  let km: RegExpExecArray | null;
+  while ((km = re.exec(rest)) !== null) {
+    // The error message may contain " word=" text of its own only in pathological cases; the
+    // first occurrence of each key wins.
+    if (starts.some((s) => s.key === km![1])) continue;
+    starts.push({ key: km[1], at: km.index, valueAt: km.index + km[0].length });
+  }
+  const fields: Record<string, string> = {};
+  for (let i = 0; i < starts.length; i++) {
+    fields[starts[i].key] = rest.slice(starts[i].valueAt, i + 1 < starts.length ? starts[i + 1].at : rest.length);
+  }
+  return { timestamp: m[1], method: m[2], path: m[3], protocol: m[4], status: Number(m[5]), order: starts.map((s) => s.key), fields };
+}
+
+/** Runs the CLI to completion; resolves with its exit code and output. */
+export async function runCli(args: string[], o: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'kthena-router.js'), ...args], { env: { ...process.env, LOG_LEVEL: 'info', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.on('data', (b: Buffer) => { stdout += b.toString('utf8'); });
+  proc.stderr!.on('data', (b: Buffer) => { stderr += b.toString('utf8'); });
+  const t = setTimeout(() => proc.kill('SIGKILL'), o.timeoutMs ?? 15_000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => proc.on('exit', (c, s) => resolve([c, s])));
+  clearTimeout(t);
+  return { code, signal, stdout, stderr };
+}
+
+/** Resolves true when a TCP connection to host:port is refused, false when it is accepted. */
+export function connectionRefused(host: string, port: number, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port });
+    const t = setTimeout(() => { s.destroy(); reject(new Error(`connect to ${host}:${port} neither accepted nor refused within ${timeoutMs} ms`)); }, timeoutMs);
+    s.once('connect', () => { clearTimeout(t); s.destroy(); resolve(false); });
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(t);
+      if (err.code === 'ECONNREFUSED') resolve(true);
+      else reject(err);
+    });
+  });
+}
+
+export interface SseStream {
+  status: number;
+  headers: Headers;
+  /** Resolves with the first `data:` event (its payload). */
+  firstEvent: Promise<string>;
+  /** Resolves when the body ends or fails: the raw text received and the error, if any. */
+  done: Promise<{ text: string; error: Error | null }>;
+  /** Text received so far. */
+  received(): string;
+  abort(): void;
+}
+
+/** Starts a streaming POST and reads it in the background. */
+export async function openStream(url: string, body: object, headers: Record<string, string> = {}, urlPath = '/v1/chat/completions'): Promise<SseStream> {
+  const ac = new AbortController();
+  const res = await fetch(`${url}${urlPath}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ ...body, stream: true }), signal: ac.signal });
+  let text = '';
+  let resolveFirst!: (e: string) => void;
+  let rejectFirst!: (e: Error) => void;
+  const firstEvent = new Promise<string>((res2, rej) => { resolveFirst = res2; rejectFirst = rej; });
+  firstEvent.catch(() => undefined);
+  let gotFirst = false;
+  const done = (async () => {
+    const decoder = new TextDecoder();
+    try {
+      const reader = res.body!.getReader();
+      for (;;) {
+        const { value, done: end } = await reader.read();
+        if (end) break;
+        text += decoder.decode(value, { stream: true });
+        if (!gotFirst) {
+          const m = /(?:^|\n)data: ?([^\n]*)\n/.exec(text);
+          if (m) { gotFirst = true; resolveFirst(m[1]); }
+        }
+      }
+      if (!gotFirst) rejectFirst(new Error(`stream ended without an event: ${text}`));
+      return { text, error: null };
+    } catch (err) {
+      if (!gotFirst) rejectFirst(err as Error);
+      return { text, error: err as Error };
+    }
+  })();
+  return { status: res.status, headers: res.headers, firstEvent, done, received: () => text, abort: () => ac.abort() };
+}
+
+/** Rejects when `p` does not settle within `ms`. */
+export function within<T>(p: Promise<T>, ms: number, what = 'operation'): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<T>((_, reject) => { t = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms); }),
+  ]);
+}
+
+/** Access-log (stdout) lines carrying `request_id=<id>` (text) or `"request_id":"<id>"` (json). */
+export function accessLinesFor(r: RouterProc, id: string): string[] {
+  return r.stdout.filter((l) => l.includes(` request_id=${id} `) || l.includes(`"request_id":"${id}"`));
+}

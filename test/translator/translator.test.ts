@@ -172,3 +172,42 @@ describe('validateIR', () => {
     ]);
   });
 });
+
+describe('translator defends the snapshot against inputs that skipped validation', () => {
+  const base = (): ResourceSet => load('simple-route.in.yaml');
+  const withRoute = (rs: ResourceSet, patch: (spec: Record<string, unknown>) => void): ResourceSet => {
+    const r = structuredClone(rs.modelRoutes[0]!) as unknown as { spec: Record<string, unknown> };
+    patch(r.spec);
+    return { ...rs, modelRoutes: [r as unknown as ResourceSet['modelRoutes'][number]] };
+  };
+
+  it.each([
+    ['zero total weight', (s: Record<string, unknown>) => { (s.rules as { targetModels: { weight: number }[] }[])[0]!.targetModels[0]!.weight = 0; },
+      'spec.rules[0].targetModels', 'total weight must be greater than zero'],
+    ['no modelName and no adapters', (s: Record<string, unknown>) => { delete s.modelName; },
+      'spec', 'ModelName and LoraAdapters cannot both be empty'],
+    ['an empty adapter name', (s: Record<string, unknown>) => { s.loraAdapters = ['']; },
+      'spec.loraAdapters[0]', 'lora adapter name cannot be an empty string'],
+    ['an empty header name', (s: Record<string, unknown>) => { (s.rules as Record<string, unknown>[])[0]!.modelMatch = { headers: { '': { exact: 'x' } } }; },
+      'spec.rules[0].modelMatch.headers', 'header name must not be empty'],
+    ['a regex JavaScript cannot compile', (s: Record<string, unknown>) => { (s.rules as Record<string, unknown>[])[0]!.modelMatch = { uri: { regex: '(' } }; },
+      'spec.rules[0].modelMatch', 'error parsing regexp: Invalid regular expression: /(/: Unterminated group'],
+  ])('drops a route with %s and reports it', (_name, patch, field, message) => {
+    const { ir, problems } = translate(withRoute(base(), patch));
+    expect(ir.routes).toEqual([]);
+    expect(problems).toEqual([{ kind: 'ModelRoute', namespace: 'default', name: 'deepseek-simple', field, message, severity: 'rejected' }]);
+    expect(validateIR(ir)).toEqual([]);
+  });
+
+  it('reads negative retry attempts as 0, and skips pods whose IP is not an IP', () => {
+    const rs = base();
+    const srv = structuredClone(rs.modelServers[0]!);
+    srv.spec.trafficPolicy = { retry: { attempts: -3, retryIntervalMs: 100 } };
+    const pods = rs.pods.map((p, i) => (i === 0 ? { ...p, status: { ...p.status, podIP: 'bogus' } } : p));
+    const { ir, problems } = translate({ ...rs, modelServers: [srv], pods });
+    expect(ir.servers[0]!.retryAttempts).toBe(0);
+    expect(ir.endpoints.map((e) => e.name)).toEqual(['deepseek-r1-1-5b-1', 'deepseek-r1-1-5b-2']);
+    expect(problems.map((p) => p.message)).toEqual(['negative attempts (-3) read as 0']);
+    expect(validateIR(ir)).toEqual([]);
+  });
+});

@@ -52,14 +52,14 @@ afterEach(async () => {
 });
 
 /** A provider on a fresh temp dir, with a clock that ticks one second per rebuild. */
-async function setup(files: Record<string, string> = {}, opts: { onChange?: (s: FileSnapshot) => void } = {}): Promise<Harness> {
+async function setup(files: Record<string, string> = {}, opts: { onChange?: (s: FileSnapshot) => void; pollMs?: number } = {}): Promise<Harness> {
   const dir = await mkdtemp(path.join(tmpdir(), 'kthena-fp-'));
   for (const [f, text] of Object.entries(files)) await writeFile(path.join(dir, f), text);
   const snaps: FileSnapshot[] = [];
   let tick = 0;
   const provider = new FileProvider(dir, {
     debounceMs: 20,
-    pollMs: 50,
+    pollMs: opts.pollMs ?? 50,
     now: () => new Date(Date.UTC(2025, 0, 1) + 1000 * tick++).toISOString(),
     onChange: (s) => {
       snaps.push(s);
@@ -138,6 +138,12 @@ describe('FileProvider', () => {
     const s = await h.until((x) => x.files.some((f) => f.endsWith('z.yaml')));
     expect(s.files).toEqual([path.join(h.dir, 'z.yaml')]);
     expect(routeOf(s, 'r')).toEqual(before);
+  });
+
+  it('reacts to fs.watch events without waiting for the poll', async () => {
+    const h = await setup({ 'a.yaml': routeYaml('one') }, { pollMs: 60_000 });
+    await writeFile(path.join(h.dir, 'b.yaml'), routeYaml('two'));
+    await h.until((x) => routeNames(x).length === 2);
   });
 
   it('picks up an editor-style save (write a temp file, rename it over the original)', async () => {

@@ -101,6 +101,8 @@ describe('ModelRoute validation rejects what the API server and the Kthena webho
       [['spec.rules[0].modelMatch.headers[x].regex', 'error parsing regexp: invalid escape sequence: `\\1`']]],
     ['uri regex that does not compile', route(simpleSpec({ rules: [{ modelMatch: { uri: { regex: '(' } }, targetModels: [target()] }] })),
       [['spec.rules[0].modelMatch.uri.regex', 'error parsing regexp: Invalid regular expression: /(/: Unterminated group']]],
+    ['an empty header name', route(simpleSpec({ rules: [{ modelMatch: { headers: { '': { exact: 'x' } } }, targetModels: [target()] }] })),
+      [['spec.rules[0].modelMatch.headers', 'header name must not be empty']]],
     ['header match not an object', route(simpleSpec({ rules: [{ modelMatch: { headers: { x: 'premium' } }, targetModels: [target()] }] })),
       [['spec.rules[0].modelMatch.headers[x]', 'Invalid value: "string": must be of type object']]],
     ['rate limit unit outside the enum', route(simpleSpec({ rateLimit: { unit: 'week', inputTokensPerUnit: 1 } })),

@@ -124,12 +124,13 @@ export class FileProvider {
    */
   async start(): Promise<void> {
     if (!this.#stopped) return;
+    this.#stopped = false;
     try {
       await readdir(this.#dir);
     } catch (err) {
+      this.#stopped = true;
       throw new RouterError('RTR_ERR_CONFIG_INVALID', `manifest directory ${this.#dir}: ${(err as Error).message}`, { cause: err });
     }
-    this.#stopped = false;
     this.#startWatcher();
     await this.#runRebuild();
     this.#schedulePoll();
