@@ -95,6 +95,10 @@ class RequestState {
   pending: Buffer | null = null;
   /** The client's response is complete (tryEnd reached the total, or an empty body). */
   ended = false;
+  /** Upstream body chunks received in this event-loop turn, written together (see #flush). */
+  out: Buffer[] = [];
+  outBytes = 0;
+  flushQueued = false;
   /** Upstream status and headers not yet written to the client (see #writeHead). */
   respStatus = 0;
   respHeaders: Record<string, string | string[] | undefined> | null = null;
@@ -358,6 +362,9 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     st.sse = null;
     st.usageChunks = null;
     st.usageBytes = 0;
+    st.out.length = 0;
+    st.outBytes = 0;
+    st.pending = null;
     st.timedOut = false;
     st.retryOnAbort = false;
     st.controller = null;
@@ -557,36 +564,80 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       return true;
     }
 
-    onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    /**
+     * Chunks are queued and written once per event-loop turn: one upstream socket read often
+     * carries many SSE events (one undici callback each with chunked framing), and one corked
+     * write per event costs a send() each (measured 3x slower than coalesced writes).
+     */
+    onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
       const st = this.#st;
       if (!this.#live() || st.aborted) return;
-      const res = st.res;
       if (st.usageChunks !== null) {
         st.usageBytes += chunk.length;
         if (st.usageBytes <= kMaxUsageBodyBytes) st.usageChunks.push(chunk);
         else st.usageChunks = null;
       }
+      st.out.push(chunk);
+      st.outBytes += chunk.length;
+      if (!st.flushQueued) {
+        st.flushQueued = true;
+        queueMicrotask(this.#flushQueued);
+      }
+    }
+
+    readonly #flushQueued = (): void => {
+      this.#st.flushQueued = false;
+      if (this.#live() || this.#st.out.length > 0) this.#flush(false);
+    };
+
+    #flush(end: boolean): void {
+      const st = this.#st;
+      let buf: Buffer | null = null;
+      if (st.out.length === 1) buf = st.out[0];
+      else if (st.out.length > 1) buf = Buffer.concat(st.out, st.outBytes);
+      st.out.length = 0;
+      st.outBytes = 0;
+      if (st.aborted) return;
+      const res = st.res;
       if (st.mode === Mode.Length) {
         if (st.ended) return;
+        if (buf === null) {
+          if (end && st.respHeaders !== null) {
+            res.cork(() => { this.#writeHead(); res.endWithoutBody(0); });
+            st.ended = true;
+          }
+          return;
+        }
+        if (st.pending !== null) {
+          // Still waiting for onWritable: keep bytes in order behind the pending ones.
+          st.pending = Buffer.concat([st.pending, buf]);
+          return;
+        }
         let ok = true;
+        const body = buf;
         res.cork(() => {
           if (st.respHeaders !== null) this.#writeHead();
           st.pendingOffset = res.getWriteOffset();
-          const [written, done] = res.tryEnd(chunk, st.total);
+          const [written, done] = res.tryEnd(body, st.total);
           ok = written;
           if (done) st.ended = true;
         });
-        if (!ok) { st.pending = chunk; controller.pause(); }
+        if (!ok && !st.ended) { st.pending = body; st.controller?.pause(); }
         return;
       }
-      const out = st.sse !== null ? st.sse.push(chunk) : chunk;
-      if (out.length === 0) return;
+      const out = buf !== null && st.sse !== null ? st.sse.push(buf) : buf;
+      const tail = end && st.sse !== null ? st.sse.flush() : null;
       let ok = true;
       res.cork(() => {
         if (st.respHeaders !== null) this.#writeHead();
-        ok = res.write(out);
+        if (out !== null && out.length > 0) ok = res.write(out);
+        if (end) {
+          if (tail !== null) res.write(tail);
+          res.end();
+          st.ended = true;
+        }
       });
-      if (!ok) controller.pause();
+      if (!ok && !end) st.controller?.pause();
     }
 
     onResponseEnd(): void {
@@ -596,25 +647,12 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       releaseAttempt(st, false);
       upstreamDone(st);
       if (st.aborted) { clientAborted(st); return; }
-      const res = st.res;
-      if (st.sse !== null) {
-        const tail = st.sse.flush();
-        st.usage = st.sse.usage;
-        res.cork(() => {
-          if (st.respHeaders !== null) this.#writeHead();
-          if (tail !== null) res.write(tail);
-          res.end();
-        });
-      } else {
-        if (st.respHeaders !== null) {
-          // No body bytes at all (or a zero content-length).
-          res.cork(() => { this.#writeHead(); res.endWithoutBody(0); });
-          st.ended = true;
-        } else if (st.mode === Mode.Chunked) res.cork(() => { res.end(); });
-        else if (!st.ended && st.pending === null) res.close(); // shorter than its content-length: never pass it off as complete
-        if (st.usageChunks !== null && st.usageChunks.length > 0) {
-          try { st.usage = usageOf(JSON.parse(Buffer.concat(st.usageChunks).toString('utf8'))); } catch { st.usage = null; }
-        }
+      this.#flush(true);
+      // A body shorter than its content-length is never passed off as complete.
+      if (st.mode === Mode.Length && !st.ended && st.pending === null) st.res.close();
+      if (st.sse !== null) st.usage = st.sse.usage;
+      else if (st.usageChunks !== null && st.usageChunks.length > 0) {
+        try { st.usage = usageOf(JSON.parse(Buffer.concat(st.usageChunks).toString('utf8'))); } catch { st.usage = null; }
       }
       if (st.usage !== null) {
         if (st.usage.prompt > 0) st.rec.inputTokens = st.usage.prompt;
