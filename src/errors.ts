@@ -74,6 +74,11 @@ export const Catalog = Object.freeze({
     message: 'external model providers are not supported by this router yet: %s',
     description: 'The matched rule targets an ExternalModelProvider; this router does not proxy to external providers yet (answered explicitly, never silently).',
   }),
+  RTR_ERR_UNSUPPORTED_FEATURE: entry({
+    code: 'RTR_ERR_UNSUPPORTED_FEATURE', status: 501, type: 'server_error', kthenaType: 'pod_discovery',
+    message: 'not supported by this router yet: %s',
+    description: 'The matched ModelServer needs a feature this release does not serve (prefill/decode disaggregation); answered explicitly instead of routing differently from the manifest.',
+  }),
   RTR_ERR_NO_ENDPOINT: entry({
     code: 'RTR_ERR_NO_ENDPOINT', status: 503, type: 'service_unavailable_error', kthenaType: 'pod_discovery',
     message: 'no available pods for model server: %s',

@@ -32,6 +32,7 @@ export interface CompiledServer {
   retryAttempts: number;
   retryIntervalMs: number;
   endpoints: CompiledEndpoint[];
+  unsupported: string;
 }
 
 export interface CompiledTarget {
@@ -99,6 +100,7 @@ function compileServer(ir: RoutingIR, s: ServerIR): CompiledServer {
     timeoutMs: s.timeoutMs,
     retryAttempts: s.retryAttempts,
     retryIntervalMs: s.retryIntervalMs,
+    unsupported: s.unsupported,
     endpoints: s.endpoints.map((i) => {
       const e = ir.endpoints[i];
       return { key: e.key, podName: e.name, slot: e.slot, origin: originOf(e.ip, s.port) };

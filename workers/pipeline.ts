@@ -305,6 +305,7 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     const server = t.server;
     if (server === null) { respondError(st, 'RTR_ERR_MODEL_SERVER_NOT_FOUND', t.key); return; }
     rec.upstreamModel = server.model !== '' && !st.isLora ? server.model : model;
+    if (server.unsupported !== '') { respondError(st, 'RTR_ERR_UNSUPPORTED_FEATURE', `${server.unsupported} on ModelServer ${server.key}`); return; }
     if (server.endpoints.length === 0) { respondError(st, 'RTR_ERR_NO_ENDPOINT', server.key); return; }
 
     st.server = server;

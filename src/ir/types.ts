@@ -66,6 +66,8 @@ export interface ServerIR {
   retryIntervalMs: number;
   /** Indexes into RoutingIR.endpoints: Running, Ready, non-terminating pods with an IP. */
   endpoints: number[];
+  /** '' when served; else the feature this ModelServer needs that this release lacks (answered 501). */
+  unsupported: string;
 }
 
 export interface EndpointIR {

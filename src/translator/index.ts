@@ -96,7 +96,18 @@ function serverIR(s: ModelServer, endpoints: number[], problems: Problem[]): Ser
     retryAttempts: retryAttempts(s, problems),
     retryIntervalMs: ms(tp?.retry?.retryIntervalMs, 'spec.trafficPolicy.retry.retryInterval'),
     endpoints,
+    unsupported: unsupportedFeature(s, problems),
   };
+}
+
+/**
+ * Prefill/decode disaggregation is not served yet. Sending whole requests to prefill or decode
+ * pods would silently change what the operator configured, so such a ModelServer answers 501.
+ */
+function unsupportedFeature(s: ModelServer, problems: Problem[]): string {
+  if (s.spec.workloadSelector.pdGroup === undefined) return '';
+  problems.push(problem(s, 'spec.workloadSelector.pdGroup', 'prefill/decode disaggregation is not supported by this router yet: requests to this ModelServer are answered 501', 'warning'));
+  return 'prefill/decode disaggregation (pdGroup)';
 }
 
 /** -1 when unset. The CRD sets no minimum; a negative count means "no retry", i.e. 0. */
@@ -110,6 +121,9 @@ function retryAttempts(s: ModelServer, problems: Problem[]): number {
 
 function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: Problem[]): RouteIR | null {
   const ns = route.metadata.namespace;
+  if (route.spec.rateLimit !== undefined) {
+    problems.push(problem(route, 'spec.rateLimit', 'rate limits are not enforced by this router yet: requests on this route are not rate limited', 'warning'));
+  }
   const rules: RuleIR[] = [];
   for (const [i, rule] of route.spec.rules.entries()) {
     const targets: TargetIR[] = rule.targetModels.map((t, j) => {
