@@ -40,7 +40,8 @@ function skipString(s: string, i: number): number {
   }
 }
 
-function skipValue(s: string, i: number): number {
+/** Offset just past the JSON value starting at s[i]. */
+export function skipValue(s: string, i: number): number {
   const c = s.charCodeAt(i);
   if (c === C.Quote) return skipString(s, i);
   if (c === C.OpenBrace || c === C.OpenBracket) {

@@ -15,7 +15,7 @@ import { testMatch, type CompiledEndpoint, type CompiledRoute, type CompiledRule
 import { RequestRecord } from './record.js';
 import { extractPrompt, estimateTokens } from './prompt.js';
 import { applySplices, scanTopLevel, type Splice } from './jsonedit.js';
-import { SseUsageScanner, usageOf, type Usage } from './sse.js';
+import { SseUsageScanner, usageFromBody, type Usage } from './sse.js';
 import type { SnapshotReader } from './snapshot-reader.js';
 import type { WorkerMetrics } from './metrics.js';
 import { formatAccessLogJson, formatAccessLogText, type AccessLogBuffer } from './accesslog.js';
@@ -653,7 +653,7 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       if (st.mode === Mode.Length && !st.ended && st.pending === null) st.res.close();
       if (st.sse !== null) st.usage = st.sse.usage;
       else if (st.usageChunks !== null && st.usageChunks.length > 0) {
-        try { st.usage = usageOf(JSON.parse(Buffer.concat(st.usageChunks).toString('utf8'))); } catch { st.usage = null; }
+        st.usage = usageFromBody(st.usageChunks.length === 1 ? st.usageChunks[0] : Buffer.concat(st.usageChunks));
       }
       if (st.usage !== null) {
         if (st.usage.prompt > 0) st.rec.inputTokens = st.usage.prompt;

@@ -9,6 +9,8 @@ export interface Usage {
   completion: number;
 }
 
+import { skipValue } from './jsonedit.js';
+
 const kUsageKey = Buffer.from('"usage":');
 const kDataPrefix = Buffer.from('data:');
 const kNewline = 10;
@@ -24,6 +26,25 @@ export function usageOf(obj: unknown): Usage | null {
   const total = typeof usage.total_tokens === 'number' ? usage.total_tokens : 0;
   if (total <= 0 && prompt + completion <= 0) return null;
   return { prompt, completion };
+}
+
+/**
+ * Usage of a non-streaming response body without parsing the whole body: the last `"usage":`
+ * key is the top-level one (OpenAI and vLLM write it after `choices`; a `"usage":` inside generated
+ * text is escaped as `\"usage\":` and cannot match).
+ */
+export function usageFromBody(buf: Buffer): Usage | null {
+  const at = buf.lastIndexOf(kUsageKey);
+  if (at < 0) return null;
+  const text = buf.toString('utf8', at + kUsageKey.length);
+  let i = 0;
+  while (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9 || text.charCodeAt(i) === 10 || text.charCodeAt(i) === 13) i++;
+  if (text.charCodeAt(i) !== 123) return null;
+  try {
+    return usageOf({ usage: JSON.parse(text.slice(i, skipValue(text, i))) });
+  } catch {
+    return null;
+  }
 }
 
 function isUsageObjectAt(buf: Buffer, at: number, end: number): boolean {

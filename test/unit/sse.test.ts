@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { SseUsageScanner, usageOf } from '../../workers/sse.js';
+import { SseUsageScanner, usageFromBody, usageOf } from '../../workers/sse.js';
 
 const chunk = (s: string): Buffer => Buffer.from(s);
 const ev = (o: unknown): string => `data: ${JSON.stringify(o)}\n\n`;
@@ -57,5 +57,18 @@ describe('usageOf', () => {
     expect(usageOf({ usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 } })).toEqual({ prompt: 5, completion: 2 });
     expect(usageOf({ usage: null })).toBeNull();
     expect(usageOf('x')).toBeNull();
+  });
+});
+
+describe('usageFromBody', () => {
+  it('reads the top-level usage of a completion body', () => {
+    const body = { id: 'x', choices: [{ message: { content: 'the key "usage": {"prompt_tokens": 99} appears in text' } }], usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 }, prompt_logprobs: null };
+    expect(usageFromBody(Buffer.from(JSON.stringify(body)))).toEqual({ prompt: 5, completion: 2 });
+  });
+
+  it('answers null without usage, with usage null, or on a truncated body', () => {
+    expect(usageFromBody(Buffer.from('{"id":"x"}'))).toBeNull();
+    expect(usageFromBody(Buffer.from('{"usage":null}'))).toBeNull();
+    expect(usageFromBody(Buffer.from('{"usage":{"prompt_tokens":1,'))).toBeNull();
   });
 });
