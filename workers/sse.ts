@@ -4,12 +4,12 @@
  * handful of indexOf calls per chunk.
  */
 
+import { skipValue } from './jsonedit.js';
+
 export interface Usage {
   prompt: number;
   completion: number;
 }
-
-import { skipValue } from './jsonedit.js';
 
 const kUsageKey = Buffer.from('"usage":');
 const kDataPrefix = Buffer.from('data:');
