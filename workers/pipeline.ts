@@ -273,7 +273,10 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     try {
       parsed = JSON.parse(text);
     } catch (err) {
-      respondError(st, 'RTR_ERR_BAD_JSON', text.trim() === '' ? 'EOF' : (err as Error).message);
+      const message = (err as Error).message;
+      // A complete first value followed by more content: Kthena's "invalid request body".
+      if (message.startsWith('Unexpected non-whitespace character after JSON')) respondError(st, 'RTR_ERR_INVALID_BODY');
+      else respondError(st, 'RTR_ERR_BAD_JSON', text.trim() === '' ? 'EOF' : message);
       return;
     }
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) { respondError(st, 'RTR_ERR_INVALID_BODY'); return; }
@@ -319,8 +322,20 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
   function upstreamHeaders(st: RequestState): string[] {
     const out: string[] = [];
     const h = st.headers;
+    // Headers the client named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+    let named: string[] | null = null;
     for (let i = 0; i < h.length; i += 2) {
-      if (!HOP_BY_HOP.has(h[i])) out.push(h[i], h[i + 1]);
+      if (h[i] === 'connection') {
+        for (const t of h[i + 1].split(',')) {
+          const n = t.trim().toLowerCase();
+          if (n !== '' && n !== 'close' && n !== 'keep-alive') (named ??= []).push(n);
+        }
+      }
+    }
+    for (let i = 0; i < h.length; i += 2) {
+      const k = h[i];
+      if (HOP_BY_HOP.has(k) || (named !== null && named.includes(k))) continue;
+      out.push(k, h[i + 1]);
     }
     return out;
   }
@@ -713,13 +728,19 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     let requestId = '';
     let contentLength = -1;
     let chunked = false;
+    let requestIdAt = -1;
     for (let i = 0; i < headers.length; i += 2) {
       const k = headers[i];
-      if (k === 'x-request-id') requestId = headers[i + 1];
+      if (k === 'x-request-id') { requestId = headers[i + 1]; requestIdAt = i; }
       else if (k === 'content-length') contentLength = Number(headers[i + 1]);
       else if (k === 'transfer-encoding') chunked = true;
     }
-    if (requestId === '') { requestId = randomUUID(); headers.push('x-request-id', requestId); }
+    if (requestId === '') {
+      // Replaces an empty header rather than adding a second one (Kthena's Header.Set).
+      requestId = randomUUID();
+      if (requestIdAt >= 0) headers[requestIdAt + 1] = requestId;
+      else headers.push('x-request-id', requestId);
+    }
     rec.requestId = requestId;
 
     if (Atomics.load(header, kHdrDraining) === 1) { respondError(st, 'RTR_ERR_SHUTTING_DOWN'); return; }

@@ -40,6 +40,8 @@ beforeAll(async () => {
     pod('hr-p2', IP(4), 'org/p'),
     pod('hr-r1', IP(5), 'org/r'),
     pod('hr-r2', IP(6), 'org/r'),
+    pod('hr-m1', IP(7), 'org/m'),
+    pod('hr-m2', IP(8), 'org/m'),
   ]);
   await writeFile(f('servers.yaml'), docs(
     serverYaml('hr-a-ms', { port, model: 'org/a', labels: { app: 'hr-a' } }),
@@ -48,7 +50,12 @@ beforeAll(async () => {
     serverYaml('hr-ready-ms', { port, model: 'org/r', labels: { app: 'hr-r' } }),
     podYaml('hr-a1', IP(1), { labels: { app: 'hr-a' } }),
     podYaml('hr-b1', IP(2), { labels: { app: 'hr-b' } }),
+    serverYaml('hr-move-ms', { port, model: 'org/m', labels: { app: 'hr-m' } }),
   ));
+  // A second ModelServer over hr-a's pod, in its own file (deleted and restored by a test).
+  await writeFile(f('server-c.yaml'), docs(serverYaml('hr-c-ms', { port, model: 'org/a', labels: { app: 'hr-a' } })));
+  // One Pod manifest whose podIP a test edits.
+  await writeFile(f('pod-hr-move.yaml'), docs(podYaml('hr-move', IP(7), { labels: { app: 'hr-m' } })));
   // Pods whose manifests the tests add, remove or edit live in their own files.
   await writeFile(f('pod-hr-p1.yaml'), docs(podYaml('hr-p1', IP(3), { labels: { app: 'hr-p' } })));
   await writeFile(f('pod-hr-r1.yaml'), docs(podYaml('hr-r1', IP(5), { labels: { app: 'hr-r' } })));
@@ -60,6 +67,9 @@ beforeAll(async () => {
   // No creationTimestamp: the router stamps it when it first loads the object.
   await writeRoute('route-ren.yaml', 'zzz-ren-first', { modelName: 'ren-model', rules: [{ targets: [{ server: 'hr-a-ms' }] }] });
   await writeRoute('route-pods.yaml', 'pods-route', { modelName: 'pods-model', rules: [{ targets: [{ server: 'hr-pods-ms' }] }] });
+  await writeRoute('route-c.yaml', 'c-route', { modelName: 'c-model', rules: [{ targets: [{ server: 'hr-c-ms' }] }] });
+  await writeRoute('route-half.yaml', 'half-route', { modelName: 'half-model', rules: [{ targets: [{ server: 'hr-a-ms' }] }] });
+  await writeRoute('route-move.yaml', 'move-route', { modelName: 'move-model', rules: [{ targets: [{ server: 'hr-move-ms' }] }] });
   await writeRoute('route-ready.yaml', 'ready-route', { modelName: 'ready-model', rules: [{ targets: [{ server: 'hr-ready-ms' }] }] });
   router = await startRouter({ dir, workers: 2 });
   await router.waitReady();
@@ -115,9 +125,12 @@ describe('ModelRoute changes', () => {
       }
     })();
     await new Promise((r) => setTimeout(r, 200));
+    const loads = (): number => router.stderr.filter((l) => l.includes('manifests loaded')).length;
+    const loadsBefore = loads();
     await rename(f('route-ren.yaml'), f('route-renamed.yaml'));
-    // Past the debounce and at least one stat poll of the directory.
-    await new Promise((r) => setTimeout(r, 2000));
+    // The router saw the new file list (and then some traffic still flows).
+    await eventually(() => loads() > loadsBefore, 8000, 'rename noticed');
+    await new Promise((r) => setTimeout(r, 1000));
     stop = true;
     await loop;
     expect(counts).toEqual({ 'hr-a1': counts['hr-a1'] });
@@ -203,6 +216,34 @@ describe('invalid manifests', () => {
   });
 });
 
+describe('ModelServer and file-level changes', () => {
+  it('deleting a ModelServer makes its routes answer "can\'t find model server"; restoring it restores traffic', async () => {
+    expect(await who('c-model')).toBe('hr-a1');
+    const text = docs(serverYaml('hr-c-ms', { port, model: 'org/a', labels: { app: 'hr-a' } }));
+    await unlink(f('server-c.yaml'));
+    await eventually(async () => (await who('c-model')) === 'status:404', 8000, 'ModelServer removed');
+    const r = await ask('c-model');
+    expect(r.json()).toEqual({ error: { message: "can't find model server: default/hr-c-ms", type: 'not_found_error', code: 'RTR_ERR_MODEL_SERVER_NOT_FOUND' } });
+    await writeFile(f('server-c.yaml'), text);
+    await eventually(async () => (await who('c-model')) === 'hr-a1', 8000, 'ModelServer restored');
+  });
+
+  it('a route file with a YAML syntax error keeps its last valid routes serving, and the error is reported', async () => {
+    const before = await configProblems(router);
+    expect(before.filter((p) => p.file !== undefined && path.basename(p.file) === 'route-half.yaml')).toEqual([]);
+    expect(await who('half-model')).toBe('hr-a1');
+    // A half-saved file: an unterminated flow sequence.
+    await writeFile(f('route-half.yaml'), 'apiVersion: networking.serving.volcano.sh/v1alpha1\nkind: ModelRoute\nmetadata: [name, half-route\n');
+    await eventually(async () => (await configProblems(router)).some((p) => p.file !== undefined && path.basename(p.file) === 'route-half.yaml' && /YAML/i.test(p.message)), 8000, 'syntax error reported');
+    expect(await spread(url, { model: 'half-model', messages: [{ role: 'user', content: 'x' }] }, 10)).toEqual({ 'hr-a1': 10 });
+    await router.waitForLog((l) => l.includes('route-half.yaml') && /YAML/i.test(l), 5000, 'stderr');
+    // Fixed again: the problem goes away and the route still serves.
+    await writeRoute('route-half.yaml', 'half-route', { modelName: 'half-model', rules: [{ targets: [{ server: 'hr-a-ms' }] }] });
+    await eventually(async () => !(await configProblems(router)).some((p) => p.file !== undefined && path.basename(p.file) === 'route-half.yaml'), 8000, 'syntax error cleared');
+    expect(await who('half-model')).toBe('hr-a1');
+  });
+});
+
 describe('Pod changes', () => {
   const body = { model: 'pods-model', messages: [{ role: 'user', content: 'x' }] };
 
@@ -238,6 +279,16 @@ describe('Pod changes', () => {
 
     await writeFile(f('pod-hr-r2.yaml'), docs(podYaml('hr-r2', IP(6), { labels: { app: 'hr-r' } })));
     await eventually(async () => (await who('ready-model')) === 'hr-r2', 8000, 'ready pod back in rotation');
+  });
+
+  it('editing a Pod\'s podIP moves its traffic to the new address', async () => {
+    const body = { model: 'move-model', messages: [{ role: 'user', content: 'x' }] };
+    expect(await spread(url, body, 5)).toEqual({ 'hr-m1': 5 });
+    await writeFile(f('pod-hr-move.yaml'), docs(podYaml('hr-move', IP(8), { labels: { app: 'hr-m' } })));
+    await eventually(async () => (await who('move-model')) === 'hr-m2', 8000, 'traffic at the new podIP');
+    fleet.pod('hr-m1').clearRequests();
+    expect(await spread(url, body, 20, { concurrency: 4 })).toEqual({ 'hr-m2': 20 });
+    expect(fleet.pod('hr-m1').requests).toHaveLength(0);
   });
 
   it('a terminating Pod (deletionTimestamp) stops receiving traffic', async () => {

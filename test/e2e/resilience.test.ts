@@ -135,7 +135,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (process.env.E2E_DUMP) console.log(router.stdout.slice(0, 60).join("\n"), router.stderr.filter((l) => !l.includes("upstream attempt failed")).slice(-30).join("\n"));
   await router?.stop();
   await fleet?.close();
   if (dir) await cleanup(dir);

@@ -446,6 +446,13 @@ describe('request forwarding', () => {
     expect(recorded(m).req.headers['x-request-id']).toBe(id);
   });
 
+  it('replaces an empty x-request-id with a generated one (a single value upstream)', async () => {
+    const m = marker();
+    const r = await chat(url, { model: 'chat-model', messages: msg(m) }, { 'x-request-id': '' });
+    expect(r.status).toBe(200);
+    expect(recorded(m).req.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
   it('forwards client headers (authorization, custom headers, original Host)', async () => {
     const m = marker();
     const r = await chat(url, { model: 'chat-model', messages: msg(m) }, { authorization: 'Bearer sk-secret', 'x-custom-thing': 'v1', 'user-agent': 'e2e-agent/1.0' });
@@ -493,6 +500,31 @@ describe('request forwarding', () => {
     });
     expect(r.status, r.text).toBe(200);
     expect(recorded(m).req.headers['x-hop-private']).toBeUndefined();
+  });
+
+  it('rewrites only the top-level model: nested "model" keys and message text are forwarded untouched', async () => {
+    const m = marker();
+    const body = {
+      metadata: { model: 'chat-model', note: '"model": "chat-model"' },
+      messages: [{ role: 'user', content: m }, { role: 'assistant', content: '{"model":"chat-model"}' }],
+      model: 'chat-model',
+      tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { model: { type: 'string' } } } } }],
+    };
+    const r = await chat(url, body);
+    expect(r.status, r.text).toBe(200);
+    expect(recorded(m).req.body).toEqual({ ...body, model: 'org/chat-base' });
+  });
+
+  it('response headers are the engine\'s plus only the documented uWS ones (docs/compat.md #13)', async () => {
+    const r = await chat(url, { model: 'chat-model', messages: msg(marker()) });
+    expect(r.status).toBe(200);
+    const names = [...r.headers.keys()];
+    // What the simulated engine sends, plus Date (every HTTP/1.1 server writes one), framing, and
+    // the `uWebSockets: 20` mark compiled into the pinned native binary (documented difference).
+    expect(r.headers.get('uwebsockets')).toBe('20');
+    const allowed = new Set(['content-type', 'content-length', 'x-sim-pod', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'uwebsockets']);
+    expect(names.filter((n) => !allowed.has(n))).toEqual([]);
+    expect(r.headers.get('x-sim-pod')).toMatch(/^chat-/);
   });
 
   it('forwards the query string verbatim', async () => {
