@@ -43,6 +43,13 @@ export interface RouterConfig {
   faultInjection: boolean;
   /** Per-endpoint undici pool size in each worker. */
   upstreamConnections: number;
+  webhookPort: number;
+  webhookTlsCertFile: string;
+  webhookTlsPrivateKeyFile: string;
+  certSecretName: string;
+  webhookServiceName: string;
+  kubeApiQps: number;
+  kubeApiBurst: number;
 }
 
 interface FlagSpec {
@@ -70,6 +77,15 @@ export const FLAGS: Record<string, FlagSpec> = {
   host: { key: 'host', type: 'string', help: 'address the router port binds (default 0.0.0.0)' },
   kubeconfig: { key: 'kubeconfig', type: 'string', help: 'Kubernetes mode (next release: refused)' },
   'max-body-bytes': { key: 'maxBodyBytes', type: 'bytes', min: 1024, max: 1 << 30, help: 'largest accepted request body (default 32Mi)' },
+  // Kthena's Kubernetes-mode flags, accepted so that Kthena's Helm chart starts this image; they
+  // take effect with Kubernetes mode and are ignored (logged at start) in file mode.
+  'webhook-port': { key: 'webhookPort', type: 'int', min: 1, max: 65535, help: 'validating webhook port (Kubernetes mode; default 8443)' },
+  'webhook-tls-cert-file': { key: 'webhookTlsCertFile', type: 'string', help: 'webhook certificate (Kubernetes mode)' },
+  'webhook-tls-private-key-file': { key: 'webhookTlsPrivateKeyFile', type: 'string', help: 'webhook private key (Kubernetes mode)' },
+  'cert-secret-name': { key: 'certSecretName', type: 'string', help: 'Secret holding webhook certificates (Kubernetes mode)' },
+  'webhook-service-name': { key: 'webhookServiceName', type: 'string', help: 'webhook Service name (Kubernetes mode)' },
+  'kube-api-qps': { key: 'kubeApiQps', type: 'int', min: 0, max: 100000, help: 'Kubernetes client QPS (Kubernetes mode; 0 = default)' },
+  'kube-api-burst': { key: 'kubeApiBurst', type: 'int', min: 0, max: 100000, help: 'Kubernetes client burst (Kubernetes mode; 0 = default)' },
   'upstream-connections': { key: 'upstreamConnections', type: 'int', min: 1, max: 4096, help: 'keep-alive connections per endpoint per worker (default 128)' },
 };
 
@@ -98,6 +114,13 @@ export function defaultConfig(): RouterConfig {
     logLevel: 'info',
     faultInjection: false,
     upstreamConnections: 128,
+    webhookPort: 8443,
+    webhookTlsCertFile: '/etc/tls/tls.crt',
+    webhookTlsPrivateKeyFile: '/etc/tls/tls.key',
+    certSecretName: 'kthena-router-webhook-certs',
+    webhookServiceName: 'kthena-router-webhook',
+    kubeApiQps: 0,
+    kubeApiBurst: 0,
   };
 }
 

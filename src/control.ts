@@ -83,17 +83,29 @@ export class ControlPlane {
   async start(): Promise<void> {
     const cfg = this.cfg;
     this.log.info({ flags: cfg }, 'starting kthena-router');
+    const k8sOnly = ['webhookPort', 'webhookTlsCertFile', 'webhookTlsPrivateKeyFile', 'certSecretName', 'webhookServiceName', 'kubeApiQps', 'kubeApiBurst', 'enableWebhook'] as const;
+    this.log.info({ ignored: k8sOnly }, 'file mode: Kubernetes-mode flags (webhook, kube API) are accepted and ignored');
     if (cfg.accessLog.enabled) this.#sink = createAccessLogSink(cfg.accessLog.output);
-    if (cfg.metricsPort !== 0) this.#servers.push(await startMetricsServer(this.#hub, { host: '0.0.0.0', port: cfg.metricsPort }));
-    if (cfg.debugPort !== 0) {
-      this.#servers.push(await startDebugServer({
-        resources: () => this.#resources,
-        problems: () => [...this.#providerProblems, ...this.#translatorProblems],
-        ir: () => this.#publisher.current,
-        generation: () => this.#publisher.generation,
-        initialConfig: () => cfg,
-        faults: cfg.faultInjection ? { crashWorker: (i: number) => this.#crashWorker(i) } : undefined,
-      }, { port: cfg.debugPort, host: '127.0.0.1' }));
+    try {
+      if (cfg.metricsPort !== 0) this.#servers.push(await startMetricsServer(this.#hub, { host: '0.0.0.0', port: cfg.metricsPort }));
+      if (cfg.debugPort !== 0) {
+        this.#servers.push(await startDebugServer({
+          resources: () => this.#resources,
+          problems: () => [...this.#providerProblems, ...this.#translatorProblems],
+          ir: () => this.#publisher.current,
+          generation: () => this.#publisher.generation,
+          initialConfig: () => cfg,
+          faults: cfg.faultInjection ? { crashWorker: (i: number) => this.#crashWorker(i) } : undefined,
+        }, { port: cfg.debugPort, host: '127.0.0.1' }));
+      }
+    } catch (err) {
+      // No worker runs yet: close what did start and report the address (exit code 1).
+      const e = err as { address?: string; port?: number; code?: string; message: string };
+      const address = e.address !== undefined ? `${e.address}:${e.port}` : e.message;
+      this.#startupListenFailure = address;
+      this.#draining = true;
+      this.#maybeStopped();
+      throw new RouterError('RTR_ERR_LISTEN', `${address}${e.code ? ` (${e.code})` : ''}`, { cause: err });
     }
     const listening = Array.from({ length: cfg.workers }, (_, i) => this.#spawn(i));
     await Promise.all(listening);

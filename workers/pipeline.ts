@@ -149,7 +149,8 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     rec.errorType = kthenaType ?? e.kthenaType;
     rec.errorMessage = msg;
     rec.errorCode = code;
-    rec.errorOrigin = 'router';
+    // error_origin stays empty for router errors, as in Kthena's access log (it sets the field
+    // only for failures that come from upstream).
     if (!st.aborted && !st.responded) {
       st.responded = true;
       const body = errorBody(code, msg);
@@ -477,7 +478,6 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     rec.errorType = Catalog.RTR_ERR_CLIENT_ABORTED.kthenaType;
     rec.errorCode = 'RTR_ERR_CLIENT_ABORTED';
     rec.errorMessage = Catalog.RTR_ERR_CLIENT_ABORTED.message;
-    rec.errorOrigin = 'router';
     finish(st);
   }
 

@@ -70,6 +70,7 @@ beforeAll(async () => {
     { name: 't-good', ip: ip(8), port: PORT, models: ['m-timeout'], ttftMs: 1, itlMs: 20, outputTokens: 1000 },
     // retry policy on a single failing pod
     { name: 'rt-fail', ip: ip(9), port: PORT, models: ['m-retry'], failStatus: 503 },
+    { name: 'rs-fail', ip: ip(15), port: PORT, models: ['m-retry-slow'], failStatus: 503 },
     // dies mid-stream
     { name: 'd-die', ip: ip(10), port: PORT, models: ['m-die'], itlMs: 20, outputTokens: 20 },
     // client aborts
@@ -108,6 +109,9 @@ beforeAll(async () => {
     routeYaml('retry', 'm-retry', 'ms-retry'),
     serverYaml('ms-retry', { port: PORT, labels: { app: 'retry' }, retry: { attempts: 2, retryInterval: '50ms' } }),
     podYaml('rt-fail', ip(9), { labels: { app: 'retry' } }),
+    routeYaml('retry-slow', 'm-retry-slow', 'ms-retry-slow'),
+    serverYaml('ms-retry-slow', { port: PORT, labels: { app: 'retry-slow' }, retry: { attempts: 3, retryInterval: '1s' } }),
+    podYaml('rs-fail', ip(15), { labels: { app: 'retry-slow' } }),
 
     routeYaml('die', 'm-die', 'ms-die'),
     serverYaml('ms-die', { port: PORT, labels: { app: 'die' } }),
@@ -280,6 +284,25 @@ describe('retries before any byte reached the client', () => {
     // Nothing else arrives later (no stray retry after the answer).
     await new Promise((res) => setTimeout(res, 300));
     expect(requestsWithId(pod('rt-fail'), id)).toHaveLength(3);
+  });
+
+  it('stops retrying when the client goes away during retryInterval', async () => {
+    const id = randomUUID();
+    const ac = new AbortController();
+    const pending = fetch(`${router.url}/v1/chat/completions`, {
+      method: 'POST', signal: ac.signal, headers: { 'content-type': 'application/json', 'x-request-id': id },
+      body: JSON.stringify({ model: 'm-retry-slow', messages: msg(), max_tokens: 1 }),
+    }).catch((e: Error) => e);
+    await eventually(() => requestsWithId(pod('rs-fail'), id).length === 1, 5000, 'first attempt');
+    ac.abort();
+    expect(await pending).toBeInstanceOf(Error);
+    const line = parseAccessLogText(await accessLine(id))!;
+    expect(line.status).toBe(499);
+    // Well past the 1 s interval: no attempt was made for a client that is gone.
+    await new Promise((res) => setTimeout(res, 1500));
+    expect(requestsWithId(pod('rs-fail'), id)).toHaveLength(1);
+    const m = await scrape(router.metricsPort);
+    expect(sampleValue(m.samples, 'kthena_router_active_requests')).toBe(0);
   });
 
   it('without a retry policy walks at most five distinct scheduled pods, then 503', async () => {
