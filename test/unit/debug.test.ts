@@ -91,7 +91,6 @@ async function start(src: DebugSource = source()): Promise<string> {
 }
 
 // Dumps are free-form JSON; the assertions below check their shape.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
 async function get(base: string, path: string): Promise<{ status: number; type: string | null; body: Json }> {
