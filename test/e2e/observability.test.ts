@@ -427,3 +427,26 @@ describe('ACCESS_LOG_ENABLED=false', () => {
     expect(dr.stdout.filter((l) => l.trim() !== '')).toEqual([]);
   });
 });
+
+describe('--expose-metrics-on-router-port', () => {
+  it('answers GET /metrics on the router port with the same summed counters as the metrics port', async () => {
+    const mr = await startRouter({ dir, workers: 2, args: ['--expose-metrics-on-router-port'] });
+    try {
+      await mr.waitReady();
+      for (let i = 0; i < 3; i++) {
+        const ok = await httpRequest(mr.url, { path: CHAT, body: { model: 'obs-model', messages: [{ role: 'user', content: 'x' }], max_tokens: 1 } });
+        expect(ok.status).toBe(200);
+      }
+      const res = await fetch(`${mr.url}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      const text = await res.text();
+      expect(text).toContain('# TYPE kthena_router_requests_total counter');
+      const line = text.split('\n').find((l) => l.startsWith('kthena_router_requests_total{model="obs-model"') && l.includes('status_code="200"'));
+      expect(line, text.slice(0, 2000)).toBeDefined();
+      expect(Number(line!.split(' ').pop())).toBe(3);
+    } finally {
+      expect(await mr.stop()).toBe(0);
+    }
+  });
+});

@@ -1,0 +1,63 @@
+import { describe, it, expect } from 'vitest';
+import { compileSnapshot, testMatch } from '../../workers/compile.js';
+import type { RoutingIR, RouteIR } from '../../src/ir/types.js';
+
+function route(name: string, modelName: string, lora: string[] = [], hasParentRefs = false): RouteIR {
+  return {
+    key: `ns/${name}`, namespace: 'ns', name, modelName, loraAdapters: lora, hasParentRefs,
+    rules: [{
+      name: 'r',
+      match: { headers: [{ name: 'x-tier', type: 'regex', value: '^gold$' }], uri: { type: 'prefix', value: '/v1/chat' }, bodyModel: null },
+      targets: [{ kind: 'server', key: 'ns/a', server: 0, weight: 70 }, { kind: 'server', key: 'ns/b', server: -1, weight: 30 }],
+      totalWeight: 100,
+    }],
+  };
+}
+
+const ir: RoutingIR = {
+  routes: [route('old', 'm'), route('new', 'm', ['lora-x']), route('lora-only', '', ['lora-a'])],
+  servers: [{ key: 'ns/a', namespace: 'ns', name: 'a', model: 'up', engine: 'vLLM', port: 8000, timeoutMs: 0, retryAttempts: -1, retryIntervalMs: 0, endpoints: [0, 1], unsupported: '' }],
+  endpoints: [
+    { key: 'ns/p1', namespace: 'ns', name: 'p1', ip: '127.0.0.5', slot: 3 },
+    { key: 'ns/p2', namespace: 'ns', name: 'p2', ip: 'fd00::1', slot: 7 },
+  ],
+};
+
+describe('compileSnapshot', () => {
+  const snap = compileSnapshot(ir, 4);
+
+  it('keeps candidates oldest first per model name and indexes LoRA adapters separately', () => {
+    expect(snap.byModel.get('m')!.map((r) => r.key)).toEqual(['ns/old', 'ns/new']);
+    expect(snap.byLora.get('lora-x')!.map((r) => r.key)).toEqual(['ns/new']);
+    expect(snap.byLora.get('lora-a')!.map((r) => r.key)).toEqual(['ns/lora-only']);
+    expect(snap.byModel.has('')).toBe(false);
+  });
+
+  it('builds the /v1/models body once, sorted, with Kthena\'s fields', () => {
+    expect(JSON.parse(snap.modelsBody)).toEqual({
+      object: 'list',
+      data: ['lora-a', 'lora-x', 'm'].map((id) => ({ id, object: 'model', created: 0, owned_by: 'kthena' })),
+    });
+  });
+
+  it('precomputes cumulative weights, server links and endpoint origins (IPv6 bracketed)', () => {
+    const rule = snap.byModel.get('m')![0].rules[0];
+    expect([...rule.cumulative]).toEqual([70, 100]);
+    expect(rule.targets[0].server!.model).toBe('up');
+    expect(rule.targets[1].server).toBeNull();
+    expect(rule.targets[0].server!.endpoints.map((e) => [e.origin, e.slot, e.podName])).toEqual([
+      ['http://127.0.0.5:8000', 3, 'p1'], ['http://[fd00::1]:8000', 7, 'p2'],
+    ]);
+    expect([...snap.origins].sort()).toEqual(['http://127.0.0.5:8000', 'http://[fd00::1]:8000']);
+    expect(snap.maxEndpoints).toBe(2);
+  });
+
+  it('compiles exact, prefix and unanchored-unless-anchored regex matchers', () => {
+    const rule = snap.byModel.get('m')![0].rules[0];
+    expect(testMatch(rule.headers[0], 'gold')).toBe(true);
+    expect(testMatch(rule.headers[0], 'golden')).toBe(false);
+    expect(testMatch(rule.uri!, '/v1/chat/completions')).toBe(true);
+    expect(testMatch(rule.uri!, '/v1/completions')).toBe(false);
+    expect(rule.matchAll).toBe(false);
+  });
+});
