@@ -315,19 +315,7 @@ export async function spread(url: string, body: object, n: number, o: { headers?
 
 /** A ModelRoute sending `modelName` to one ModelServer (default namespace). */
 export function routeYaml(name: string, modelName: string, serverName: string, o: { namespace?: string } = {}): string {
-  return [
-    'apiVersion: networking.serving.volcano.sh/v1alpha1',
-    'kind: ModelRoute',
-    'metadata:',
-    `  name: ${name}`,
-    `  namespace: ${o.namespace ?? 'default'}`,
-    'spec:',
-    `  modelName: "${modelName}"`,
-    '  rules:',
-    '  - name: "default"',
-    '    targetModels:',
-    `    - modelServerName: "${serverName}"`,
-  ].join('\n');
+  return modelRouteYaml(name, { namespace: o.namespace, modelName, rules: [{ name: 'default', targets: [{ server: serverName }] }] });
 }
 
 export interface RawResponse {
