@@ -19,7 +19,12 @@ export interface CompiledEndpoint {
   /** namespace/pod */
   key: string;
   podName: string;
+  namespace: string;
+  ip: string;
   slot: number;
+  /** kEpGen of the slot for this pod. */
+  gen: number;
+  startedAtSec: number;
   /** http://ip:port (IPv6 bracketed) */
   origin: string;
 }
@@ -103,7 +108,10 @@ function compileServer(ir: RoutingIR, s: ServerIR): CompiledServer {
     unsupported: s.unsupported,
     endpoints: s.endpoints.map((i) => {
       const e = ir.endpoints[i];
-      return { key: e.key, podName: e.name, slot: e.slot, origin: originOf(e.ip, s.port) };
+      return {
+        key: e.key, podName: e.name, namespace: e.namespace, ip: e.ip, slot: e.slot, gen: e.gen,
+        startedAtSec: e.startedAtSec, origin: originOf(e.ip, s.port),
+      };
     }),
   };
 }

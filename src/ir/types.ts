@@ -78,6 +78,30 @@ export interface EndpointIR {
   ip: string;
   /** Endpoint slot in the shared endpoint region; assigned by publish/, -1 from the translator. */
   slot: number;
+  /** kEpGen of the slot when it was assigned to this pod (publish/); 0 from the translator. */
+  gen: number;
+  /** Pod status.startTime in unix seconds (0 = unknown); kvcache-aware drops KV blocks older than this. */
+  startedAtSec: number;
+}
+
+/** Score plugins Kthena registers, in no particular order (the config gives the order). */
+export type ScorePluginName = 'least-request' | 'gpu-usage' | 'least-latency' | 'prefix-cache' | 'kvcache-aware' | 'random';
+/** Filter plugins Kthena registers. */
+export type FilterPluginName = 'least-request' | 'lora-affinity';
+
+/**
+ * The scheduler profile from the router configuration (`--router-config`, Kthena's
+ * `routerConfiguration` format), validated and with every default filled in. Reference §3.2/§3.3.
+ */
+export interface SchedulerIR {
+  /** Filter plugins, in configured order. */
+  filters: FilterPluginName[];
+  /** Score plugins with integer weights >= 0, in configured order. */
+  scores: { name: ScorePluginName; weight: number }[];
+  leastRequest: { maxWaitingRequests: number };
+  leastLatency: { ttftTpotWeightFactor: number };
+  prefixCache: { blockSizeToHash: number; maxBlocksToMatch: number; maxHashCacheSize: number; topKMatches: number };
+  kvcacheAware: { blockSizeToHash: number; maxBlocksToMatch: number; vllmTokenizerPort: number; sglangTokenizerPort: number };
 }
 
 export interface RoutingIR {
@@ -86,4 +110,12 @@ export interface RoutingIR {
   servers: ServerIR[];
   /** Sorted by key; only pods selected by at least one ModelServer. */
   endpoints: EndpointIR[];
+  scheduler: SchedulerIR;
+  /**
+   * Every model and LoRA adapter name a route serves, sorted. The scraper sets bit modelIds[i] of a
+   * pod's model bit set when the pod lists modelNames[i] (lora-affinity reads one bit).
+   */
+  modelNames: string[];
+  /** Parallel to modelNames: stable ids assigned by publish/ (empty from the translator). */
+  modelIds: number[];
 }

@@ -5,7 +5,7 @@
  * the same build only; they are never persisted, but keep them stable anyway.
  */
 import protobuf from 'protobufjs';
-import type { RoutingIR } from '../ir/types.js';
+import type { RoutingIR, SchedulerIR } from '../ir/types.js';
 
 const schema = `
 syntax = "proto3";
@@ -16,8 +16,18 @@ message Target { string kind = 1; string key = 2; sint32 server = 3; uint32 weig
 message Rule { string name = 1; RuleMatch match = 2; bool hasMatch = 3; repeated Target targets = 4; uint32 totalWeight = 5; }
 message Route { string key = 1; string namespace = 2; string name = 3; string modelName = 4; repeated string loraAdapters = 5; bool hasParentRefs = 6; repeated Rule rules = 7; }
 message Server { string key = 1; string namespace = 2; string name = 3; string model = 4; string engine = 5; uint32 port = 6; uint32 timeoutMs = 7; sint32 retryAttempts = 8; uint32 retryIntervalMs = 9; repeated uint32 endpoints = 10; string unsupported = 11; }
-message Endpoint { string key = 1; string namespace = 2; string name = 3; string ip = 4; sint32 slot = 5; }
-message Snapshot { repeated Route routes = 1; repeated Server servers = 2; repeated Endpoint endpoints = 3; }
+message Endpoint { string key = 1; string namespace = 2; string name = 3; string ip = 4; sint32 slot = 5; sint32 gen = 6; uint32 startedAtSec = 7; }
+message ScorePlugin { string name = 1; uint32 weight = 2; }
+message Scheduler {
+  repeated string filters = 1; repeated ScorePlugin scores = 2;
+  uint32 maxWaitingRequests = 3; double ttftTpotWeightFactor = 4;
+  uint32 pcBlockSizeToHash = 5; uint32 pcMaxBlocksToMatch = 6; uint32 pcMaxHashCacheSize = 7; uint32 pcTopKMatches = 8;
+  uint32 kvBlockSizeToHash = 9; uint32 kvMaxBlocksToMatch = 10; uint32 kvVllmTokenizerPort = 11; uint32 kvSglangTokenizerPort = 12;
+}
+message Snapshot {
+  repeated Route routes = 1; repeated Server servers = 2; repeated Endpoint endpoints = 3;
+  Scheduler scheduler = 4; repeated string modelNames = 5; repeated sint32 modelIds = 6;
+}
 `;
 
 const root = protobuf.parse(schema, { keepCase: true }).root;
@@ -51,6 +61,9 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
     })),
     servers: ir.servers,
     endpoints: ir.endpoints,
+    scheduler: schedulerToWire(ir.scheduler),
+    modelNames: ir.modelNames,
+    modelIds: ir.modelIds,
   };
   return SnapshotType.encode(SnapshotType.fromObject(wire)).finish();
 }
@@ -61,6 +74,9 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
     routes: { key: string; namespace: string; name: string; modelName: string; loraAdapters: string[]; hasParentRefs: boolean; rules: WireRule[] }[];
     servers: RoutingIR['servers'];
     endpoints: RoutingIR['endpoints'];
+    scheduler: WireScheduler;
+    modelNames: string[];
+    modelIds: number[];
   };
   return {
     routes: o.routes.map((r) => ({
@@ -79,5 +95,37 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
     })),
     servers: o.servers.map((s) => ({ ...s, engine: s.engine as 'vLLM' })),
     endpoints: o.endpoints,
+    scheduler: schedulerFromWire(o.scheduler),
+    modelNames: o.modelNames,
+    modelIds: o.modelIds,
+  };
+}
+
+interface WireScheduler {
+  filters: string[]; scores: { name: string; weight: number }[];
+  maxWaitingRequests: number; ttftTpotWeightFactor: number;
+  pcBlockSizeToHash: number; pcMaxBlocksToMatch: number; pcMaxHashCacheSize: number; pcTopKMatches: number;
+  kvBlockSizeToHash: number; kvMaxBlocksToMatch: number; kvVllmTokenizerPort: number; kvSglangTokenizerPort: number;
+}
+
+function schedulerToWire(s: SchedulerIR): WireScheduler {
+  return {
+    filters: s.filters, scores: s.scores,
+    maxWaitingRequests: s.leastRequest.maxWaitingRequests, ttftTpotWeightFactor: s.leastLatency.ttftTpotWeightFactor,
+    pcBlockSizeToHash: s.prefixCache.blockSizeToHash, pcMaxBlocksToMatch: s.prefixCache.maxBlocksToMatch,
+    pcMaxHashCacheSize: s.prefixCache.maxHashCacheSize, pcTopKMatches: s.prefixCache.topKMatches,
+    kvBlockSizeToHash: s.kvcacheAware.blockSizeToHash, kvMaxBlocksToMatch: s.kvcacheAware.maxBlocksToMatch,
+    kvVllmTokenizerPort: s.kvcacheAware.vllmTokenizerPort, kvSglangTokenizerPort: s.kvcacheAware.sglangTokenizerPort,
+  };
+}
+
+function schedulerFromWire(w: WireScheduler): SchedulerIR {
+  return {
+    filters: w.filters as SchedulerIR['filters'],
+    scores: w.scores.map((p) => ({ name: p.name as SchedulerIR['scores'][number]['name'], weight: p.weight })),
+    leastRequest: { maxWaitingRequests: w.maxWaitingRequests },
+    leastLatency: { ttftTpotWeightFactor: w.ttftTpotWeightFactor },
+    prefixCache: { blockSizeToHash: w.pcBlockSizeToHash, maxBlocksToMatch: w.pcMaxBlocksToMatch, maxHashCacheSize: w.pcMaxHashCacheSize, topKMatches: w.pcTopKMatches },
+    kvcacheAware: { blockSizeToHash: w.kvBlockSizeToHash, maxBlocksToMatch: w.kvMaxBlocksToMatch, vllmTokenizerPort: w.kvVllmTokenizerPort, sglangTokenizerPort: w.kvSglangTokenizerPort },
   };
 }

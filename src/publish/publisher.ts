@@ -6,7 +6,8 @@ import { isDeepStrictEqual } from 'node:util';
 import type { RoutingIR } from '../ir/types.js';
 import { encodeSnapshot } from './codec.js';
 import {
-  epIndex, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kEndpointStride,
+  epIndex, kEpGen, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kEpLoraActiveBits, kEpModelBits, kEndpointStride,
+  kMaxModelIds,
   kHdrGeneration, kHdrSnapLen0, kHdrSnapshotEpoch, maxEndpoints, snapshotHalfBytes,
   type SharedRegions,
 } from '../shared/layout.js';
@@ -77,11 +78,64 @@ export class SlotAllocator {
     }
   }
 
+  /** Zeroes every field but the generation, which moves on: prefix-index entries of the old pod die. */
   #reset(slot: number): void {
     const base = slot * kEndpointStride;
-    for (let i = 0; i < kEndpointStride; i++) Atomics.store(this.#ep, base + i, 0);
+    for (let i = 0; i < kEndpointStride; i++) if (i !== kEpGen) Atomics.store(this.#ep, base + i, 0);
+    Atomics.add(this.#ep, base + kEpGen, 1);
+  }
+
+  genOf(slot: number): number { return Atomics.load(this.#ep, epIndex(slot, kEpGen)); }
+}
+
+/**
+ * Stable ids for model and adapter names (the bit numbers of the endpoint model bit sets). A name
+ * keeps its id while any route serves it. When a name goes away its bit is cleared in every slot
+ * before the id can be reused, so a pod never appears to serve a model it never listed.
+ */
+export class ModelIdAllocator {
+  readonly #ep: Int32Array;
+  readonly #slots: number;
+  readonly #byName = new Map<string, number>();
+  readonly #free: number[] = [];
+  #next = 0;
+
+  constructor(endpointSab: SharedArrayBuffer) {
+    this.#ep = new Int32Array(endpointSab);
+    this.#slots = maxEndpoints(endpointSab);
+  }
+
+  /** Current name -> id map (the scraper reads it when it writes bit sets). */
+  get ids(): ReadonlyMap<string, number> { return this.#byName; }
+
+  /** Ids parallel to `names`; -1 for names beyond kMaxModelIds (reported by the caller). */
+  assign(names: readonly string[]): number[] {
+    const wanted = new Set(names);
+    for (const [name, id] of this.#byName) {
+      if (wanted.has(name)) continue;
+      this.#byName.delete(name);
+      this.#clearBit(id);
+      this.#free.push(id);
+    }
+    return names.map((name) => {
+      let id = this.#byName.get(name);
+      if (id !== undefined) return id;
+      id = this.#free.pop() ?? (this.#next < kMaxModelIds ? this.#next++ : -1);
+      if (id >= 0) this.#byName.set(name, id);
+      return id;
+    });
+  }
+
+  #clearBit(id: number): void {
+    const word = id >>> 5;
+    const mask = ~(1 << (id & 31));
+    for (let slot = 0; slot < this.#slots; slot++) {
+      Atomics.and(this.#ep, epIndex(slot, kEpModelBits + word), mask);
+      Atomics.and(this.#ep, epIndex(slot, kEpLoraActiveBits + word), mask);
+    }
   }
 }
+
 
 export type PublishResult = 'published' | 'unchanged' | 'too-large';
 
@@ -90,11 +144,13 @@ export class Publisher {
   #header: Int32Array;
   #last: RoutingIR | null = null;
   readonly slots: SlotAllocator;
+  readonly modelIds: ModelIdAllocator;
 
   constructor(regions: SharedRegions) {
     this.#regions = regions;
     this.#header = new Int32Array(regions.headerSab);
     this.slots = new SlotAllocator(regions.endpointSab);
+    this.modelIds = new ModelIdAllocator(regions.endpointSab);
   }
 
   get generation(): number { return Atomics.load(this.#header, kHdrGeneration); }
@@ -105,7 +161,11 @@ export class Publisher {
   withSlots(ir: RoutingIR): RoutingIR | null {
     const slots = this.slots.assign(ir.endpoints.map((e) => e.key));
     if (slots === null) return null;
-    return { ...ir, endpoints: ir.endpoints.map((e) => ({ ...e, slot: slots.get(e.key)! })) };
+    return {
+      ...ir,
+      endpoints: ir.endpoints.map((e) => { const slot = slots.get(e.key)!; return { ...e, slot, gen: this.slots.genOf(slot) }; }),
+      modelIds: this.modelIds.assign(ir.modelNames),
+    };
   }
 
   /** Bytes needed for `ir`, or the encoded bytes themselves. */

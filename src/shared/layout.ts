@@ -42,16 +42,96 @@ export const kHdrSnapLen1 = 2; // byte length of half 1
 export const kHdrReady = 3; // 1 once the router is ready (first snapshot published)
 export const kHdrDraining = 4; // 1 while draining after SIGTERM
 export const kHdrSnapshotEpoch = 5; // bumps each time snapshotSab is replaced by a larger one
+export const kHdrScrapeReady = 6; // 1 once the first scrape round (pods of the first snapshot) finished
 export const kHeaderInts = 16;
 
-/** Endpoint slot fields (Int32 indexes relative to slot * kEndpointStride). */
+/**
+ * Endpoint slot fields (Int32 indexes relative to slot * kEndpointStride).
+ *
+ * Worker-written fields (Atomics.add/sub, exact across threads): kEpInflight*, kEpRequestsTotal,
+ * kEpFailuresTotal, kEpPrefixEntries.
+ *
+ * Scraper-written fields (the control thread is the only writer) are guarded by the per-slot
+ * seqlock kEpSeq:
+ *   writer: Atomics.add(seq, 1) (odd: write in progress); Atomics.store every field;
+ *           Atomics.add(seq, 1) (even again).
+ *   reader: s1 = Atomics.load(seq); if s1 is odd, retry; Atomics.load the fields;
+ *           s2 = Atomics.load(seq); if s1 !== s2, retry. After kSeqlockRetries failed tries the
+ *           reader treats the slot as "no metrics" (never blocks, never spins unbounded).
+ * Atomics are sequentially consistent, so a reader that sees the same even seq before and after
+ * read values all written by one completed write (no torn snapshot of waiting/running/KV).
+ * The model bit sets are written under the same seqlock; lora-affinity reads one word of them.
+ *
+ * kEpGen is bumped (by the control thread) every time a slot is given to a new pod; prefix-index
+ * entries store the generation they were made for, so entries of a departed pod never match its
+ * successor in the same slot.
+ */
 export const kEpInflight = 0; // requests in flight to this endpoint, all workers (Atomics.add/sub)
-export const kEpInflightPrefill = 1; // reserved for PD: in-flight prefill legs
-export const kEpInflightDecode = 2; // reserved for PD: in-flight decode legs
-export const kEpSeq = 3; // reserved: per-slot seqlock for scraper-written fields
+export const kEpInflightPrefill = 1; // PD: in-flight prefill legs
+export const kEpInflightDecode = 2; // PD: in-flight decode legs
+export const kEpSeq = 3; // seqlock over the scraper-written fields below (even = stable)
 export const kEpRequestsTotal = 4; // attempts sent to this endpoint since the slot was assigned
 export const kEpFailuresTotal = 5; // attempts that failed (connect, reset, timeout, 5xx)
-export const kEndpointStride = 16;
+export const kEpGen = 6; // slot generation: +1 each time the slot is assigned to a new pod
+export const kEpPrefixEntries = 7; // prefix-index entries currently held by this endpoint (workers)
+// --- scraper-written (seqlock) ---
+export const kEpScrapeState = 8; // ScrapeState below
+export const kEpWaiting = 9; // requests waiting in the engine queue
+export const kEpRunning = 10; // requests running in the engine batch
+export const kEpKvUsagePpm = 11; // KV-cache usage, parts per million (0..1_000_000)
+export const kEpTtftUs = 12; // mean time to first token over the last scrape interval, µs (0 = unknown)
+export const kEpTpotUs = 13; // mean time per output token over the last scrape interval, µs (0 = unknown)
+export const kEpPrefixHitPpm = 14; // engine prefix-cache hit rate over the last interval, ppm; -1 = unknown
+export const kEpLastScrapeSec = 15; // unix seconds of the last successful scrape (0 = never)
+export const kEpScrapeFailures = 16; // consecutive failed scrapes
+export const kEpModelBits = 32; // kModelBitWords words: bit i set = model id i in the pod's /v1/models
+export const kEpLoraActiveBits = 64; // kModelBitWords words: bit i set = adapter id i running or waiting (lora_requests_info)
+export const kModelBitWords = 32;
+/** Distinct model/adapter names that get a bit (ids 0..kMaxModelIds-1). */
+export const kMaxModelIds = kModelBitWords * 32;
+export const kEndpointStride = 96;
+
+/** kEpScrapeState values. */
+export const kScrapeNever = 0; // not scraped yet: plugins treat metrics as unknown
+export const kScrapeFresh = 1; // last scrape succeeded within the staleness bound
+export const kScrapeFailing = 2; // the last scrape failed (values are from the last success)
+export const kScrapeStale = 3; // no successful scrape within the staleness bound
+export const kSeqlockRetries = 4;
+
+/**
+ * Prefix-cache index (Int32Array over `prefixSab`), shared by every worker.
+ *
+ * A set-associative table: kPxBuckets(prefixSab) buckets of kPxWays ways; a way holds one
+ * (block hash, endpoint) pair, so a hash that several pods hold occupies several ways of its
+ * bucket. Bucket = low bits of the hash. Eviction: the way with the oldest stamp in the bucket
+ * (approximate LRU; memory is fixed at startup: kPxWayInts * 4 bytes per entry).
+ * Way fields: [seq, hashLo, hashHi, slot, slotGen, modelId, stamp, unused].
+ * Writers (any worker, in the post-schedule hook) claim a way with
+ * Atomics.compareExchange(seq, even, even + 1), store the fields, then Atomics.store(seq, even + 2);
+ * a writer that loses the race skips that insert (the index is a hint, never a correctness input).
+ * Readers use the seqlock read of the endpoint slots and skip a way whose seq moved.
+ * Stamps are milliseconds since kPxHdrEpochSec, compared with wrap-around ((a - b) | 0).
+ */
+export const kPxHdrEntries = 0; // live entries (Atomics.add/sub by writers)
+export const kPxHdrEvictions = 1; // total evictions (also counted per model by each worker)
+export const kPxHdrEpochSec = 2; // unix seconds the stamps count from (set once by the control thread)
+export const kPxHdrBuckets = 3; // number of buckets (power of two)
+export const kPxHeaderInts = 16;
+export const kPxWays = 8;
+export const kPxWayInts = 8;
+export const kPxSeq = 0;
+export const kPxHashLo = 1;
+export const kPxHashHi = 2;
+export const kPxSlot = 3;
+export const kPxSlotGen = 4;
+export const kPxModelId = 5;
+export const kPxStamp = 6;
+export const kDefaultPrefixIndexEntries = 262_144;
+
+/** Int32 index of way `way` of bucket `bucket`. */
+export function pxWayIndex(bucket: number, way: number): number {
+  return kPxHeaderInts + (bucket * kPxWays + way) * kPxWayInts;
+}
 
 export const kDefaultMaxEndpoints = 16384;
 export const kDefaultSnapshotHalfBytes = 4 * 1024 * 1024;
@@ -60,14 +140,31 @@ export interface SharedRegions {
   headerSab: SharedArrayBuffer;
   snapshotSab: SharedArrayBuffer;
   endpointSab: SharedArrayBuffer;
+  prefixSab: SharedArrayBuffer;
 }
 
-export function allocateRegions(maxEndpoints = kDefaultMaxEndpoints, halfBytes = kDefaultSnapshotHalfBytes): SharedRegions {
+export function allocateRegions(
+  maxEndpoints = kDefaultMaxEndpoints,
+  halfBytes = kDefaultSnapshotHalfBytes,
+  prefixEntries = kDefaultPrefixIndexEntries,
+): SharedRegions {
   return {
     headerSab: new SharedArrayBuffer(kHeaderInts * 4),
     snapshotSab: new SharedArrayBuffer(halfBytes * 2),
     endpointSab: new SharedArrayBuffer(maxEndpoints * kEndpointStride * 4),
+    prefixSab: allocatePrefixIndex(prefixEntries),
   };
+}
+
+/** A prefix index holding `entries` (rounded up to buckets of kPxWays, power-of-two buckets). */
+export function allocatePrefixIndex(entries: number, nowSec = Math.floor(Date.now() / 1000)): SharedArrayBuffer {
+  let buckets = 1;
+  while (buckets * kPxWays < entries) buckets *= 2;
+  const sab = new SharedArrayBuffer((kPxHeaderInts + buckets * kPxWays * kPxWayInts) * 4);
+  const px = new Int32Array(sab);
+  px[kPxHdrBuckets] = buckets;
+  px[kPxHdrEpochSec] = nowSec;
+  return sab;
 }
 
 export function snapshotHalfBytes(snapshotSab: SharedArrayBuffer): number {

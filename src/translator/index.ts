@@ -6,8 +6,9 @@
  */
 import { isIP } from 'node:net';
 import type {
-  EndpointIR, HeaderMatchIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, ServerIR, StringMatchIR, TargetIR,
+  EndpointIR, HeaderMatchIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, SchedulerIR, ServerIR, StringMatchIR, TargetIR,
 } from '../ir/types.js';
+import { DEFAULT_SCHEDULER } from '../routerconfig/defaults.js';
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet, StringMatch } from '../resources/types.js';
 import { deepFreeze, regexError } from '../resources/validate.js';
 
@@ -19,7 +20,11 @@ export interface TranslateResult {
 /** Node's timers fire at once for delays above 2^31-1 ms, so no IR duration may exceed it. */
 export const MAX_DURATION_MS = 2147483647;
 
-export function translate(resources: ResourceSet): TranslateResult {
+/**
+ * `scheduler` is the validated router configuration (`--router-config`), carried into the IR so
+ * that workers compile their scheduling profile with the snapshot it belongs to.
+ */
+export function translate(resources: ResourceSet, scheduler: SchedulerIR = DEFAULT_SCHEDULER): TranslateResult {
   const problems: Problem[] = [];
 
   const servers = [...resources.modelServers].sort((a, b) => cmp(key(a), key(b)));
@@ -29,7 +34,11 @@ export function translate(resources: ResourceSet): TranslateResult {
   const podsByKey = new Map(resources.pods.map((p) => [key(p), p]));
   const endpoints: EndpointIR[] = endpointKeys.map((k) => {
     const p = podsByKey.get(k)!;
-    return { key: k, namespace: p.metadata.namespace, name: p.metadata.name, ip: p.status.podIP!, slot: -1 };
+    const started = p.status.startTime !== undefined ? Date.parse(p.status.startTime) : NaN;
+    return {
+      key: k, namespace: p.metadata.namespace, name: p.metadata.name, ip: p.status.podIP!, slot: -1, gen: 0,
+      startedAtSec: Number.isNaN(started) ? 0 : Math.floor(started / 1000),
+    };
   });
 
   const serverIndex = new Map<string, number>();
@@ -44,7 +53,13 @@ export function translate(resources: ResourceSet): TranslateResult {
     if (ir !== null) routes.push(ir);
   }
 
-  return { ir: deepFreeze({ routes, servers: serverIRs, endpoints }), problems };
+  const names = new Set<string>();
+  for (const r of routes) {
+    if (r.modelName !== '') names.add(r.modelName);
+    for (const a of r.loraAdapters) names.add(a);
+  }
+  const modelNames = [...names].sort(cmp);
+  return { ir: deepFreeze({ routes, servers: serverIRs, endpoints, scheduler, modelNames, modelIds: [] }), problems };
 }
 
 /**
@@ -225,7 +240,11 @@ export function validateIR(ir: RoutingIR): string[] {
     if (i > 0 && !(ir.endpoints[i - 1]!.key < e.key)) errs.push(`${at}: endpoints must be sorted by key`);
     if (isIP(e.ip) === 0) errs.push(`${at}: ip ${JSON.stringify(e.ip)} is not an IP address`);
     if (!Number.isInteger(e.slot) || e.slot < -1) errs.push(`${at}: slot ${e.slot} must be an integer >= -1`);
+    if (!Number.isInteger(e.gen)) errs.push(`${at}: gen ${e.gen} must be an integer`);
+    if (!uint32(e.startedAtSec)) errs.push(`${at}: startedAtSec ${e.startedAtSec} must be a uint32`);
   });
+  if (ir.modelIds.length !== 0 && ir.modelIds.length !== ir.modelNames.length) errs.push('modelIds must be empty or parallel to modelNames');
+  ir.modelNames.forEach((n, i) => { if (i > 0 && !(ir.modelNames[i - 1]! < n)) errs.push(`modelNames[${i}]: must be sorted and unique`); });
 
   const serverKeys = new Set<string>();
   ir.servers.forEach((s, i) => {

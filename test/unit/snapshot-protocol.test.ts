@@ -6,6 +6,7 @@ import { SnapshotReader } from '../../workers/snapshot-reader.js';
 import { encodeSnapshot, decodeSnapshot } from '../../src/publish/codec.js';
 import { allocateRegions, epIndex, kEpInflight, kHdrGeneration, kHdrSnapLen0, snapshotHalfBytes } from '../../src/shared/layout.js';
 import type { RoutingIR } from '../../src/ir/types.js';
+import { DEFAULT_SCHEDULER } from '../../src/routerconfig/defaults.js';
 
 function irWith(n: number, tag = 'r'): RoutingIR {
   return {
@@ -14,7 +15,10 @@ function irWith(n: number, tag = 'r'): RoutingIR {
       rules: [{ name: 'r', match: { headers: [{ name: 'x-a', type: 'prefix' as const, value: 'p' }], uri: null, bodyModel: null }, targets: [{ kind: 'server' as const, key: 'ns/s', server: 0, weight: 100 }], totalWeight: 100 }],
     })),
     servers: [{ key: 'ns/s', namespace: 'ns', name: 's', model: '', engine: 'vLLM', port: 8000, timeoutMs: 0, retryAttempts: -1, retryIntervalMs: 0, endpoints: [0], unsupported: '' }],
-    endpoints: [{ key: 'ns/p', namespace: 'ns', name: 'p', ip: '127.0.0.2', slot: 0 }],
+    endpoints: [{ key: 'ns/p', namespace: 'ns', name: 'p', ip: '127.0.0.2', slot: 0, gen: 1, startedAtSec: 1700000000 }],
+    scheduler: DEFAULT_SCHEDULER,
+    modelNames: ['lora', ...Array.from({ length: n }, (_, i) => `m${i}`)].sort(),
+    modelIds: [],
   };
 }
 

@@ -1,0 +1,27 @@
+/**
+ * Scheduler defaults: Kthena's Helm chart ConfigMap (the configuration every Kthena user actually
+ * runs; reference §3.2) and each plugin's argument defaults (§3.3).
+ */
+import type { SchedulerIR } from '../ir/types.js';
+
+export const DEFAULT_PLUGIN_ARGS = Object.freeze({
+  leastRequest: Object.freeze({ maxWaitingRequests: 10 }),
+  leastLatency: Object.freeze({ ttftTpotWeightFactor: 0.5 }),
+  prefixCache: Object.freeze({ blockSizeToHash: 64, maxBlocksToMatch: 128, maxHashCacheSize: 50000, topKMatches: 5 }),
+  kvcacheAware: Object.freeze({ blockSizeToHash: 16, maxBlocksToMatch: 128, vllmTokenizerPort: 8000, sglangTokenizerPort: 30000 }),
+});
+
+/** Used when `--router-config` is not given: Filter [least-request]; Score least-request, gpu-usage, least-latency, prefix-cache (weight 1 each). */
+export const DEFAULT_SCHEDULER: SchedulerIR = Object.freeze({
+  filters: Object.freeze(['least-request']) as unknown as SchedulerIR['filters'],
+  scores: Object.freeze([
+    Object.freeze({ name: 'least-request', weight: 1 }),
+    Object.freeze({ name: 'gpu-usage', weight: 1 }),
+    Object.freeze({ name: 'least-latency', weight: 1 }),
+    Object.freeze({ name: 'prefix-cache', weight: 1 }),
+  ]) as unknown as SchedulerIR['scores'],
+  leastRequest: DEFAULT_PLUGIN_ARGS.leastRequest,
+  leastLatency: DEFAULT_PLUGIN_ARGS.leastLatency,
+  prefixCache: DEFAULT_PLUGIN_ARGS.prefixCache,
+  kvcacheAware: DEFAULT_PLUGIN_ARGS.kvcacheAware,
+}) as SchedulerIR;
