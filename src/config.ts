@@ -50,6 +50,10 @@ export interface RouterConfig {
   webhookServiceName: string;
   kubeApiQps: number;
   kubeApiBurst: number;
+  /** Redis for kvcache-aware (REDIS_HOST/REDIS_PORT/REDIS_PASSWORD; Kthena's default redis-server:6379). */
+  redis: { host: string; port: number; password: string };
+  /** Entries of the shared prefix-cache index (PREFIX_CACHE_INDEX_ENTRIES); fixed at start. */
+  prefixIndexEntries: number;
 }
 
 interface FlagSpec {
@@ -72,7 +76,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'enable-webhook': { key: 'enableWebhook', type: 'bool', help: 'validating webhook (Kubernetes mode only; ignored in file mode)' },
   'expose-metrics-on-router-port': { key: 'exposeMetricsOnRouterPort', type: 'bool', help: 'also answer GET /metrics on the router port' },
   config: { key: 'configDir', type: 'string', help: 'directory of manifests to serve (file mode), watched for changes' },
-  'router-config': { key: 'routerConfigFile', type: 'string', help: "Kthena routerConfiguration YAML (scheduler plugins; next release)" },
+  'router-config': { key: 'routerConfigFile', type: 'string', help: "Kthena routerConfiguration YAML (scheduler plugins), hot reloaded; default: Kthena's Helm default profile" },
   workers: { key: 'workers', type: 'int', min: 1, max: 256, help: 'worker threads (default: number of cores)' },
   host: { key: 'host', type: 'string', help: 'address the router port binds (default 0.0.0.0)' },
   kubeconfig: { key: 'kubeconfig', type: 'string', help: 'Kubernetes mode (next release: refused)' },
@@ -121,6 +125,8 @@ export function defaultConfig(): RouterConfig {
     webhookServiceName: 'kthena-router-webhook',
     kubeApiQps: 0,
     kubeApiBurst: 0,
+    redis: { host: 'redis-server', port: 6379, password: '' },
+    prefixIndexEntries: 262_144,
   };
 }
 
@@ -199,6 +205,18 @@ export function loadConfig(command: RouterConfig['command'], argv: readonly stri
     if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(l)) throw invalid(`LOG_LEVEL: unknown level "${env.LOG_LEVEL}"`);
     cfg.logLevel = l as RouterConfig['logLevel'];
   }
+  if (env.REDIS_HOST) cfg.redis.host = env.REDIS_HOST;
+  if (env.REDIS_PORT) {
+    const p = Number(env.REDIS_PORT);
+    if (!Number.isInteger(p) || p < 1 || p > 65535) throw invalid(`REDIS_PORT: expected a port number, got "${env.REDIS_PORT}"`);
+    cfg.redis.port = p;
+  }
+  if (env.REDIS_PASSWORD) cfg.redis.password = env.REDIS_PASSWORD;
+  if (env.PREFIX_CACHE_INDEX_ENTRIES) {
+    const n = Number(env.PREFIX_CACHE_INDEX_ENTRIES);
+    if (!Number.isInteger(n) || n < 1024 || n > 16_777_216) throw invalid(`PREFIX_CACHE_INDEX_ENTRIES: expected an integer in [1024, 16777216], got "${env.PREFIX_CACHE_INDEX_ENTRIES}"`);
+    cfg.prefixIndexEntries = n;
+  }
   if (env.KTHENA_ROUTER_FAULT_INJECTION) cfg.faultInjection = parseBool(env.KTHENA_ROUTER_FAULT_INJECTION, 'KTHENA_ROUTER_FAULT_INJECTION');
 
   if ((cfg.tlsCert === '') !== (cfg.tlsKey === '')) throw invalid('--tls-cert and --tls-key must be set together');
@@ -217,4 +235,9 @@ export function deepFreeze<T>(o: T): Readonly<T> {
     for (const v of Object.values(o as object)) deepFreeze(v);
   }
   return o;
+}
+
+/** The configuration as logged and dumped: secrets replaced by "***". */
+export function redactedConfig(cfg: Readonly<RouterConfig>): object {
+  return { ...cfg, redis: { ...cfg.redis, password: cfg.redis.password === '' ? '' : '***' } };
 }

@@ -5,13 +5,21 @@
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import type { RouterConfig } from './config.js';
+import { redactedConfig, type RouterConfig } from './config.js';
 import { RouterError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { FileProvider } from './provider/file/index.js';
 import { translate, validateIR } from './translator/index.js';
 import { Publisher } from './publish/publisher.js';
-import { allocateRegions, kHdrDraining, kHdrReady, snapshotHalfBytes, type SharedRegions } from './shared/layout.js';
+import {
+  allocateRegions, kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, kHdrDraining, kHdrReady, kHdrScrapeReady, kPxHdrEntries,
+  snapshotHalfBytes, type SharedRegions,
+} from './shared/layout.js';
+import type { SchedulerIR } from './ir/types.js';
+import { DEFAULT_SCHEDULER } from './routerconfig/defaults.js';
+import { RouterConfigWatcher } from './routerconfig/watch.js';
+import { Scraper, type ScrapeTarget } from './scrape/scraper.js';
+import { KvBlockGc } from './kvgc.js';
 import type { Problem, ResourceSet } from './resources/types.js';
 import type { RoutingIR } from './ir/types.js';
 import { MetricsHub, startMetricsServer } from './admin/metrics.js';
@@ -51,6 +59,12 @@ export class ControlPlane {
   readonly #hub: MetricsHub;
   readonly #workers: WorkerSlot[] = [];
   #provider: FileProvider | null = null;
+  #routerConfig: RouterConfigWatcher | null = null;
+  #scheduler: SchedulerIR = DEFAULT_SCHEDULER;
+  #routerConfigProblems: Problem[] = [];
+  #scraper: Scraper;
+  #scrapeReadyWaiting = false;
+  #kvGc: KvBlockGc | null = null;
   #resources: ResourceSet = { modelRoutes: [], modelServers: [], pods: [] };
   #providerProblems: Problem[] = [];
   #translatorProblems: Problem[] = [];
@@ -71,10 +85,19 @@ export class ControlPlane {
   constructor(cfg: Readonly<RouterConfig>, log?: Logger) {
     this.cfg = cfg;
     this.log = log ?? createLogger(cfg.logLevel);
-    this.#regions = allocateRegions();
+    this.#regions = allocateRegions(kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, cfg.prefixIndexEntries);
     this.#header = new Int32Array(this.#regions.headerSab);
     this.#publisher = new Publisher(this.#regions);
     this.#hub = new MetricsHub({ collectWorkers: () => this.#collect() });
+    const px = new Int32Array(this.#regions.prefixSab);
+    this.#hub.addGauge('kthena_router_prefix_cache_entries', 'Entries in the shared prefix-cache index (all workers, all models)', () => Atomics.load(px, kPxHdrEntries));
+    this.#scraper = new Scraper({
+      ep: new Int32Array(this.#regions.endpointSab),
+      intervalMs: cfg.scrapeIntervalMs,
+      modelIds: () => this.#publisher.modelIds.ids,
+      log: this.log,
+      registry: this.#hub.registry,
+    });
     this.ready = new Promise((r) => { this.#readyResolve = r; });
     this.stopped = new Promise((r) => { this.#stoppedResolve = r; });
   }
@@ -82,19 +105,42 @@ export class ControlPlane {
   /** Starts everything; rejects (after cleaning up) when a port cannot be bound. */
   async start(): Promise<void> {
     const cfg = this.cfg;
-    this.log.info({ flags: cfg }, 'starting kthena-router');
+    this.log.info({ flags: redactedConfig(cfg) }, 'starting kthena-router');
     const k8sOnly = ['webhookPort', 'webhookTlsCertFile', 'webhookTlsPrivateKeyFile', 'certSecretName', 'webhookServiceName', 'kubeApiQps', 'kubeApiBurst', 'enableWebhook'] as const;
     this.log.info({ ignored: k8sOnly }, 'file mode: Kubernetes-mode flags (webhook, kube API) are accepted and ignored');
+    if (cfg.routerConfigFile !== '') {
+      this.#routerConfig = new RouterConfigWatcher(cfg.routerConfigFile, {
+        onChange: (scheduler, problems) => {
+          this.#scheduler = scheduler;
+          this.#routerConfigProblems = problems;
+          this.log.info({ file: cfg.routerConfigFile, filters: scheduler.filters, scores: scheduler.scores }, 'router configuration reloaded');
+          this.#scheduleRebuild();
+        },
+        onRejected: (problems) => {
+          this.#routerConfigProblems = problems;
+          this.log.error({ file: cfg.routerConfigFile }, 'router configuration rejected; the previous configuration stays live');
+          this.#reportProblems();
+        },
+      });
+      const first = await this.#routerConfig.load();
+      this.#routerConfigProblems = first.problems;
+      if (first.scheduler === null) {
+        for (const p of first.problems) this.log.error({ field: p.field, file: p.file }, p.message);
+        throw new RouterError('RTR_ERR_CONFIG_INVALID', `--router-config ${cfg.routerConfigFile}: ${first.problems.filter((p) => p.severity === 'rejected').map((p) => (p.field ? `${p.field}: ` : '') + p.message).join('; ')}`);
+      }
+      this.#scheduler = first.scheduler;
+    }
     if (cfg.accessLog.enabled) this.#sink = createAccessLogSink(cfg.accessLog.output);
     try {
       if (cfg.metricsPort !== 0) this.#servers.push(await startMetricsServer(this.#hub, { host: '0.0.0.0', port: cfg.metricsPort }));
       if (cfg.debugPort !== 0) {
         this.#servers.push(await startDebugServer({
           resources: () => this.#resources,
-          problems: () => [...this.#providerProblems, ...this.#translatorProblems],
+          problems: () => this.#allProblems(),
+          podMetrics: (key: string) => this.#scraper.view(key),
           ir: () => this.#publisher.current,
           generation: () => this.#publisher.generation,
-          initialConfig: () => cfg,
+          initialConfig: () => redactedConfig(cfg),
           faults: cfg.faultInjection ? { crashWorker: (i: number) => this.#crashWorker(i) } : undefined,
         }, { port: cfg.debugPort, host: '127.0.0.1' }));
       }
@@ -115,6 +161,8 @@ export class ControlPlane {
       throw err;
     }
     this.#hub.setRunningWorkers(this.#workers.filter((w) => w.worker !== null).length);
+    this.#routerConfig?.start();
+    this.#scraper.start();
     this.#provider = new FileProvider(cfg.configDir, {
       onChange: (snap) => {
         this.#resources = snap.resources;
@@ -250,7 +298,7 @@ export class ControlPlane {
   async #rebuild(): Promise<void> {
     let ir: RoutingIR;
     try {
-      const out = translate(this.#resources);
+      const out = translate(this.#resources, this.#scheduler);
       this.#translatorProblems = out.problems;
       const structural = validateIR(out.ir);
       if (structural.length > 0) {
@@ -265,15 +313,15 @@ export class ControlPlane {
         return;
       }
       ir = withSlots;
+      // Same synchronous turn as the slot assignment: a scrape of a departed pod that completes
+      // later must find its target gone rather than write into a slot given to another pod.
+      this.#scraper.setTargets(scrapeTargets(ir));
     } catch (err) {
       this.#hub.translatorCrashed();
       this.log.error({ err: (err as Error).stack }, 'translator crashed; keeping the last good snapshot');
       return;
     }
-    this.#hub.setConfigProblems([...this.#providerProblems, ...this.#translatorProblems]);
-    for (const p of [...this.#providerProblems, ...this.#translatorProblems]) {
-      this.log.warn({ kind: p.kind, namespace: p.namespace, name: p.name, file: p.file, field: p.field, severity: p.severity }, p.message);
-    }
+    this.#reportProblems();
     const bytes = this.#publisher.encode(ir);
     if (!this.#publisher.fits(bytes)) await this.#growSnapshotBuffer(bytes.byteLength);
     const result = this.#publisher.publish(ir, bytes);
@@ -282,9 +330,42 @@ export class ControlPlane {
       this.#hub.setSnapshotGeneration(this.#publisher.generation);
       this.log.info({ generation: this.#publisher.generation, routes: ir.routes.length, servers: ir.servers.length, endpoints: ir.endpoints.length, bytes: bytes.byteLength }, 'published routing snapshot');
     }
-    if (Atomics.load(this.#header, kHdrReady) === 0 && this.#publisher.generation > 0) {
-      Atomics.store(this.#header, kHdrReady, 1);
-      this.#readyResolve();
+    // New model ids (a route added an adapter) show in the pods' bit sets now, not at their next scrape.
+    this.#scraper.refreshModelBits();
+    this.#syncKvGc();
+    // Ready (Kthena §8.4): a snapshot is live and the first scrape round over its pods is done, so
+    // the first requests are scored on real engine metrics.
+    if (!this.#scrapeReadyWaiting && this.#publisher.generation > 0) {
+      this.#scrapeReadyWaiting = true;
+      void this.#scraper.firstRound.then(() => {
+        Atomics.store(this.#header, kHdrScrapeReady, 1);
+        Atomics.store(this.#header, kHdrReady, 1);
+        this.#readyResolve();
+      });
+    }
+  }
+
+  #allProblems(): Problem[] {
+    return [...this.#routerConfigProblems, ...this.#providerProblems, ...this.#translatorProblems];
+  }
+
+  #reportProblems(): void {
+    const all = this.#allProblems();
+    this.#hub.setConfigProblems(all);
+    for (const p of all) {
+      this.log.warn({ kind: p.kind, namespace: p.namespace, name: p.name, file: p.file, field: p.field, severity: p.severity }, p.message);
+    }
+  }
+
+  /** Kthena's hourly GC of KV-block owners in Redis, run by the control thread while kvcache-aware is configured. */
+  #syncKvGc(): void {
+    const wanted = this.#scheduler.scores.some((s) => s.name === 'kvcache-aware');
+    if (wanted && this.#kvGc === null) {
+      this.#kvGc = new KvBlockGc(this.cfg.redis, this.log);
+      this.#kvGc.start();
+    } else if (!wanted && this.#kvGc !== null) {
+      void this.#kvGc.stop();
+      this.#kvGc = null;
     }
   }
 
@@ -312,6 +393,9 @@ export class ControlPlane {
       Atomics.store(this.#header, kHdrDraining, 1);
       this.log.info({ drainTimeoutMs: this.cfg.drainTimeoutMs }, 'draining');
       await this.#provider?.stop();
+      this.#routerConfig?.stop();
+      await this.#scraper.stop();
+      await this.#kvGc?.stop();
       const deadlineMs = Date.now() + this.cfg.drainTimeoutMs;
       for (const w of this.#workers) w.worker?.postMessage({ type: 'drain', deadlineMs } satisfies ToWorker);
       this.#maybeStopped();
@@ -332,6 +416,33 @@ export class ControlPlane {
   }
 }
 
+/**
+ * What the scraper polls: every endpoint of the snapshot on the port of the first ModelServer (by
+ * key) that selects it, as Kthena uses the first bound ModelServer's workloadPort.
+ */
+export function scrapeTargets(ir: RoutingIR): ScrapeTarget[] {
+  const first = new Map<number, number>();
+  const models = new Map<number, Set<string>>();
+  ir.servers.forEach((s, si) => {
+    for (const e of s.endpoints) {
+      if (!first.has(e)) first.set(e, si);
+      if (s.model !== '') {
+        let m = models.get(e);
+        if (!m) models.set(e, m = new Set());
+        m.add(s.model);
+      }
+    }
+  });
+  const out: ScrapeTarget[] = [];
+  ir.endpoints.forEach((e, i) => {
+    const si = first.get(i);
+    if (si === undefined || e.slot < 0) return;
+    const s = ir.servers[si];
+    out.push({ key: e.key, slot: e.slot, ip: e.ip, port: s.port, engine: s.engine, models: [...(models.get(i) ?? [])] });
+  });
+  return out;
+}
+
 /** Runs the router until SIGTERM/SIGINT; resolves with the process exit code. */
 export async function runRouter(cfg: Readonly<RouterConfig>): Promise<number> {
   const cp = new ControlPlane(cfg);
@@ -342,6 +453,8 @@ export async function runRouter(cfg: Readonly<RouterConfig>): Promise<number> {
     await cp.start();
   } catch (err) {
     cp.log.fatal({ code: (err as RouterError).code }, (err as Error).message);
+    // A rejected --router-config is a usage error found before anything was started.
+    if ((err as RouterError).code === 'RTR_ERR_CONFIG_INVALID') return 2;
     return cp.stopped;
   }
   return cp.stopped;

@@ -3,7 +3,7 @@
  * matchers, cumulative weights, per-endpoint origins and pre-joined label strings. Runs once per
  * snapshot generation, never per request.
  */
-import type { RoutingIR, ServerIR, StringMatchIR } from '../src/ir/types.js';
+import type { RoutingIR, SchedulerIR, ServerIR, StringMatchIR } from '../src/ir/types.js';
 
 export interface CompiledMatch {
   type: 0 | 1 | 2; // exact, prefix, regex
@@ -32,6 +32,7 @@ export interface CompiledEndpoint {
 export interface CompiledServer {
   key: string;
   model: string;
+  engine: 'vLLM' | 'SGLang';
   port: number;
   timeoutMs: number;
   retryAttempts: number;
@@ -63,8 +64,12 @@ export interface CompiledRoute {
   rules: CompiledRule[];
 }
 
-export interface CompiledSnapshot {
+export interface CompiledSnapshot<P = unknown> {
   generation: number;
+  /** The scheduling profile, compiled once per snapshot by the worker's Scheduler. */
+  profile: P;
+  /** Model/adapter name -> bit id (lora-affinity, per-model prefix metrics). */
+  modelIds: Map<string, number>;
   byModel: Map<string, CompiledRoute[]>;
   byLora: Map<string, CompiledRoute[]>;
   /** Body of GET /v1/models, built once. */
@@ -101,6 +106,7 @@ function compileServer(ir: RoutingIR, s: ServerIR): CompiledServer {
   return {
     key: s.key,
     model: s.model,
+    engine: s.engine,
     port: s.port,
     timeoutMs: s.timeoutMs,
     retryAttempts: s.retryAttempts,
@@ -116,7 +122,7 @@ function compileServer(ir: RoutingIR, s: ServerIR): CompiledServer {
   };
 }
 
-export function compileSnapshot(ir: RoutingIR, generation: number): CompiledSnapshot {
+export function compileSnapshot<P>(ir: RoutingIR, generation: number, compileProfile: (s: SchedulerIR) => P): CompiledSnapshot<P> {
   const servers = ir.servers.map((s) => compileServer(ir, s));
   const byModel = new Map<string, CompiledRoute[]>();
   const byLora = new Map<string, CompiledRoute[]>();
@@ -161,5 +167,10 @@ export function compileSnapshot(ir: RoutingIR, generation: number): CompiledSnap
     }
   }
   const data = [...names].sort().map((id) => ({ id, object: 'model', created: 0, owned_by: 'kthena' }));
-  return { generation, byModel, byLora, modelsBody: JSON.stringify({ object: 'list', data }), origins, maxEndpoints, ir };
+  const modelIds = new Map<string, number>();
+  ir.modelNames.forEach((n, i) => { const id = ir.modelIds[i]; if (id !== undefined && id >= 0) modelIds.set(n, id); });
+  return {
+    generation, profile: compileProfile(ir.scheduler), modelIds, byModel, byLora,
+    modelsBody: JSON.stringify({ object: 'list', data }), origins, maxEndpoints, ir,
+  };
 }

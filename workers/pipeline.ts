@@ -18,6 +18,10 @@ import { applySplices, scanTopLevel, type Splice } from './jsonedit.js';
 import { SseUsageScanner, usageFromBody, type Usage } from './sse.js';
 import type { SnapshotReader } from './snapshot-reader.js';
 import type { WorkerMetrics } from './metrics.js';
+import type { Profile, PrefixHashes, Scheduler } from './scheduler/framework.js';
+import { KvCacheAwareScorer } from './scheduler/kvcache-aware.js';
+import type { ScheduleRequest } from './scheduler/types.js';
+import { Redis } from 'ioredis';
 import { formatAccessLogJson, formatAccessLogText, type AccessLogBuffer } from './accesslog.js';
 
 /** Kthena walks at most this many scheduled pods when no retry policy is set. */
@@ -41,7 +45,10 @@ export interface WorkerContext {
   cfg: Readonly<RouterConfig>;
   header: Int32Array;
   ep: Int32Array;
-  reader: SnapshotReader<CompiledSnapshot>;
+  reader: SnapshotReader<CompiledSnapshot<Profile>>;
+  scheduler: Scheduler;
+  /** Created on the first request whose profile enables kvcache-aware (one Redis connection per worker). */
+  kvAware: KvCacheAwareScorer | null;
   metrics: WorkerMetrics;
   accessLog: AccessLogBuffer | null;
   pools: Map<string, Pool>;
@@ -73,6 +80,10 @@ class RequestState {
   isLora = false;
   ranked: Int32Array | null = null;
   rankedCount = 0;
+  profile: Profile | null = null;
+  sreq: ScheduleRequest | null = null;
+  /** Prefix hashes of this request's prompt, inserted for the pod that served it (post-schedule hook). */
+  prefixHashes: PrefixHashes | null = null;
   attempt = 0;
   maxAttempts = 0;
   upstreamBody = '';
@@ -115,7 +126,6 @@ class RequestState {
 
 export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: HttpRequest) => void {
   const { cfg, header, reader } = ctx;
-  let scratchScores = new Float64Array(64);
 
   function headerValue(st: RequestState, name: string): string {
     const h = st.headers;
@@ -211,31 +221,40 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     return null;
   }
 
-  /**
-   * Least in-flight over the shared endpoint counters, random tie-break, top N in one partial
-   * selection pass. The in-flight count is the router's own zero-lag signal, exact across workers
-   * (every worker Atomics.adds into the same slot).
-   */
-  function schedule(st: RequestState, server: CompiledServer): void {
-    const eps = server.endpoints;
-    const n = eps.length;
-    if (scratchScores.length < n) scratchScores = new Float64Array(n * 2);
-    const scores = scratchScores;
-    for (let i = 0; i < n; i++) scores[i] = Atomics.load(ctx.ep, epIndex(eps[i].slot, kEpInflight)) + Math.random();
-    const k = Math.min(n, kDefaultFallbackPods);
-    const ranked = new Int32Array(k);
-    for (let r = 0; r < k; r++) {
-      let best = -1;
-      let bestScore = Infinity;
-      for (let i = 0; i < n; i++) {
-        const s = scores[i];
-        if (s < bestScore) { bestScore = s; best = i; }
-      }
-      ranked[r] = best;
-      scores[best] = Infinity;
+  function kvAwareScorer(): KvCacheAwareScorer {
+    if (ctx.kvAware === null) {
+      const r = cfg.redis;
+      const redis = new Redis({
+        host: r.host, port: r.port, password: r.password || undefined,
+        // The offline queue holds commands while the first connection is made; the scorer bounds
+        // every lookup with its own timeout and fails fast while the client is reconnecting.
+        maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: (n) => Math.min(5000, 100 * n),
+      });
+      // Connection errors surface per request as kthena_router_kvcache_aware_errors_total{stage="redis"}.
+      redis.on('error', () => undefined);
+      ctx.kvAware = new KvCacheAwareScorer({ redis });
     }
+    return ctx.kvAware;
+  }
+
+  /**
+   * Filters, scores and the top-N pick over the shared endpoint state (workers/scheduler), then the
+   * first attempt. `extra` carries kvcache-aware's scores when the profile has it.
+   */
+  function scheduleAndDispatch(st: RequestState, server: CompiledServer, extra: Float64Array | null): void {
+    const ranked = new Int32Array(kDefaultFallbackPods);
+    const n = ctx.scheduler.schedule(st.profile!, server.endpoints, st.sreq!, ranked, extra);
+    if (n <= 0) {
+      respondError(st, 'RTR_ERR_SCHEDULING', n === 0
+        ? `pods have all been filtered out by ${JSON.stringify(ctx.scheduler.filteredBy)}`
+        : 'no score plugin scored any pod');
+      return;
+    }
+    st.prefixHashes = ctx.scheduler.takePrefixHashes();
     st.ranked = ranked;
-    st.rankedCount = k;
+    st.rankedCount = n;
+    st.maxAttempts = server.retryAttempts >= 0 ? server.retryAttempts + 1 : n;
+    dispatchAttempt(st);
   }
 
   // ---- body -----------------------------------------------------------------------------------
@@ -313,11 +332,21 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     if (server.endpoints.length === 0) { respondError(st, 'RTR_ERR_NO_ENDPOINT', server.key); return; }
 
     st.server = server;
-    schedule(st, server);
-    st.maxAttempts = server.retryAttempts >= 0 ? server.retryAttempts + 1 : st.rankedCount;
     st.upstreamBody = buildUpstreamBody(st, text, body, server);
     st.upstreamHeaders = upstreamHeaders(st);
-    dispatchAttempt(st);
+    const profile = snap.profile;
+    st.profile = profile;
+    st.sreq = { model, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };
+    if (profile.hasKvcacheAware) {
+      const extra = new Float64Array(server.endpoints.length);
+      void kvAwareScorer().score(snap.ir.scheduler.kvcacheAware, st.sreq, server.endpoints, extra).then((ok) => {
+        if (st.finished) return;
+        if (st.aborted) { clientAborted(st); return; }
+        scheduleAndDispatch(st, server, ok ? extra : null);
+      });
+      return;
+    }
+    scheduleAndDispatch(st, server, null);
   }
 
   function upstreamHeaders(st: RequestState): string[] {
@@ -673,6 +702,10 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       if (st.usage !== null) {
         if (st.usage.prompt > 0) st.rec.inputTokens = st.usage.prompt;
         st.rec.outputTokens = st.usage.completion;
+      }
+      // Kthena's PostSchedule runs after a successful proxy: remember which pod now holds the prefix.
+      if (st.respStatus < 400 && st.profile !== null) {
+        ctx.scheduler.postSchedule(st.profile, st.prefixHashes, endpointOf(st), st.sreq!.modelId);
       }
       finish(st);
     }

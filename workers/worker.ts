@@ -12,6 +12,8 @@ import type { Pool } from 'undici';
 import { loadNativeUws, type Uws } from './uws.js';
 import { SnapshotReader } from './snapshot-reader.js';
 import { compileSnapshot, type CompiledSnapshot } from './compile.js';
+import { Scheduler, type Profile } from './scheduler/framework.js';
+import type { MetricJSON } from './metrics.js';
 import { createHandler, type WorkerContext } from './pipeline.js';
 import { WorkerMetrics } from './metrics.js';
 import { AccessLogBuffer } from './accesslog.js';
@@ -62,15 +64,23 @@ function main(): void {
   }
   const { cfg, regions } = init;
   const onSnapshotError = (err: unknown): void => log('error', { err: (err as Error).stack }, 'snapshot decode failed; keeping the previous snapshot');
-  const reader = new SnapshotReader<CompiledSnapshot>(regions.headerSab, regions.snapshotSab, compileSnapshot, onSnapshotError);
+  const ep = new Int32Array(regions.endpointSab);
+  const scheduler = new Scheduler({ ep, prefixSab: regions.prefixSab });
+  const reader = new SnapshotReader<CompiledSnapshot<Profile>>(
+    regions.headerSab, regions.snapshotSab,
+    (ir, generation) => compileSnapshot(ir, generation, (s) => scheduler.compile(s, ir.modelNames, ir.modelIds)),
+    onSnapshotError,
+  );
   const accessLog = cfg.accessLog.enabled ? new AccessLogBuffer((lines) => post({ type: 'access', lines })) : null;
   const pendingMetrics = new Map<number, (text: string | null) => void>();
   let nextId = 1;
   const ctx: WorkerContext = {
     cfg,
     header: new Int32Array(regions.headerSab),
-    ep: new Int32Array(regions.endpointSab),
+    ep,
     reader,
+    scheduler,
+    kvAware: null,
     metrics: new WorkerMetrics(),
     accessLog,
     pools: new Map<string, Pool>(),
@@ -85,6 +95,10 @@ function main(): void {
       : null,
     log,
   };
+
+  const allMetrics = (): MetricJSON[] => [
+    ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []),
+  ];
 
   app = cfg.tlsCert !== '' ? uws.SSLApp({ cert_file_name: cfg.tlsCert, key_file_name: cfg.tlsKey }) : uws.App();
   const handler = createHandler(ctx);
@@ -128,7 +142,9 @@ function main(): void {
     accessLog?.close();
     const pools = [...ctx.pools.values()];
     ctx.pools.clear();
-    void Promise.allSettled(pools.map((p) => p.destroy())).then(() => {
+    const closers: Promise<unknown>[] = pools.map((p) => p.destroy());
+    if (ctx.kvAware !== null) closers.push(ctx.kvAware.close());
+    void Promise.allSettled(closers).then(() => {
       // close() exists on the native App (20.30) but is missing from the bundled typings.
       (app as unknown as { close(): void } | null)?.close();
       app = null;
@@ -139,7 +155,7 @@ function main(): void {
   port.on('message', (m: ToWorker) => {
     switch (m.type) {
       case 'collect':
-        post({ type: 'metrics', id: m.id, data: ctx.metrics.toJSON() as unknown[] });
+        post({ type: 'metrics', id: m.id, data: allMetrics() as unknown[] });
         break;
       case 'snapshot-buffer':
         reader.replaceBuffer(m.sab);
@@ -154,7 +170,7 @@ function main(): void {
       case 'drain': {
         // Stop accepting; in-flight requests finish (bounded by the deadline), then exit.
         if (listenSocket) { uws.us_listen_socket_close(listenSocket); listenSocket = null; }
-        const done = (): void => { post({ type: 'metrics', id: 0, data: ctx.metrics.toJSON() as unknown[] }); shutdown(); };
+        const done = (): void => { post({ type: 'metrics', id: 0, data: allMetrics() as unknown[] }); shutdown(); };
         if (ctx.active === 0) { done(); break; }
         ctx.onIdle = done;
         setTimeout(() => { log('warn', { active: ctx.active }, 'drain deadline reached; closing remaining connections'); done(); }, Math.max(0, m.deadlineMs - Date.now())).unref();
@@ -168,7 +184,7 @@ function main(): void {
 
   process.on('uncaughtException', (err) => {
     log('error', { err: err.stack }, 'worker crashed; closing it so the control thread restarts it');
-    post({ type: 'metrics', id: 0, data: ctx.metrics.toJSON() as unknown[] });
+    post({ type: 'metrics', id: 0, data: allMetrics() as unknown[] });
     process.exitCode = 1;
     shutdown();
   });

@@ -20,6 +20,14 @@ export interface PodMetricsView {
   ttft: number;
   /** Model ids from the pod's /v1/models (LoRA adapters included). */
   models?: readonly string[];
+  /** Scraper bookkeeping (ours; Kthena has none): shown under `scrape` in the pod dump. */
+  scrapeState?: 'never' | 'fresh' | 'failing' | 'stale';
+  lastScrapeTime?: string | null;
+  consecutiveFailures?: number;
+  lastError?: string | null;
+  prefixCacheHitRate?: number | null;
+  loraRunning?: readonly string[];
+  loraWaiting?: readonly string[];
 }
 
 export interface DebugSource {
@@ -161,6 +169,13 @@ class Dump {
         ttft: m?.ttft ?? 0,
       };
       view.models = m?.models ? [...m.models] : [];
+      if (m?.scrapeState !== undefined) {
+        view.scrape = {
+          state: m.scrapeState, lastScrapeTime: m.lastScrapeTime ?? null, consecutiveFailures: m.consecutiveFailures ?? 0,
+          lastError: m.lastError ?? null, prefixCacheHitRate: m.prefixCacheHitRate ?? null,
+          loraRunning: [...(m.loraRunning ?? [])], loraWaiting: [...(m.loraWaiting ?? [])],
+        };
+      }
       view.modelServers = servers.map((s) => ir.servers[s].key);
       out.push(view);
     }

@@ -167,6 +167,11 @@ export class MetricsHub {
     this.#workers.set({ state: 'running' }, 0);
   }
 
+  /** A gauge whose value is read at scrape time (Kthena's GaugeFunc). */
+  addGauge(name: string, help: string, read: () => number): void {
+    new Gauge({ name, help, registers: [this.registry], collect() { this.set(read()); } });
+  }
+
   /**
    * Replace the problem counts. A (kind, severity) pair seen before and now absent reads 0 rather
    * than disappearing, so alerts on `> 0` resolve instead of going stale.

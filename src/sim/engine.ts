@@ -15,7 +15,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { isIPv4 } from 'node:net';
 
-import { EngineMetrics } from './metrics.js';
+import { KvEventPublisher, validateKvEventsSpec } from './kv-events.js';
+import { EngineMetrics, validateMetricsOverride, validateSimMetricsSpec } from './metrics.js';
 import {
   DONE_EVENT,
   SimBadRequest,
@@ -29,6 +30,7 @@ import {
   usageEvent,
 } from './openai.js';
 import type { CompletionKind, ParsedCompletion } from './openai.js';
+import { completionPromptTokens, tokenizeRequest } from './tokenize.js';
 import type {
   RecordedRequest,
   SimControl,
@@ -101,6 +103,8 @@ export function validateSimPodSpec(spec: unknown, where = 'pod spec'): SimPodSpe
     if (s[k] !== undefined && !isPositiveInt(s[k])) throw new TypeError(`${at}.${k} must be an integer >= 1`);
   }
   if (s.failStatus !== undefined && !isStatus(s.failStatus)) throw new TypeError(`${at}.failStatus must be an HTTP status`);
+  validateKvEventsSpec(s.kvEvents, at);
+  validateSimMetricsSpec(s, at);
   return spec as SimPodSpec;
 }
 
@@ -132,16 +136,7 @@ export function validateSimControl(patch: unknown): Partial<SimControl> {
   if (p.resetBeforeHeaders !== undefined && typeof p.resetBeforeHeaders !== 'boolean') {
     throw new TypeError('resetBeforeHeaders must be a boolean');
   }
-  if (p.metricsOverride !== undefined) {
-    const m = p.metricsOverride;
-    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new TypeError('metricsOverride must be an object');
-    for (const [k, v] of Object.entries(m)) {
-      if (k !== 'running' && k !== 'waiting' && k !== 'kvCacheUsage') {
-        throw new TypeError(`unknown metricsOverride field "${k}"`);
-      }
-      if (!isNonNegativeNumber(v)) throw new TypeError(`metricsOverride.${k} must be a number >= 0`);
-    }
-  }
+  if (p.metricsOverride !== undefined) validateMetricsOverride(p.metricsOverride);
   return p as Partial<SimControl>;
 }
 
@@ -195,6 +190,8 @@ class Job {
   events = 0;
   dieAfter: number | null = null;
   text = '';
+  /** Prompt token ids, kept only when the pod publishes KV events. */
+  kvTokens: number[] | null = null;
 
   constructor(res: ServerResponse) {
     this.res = res;
@@ -260,9 +257,11 @@ class SimulatedPod implements SimPod {
   readonly #maxRunning: number;
   readonly #kvCacheTokens: number;
   readonly #startedAt = Math.floor(Date.now() / 1000);
+  readonly #kv: KvEventPublisher | null;
   #control: SimControl;
   #port: number;
   #seq = 0;
+  #probes = 0;
   #closing: Promise<void> | null = null;
 
   constructor(spec: SimPodSpec, requestLogSize: number) {
@@ -274,6 +273,8 @@ class SimulatedPod implements SimPod {
     this.#maxRunning = spec.maxRunning ?? Infinity;
     this.#kvCacheTokens = spec.kvCacheTokens ?? SIM_DEFAULTS.kvCacheTokens;
     this.#ring = new RequestRing(requestLogSize);
+    this.#metrics.configure({ metricNames: spec.metricNames, extraSeries: spec.extraMetricSeries });
+    this.#kv = spec.kvEvents ? new KvEventPublisher(spec.kvEvents, spec.name) : null;
     this.#control = {
       failStatus: spec.failStatus ?? null,
       ttftMs: spec.ttftMs ?? SIM_DEFAULTS.ttftMs,
@@ -301,6 +302,10 @@ class SimulatedPod implements SimPod {
 
   get url(): string {
     return `http://${this.ip}:${this.#port}`;
+  }
+
+  get probes(): number {
+    return this.#probes;
   }
 
   get requests(): RecordedRequest[] {
@@ -353,7 +358,7 @@ class SimulatedPod implements SimPod {
       }
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();
-    });
+    }).then(() => this.#kv?.close());
     return this.#closing;
   }
 
@@ -384,7 +389,10 @@ class SimulatedPod implements SimPod {
       this.#simEndpoint(method, path, body, bodyIsJson, res);
       return;
     }
-    this.#ring.push({ seq: ++this.#seq, receivedAt: Date.now(), method, path: url, headers: { ...req.headers }, body });
+    // A router's scraper polls /metrics and /v1/models every interval and health checks poll
+    // /health: counted apart so that `requests` shows the traffic a test sent.
+    if (method === 'GET' && (path === '/metrics' || path === '/v1/models' || path === '/health')) this.#probes++;
+    else this.#ring.push({ seq: ++this.#seq, receivedAt: Date.now(), method, path: url, headers: { ...req.headers }, body });
 
     switch (path) {
       case '/v1/chat/completions':
@@ -402,6 +410,11 @@ class SimulatedPod implements SimPod {
         if (method !== 'GET') return this.#methodNotAllowed(res);
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(this.#renderMetrics());
         return;
+      case '/tokenize': {
+        if (method !== 'POST') return this.#methodNotAllowed(res);
+        const t = bodyIsJson ? tokenizeRequest(body, this.models) : { status: 400, body: '', error: 'Request body is not valid JSON.' };
+        return this.#json(res, t.status, t.error === undefined ? t.body : errorBody(t.status, t.error));
+      }
       default:
         this.#json(res, 404, '{"detail":"Not Found"}');
     }
@@ -411,10 +424,21 @@ class SimulatedPod implements SimPod {
     let used = 0;
     for (const job of this.#running) used += (job.req?.promptTokens ?? 0) + job.generated;
     const o = this.#control.metricsOverride;
-    return this.#metrics.render(this.engine, this.models[0], {
+    const base = this.models[0];
+    const adapters = (jobs: Iterable<Job>): string[] => {
+      const out = new Set<string>();
+      for (const job of jobs) if (job.req && job.req.model !== base) out.add(job.req.model);
+      return [...out];
+    };
+    const lora = this.models.length > 1;
+    return this.#metrics.render(this.engine, base, {
       running: o.running ?? this.#running.size,
       waiting: o.waiting ?? this.#queue.length,
       kvCacheUsage: o.kvCacheUsage ?? Math.min(1, used / this.#kvCacheTokens),
+      loraRunning: lora ? adapters(this.#running) : undefined,
+      loraWaiting: lora ? adapters(this.#queue) : undefined,
+      maxLora: this.models.length - 1,
+      override: o,
     });
   }
 
@@ -476,6 +500,7 @@ class SimulatedPod implements SimPod {
     }
     try {
       job.req = parseCompletion(kind, body, this.models);
+      if (this.#kv) job.kvTokens = completionPromptTokens(kind, body as Record<string, unknown>);
     } catch (err) {
       if (!(err instanceof SimBadRequest)) throw err;
       this.#json(res, err.status, errorBody(err.status, err.message));
@@ -523,6 +548,8 @@ class SimulatedPod implements SimPod {
     if (job.state !== 'running') return;
     const req = job.req as ParsedCompletion;
     const now = performance.now();
+    // Prefill done: the engine now holds the prompt's KV blocks (vLLM emits BlockStored here).
+    if (job.generated === 0 && job.kvTokens !== null) this.#kv?.publish(req.model, job.kvTokens);
     if (job.generated === 0) this.#metrics.ttft.observe((now - job.arrivedAt) / 1000);
     else this.#metrics.itl.observe((now - job.lastTokenAt) / 1000);
     job.lastTokenAt = now;

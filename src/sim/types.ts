@@ -28,6 +28,35 @@ export interface SimPodSpec {
   maxRunning?: number;
   /** KV cache size in tokens, the denominator of the reported cache usage. Default 16384. */
   kvCacheTokens?: number;
+  /**
+   * Publish KV events as the Kthena runtime sidecar does (src/sim/kv-events.ts): once a prompt is
+   * prefilled, HSET `matrix:kv:block:{model}@{hash}` `{name}.{namespace}` = unix seconds for every
+   * full block of its token ids. Off by default.
+   */
+  kvEvents?: { redisUrl: string; namespace: string; blockSize?: number };
+  /**
+   * Metric family names (src/sim/metrics.ts): 'current' (default; vLLM 0.10+ `kv_cache_usage_perc`,
+   * `inter_token_latency_seconds`, `prefix_cache_*`) or 'legacy' (`gpu_cache_usage_perc`,
+   * `time_per_output_token_seconds`, `gpu_prefix_cache_*`; SGLang `time_per_output_token_seconds`).
+   */
+  metricNames?: SimMetricNames;
+  /** More label sets rendered beside the pod's own series, with fixed values (series-selection tests). */
+  extraMetricSeries?: SimExtraSeries[];
+}
+
+export type SimMetricNames = 'current' | 'legacy';
+
+/** One extra series of every engine family; absent fields render as 0. */
+export interface SimExtraSeries {
+  /** The series' labels, e.g. `{ model_name: 'other-model' }` or `{ model_name: 'm', engine: '1' }`. */
+  labels: Record<string, string>;
+  running?: number;
+  waiting?: number;
+  kvCacheUsage?: number;
+  ttft?: { sum: number; count: number };
+  tpot?: { sum: number; count: number };
+  prefixCacheHits?: number;
+  prefixCacheQueries?: number;
 }
 
 /** Live behaviour of a pod; every field can be changed with `SimPod.set` or `POST /sim/control`. */
@@ -52,6 +81,18 @@ export interface SimMetricsOverride {
   waiting?: number;
   /** Fraction 0..1, as vLLM reports `kv_cache_usage_perc`. */
   kvCacheUsage?: number;
+  /**
+   * While set, real requests are not observed into the TTFT (resp. inter-token) histogram and each
+   * /metrics answer observes this value once, so a scraper's interval mean is exactly this value.
+   */
+  ttftSeconds?: number;
+  tpotSeconds?: number;
+  /** Cumulative prefix-cache counters reported instead of the measured ones (hits 0, queries = prompt tokens). */
+  prefixCacheHits?: number;
+  prefixCacheQueries?: number;
+  /** Adapters reported in `vllm:lora_requests_info` instead of those of the running/waiting requests. */
+  loraRunning?: string[];
+  loraWaiting?: string[];
 }
 
 export interface RecordedRequest {
@@ -76,8 +117,13 @@ export interface SimPod {
   readonly models: readonly string[];
   /** `http://ip:port` */
   readonly url: string;
-  /** The last requests received (oldest first), bounded; control calls under /sim/ are not recorded. */
+  /**
+   * The last requests received (oldest first), bounded. Not recorded: control calls under /sim/,
+   * and the GETs of /metrics, /v1/models and /health that scrapers and probes send (see `probes`).
+   */
   readonly requests: RecordedRequest[];
+  /** GET /metrics, /v1/models and /health requests received (a router's scraper, probes). */
+  readonly probes: number;
   /** Completion requests received and not yet finished (waiting, hanging or generating). */
   readonly inflight: number;
   readonly control: Readonly<SimControl>;

@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { startSimulatedPods, type SimFleet, type SimPodSpec } from '../../src/sim/engine.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** `--router-config` with least-request alone (see the file). */
+export const LEAST_REQUEST_CONFIG = path.join(ROOT, 'test', 'e2e', 'fixtures', 'least-request.yaml');
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -301,14 +303,28 @@ export async function spread(url: string, body: object, n: number, o: { headers?
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < n) {
-      next++;
-      const r = await chat(url, body, o.headers);
+      const i = next++;
+      const r = await chat(url, distinctPrompt(body, i), o.headers);
       const k = r.status === 200 ? (r.headers.get('x-sim-pod') ?? 'no-pod-header') : `status:${r.status}`;
       counts[k] = (counts[k] ?? 0) + 1;
     }
   };
   await Promise.all(Array.from({ length: Math.min(n, o.concurrency ?? 8) }, worker));
   return counts;
+}
+
+/**
+ * `body` with its last message made distinct per request: the default scheduler profile includes
+ * prefix-cache, which (correctly) keeps a repeated prompt on the pod that served it; tests that
+ * look at how load spreads must not send the same prompt twice.
+ */
+export function distinctPrompt(body: object, i: number): object {
+  const b = body as { messages?: { role: string; content: unknown }[] };
+  if (!Array.isArray(b.messages) || b.messages.length === 0) return body;
+  const messages = b.messages.slice();
+  const last = messages[messages.length - 1];
+  messages[messages.length - 1] = { ...last, content: `${typeof last.content === 'string' ? last.content : ''} #${i}-${Math.random().toString(36).slice(2)}` };
+  return { ...body, messages };
 }
 
 // ---- Helpers for the resilience / observability / lifecycle suites (appended) -------------------

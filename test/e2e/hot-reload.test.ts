@@ -21,7 +21,8 @@ let url: string;
 
 const f = (name: string): string => path.join(dir, name);
 const writeRoute = (file: string, name: string, spec: ModelRouteSpec): Promise<void> => writeFile(f(file), docs(modelRouteYaml(name, spec)));
-const ask = (model: string, headers: Record<string, string> = {}) => chat(url, { model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 }, headers);
+let asked = 0;
+const ask = (model: string, headers: Record<string, string> = {}) => chat(url, { model, messages: [{ role: 'user', content: `hi ${asked++}` }], max_tokens: 1 }, headers);
 /** The pod that answered, or `status:<code>`. */
 async function who(model: string): Promise<string> {
   const r = await ask(model);

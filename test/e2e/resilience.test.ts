@@ -13,6 +13,7 @@ import {
   accessLinesFor, chat, cleanup, docs, eventually, findSamples, httpRequest, openStream, parseAccessLogText, podYaml,
   routeYaml, sampleValue, scrape, serverYaml, startPods, startRouter, tempDir, within, writeFile,
   type RouterProc, type SseStream,
+  LEAST_REQUEST_CONFIG,
 } from './harness.js';
 import type { SimFleet, SimPod } from '../../src/sim/engine.js';
 import path from 'node:path';
@@ -134,7 +135,7 @@ beforeAll(async () => {
     ...[20, 21, 22, 23, 24, 25].map((n) => podYaml(`w-${n}`, ip(n), { labels: { app: 'walk' } })),
   );
   await writeFile(path.join(dir, 'resilience.yaml'), manifests);
-  router = await startRouter({ dir, workers: 2 });
+  router = await startRouter({ dir, workers: 2, args: ['--router-config', LEAST_REQUEST_CONFIG] });
   await router.waitReady();
 });
 

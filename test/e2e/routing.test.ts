@@ -11,6 +11,7 @@ import type { RecordedRequest, SimFleet, SimPod } from '../../src/sim/types.js';
 import {
   chat, cleanup, docs, freePort, modelRouteYaml, podYaml, postJson, rawRequest, serverYaml, spread, sseEvents, startPods,
   startRouter, tempDir, writeFile, type ModelRouteSpec, type RouterProc,
+  LEAST_REQUEST_CONFIG,
 } from './harness.js';
 
 const IP = (n: number): string => `127.0.10.${n}`;
@@ -114,7 +115,7 @@ beforeAll(async () => {
   for (const [name, spec] of Object.entries(ROUTES)) {
     await writeFile(path.join(dir, `route-${name}.yaml`), docs(modelRouteYaml(name, spec)));
   }
-  router = await startRouter({ dir, workers: 2 });
+  router = await startRouter({ dir, workers: 2, args: ['--router-config', LEAST_REQUEST_CONFIG] });
   await router.waitReady();
   url = router.url;
 });

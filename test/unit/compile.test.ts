@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { compileSnapshot, testMatch } from '../../workers/compile.js';
 import type { RoutingIR, RouteIR } from '../../src/ir/types.js';
+import { DEFAULT_SCHEDULER } from '../../src/routerconfig/defaults.js';
 
 function route(name: string, modelName: string, lora: string[] = [], hasParentRefs = false): RouteIR {
   return {
@@ -18,13 +19,31 @@ const ir: RoutingIR = {
   routes: [route('old', 'm'), route('new', 'm', ['lora-x']), route('lora-only', '', ['lora-a'])],
   servers: [{ key: 'ns/a', namespace: 'ns', name: 'a', model: 'up', engine: 'vLLM', port: 8000, timeoutMs: 0, retryAttempts: -1, retryIntervalMs: 0, endpoints: [0, 1], unsupported: '' }],
   endpoints: [
-    { key: 'ns/p1', namespace: 'ns', name: 'p1', ip: '127.0.0.5', slot: 3 },
-    { key: 'ns/p2', namespace: 'ns', name: 'p2', ip: 'fd00::1', slot: 7 },
+    { key: 'ns/p1', namespace: 'ns', name: 'p1', ip: '127.0.0.5', slot: 3, gen: 2, startedAtSec: 1700000000 },
+    { key: 'ns/p2', namespace: 'ns', name: 'p2', ip: 'fd00::1', slot: 7, gen: 5, startedAtSec: 0 },
   ],
+  scheduler: DEFAULT_SCHEDULER,
+  modelNames: ['lora-a', 'lora-x', 'm'],
+  modelIds: [4, -1, 0],
 };
 
 describe('compileSnapshot', () => {
-  const snap = compileSnapshot(ir, 4);
+  const profiles: unknown[] = [];
+  const snap = compileSnapshot(ir, 4, (s) => { profiles.push(s); return 'profile'; });
+
+  it('compiles the scheduling profile once, from the snapshot\'s scheduler section', () => {
+    expect(profiles).toEqual([DEFAULT_SCHEDULER]);
+    expect(snap.profile).toBe('profile');
+  });
+
+  it('maps model names to their bit ids, leaving out names without one', () => {
+    expect([...snap.modelIds]).toEqual([['lora-a', 4], ['m', 0]]);
+  });
+
+  it('carries slot generation, namespace, IP and pod start time into each endpoint', () => {
+    const eps = snap.byModel.get('m')![0].rules[0].targets[0].server!.endpoints;
+    expect(eps.map((e) => [e.namespace, e.ip, e.gen, e.startedAtSec])).toEqual([['ns', '127.0.0.5', 2, 1700000000], ['ns', 'fd00::1', 5, 0]]);
+  });
 
   it('keeps candidates oldest first per model name and indexes LoRA adapters separately', () => {
     expect(snap.byModel.get('m')!.map((r) => r.key)).toEqual(['ns/old', 'ns/new']);

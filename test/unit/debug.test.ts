@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isLoopbackHost, startDebugServer, type DebugSource } from '../../src/admin/debug.js';
+import { DEFAULT_SCHEDULER } from '../../src/routerconfig/defaults.js';
 import type { RoutingIR } from '../../src/ir/types.js';
 import type { ModelRoute, ModelServer, ObjectMeta, Pod, Problem, ResourceSet } from '../../src/resources/types.js';
 
@@ -48,13 +49,16 @@ function pod(name: string, ip: string): Pod {
 const ir: RoutingIR = {
   routes: [],
   servers: [
-    { key: 'default/idle-ms', namespace: 'default', name: 'idle-ms', model: 'x', engine: 'SGLang', port: 30000, timeoutMs: 0, retryAttempts: -1, retryIntervalMs: 0, endpoints: [] },
-    { key: 'default/llama-ms', namespace: 'default', name: 'llama-ms', model: 'meta/llama-3', engine: 'vLLM', port: 8000, timeoutMs: 30_000, retryAttempts: -1, retryIntervalMs: 0, endpoints: [0, 1] },
+    { key: 'default/idle-ms', namespace: 'default', name: 'idle-ms', model: 'x', engine: 'SGLang', port: 30000, timeoutMs: 0, retryAttempts: -1, retryIntervalMs: 0, endpoints: [], unsupported: '' },
+    { key: 'default/llama-ms', namespace: 'default', name: 'llama-ms', model: 'meta/llama-3', engine: 'vLLM', port: 8000, timeoutMs: 30_000, retryAttempts: -1, retryIntervalMs: 0, endpoints: [0, 1], unsupported: '' },
   ],
   endpoints: [
-    { key: 'default/llama-0', namespace: 'default', name: 'llama-0', ip: '127.0.0.10', slot: 0 },
-    { key: 'default/llama-1', namespace: 'default', name: 'llama-1', ip: '127.0.0.11', slot: 1 },
+    { key: 'default/llama-0', namespace: 'default', name: 'llama-0', ip: '127.0.0.10', slot: 0, gen: 1, startedAtSec: 0 },
+    { key: 'default/llama-1', namespace: 'default', name: 'llama-1', ip: '127.0.0.11', slot: 1, gen: 1, startedAtSec: 0 },
   ],
+  scheduler: DEFAULT_SCHEDULER,
+  modelNames: [],
+  modelIds: [],
 };
 
 const problem: Problem = {

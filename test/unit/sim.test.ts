@@ -274,11 +274,16 @@ describe('discovery endpoints', () => {
   it('records requests in a bounded ring, readable over HTTP', async () => {
     const f = await start([pod('p0', '127.0.0.54')], { requestLogSize: 3 });
     const p = f.pods[0];
+    await call(`${p.url}/v1/completions?x=1`, 'POST', 'first');
     await call(`${p.url}/health`);
-    await call(`${p.url}/v1/models?x=1`);
+    await call(`${p.url}/v1/models`);
+    await call(`${p.url}/metrics`);
+    await call(`${p.url}/v1/completions?x=2`, 'POST', 'second');
     await call(`${p.url}/v1/chat/completions`, 'POST', chat());
     await call(`${p.url}/v1/completions`, 'POST', 'not json');
-    expect(p.requests.map((r) => r.path)).toEqual(['/v1/models?x=1', '/v1/chat/completions', '/v1/completions']);
+    // Probes (the scraper's GETs, health checks) are counted, not recorded.
+    expect(p.probes).toBe(3);
+    expect(p.requests.map((r) => r.path)).toEqual(['/v1/completions?x=2', '/v1/chat/completions', '/v1/completions']);
     expect(p.requests[1]).toMatchObject({ method: 'POST', body: chat(), headers: { 'content-type': 'application/json' } });
     expect(p.requests[2].body).toBe('not json');
     const viaHttp = JSON.parse((await call(`${p.url}/sim/requests`)).text);

@@ -1,0 +1,236 @@
+/**
+ * Kthena's `routerConfiguration` (reference §3.2), parsed and validated strictly: an unknown plugin
+ * name, an unknown argument or an out-of-range value is an error, never a silent default. The
+ * caller keeps the previous configuration live when the new one has errors.
+ *
+ * Accepted shapes: the YAML document itself (`scheduler:` with `pluginConfig` and `plugins`), the
+ * same without the `scheduler:` wrapper (as in some of Kthena's fixtures; warned), or a whole
+ * ConfigMap manifest whose `data.routerConfiguration` holds it (what Kthena's Helm chart mounts).
+ */
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { FilterPluginName, SchedulerIR, ScorePluginName } from '../ir/types.js';
+import type { Problem } from '../resources/types.js';
+import { DEFAULT_PLUGIN_ARGS } from './defaults.js';
+
+export const SCORE_PLUGINS: readonly ScorePluginName[] = Object.freeze(['least-request', 'gpu-usage', 'least-latency', 'prefix-cache', 'kvcache-aware', 'random']);
+export const FILTER_PLUGINS: readonly FilterPluginName[] = Object.freeze(['least-request', 'lora-affinity']);
+const ALL_PLUGINS = new Set<string>([...SCORE_PLUGINS, ...FILTER_PLUGINS]);
+
+export interface RouterConfigResult {
+  /** null when there are errors (problems with severity 'rejected'). */
+  scheduler: SchedulerIR | null;
+  problems: Problem[];
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+interface IntRange { min: number; max: number }
+
+/** Argument schemas per plugin: name in the YAML -> [field in SchedulerIR, range or 'unit' for [0,1]]. */
+const ARG_SCHEMAS: Record<string, Record<string, { field: string; range: IntRange | 'unit' }>> = {
+  'least-request': { maxWaitingRequests: { field: 'maxWaitingRequests', range: { min: 1, max: 1_000_000 } } },
+  'least-latency': { TTFTTPOTWeightFactor: { field: 'ttftTpotWeightFactor', range: 'unit' } },
+  'prefix-cache': {
+    blockSizeToHash: { field: 'blockSizeToHash', range: { min: 1, max: 65_536 } },
+    maxBlocksToMatch: { field: 'maxBlocksToMatch', range: { min: 1, max: 1024 } },
+    maxHashCacheSize: { field: 'maxHashCacheSize', range: { min: 1, max: 100_000_000 } },
+    topKMatches: { field: 'topKMatches', range: { min: 1, max: 1024 } },
+  },
+  'kvcache-aware': {
+    blockSizeToHash: { field: 'blockSizeToHash', range: { min: 1, max: 4096 } },
+    maxBlocksToMatch: { field: 'maxBlocksToMatch', range: { min: 1, max: 1024 } },
+    vllmTokenizerPort: { field: 'vllmTokenizerPort', range: { min: 1, max: 65_535 } },
+    sglangTokenizerPort: { field: 'sglangTokenizerPort', range: { min: 1, max: 65_535 } },
+  },
+  'gpu-usage': {},
+  random: {},
+  'lora-affinity': {},
+};
+
+export function parseRouterConfig(text: string, file = ''): RouterConfigResult {
+  const problems: Problem[] = [];
+  const at = (field: string, message: string, severity: Problem['severity'] = 'rejected'): void => {
+    problems.push({ kind: 'RouterConfiguration', namespace: '', name: 'routerConfiguration', file: file || undefined, field, message, severity });
+  };
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: false });
+  } catch (err) {
+    const e = err as YAMLParseError;
+    at('', `not valid YAML: ${e.message}`);
+    return { scheduler: null, problems };
+  }
+  if (doc === null || doc === undefined) doc = {};
+  if (!isObj(doc)) {
+    at('', 'the router configuration must be a YAML mapping');
+    return { scheduler: null, problems };
+  }
+  if (doc.kind === 'ConfigMap') {
+    const data = isObj(doc.data) ? doc.data : {};
+    const inner = data.routerConfiguration;
+    if (typeof inner !== 'string') {
+      at('data.routerConfiguration', 'a ConfigMap given as router configuration must carry the YAML in data.routerConfiguration');
+      return { scheduler: null, problems };
+    }
+    return parseRouterConfig(inner, file);
+  }
+
+  let sched: Obj;
+  if (doc.scheduler !== undefined) {
+    if (!isObj(doc.scheduler)) {
+      at('scheduler', 'must be a mapping');
+      return { scheduler: null, problems };
+    }
+    sched = doc.scheduler;
+    for (const k of Object.keys(doc)) {
+      if (k === 'scheduler') continue;
+      if (k === 'auth') at('auth', 'JWT authentication (auth:) is not supported by this release; the router refuses the configuration rather than serve without the authentication it asks for');
+      else at(k, `unknown field "${k}" (known: scheduler, auth)`);
+    }
+  } else if (doc.pluginConfig !== undefined || doc.plugins !== undefined) {
+    at('', 'pluginConfig/plugins at the top level: read as if under "scheduler:" (Kthena\'s documented format nests them)', 'warning');
+    sched = doc;
+  } else if (doc.auth !== undefined) {
+    at('auth', 'JWT authentication (auth:) is not supported by this release; the router refuses the configuration rather than serve without the authentication it asks for');
+    return { scheduler: null, problems };
+  } else if (Object.keys(doc).length === 0) {
+    at('scheduler', 'the configuration is empty: no score plugin, so no request could be scheduled');
+    return { scheduler: null, problems };
+  } else {
+    for (const k of Object.keys(doc)) at(k, `unknown field "${k}" (known: scheduler, auth)`);
+    return { scheduler: null, problems };
+  }
+
+  for (const k of Object.keys(sched)) {
+    if (k !== 'pluginConfig' && k !== 'plugins') at(`scheduler.${k}`, `unknown field "${k}" (known: pluginConfig, plugins)`);
+  }
+
+  // ---- pluginConfig ----------------------------------------------------------------------------
+  const args = {
+    leastRequest: { ...DEFAULT_PLUGIN_ARGS.leastRequest },
+    leastLatency: { ...DEFAULT_PLUGIN_ARGS.leastLatency },
+    prefixCache: { ...DEFAULT_PLUGIN_ARGS.prefixCache },
+    kvcacheAware: { ...DEFAULT_PLUGIN_ARGS.kvcacheAware },
+  };
+  const argTarget: Record<string, Obj> = {
+    'least-request': args.leastRequest, 'least-latency': args.leastLatency, 'prefix-cache': args.prefixCache, 'kvcache-aware': args.kvcacheAware,
+  };
+  const pc = sched.pluginConfig;
+  if (pc !== undefined && pc !== null) {
+    if (!Array.isArray(pc)) at('scheduler.pluginConfig', 'must be a list of {name, args}');
+    else {
+      const seen = new Set<string>();
+      pc.forEach((entry, i) => {
+        const f = `scheduler.pluginConfig[${i}]`;
+        if (!isObj(entry)) { at(f, 'must be a mapping {name, args}'); return; }
+        for (const k of Object.keys(entry)) if (k !== 'name' && k !== 'args') at(`${f}.${k}`, `unknown field "${k}" (known: name, args)`);
+        const name = entry.name;
+        if (typeof name !== 'string' || !ALL_PLUGINS.has(name)) { at(`${f}.name`, unknownPlugin(name)); return; }
+        if (seen.has(name)) { at(`${f}.name`, `plugin "${name}" is configured twice`); return; }
+        seen.add(name);
+        const a = entry.args;
+        if (a === undefined || a === null) return;
+        if (!isObj(a)) { at(`${f}.args`, 'must be a mapping'); return; }
+        const schema = ARG_SCHEMAS[name];
+        for (const [k, v] of Object.entries(a)) {
+          const spec = schema[k];
+          if (spec === undefined) {
+            const known = Object.keys(schema);
+            at(`${f}.args.${k}`, `unknown argument "${k}" for plugin "${name}"${known.length ? ` (known: ${known.join(', ')})` : ' (it takes none)'}`);
+            continue;
+          }
+          if (spec.range === 'unit') {
+            if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) { at(`${f}.args.${k}`, `must be a number in [0, 1], got ${JSON.stringify(v)}`); continue; }
+          } else if (typeof v !== 'number' || !Number.isInteger(v) || v < spec.range.min || v > spec.range.max) {
+            at(`${f}.args.${k}`, `must be an integer in [${spec.range.min}, ${spec.range.max}], got ${JSON.stringify(v)}`);
+            continue;
+          }
+          argTarget[name][spec.field] = v;
+        }
+      });
+    }
+  }
+
+  // ---- plugins -----------------------------------------------------------------------------------
+  const filters: FilterPluginName[] = [];
+  const scores: { name: ScorePluginName; weight: number }[] = [];
+  const plugins = sched.plugins;
+  if (plugins !== undefined && plugins !== null && !isObj(plugins)) at('scheduler.plugins', 'must be a mapping with Filter and Score');
+  const pl: Obj = isObj(plugins) ? plugins : {};
+  for (const k of Object.keys(pl)) if (k !== 'Filter' && k !== 'Score') at(`scheduler.plugins.${k}`, `unknown field "${k}" (known: Filter, Score)`);
+
+  const section = (kind: 'Filter' | 'Score'): { enabled: unknown[]; disabled: unknown[] } => {
+    const s = pl[kind];
+    if (s === undefined || s === null) return { enabled: [], disabled: [] };
+    if (!isObj(s)) { at(`scheduler.plugins.${kind}`, 'must be a mapping with enabled and disabled'); return { enabled: [], disabled: [] }; }
+    for (const k of Object.keys(s)) if (k !== 'enabled' && k !== 'disabled') at(`scheduler.plugins.${kind}.${k}`, `unknown field "${k}" (known: enabled, disabled)`);
+    const list = (k: 'enabled' | 'disabled'): unknown[] => {
+      const v = s[k];
+      if (v === undefined || v === null) return [];
+      if (!Array.isArray(v)) { at(`scheduler.plugins.${kind}.${k}`, 'must be a list'); return []; }
+      return v;
+    };
+    return { enabled: list('enabled'), disabled: list('disabled') };
+  };
+
+  const filter = section('Filter');
+  filter.enabled.forEach((v, i) => {
+    const f = `scheduler.plugins.Filter.enabled[${i}]`;
+    const name = isObj(v) ? v.name : v;
+    if (isObj(v) && v.weight !== undefined) at(`${f}.weight`, 'filters take no weight', 'warning');
+    if (typeof name !== 'string' || !(FILTER_PLUGINS as readonly string[]).includes(name)) { at(f, unknownPlugin(name, FILTER_PLUGINS)); return; }
+    if (filters.includes(name as FilterPluginName)) { at(f, `filter "${name}" is enabled twice`); return; }
+    filters.push(name as FilterPluginName);
+  });
+  const score = section('Score');
+  score.enabled.forEach((v, i) => {
+    const f = `scheduler.plugins.Score.enabled[${i}]`;
+    if (!isObj(v)) { at(f, 'must be a mapping {name, weight}'); return; }
+    for (const k of Object.keys(v)) if (k !== 'name' && k !== 'weight') at(`${f}.${k}`, `unknown field "${k}" (known: name, weight)`);
+    const name = v.name;
+    if (typeof name !== 'string' || !(SCORE_PLUGINS as readonly string[]).includes(name)) { at(`${f}.name`, unknownPlugin(name, SCORE_PLUGINS)); return; }
+    if (scores.some((s) => s.name === name)) { at(`${f}.name`, `score plugin "${name}" is enabled twice`); return; }
+    let weight = v.weight;
+    if (weight === undefined || weight === null) {
+      at(`${f}.weight`, `no weight: "${name}" runs with weight 0 and contributes nothing to the total (as in Kthena)`, 'warning');
+      weight = 0;
+    }
+    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > 1_000_000) {
+      at(`${f}.weight`, `must be an integer in [0, 1000000], got ${JSON.stringify(weight)}`);
+      return;
+    }
+    scores.push({ name: name as ScorePluginName, weight });
+  });
+  for (const [kind, s, known] of [['Filter', filter, FILTER_PLUGINS], ['Score', score, SCORE_PLUGINS]] as const) {
+    s.disabled.forEach((v, i) => {
+      const name = isObj(v) ? v.name : v;
+      const f = `scheduler.plugins.${kind}.disabled[${i}]`;
+      if (typeof name !== 'string' || !(known as readonly string[]).includes(name)) at(f, unknownPlugin(name, known));
+      else if ((kind === 'Filter' ? filters : scores.map((x) => x.name)).includes(name as never)) {
+        at(f, `"${name}" is both enabled and disabled; it runs (as in Kthena, "disabled" has no effect)`, 'warning');
+      }
+    });
+  }
+
+  if (scores.length > 1 && scores.some((s) => s.name === 'random')) {
+    at('scheduler.plugins.Score.enabled', '"random" is enabled with other score plugins: it is dropped, as Kthena does', 'warning');
+    scores.splice(scores.findIndex((s) => s.name === 'random'), 1);
+  }
+  if (scores.length === 0 && !problems.some((p) => p.severity === 'rejected')) {
+    at('scheduler.plugins.Score.enabled', 'no score plugin is enabled, so no request could ever be scheduled (Kthena answers every request with an error)');
+  }
+
+  if (problems.some((p) => p.severity === 'rejected')) return { scheduler: null, problems };
+  return {
+    scheduler: { filters, scores, leastRequest: args.leastRequest, leastLatency: args.leastLatency, prefixCache: args.prefixCache, kvcacheAware: args.kvcacheAware },
+    problems,
+  };
+}
+
+function unknownPlugin(name: unknown, known: readonly string[] = [...ALL_PLUGINS]): string {
+  return `unknown plugin ${JSON.stringify(name)} (known: ${known.join(', ')})`;
+}

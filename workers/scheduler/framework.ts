@@ -1,0 +1,349 @@
+/**
+ * The worker-side scheduler: filters -> scores -> pick, Kthena's framework (reference §3.1;
+ * volcano-sh/kthena:pkg/kthena-router/scheduler/scheduler_impl.go) without its per-request maps,
+ * sort and timers.
+ *
+ * One decision:
+ *  1. read every candidate's shared-memory fields once into the EndpointView (seqlock reads);
+ *  2. run the filters in configured order over an index list compacted in place; a filter that
+ *     empties it fails the decision with its name (`pods have all been filtered out by "<name>"`);
+ *  3. run the score plugins in configured order: total[k] += score * weight; only candidates that
+ *     received a score from at least one plugin are eligible (a plugin giving no scores, e.g.
+ *     prefix-cache on an empty prompt, or kvcache-aware for pods without an entry, makes none
+ *     eligible; weight 0 still makes them eligible, as in Kthena);
+ *  4. pick the best N (N = out.length; Kthena's TopN is 5) in one pass with insertion into a
+ *     preallocated array of N. Ties are broken uniformly at random: each eligible candidate's key
+ *     is total + u, u uniform in [0, 1), and totals are integers, so u only orders equal totals.
+ *     A candidate whose integer total is below the current N-th key cannot enter the list and
+ *     draws no random number (the outcome distribution is the same as drawing for everyone).
+ *
+ * Nothing is allocated per decision: scratch typed arrays live on the Scheduler and grow only when
+ * a server has more endpoints than any before. Plugin durations are timed on 1 decision in
+ * `sampleEvery` only. The one per-request allocation is takePrefixHashes()'s copy, which must
+ * outlive the decision (the post hook runs after the response succeeded).
+ */
+import type { SchedulerIR } from '../../src/ir/types.js';
+import type { MetricJSON } from '../metrics.js';
+import { EndpointView } from './endpoint-view.js';
+import { SchedulerMetrics } from './metrics.js';
+import { createFilter, createScore, kNoScores, kRandomScale, kScoredAll, kScoredSome, nextRandom30, type PluginDeps, type ScoreResult } from './plugins.js';
+import { PrefixHasher } from './prefix-hash.js';
+import { PrefixIndex } from './prefix-index.js';
+import type { ScheduleRequest, SchedEndpoint } from './types.js';
+
+/**
+ * A filter plugin. `filter` keeps the candidates that pass by compacting ctx.cand[0..ctx.m-1] in
+ * place (order preserved) and returns how many remain. It must not allocate, must not keep
+ * references to ctx beyond the call, and reads endpoint data only through ctx.view (or with
+ * single-word Atomics.load of ctx.ep).
+ */
+export interface FilterPlugin {
+  /** Kthena's registered name; the failure message and the metric label use it. */
+  readonly name: string;
+  /** Metric series identity (kPlugin* in metrics.ts). */
+  readonly identity: number;
+  /** True when the plugin reads scraped fields (the view then does the seqlock reads). */
+  readonly consumesMetrics: boolean;
+  filter(ctx: DecisionContext): number;
+}
+
+/**
+ * A score plugin. `score` writes an integer in 0..100 for each candidate position k < ctx.m into
+ * out[k] (the candidate is endpoint ctx.cand[k]) and returns what it did: kNoScores (no scores at
+ * all this decision, Kthena's nil map; `out` is ignored), kScoredAll (every out[k] is a score) or
+ * kScoredSome (out[k] NaN = no score for that candidate, which it does not make eligible). It
+ * must not allocate and must not keep references to ctx or out beyond the call.
+ */
+export interface ScorePlugin {
+  readonly name: string;
+  readonly identity: number;
+  readonly consumesMetrics: boolean;
+  score(ctx: DecisionContext, out: Float64Array): ScoreResult;
+}
+
+export { kNoScores, kScoredAll, kScoredSome, type ScoreResult };
+
+/** The prefix hashes of one request, kept for the post-schedule hook. */
+export class PrefixHashes {
+  constructor(
+    readonly lo: Int32Array,
+    readonly hi: Int32Array,
+    readonly count: number,
+  ) {}
+}
+
+/** The per-decision state plugins read. One instance per Scheduler, reused by every decision. */
+export class DecisionContext {
+  readonly view = new EndpointView();
+  req: ScheduleRequest = { model: '', modelId: -1, prompt: '', body: {}, engine: 'vLLM' };
+  /** kvcache-aware scores by endpoint index (NaN = no entry), or null. */
+  extra: Float64Array | null = null;
+  /** Surviving candidates: endpoint indexes cand[0..m-1]. */
+  cand = new Int32Array(0);
+  m = 0;
+  /** Slot / generation of candidate k (compacted for the prefix index). */
+  candSlot = new Int32Array(0);
+  candGen = new Int32Array(0);
+  /** Prefix hashes the prefix-cache plugin left in the hasher this decision (0 = none). */
+  hashCount = 0;
+  /** State of the decisions' random stream (nextRandom30). */
+  readonly rng = new Int32Array(1);
+
+  constructor(readonly ep: Int32Array) {
+    this.ensure(this.view.capacity);
+  }
+
+  ensure(n: number): void {
+    this.view.ensure(n);
+    const cap = this.view.capacity;
+    if (this.cand.length < cap) {
+      this.cand = new Int32Array(cap);
+      this.candSlot = new Int32Array(cap);
+      this.candGen = new Int32Array(cap);
+    }
+  }
+}
+
+/** A compiled scheduler profile: the plugins of one SchedulerIR, built once per snapshot. */
+export class Profile {
+  constructor(
+    readonly ir: SchedulerIR,
+    readonly filters: readonly FilterPlugin[],
+    readonly scores: readonly ScorePlugin[],
+    /** weights[j] of scores[j]: integers >= 0. */
+    readonly weights: Float64Array,
+    /** The pipeline awaits KvCacheAwareScorer.score before schedule() and passes its out array as `extra`. */
+    readonly hasKvcacheAware: boolean,
+    /** schedule() hashes the prompt; takePrefixHashes()/postSchedule() matter. */
+    readonly hasPrefixCache: boolean,
+    /** Some plugin reads scraped fields (else the view skips the seqlock reads). */
+    readonly needsMetrics: boolean,
+    /** prefix-cache maxHashCacheSize: bound of entries per pod in the shared index. */
+    readonly maxHashCacheSize: number,
+  ) {}
+}
+
+export interface SchedulerDeps {
+  /** Int32Array over the endpoint slots region. */
+  ep: Int32Array;
+  prefixSab: SharedArrayBuffer;
+  /**
+   * Uniform in [0, 1), Math.random by default; called once, to seed the scheduler's own
+   * allocation-free random stream (tie-break keys, the random plugin). A seeded function makes
+   * decisions reproducible.
+   */
+  random?: () => number;
+  /** Plugin timing: 1 decision in N is timed (default 64; 1 = every decision). */
+  sampleEvery?: number;
+}
+
+export class Scheduler {
+  /** Name of the filter that emptied the candidate list in the last schedule() that returned 0. */
+  filteredBy = '';
+
+  readonly #ep: Int32Array;
+  readonly #sampleEvery: number;
+  #countdown = 1;
+  readonly #ctx: DecisionContext;
+  readonly #metrics = new SchedulerMetrics();
+  readonly #hasher = new PrefixHasher();
+  readonly #index: PrefixIndex;
+  readonly #deps: PluginDeps;
+  // Per-candidate scratch (by candidate position k).
+  #total = new Float64Array(0);
+  #scored = new Uint8Array(0);
+  #tmp = new Float64Array(0);
+  // Top-N keys, best first.
+  #keys = new Float64Array(8);
+
+  constructor(deps: SchedulerDeps) {
+    if (!(deps.ep instanceof Int32Array)) throw new TypeError('Scheduler: deps.ep must be an Int32Array over the endpoint region');
+    if (!(deps.prefixSab instanceof SharedArrayBuffer)) throw new TypeError('Scheduler: deps.prefixSab must be a SharedArrayBuffer');
+    const sampleEvery = deps.sampleEvery ?? 64;
+    if (!Number.isInteger(sampleEvery) || sampleEvery < 1) throw new TypeError(`Scheduler: sampleEvery must be an integer >= 1, got ${sampleEvery}`);
+    const random = deps.random ?? Math.random;
+    if (typeof random !== 'function') throw new TypeError('Scheduler: deps.random must be a function returning [0, 1)');
+    this.#ep = deps.ep;
+    this.#sampleEvery = sampleEvery;
+    this.#index = new PrefixIndex(deps.prefixSab, deps.ep);
+    this.#ctx = new DecisionContext(deps.ep);
+    this.#ctx.rng[0] = Math.floor(random() * 4294967296) | 0;
+    this.#deps = { hasher: this.#hasher, index: this.#index, metrics: this.#metrics };
+    this.#grow(this.#ctx.view.capacity);
+  }
+
+  /** Once per snapshot generation. modelNames/modelIds are the IR's (labels of per-model evictions). */
+  compile(ir: SchedulerIR, modelNames: readonly string[], modelIds: readonly number[]): Profile {
+    const filters = ir.filters.map((name) => createFilter(name, ir));
+    const scores = ir.scores.map((s) => createScore(s.name, ir, this.#deps));
+    const weights = new Float64Array(ir.scores.length);
+    ir.scores.forEach((s, j) => {
+      if (!Number.isInteger(s.weight) || s.weight < 0) throw new TypeError(`scheduler plugin ${s.name}: weight must be an integer >= 0, got ${s.weight}`);
+      weights[j] = s.weight;
+    });
+    const needsMetrics = filters.some((f) => f.consumesMetrics) || scores.some((s) => s.consumesMetrics);
+    this.#metrics.modelIds(modelNames, modelIds, this.#index.evictionsByModelId);
+    return new Profile(
+      ir,
+      filters,
+      scores,
+      weights,
+      ir.scores.some((s) => s.name === 'kvcache-aware'),
+      ir.scores.some((s) => s.name === 'prefix-cache'),
+      needsMetrics,
+      ir.prefixCache.maxHashCacheSize,
+    );
+  }
+
+  /**
+   * Writes up to out.length endpoint indexes (into `endpoints`), best first, and returns the count (>= 1).
+   * 0: every candidate was filtered out; this.filteredBy holds the plugin name.
+   * -1: no score plugin produced any score (Kthena: zero candidates).
+   */
+  schedule(p: Profile, endpoints: readonly SchedEndpoint[], req: ScheduleRequest, out: Int32Array, extra: Float64Array | null): number {
+    const ctx = this.#ctx;
+    const n = endpoints.length;
+    if (n > ctx.view.capacity) this.#grow(n);
+    ctx.view.load(this.#ep, endpoints, p.needsMetrics);
+    ctx.req = req;
+    ctx.extra = extra;
+    ctx.hashCount = 0;
+    const cand = ctx.cand;
+    for (let i = 0; i < n; i++) cand[i] = i;
+    ctx.m = n;
+
+    // Sampled decisions read the clock once per plugin boundary (each reading allocates a number).
+    let sampled = false;
+    let t = 0;
+    if (--this.#countdown <= 0) {
+      this.#countdown = this.#sampleEvery;
+      sampled = true;
+      t = performance.now();
+    }
+
+    const filters = p.filters;
+    for (let f = 0; f < filters.length; f++) {
+      const plugin = filters[f];
+      const kept = plugin.filter(ctx);
+      if (sampled) t = this.#timed(req.model, plugin.identity, t);
+      ctx.m = kept;
+      if (kept === 0) {
+        this.filteredBy = plugin.name;
+        return 0;
+      }
+    }
+
+    const m = ctx.m;
+    const total = this.#total;
+    const scored = this.#scored;
+    const tmp = this.#tmp;
+    total.fill(0, 0, m);
+    // Eligibility: every candidate once a plugin scored them all; else those marked in `scored`.
+    let all = false;
+    let some = false;
+    const scores = p.scores;
+    const weights = p.weights;
+    for (let s = 0; s < scores.length; s++) {
+      const plugin = scores[s];
+      const result = plugin.score(ctx, tmp);
+      if (sampled) t = this.#timed(req.model, plugin.identity, t);
+      if (result === kNoScores) continue;
+      const w = weights[s];
+      if (result === kScoredAll) {
+        all = true;
+        for (let k = 0; k < m; k++) total[k] += tmp[k] * w;
+        continue;
+      }
+      if (!some) {
+        scored.fill(0, 0, m);
+        some = true;
+      }
+      for (let k = 0; k < m; k++) {
+        const v = tmp[k];
+        if (v === v) {
+          total[k] += v * w;
+          scored[k] = 1;
+        }
+      }
+    }
+    if (!all && !some) return -1;
+    return this.#pick(m, out, all);
+  }
+
+  /** Top out.length eligible candidates (all, or those marked in #scored) by (total, random key), best first, into out. */
+  #pick(m: number, out: Int32Array, all: boolean): number {
+    const limit = out.length;
+    if (limit === 0) throw new RangeError('Scheduler.schedule: out must have room for at least one endpoint index');
+    if (this.#keys.length < limit) this.#keys = new Float64Array(limit);
+    const keys = this.#keys;
+    const total = this.#total;
+    const scored = this.#scored;
+    const cand = this.#ctx.cand;
+    const rng = this.#ctx.rng;
+    let count = 0;
+    // Once the list is full: the N-th key, and its integer part (a candidate whose integer total
+    // is below it can never enter, whatever its random key).
+    let floorKey = -Infinity;
+    let lastKey = -Infinity;
+    for (let k = 0; k < m; k++) {
+      if (!all && scored[k] === 0) continue;
+      const t = total[k];
+      if (t < floorKey) continue;
+      const key = t + nextRandom30(rng) * kRandomScale;
+      let j: number;
+      if (count < limit) {
+        j = count++;
+      } else {
+        if (key <= lastKey) continue;
+        j = limit - 1;
+      }
+      while (j > 0 && keys[j - 1] < key) {
+        keys[j] = keys[j - 1];
+        out[j] = out[j - 1];
+        j--;
+      }
+      keys[j] = key;
+      out[j] = cand[k];
+      if (count === limit) {
+        lastKey = keys[limit - 1];
+        floorKey = Math.floor(lastKey);
+      }
+    }
+    return count === 0 ? -1 : count;
+  }
+
+  /** Copy of the prefix hashes the last schedule() computed, or null (prefix-cache off, empty prompt, or filtered out first). */
+  takePrefixHashes(): PrefixHashes | null {
+    const count = this.#ctx.hashCount;
+    if (count === 0) return null;
+    return new PrefixHashes(this.#hasher.lo.slice(0, count), this.#hasher.hi.slice(0, count), count);
+  }
+
+  /** Kthena's PostSchedule: the endpoint that served the request now holds the prompt's prefix. */
+  postSchedule(p: Profile, hashes: PrefixHashes | null, ep: SchedEndpoint, modelId: number): void {
+    if (!p.hasPrefixCache || hashes === null || hashes.count === 0) return;
+    this.#index.insert(hashes.lo, hashes.hi, hashes.count, ep.slot, ep.gen, modelId, p.maxHashCacheSize);
+  }
+
+  /** This worker's scheduler metric families, prom-client getMetricsAsJSON() shape. */
+  metricsJSON(): MetricJSON[] {
+    return this.#metrics.toJSON(this.#index.evictionsByModelId);
+  }
+
+  /** Records the plugin that ran since `since` (performance.now() ms); returns the new reading. */
+  #timed(model: string, identity: number, since: number): number {
+    const now = performance.now();
+    this.#metrics.pluginDuration(model, identity, (now - since) / 1000);
+    return now;
+  }
+
+  #grow(n: number): void {
+    this.#ctx.ensure(n);
+    const cap = this.#ctx.view.capacity;
+    if (this.#total.length < cap) {
+      this.#total = new Float64Array(cap);
+      this.#scored = new Uint8Array(cap);
+      this.#tmp = new Float64Array(cap);
+    }
+  }
+}

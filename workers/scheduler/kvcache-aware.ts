@@ -1,0 +1,556 @@
+/**
+ * The `kvcache-aware` score plugin (reference §3.3, volcano-sh/kthena
+ * pkg/kthena-router/scheduler/plugins/kvcache_aware.go): score each candidate by how long a prefix
+ * of the prompt's token blocks its engine already holds in KV cache, as the engines' runtime
+ * sidecars report it in Redis.
+ *
+ * One score() call:
+ *   1. tokenize the prompt remotely on a random candidate pod (`POST /tokenize` on the engine's
+ *      tokenizer port; one retry, on the next candidate);
+ *   2. cut the token ids into blocks of `blockSizeToHash` tokens, at most `maxBlocksToMatch` blocks,
+ *      the trailing partial block included (as Kthena: it counts in the denominator and, since
+ *      engines only report full blocks, it never matches unless the prompt ends on a boundary);
+ *   3. block hash = SHA-256 over the block's token ids as big-endian uint32, first 8 bytes
+ *      big-endian, & 0x7FFFFFFFFFFFFFFF (not chained; the Kthena runtime computes the same);
+ *   4. one Redis pipeline, per block `HMGET matrix:kv:block:{model}@{hash} {pod}.{ns}...` for the
+ *      candidates only (Kthena does HGETALL and then drops non-candidates: same result, less data);
+ *      an owner whose write time (unix seconds) is <= the pod's start time is dropped (the cache
+ *      was lost in the restart; an unparsable time is kept);
+ *   5. only pods holding block 0 get a score: floor(matchLen / totalBlocks × 100), matchLen = the
+ *      number of consecutive blocks from block 0 the pod holds. Every other pod gets no entry (NaN).
+ *
+ * Nothing here throws into the scheduler: a tokenizer or Redis failure counts
+ * `kthena_router_kvcache_aware_errors_total{stage}` and makes the plugin contribute nothing.
+ */
+import { createHash } from 'node:crypto';
+
+import type { Redis } from 'ioredis';
+import { Pool } from 'undici';
+
+import type { MetricJSON, MetricValueJSON } from '../metrics.js';
+import type { SchedEndpoint, ScheduleRequest, SchedulerIR } from './types.js';
+
+export const KV_BLOCK_KEY_PREFIX = 'matrix:kv:block:';
+/** Kthena's defaults (kvcache_aware.go). */
+export const KV_DEFAULT_BLOCK_SIZE = 16;
+export const KV_DEFAULT_MAX_BLOCKS = 128;
+/** Age after which the hourly GC deletes an owner field (Kthena: 24 h, the runtime's key expiry). */
+export const KV_FIELD_MAX_AGE_SEC = 86400;
+/** Kthena's GC SCAN COUNT. */
+export const KV_GC_SCAN_COUNT = 100;
+
+export const KV_MATCH_RATIO = 'kthena_router_kvcache_aware_match_ratio';
+export const KV_REDIS_DURATION = 'kthena_router_kvcache_aware_redis_duration_seconds';
+export const KV_TOKENIZE_DURATION = 'kthena_router_kvcache_aware_tokenize_duration_seconds';
+export const KV_ERRORS_TOTAL = 'kthena_router_kvcache_aware_errors_total';
+
+export const MATCH_RATIO_BUCKETS: readonly number[] = Object.freeze([0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0]);
+export const KV_DURATION_BUCKETS: readonly number[] = Object.freeze([
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+]);
+
+const MASK63 = 0x7fffffffffffffffn;
+
+// ---------------------------------------------------------------------------------------------
+// Block hashing (shared with the simulator's KV-event publisher, src/sim/kv-events.ts)
+// ---------------------------------------------------------------------------------------------
+
+let scratch = new Uint8Array(KV_DEFAULT_BLOCK_SIZE * KV_DEFAULT_MAX_BLOCKS * 4);
+
+/** Writes tokens[0..n) as big-endian uint32 (Go's uint32(int): wraps modulo 2^32) into `scratch`. */
+function encodeTokens(tokens: ArrayLike<number>, n: number): Uint8Array {
+  const bytes = n * 4;
+  if (scratch.length < bytes) scratch = new Uint8Array(Math.max(bytes, scratch.length * 2));
+  const b = scratch;
+  for (let i = 0, o = 0; i < n; i++, o += 4) {
+    const t = tokens[i] >>> 0;
+    b[o] = t >>> 24;
+    b[o + 1] = (t >>> 16) & 0xff;
+    b[o + 2] = (t >>> 8) & 0xff;
+    b[o + 3] = t & 0xff;
+  }
+  return b;
+}
+
+function hashRange(b: Uint8Array, start: number, end: number): bigint {
+  const d = createHash('sha256').update(b.subarray(start, end)).digest();
+  return d.readBigUInt64BE(0) & MASK63;
+}
+
+function blockCount(nTokens: number, blockSize: number, maxBlocks: number): number {
+  return Math.min(Math.ceil(nTokens / blockSize), maxBlocks);
+}
+
+/**
+ * Kthena's block hashes of a token sequence: blocks of `blockSize` tokens (the last one may be
+ * partial), at most `maxBlocks` of them, each hashed on its own (not chained). Kthena's
+ * computeStandardizedHash / the runtime's compute_standardized_hash.
+ */
+export function kvBlockHashes(tokens: ArrayLike<number>, blockSize: number, maxBlocks: number): bigint[] {
+  checkBlockArgs(blockSize, maxBlocks);
+  const nBlocks = blockCount(tokens.length, blockSize, maxBlocks);
+  const n = Math.min(tokens.length, nBlocks * blockSize);
+  const b = encodeTokens(tokens, n);
+  const out: bigint[] = new Array(nBlocks);
+  for (let i = 0; i < nBlocks; i++) {
+    out[i] = hashRange(b, i * blockSize * 4, Math.min((i + 1) * blockSize, n) * 4);
+  }
+  return out;
+}
+
+/** Redis key of one block: `matrix:kv:block:{model}@{decimal hash}`. */
+export function kvBlockKey(model: string, hash: bigint | string): string {
+  return KV_BLOCK_KEY_PREFIX + model + '@' + hash;
+}
+
+/** The owner field the runtime writes: `{podName}.{namespace}`. */
+export function kvOwnerId(podName: string, namespace: string): string {
+  return podName + '.' + namespace;
+}
+
+function checkBlockArgs(blockSize: number, maxBlocks: number): void {
+  if (!Number.isInteger(blockSize) || blockSize < 1) throw new TypeError(`blockSize must be an integer >= 1, got ${blockSize}`);
+  if (!(maxBlocks >= 1) || (maxBlocks !== Infinity && !Number.isInteger(maxBlocks))) {
+    throw new TypeError(`maxBlocks must be an integer >= 1 (or Infinity), got ${maxBlocks}`);
+  }
+}
+
+/** The Redis keys of every block of `tokens` for `model`, in block order. */
+function blockKeys(model: string, tokens: ArrayLike<number>, blockSize: number, maxBlocks: number): string[] {
+  const nBlocks = blockCount(tokens.length, blockSize, maxBlocks);
+  const n = Math.min(tokens.length, nBlocks * blockSize);
+  const b = encodeTokens(tokens, n);
+  const prefix = KV_BLOCK_KEY_PREFIX + model + '@';
+  const keys: string[] = new Array(nBlocks);
+  for (let i = 0; i < nBlocks; i++) {
+    keys[i] = prefix + hashRange(b, i * blockSize * 4, Math.min((i + 1) * blockSize, n) * 4);
+  }
+  return keys;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GC
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Deletes the owner fields of one key whose write time is older than the cutoff, in one atomic
+ * step: a field the runtime rewrites between our read and our delete is never lost (Kthena's
+ * HGETALL-then-HDEL has that race). Unparsable values are kept, as Kthena does.
+ */
+const GC_SCRIPT = `
+local h = redis.call('HGETALL', KEYS[1])
+local cutoff = tonumber(ARGV[1])
+local n = 0
+for i = 1, #h, 2 do
+  local v = h[i + 1]
+  if string.match(v, '^%d+$') and tonumber(v) < cutoff then
+    redis.call('HDEL', KEYS[1], h[i])
+    n = n + 1
+  end
+end
+return n`;
+
+/**
+ * One GC step, as Kthena's hourly gcStaleFields does it: `SCAN cursor MATCH matrix:kv:block:*
+ * COUNT 100`, then delete every owner field written more than `maxAgeSec` before `nowSec`
+ * (strictly older, as Kthena). Returns the next cursor ('0' once the keyspace has been walked).
+ * Rejects on a Redis error (the caller logs it and tries again next hour from the same cursor).
+ */
+export async function gcKvBlocks(redis: Redis, nowSec: number, maxAgeSec = KV_FIELD_MAX_AGE_SEC, cursor = '0'): Promise<string> {
+  const [next, keys] = await redis.scan(cursor, 'MATCH', KV_BLOCK_KEY_PREFIX + '*', 'COUNT', KV_GC_SCAN_COUNT);
+  if (keys.length > 0) {
+    const cutoff = String(Math.floor(nowSec - maxAgeSec));
+    const pipe = redis.pipeline();
+    for (const key of keys) pipe.eval(GC_SCRIPT, 1, key, cutoff);
+    const results = await pipe.exec();
+    for (const r of results ?? []) if (r[0]) throw r[0];
+  }
+  return next;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------------------------------
+
+class Histogram {
+  /** Per-bucket (not cumulative) counts; observations above the last bound are only in count. */
+  readonly buckets: Float64Array;
+  sum = 0;
+  count = 0;
+  constructor(readonly bounds: Float64Array) {
+    this.buckets = new Float64Array(bounds.length);
+  }
+
+  observe(v: number): void {
+    this.sum += v;
+    this.count++;
+    const b = this.bounds;
+    for (let i = 0; i < b.length; i++) {
+      if (v <= b[i]) {
+        this.buckets[i]++;
+        return;
+      }
+    }
+  }
+}
+
+const kRatioBounds = Float64Array.from(MATCH_RATIO_BUCKETS);
+const kDurationBounds = Float64Array.from(KV_DURATION_BUCKETS);
+
+/** The series of one model label. */
+class ModelSeries {
+  readonly matchRatio = new Histogram(kRatioBounds);
+  readonly redis = new Histogram(kDurationBounds);
+  readonly tokenize = new Histogram(kDurationBounds);
+  tokenizeErrors = 0;
+  redisErrors = 0;
+  /** Whether each error series exists (prom-client shows a counter series once it was touched). */
+  hasTokenizeErrors = false;
+  hasRedisErrors = false;
+  constructor(readonly model: string) {}
+}
+
+function histogramValues(values: MetricValueJSON[], name: string, h: Histogram, labels: Record<string, string>): void {
+  if (h.count === 0) return;
+  let acc = 0;
+  for (let i = 0; i < h.bounds.length; i++) {
+    acc += h.buckets[i];
+    values.push({ value: acc, labels: { le: h.bounds[i], ...labels }, metricName: name + '_bucket' });
+  }
+  values.push({ value: h.count, labels: { le: '+Inf', ...labels }, metricName: name + '_bucket' });
+  values.push({ value: h.sum, labels: { ...labels }, metricName: name + '_sum' });
+  values.push({ value: h.count, labels: { ...labels }, metricName: name + '_count' });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plugin
+// ---------------------------------------------------------------------------------------------
+
+export interface KvAwareOptions {
+  /** Shared Redis client (the caller owns it; close() does not quit it). */
+  redis: Redis;
+  /** Per tokenize attempt, milliseconds. Default 5000 (Kthena). */
+  tokenizeTimeoutMs?: number;
+  /** Bound on the Redis lookup, milliseconds. Default 5000 (Kthena's context timeout). */
+  redisTimeoutMs?: number;
+  /** Picks the tokenizer pod; [0, 1). Default Math.random. */
+  random?: () => number;
+}
+
+/** Tokenizer connection pools kept at once; the least recently created is closed beyond this. */
+const MAX_POOLS = 64;
+
+class TokenizeError extends Error {}
+
+/** Statuses of an ioredis client in which a command can be expected to go out promptly. */
+const REDIS_USABLE: ReadonlySet<string> = new Set(['ready', 'wait', 'connecting', 'connect']);
+
+export class KvCacheAwareScorer {
+  readonly #redis: Redis;
+  readonly #tokenizeTimeoutMs: number;
+  readonly #redisTimeoutMs: number;
+  readonly #random: () => number;
+  readonly #pools = new Map<string, Pool>();
+  readonly #series = new Map<string, ModelSeries>();
+  /** Owner ids of endpoints, made once per compiled endpoint object. */
+  readonly #owners = new WeakMap<SchedEndpoint, string>();
+  #closed = false;
+
+  constructor(opts: KvAwareOptions) {
+    if (opts === null || typeof opts !== 'object') throw new TypeError('KvCacheAwareScorer options must be an object');
+    if (opts.redis === null || typeof opts.redis !== 'object' || typeof opts.redis.pipeline !== 'function') {
+      throw new TypeError('KvCacheAwareScorer options.redis must be an ioredis client');
+    }
+    const tt = opts.tokenizeTimeoutMs ?? 5000;
+    if (!(Number.isFinite(tt) && tt > 0)) throw new TypeError(`tokenizeTimeoutMs must be a number > 0, got ${tt}`);
+    const rt = opts.redisTimeoutMs ?? 5000;
+    if (!(Number.isFinite(rt) && rt > 0)) throw new TypeError(`redisTimeoutMs must be a number > 0, got ${rt}`);
+    if (opts.random !== undefined && typeof opts.random !== 'function') throw new TypeError('random must be a function');
+    this.#redis = opts.redis;
+    this.#tokenizeTimeoutMs = tt;
+    this.#redisTimeoutMs = rt;
+    this.#random = opts.random ?? Math.random;
+  }
+
+  /**
+   * Scores `endpoints` into out[0..endpoints.length): 0..100, or NaN for a pod that gets no entry
+   * (every pod not holding block 0, and every pod when the result is false). Resolves true when the
+   * lookup ran, false when the plugin contributes nothing (empty prompt or model, no candidates,
+   * tokenizer or Redis failure). Never rejects.
+   */
+  async score(
+    args: SchedulerIR['kvcacheAware'],
+    req: ScheduleRequest,
+    endpoints: readonly SchedEndpoint[],
+    out: Float64Array,
+  ): Promise<boolean> {
+    const n = endpoints.length;
+    out.fill(NaN, 0, n);
+    if (n === 0 || req.model === '' || this.#closed) return false;
+    const messages = req.body.messages;
+    const isChat = Array.isArray(messages);
+    // Kthena: nil when there is neither text nor messages.
+    if (isChat ? messages.length === 0 : req.prompt === '') return false;
+
+    const series = this.#seriesOf(req.model);
+    let tokens: number[];
+    const t0 = performance.now();
+    try {
+      tokens = await this.#tokenize(args, req, isChat, endpoints);
+    } catch {
+      series.tokenizeErrors++;
+      series.hasTokenizeErrors = true;
+      return false;
+    }
+    const t1 = performance.now();
+    series.tokenize.observe((t1 - t0) / 1000);
+    if (tokens.length === 0) return false;
+
+    const blockSize = args.blockSizeToHash;
+    const maxBlocks = args.maxBlocksToMatch;
+    const keys = blockKeys(req.model, tokens, blockSize, maxBlocks);
+    const nBlocks = keys.length;
+
+    const owners: string[] = new Array(n);
+    for (let i = 0; i < n; i++) owners[i] = this.#ownerOf(endpoints[i]);
+
+    let rows: (string | null)[][];
+    try {
+      rows = await this.#lookup(keys, owners);
+    } catch {
+      series.redisErrors++;
+      series.hasRedisErrors = true;
+      return false;
+    }
+    series.redis.observe((performance.now() - t1) / 1000);
+
+    // matchLen per candidate, walking blocks in order as Kthena's calculatePodScores does: out[i]
+    // holds pod i's count (NaN = does not hold block 0); a pod is still matching at block b exactly
+    // when its count is b, so no per-block set is needed.
+    const first = rows[0];
+    let active = 0;
+    for (let i = 0; i < n; i++) {
+      if (fresh(first[i], endpoints[i].startedAtSec)) {
+        out[i] = 1;
+        active++;
+      }
+    }
+    let longest = active > 0 ? 1 : 0;
+    for (let b = 1; b < nBlocks && active > 0; b++) {
+      const row = rows[b];
+      for (let i = 0; i < n; i++) {
+        if (out[i] === b) {
+          if (fresh(row[i], endpoints[i].startedAtSec)) out[i] = b + 1;
+          else active--;
+        }
+      }
+      if (active > 0) longest = b + 1;
+    }
+    for (let i = 0; i < n; i++) {
+      const m = out[i];
+      if (m === m) out[i] = Math.floor((m / nBlocks) * 100);
+    }
+    series.matchRatio.observe(longest / nBlocks);
+    return true;
+  }
+
+  /** This plugin's families, prom-client getMetricsAsJSON() shape (aggregated with 'sum'). */
+  metricsJSON(): MetricJSON[] {
+    const ratio: MetricValueJSON[] = [];
+    const redis: MetricValueJSON[] = [];
+    const tokenize: MetricValueJSON[] = [];
+    const errors: MetricValueJSON[] = [];
+    for (const s of this.#series.values()) {
+      const labels = { model: s.model };
+      histogramValues(ratio, KV_MATCH_RATIO, s.matchRatio, labels);
+      histogramValues(redis, KV_REDIS_DURATION, s.redis, labels);
+      histogramValues(tokenize, KV_TOKENIZE_DURATION, s.tokenize, labels);
+      if (s.hasTokenizeErrors) errors.push({ value: s.tokenizeErrors, labels: { model: s.model, stage: 'tokenize' } });
+      if (s.hasRedisErrors) errors.push({ value: s.redisErrors, labels: { model: s.model, stage: 'redis' } });
+    }
+    return [
+      {
+        name: KV_MATCH_RATIO,
+        help: "Fraction of the prompt's blocks whose KV cache the best-matching candidate pod already held, per kvcache-aware match attempt (0 = miss)",
+        type: 'histogram',
+        values: ratio,
+        aggregator: 'sum',
+      },
+      {
+        name: KV_REDIS_DURATION,
+        help: 'Time spent in the batched Redis lookup during a kvcache-aware match attempt',
+        type: 'histogram',
+        values: redis,
+        aggregator: 'sum',
+      },
+      {
+        name: KV_TOKENIZE_DURATION,
+        help: 'Time spent tokenizing the prompt during a kvcache-aware match attempt',
+        type: 'histogram',
+        values: tokenize,
+        aggregator: 'sum',
+      },
+      {
+        name: KV_ERRORS_TOTAL,
+        help: 'Number of kvcache-aware match attempts aborted by an error, labelled by failing stage (tokenize or redis)',
+        type: 'counter',
+        values: errors,
+        aggregator: 'sum',
+      },
+    ];
+  }
+
+  /** Closes the tokenizer connection pools. The Redis client belongs to the caller. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
+  }
+
+  #seriesOf(model: string): ModelSeries {
+    let s = this.#series.get(model);
+    if (s === undefined) {
+      s = new ModelSeries(model);
+      this.#series.set(model, s);
+    }
+    return s;
+  }
+
+  #ownerOf(ep: SchedEndpoint): string {
+    let id = this.#owners.get(ep);
+    if (id === undefined) {
+      id = kvOwnerId(ep.podName, ep.namespace);
+      this.#owners.set(ep, id);
+    }
+    return id;
+  }
+
+  #pool(origin: string): Pool {
+    let p = this.#pools.get(origin);
+    if (p === undefined) {
+      if (this.#pools.size >= MAX_POOLS) {
+        const [oldOrigin, oldPool] = this.#pools.entries().next().value as [string, Pool];
+        this.#pools.delete(oldOrigin);
+        oldPool.close().catch(() => undefined);
+      }
+      p = new Pool(origin, { connections: 8, keepAliveTimeout: 30_000 });
+      this.#pools.set(origin, p);
+    }
+    return p;
+  }
+
+  /**
+   * Kthena's TokenizerManager + RemoteTokenizer: a random candidate, the engine's tokenizer port,
+   * Kthena's request body; one retry, sent to the next candidate when there is one (the first
+   * pod failing is the likely reason for the retry).
+   */
+  async #tokenize(args: SchedulerIR['kvcacheAware'], req: ScheduleRequest, isChat: boolean, endpoints: readonly SchedEndpoint[]): Promise<number[]> {
+    const sglang = req.engine === 'SGLang';
+    const port = sglang ? args.sglangTokenizerPort : args.vllmTokenizerPort;
+    let body: string;
+    if (isChat) {
+      body = sglang
+        ? JSON.stringify({ model: req.model, messages: req.body.messages, add_special_tokens: false })
+        : JSON.stringify({ model: req.model, messages: req.body.messages, add_special_tokens: false, add_generation_prompt: true });
+    } else {
+      body = JSON.stringify({ model: req.model, prompt: req.prompt, add_special_tokens: true });
+    }
+    const n = endpoints.length;
+    const start = Math.min(n - 1, Math.floor(this.#random() * n));
+    try {
+      return await this.#tokenizeOn(endpoints[start].ip, port, body);
+    } catch {
+      return await this.#tokenizeOn(endpoints[(start + 1) % n].ip, port, body);
+    }
+  }
+
+  async #tokenizeOn(ip: string, port: number, body: string): Promise<number[]> {
+    const origin = ip.includes(':') ? `http://[${ip}]:${port}` : `http://${ip}:${port}`;
+    const res = await this.#pool(origin).request({
+      path: '/tokenize',
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      signal: AbortSignal.timeout(this.#tokenizeTimeoutMs),
+      headersTimeout: this.#tokenizeTimeoutMs,
+      bodyTimeout: this.#tokenizeTimeoutMs,
+    });
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      await res.body.dump().catch(() => undefined);
+      throw new TokenizeError(`tokenizer at ${origin} answered ${res.statusCode}`);
+    }
+    const parsed = (await res.body.json()) as { tokens?: unknown };
+    const tokens = parsed?.tokens;
+    if (!Array.isArray(tokens)) throw new TokenizeError(`tokenizer at ${origin} answered without a tokens list`);
+    for (let i = 0; i < tokens.length; i++) {
+      if (!Number.isInteger(tokens[i])) throw new TokenizeError(`tokenizer at ${origin} answered a non-integer token`);
+    }
+    return tokens as number[];
+  }
+
+  /** rows[b][i] = write time of block b by endpoint i (null = not held). */
+  #lookup(keys: readonly string[], owners: readonly string[]): Promise<(string | null)[][]> {
+    const redis = this.#redis;
+    if (!REDIS_USABLE.has(redis.status)) return Promise.reject(new Error(`redis client is ${redis.status}`));
+    const pipe = redis.pipeline();
+    for (let b = 0; b < keys.length; b++) pipe.hmget(keys[b], ...owners);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('redis lookup timed out')), this.#redisTimeoutMs);
+      pipe.exec().then(
+        (results) => {
+          clearTimeout(timer);
+          if (results === null || results.length !== keys.length) {
+            reject(new Error('redis pipeline was discarded'));
+            return;
+          }
+          const rows: (string | null)[][] = new Array(results.length);
+          for (let b = 0; b < results.length; b++) {
+            const [err, row] = results[b];
+            if (err) {
+              reject(err);
+              return;
+            }
+            rows[b] = row as (string | null)[];
+          }
+          resolve(rows);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+}
+
+/**
+ * Kthena's freshOwners for one (block, pod): held, and not written before the pod (re)started.
+ * Both sides are whole seconds, so a same-second write is dropped. A pod with an unknown start time
+ * (0) and an unparsable write time are both kept.
+ */
+function fresh(writtenAt: string | null, startedAtSec: number): boolean {
+  if (writtenAt === null) return false;
+  if (startedAtSec <= 0) return true;
+  const t = parseDecimal(writtenAt);
+  return !(t === t && t <= startedAtSec);
+}
+
+/** Go's strconv.ParseInt(s, 10, 64) on the values the runtime writes: NaN when not an integer. */
+function parseDecimal(s: string): number {
+  const len = s.length;
+  let i = 0;
+  let neg = false;
+  if (len > 0 && (s.charCodeAt(0) === 43 || s.charCodeAt(0) === 45)) {
+    neg = s.charCodeAt(0) === 45;
+    i = 1;
+  }
+  if (i === len) return NaN;
+  let v = 0;
+  for (; i < len; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return NaN;
+    v = v * 10 + c;
+  }
+  return neg ? -v : v;
+}
