@@ -689,6 +689,11 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       const st = this.#st;
       if (!this.#live()) return;
       this.#done = true;
+      // Kthena's PostSchedule runs after a successful proxy: remember which pod now holds the
+      // prefix. Before the in-flight release, so the slot cannot have been given to another pod.
+      if (st.respStatus < 400 && st.profile !== null && !st.aborted) {
+        ctx.scheduler.postSchedule(st.profile, st.prefixHashes, endpointOf(st), st.sreq!.modelId);
+      }
       releaseAttempt(st, false);
       upstreamDone(st);
       if (st.aborted) { clientAborted(st); return; }
@@ -702,10 +707,6 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       if (st.usage !== null) {
         if (st.usage.prompt > 0) st.rec.inputTokens = st.usage.prompt;
         st.rec.outputTokens = st.usage.completion;
-      }
-      // Kthena's PostSchedule runs after a successful proxy: remember which pod now holds the prefix.
-      if (st.respStatus < 400 && st.profile !== null) {
-        ctx.scheduler.postSchedule(st.profile, st.prefixHashes, endpointOf(st), st.sreq!.modelId);
       }
       finish(st);
     }

@@ -107,6 +107,8 @@ export interface Pod {
     /** The Ready condition is True. */
     ready: boolean;
     startTime?: string;
+    /** Newest `containerStatuses[].state.running.startedAt` (RFC 3339), when any container runs. */
+    containersStartedAt?: string;
   };
 }
 

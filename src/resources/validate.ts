@@ -378,6 +378,7 @@ const podStatusSchema: Schema = obj({
   phase: str({ enum: ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'] }),
   startTime: ANY,
   conditions: arr(obj({ type: str(), status: str() }, ['type', 'status'], { ignoreUnknown: true })),
+  containerStatuses: arr(obj({ state: obj({ running: obj({ startedAt: ANY }, [], { ignoreUnknown: true }) }, [], { ignoreUnknown: true }) }, [], { ignoreUnknown: true })),
 }, [], { ignoreUnknown: true });
 
 const TOP_LEVEL_KEYS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
@@ -567,6 +568,16 @@ export function parseManifestObject(raw: unknown, ctx: ParseContext): ParseResul
       if (t === null) issues.push({ field: 'status.startTime', message: `Invalid value: ${show(status.startTime)}: must be an RFC 3339 timestamp` });
       else startTime = t;
     }
+    // Kthena's kvcache-aware drops KV blocks written before the newest running container started
+    // (a restarted container lost its cache even though the pod's startTime did not move).
+    let containersStartedAt: string | undefined;
+    (status?.containerStatuses ?? []).forEach((c, i) => {
+      const v = c.state?.running?.startedAt;
+      if (v === undefined) return;
+      const t = normalizeTimestamp(v);
+      if (t === null) issues.push({ field: `status.containerStatuses[${i}].state.running.startedAt`, message: `Invalid value: ${show(v)}: must be an RFC 3339 timestamp` });
+      else if (containersStartedAt === undefined || Date.parse(t) > Date.parse(containersStartedAt)) containersStartedAt = t;
+    });
     if (status?.podIP !== undefined && isIP(status.podIP) === 0) {
       issues.push({ field: 'status.podIP', message: `Invalid value: ${JSON.stringify(status.podIP)}: must be a valid IP address` });
     }
@@ -579,6 +590,7 @@ export function parseManifestObject(raw: unknown, ctx: ParseContext): ParseResul
     if (status.podIP !== undefined) podStatus.podIP = status.podIP;
     if (status.phase !== undefined) podStatus.phase = status.phase;
     if (startTime !== undefined) podStatus.startTime = startTime;
+    if (containersStartedAt !== undefined) podStatus.containersStartedAt = containersStartedAt;
     const pod: Pod = {
       apiVersion: 'v1', kind: 'Pod',
       metadata: finishMeta(meta, 'Pod', podSpec, ctx),
@@ -628,6 +640,7 @@ interface PodStatusRaw {
   phase?: string;
   startTime?: unknown;
   conditions?: { type: string; status: string }[];
+  containerStatuses?: { state?: { running?: { startedAt?: unknown } } }[];
 }
 
 interface MetaRaw {

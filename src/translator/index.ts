@@ -34,7 +34,8 @@ export function translate(resources: ResourceSet, scheduler: SchedulerIR = DEFAU
   const podsByKey = new Map(resources.pods.map((p) => [key(p), p]));
   const endpoints: EndpointIR[] = endpointKeys.map((k) => {
     const p = podsByKey.get(k)!;
-    const started = p.status.startTime !== undefined ? Date.parse(p.status.startTime) : NaN;
+    const startedAt = p.status.containersStartedAt ?? p.status.startTime;
+    const started = startedAt !== undefined ? Date.parse(startedAt) : NaN;
     return {
       key: k, namespace: p.metadata.namespace, name: p.metadata.name, ip: p.status.podIP!, slot: -1, gen: 0,
       startedAtSec: Number.isNaN(started) ? 0 : Math.floor(started / 1000),

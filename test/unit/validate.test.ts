@@ -240,6 +240,20 @@ describe('Pod validation', () => {
     expect(p.metadata).toMatchObject({ namespace: 'ml', deletionTimestamp: '2025-01-02T00:00:00Z', labels: { app: 'a' } });
   });
 
+  it('keeps the newest running container start (kvcache-aware ignores KV blocks written before it)', () => {
+    const p = accepted<Pod>(pod({
+      startTime: '2025-01-01T00:00:00Z',
+      containerStatuses: [
+        { name: 'engine', state: { running: { startedAt: '2025-01-03T00:00:00Z' } }, restartCount: 2 },
+        { name: 'sidecar', state: { running: { startedAt: '2025-01-01T00:00:05Z' } } },
+        { name: 'init', state: { terminated: { exitCode: 0 } } },
+      ],
+    }));
+    expect(p.status.containersStartedAt).toBe('2025-01-03T00:00:00Z');
+    expect(rejected(pod({ containerStatuses: [{ state: { running: { startedAt: 'soon' } } }] })))
+      .toEqual([['status.containerStatuses[0].state.running.startedAt', 'Invalid value: "soon": must be an RFC 3339 timestamp']]);
+  });
+
   it('is not ready unless the Ready condition is "True", and needs no spec or status', () => {
     expect(accepted<Pod>(pod({ conditions: [{ type: 'Ready', status: 'False' }] })).status.ready).toBe(false);
     expect(accepted<Pod>(pod({ conditions: [{ type: 'ContainersReady', status: 'True' }] })).status.ready).toBe(false);
