@@ -23,8 +23,12 @@
  * the window (GCs observed in the window are counted and printed; non-zero makes the figure a floor).
  *
  * Run:  npm run build && node --expose-gc --max-semi-space-size=64 native-bench/scheduler/micro.mjs
+ * Scrapes land during the run: every slot is rewritten through its seqlock once per second of a
+ * worker making --rps (default 1000) decisions per second, i.e. n / rps slot writes per decision,
+ * outside the timed call (they invalidate the view's per-slot records and the reused pure scores,
+ * as real scrapes do).
  * Options: --dist DIR (compiled tree, default ../../dist relative to this file), --quick,
- *          --sizes 8,64 --prompts 1024,102400, --no-write
+ *          --sizes 8,64 --prompts 1024,102400, --rps 1000, --no-write
  * Output: a Markdown table on stdout and JSON in native-bench/results/scheduler-<date>.json.
  */
 import { execSync } from 'node:child_process';
@@ -42,7 +46,7 @@ function opt(name, dflt) {
   return i >= 0 ? args[i + 1] : dflt;
 }
 if (args.includes('--help')) {
-  console.log('node --expose-gc --max-semi-space-size=64 native-bench/scheduler/micro.mjs [--dist DIR] [--quick] [--sizes 8,64,512,4096] [--prompts 1024,102400] [--no-write]');
+  console.log('node --expose-gc --max-semi-space-size=64 native-bench/scheduler/micro.mjs [--dist DIR] [--quick] [--sizes 8,64,512,4096] [--prompts 1024,102400] [--rps 1000] [--no-write]');
   process.exit(0);
 }
 const dist = path.resolve(opt('--dist', path.join(here, '..', '..', 'dist')));
@@ -50,6 +54,7 @@ const quick = args.includes('--quick');
 const sizes = opt('--sizes', '8,64,512,4096').split(',').map(Number);
 const promptSizes = opt('--prompts', '1024,102400').split(',').map(Number);
 const write = !args.includes('--no-write');
+const rps = Number(opt('--rps', '1000'));
 
 const imp = (rel) => import(pathToFileURL(path.join(dist, rel)).href);
 const { Scheduler } = await imp('workers/scheduler/framework.js');
@@ -82,6 +87,33 @@ function text(bytes) {
 /** A flat (non-rope) copy, as JSON.parse produces. */
 const flat = (s) => JSON.parse(JSON.stringify(s));
 
+/** Integer in [lo, hi] from an xorshift32 kept in an Int32Array: no boxed numbers (allocation-free). */
+const xs = new Int32Array([0x2545f491]);
+function irand(lo, hi) {
+  let x = xs[0];
+  x ^= x << 13;
+  x ^= x >>> 17;
+  x ^= x << 5;
+  xs[0] = x;
+  return lo + ((x >>> 2) % (hi - lo + 1));
+}
+
+/** One scrape of `slot` as the control thread writes it (seqlock), with fresh varied values; allocates nothing. */
+const nowSec = Math.floor(Date.now() / 1000);
+function scrapeSlot(ep, slot) {
+  const at = slot * layout.kEndpointStride;
+  Atomics.add(ep, at + layout.kEpSeq, 1);
+  const r = irand(0, 99);
+  Atomics.store(ep, at + layout.kEpScrapeState, r < 2 ? layout.kScrapeNever : r < 7 ? layout.kScrapeStale : layout.kScrapeFresh);
+  Atomics.store(ep, at + layout.kEpWaiting, irand(0, 14));
+  Atomics.store(ep, at + layout.kEpRunning, irand(0, 64));
+  Atomics.store(ep, at + layout.kEpKvUsagePpm, irand(50_000, 950_000));
+  Atomics.store(ep, at + layout.kEpTtftUs, irand(40_000, 900_000));
+  Atomics.store(ep, at + layout.kEpTpotUs, irand(8_000, 70_000));
+  Atomics.store(ep, at + layout.kEpLastScrapeSec, nowSec);
+  Atomics.add(ep, at + layout.kEpSeq, 1);
+}
+
 function fillSlots(ep, n) {
   const { epIndex } = layout;
   for (let slot = 0; slot < n; slot++) {
@@ -113,7 +145,7 @@ const kSystemPrompts = 64;
 const kRequests = 256;
 const kTopN = 5;
 
-function scenario(n, promptBytes) {
+function scenario(n, promptBytes, warmupOnly = false) {
   const ep = new Int32Array(new SharedArrayBuffer(Math.max(n, 8) * layout.kEndpointStride * 4));
   fillSlots(ep, n);
   const endpoints = Array.from({ length: n }, (_, slot) => ({
@@ -139,10 +171,29 @@ function scenario(n, promptBytes) {
   }
   const reqs = Array.from({ length: kRequests }, (_, i) => mk(systems[i % kSystemPrompts]));
 
-  const decisions = quick ? 20_000 : n >= 4096 ? 60_000 : 200_000;
+  // Scrapes land as the control thread writes them: every pod once per second while this worker
+  // makes `rps` decisions per second, i.e. n / rps slot writes per decision, spread evenly.
+  // (State in a typed array: a fractional number kept in a closure variable is re-boxed, i.e.
+  // allocated, on every update, which would pollute the allocation figure.)
+  const credit = new Float64Array(1);
+  const next = new Int32Array(1);
+  const perDecision = n / rps;
+  const scrape = () => {
+    credit[0] += perDecision;
+    while (credit[0] >= 1) {
+      scrapeSlot(ep, next[0]);
+      next[0] = (next[0] + 1) % n;
+      credit[0] -= 1;
+    }
+  };
+
+  const decisions = warmupOnly ? 2_000 : quick ? 20_000 : n >= 4096 ? 60_000 : 200_000;
   const warm = Math.min(decisions, 20_000);
   let sink = 0;
-  for (let i = 0; i < warm; i++) sink += scheduler.schedule(profile, endpoints, reqs[i % kRequests], out, null);
+  for (let i = 0; i < warm; i++) {
+    scrape();
+    sink += scheduler.schedule(profile, endpoints, reqs[i % kRequests], out, null);
+  }
 
   // Per-decision timing.
   const timerCost = (() => {
@@ -159,6 +210,7 @@ function scenario(n, promptBytes) {
   const per = new Float64Array(decisions);
   for (let i = 0; i < decisions; i++) {
     const req = reqs[i % kRequests];
+    scrape(); // outside the timed call: the control thread's work
     const t0 = process.hrtime.bigint();
     sink += scheduler.schedule(profile, endpoints, req, out, null);
     per[i] = Number(process.hrtime.bigint() - t0);
@@ -172,7 +224,10 @@ function scenario(n, promptBytes) {
   globalThis.gc();
   for (let b = 0; b < batches; b++) {
     const t0 = process.hrtime.bigint();
-    for (let j = 0; j < batch; j++) sink += scheduler.schedule(profile, endpoints, reqs[(b * batch + j) % kRequests], out, null);
+    for (let j = 0; j < batch; j++) {
+      scrape(); // inside the batch here (~60 ns per slot written)
+      sink += scheduler.schedule(profile, endpoints, reqs[(b * batch + j) % kRequests], out, null);
+    }
     perBatch[b] = Number(process.hrtime.bigint() - t0) / batch;
   }
   perBatch.sort();
@@ -185,7 +240,10 @@ function scenario(n, promptBytes) {
   globalThis.gc();
   obs.observe({ entryTypes: ['gc'] });
   const h0 = v8.getHeapStatistics().used_heap_size;
-  for (let i = 0; i < allocDecisions; i++) sink += scheduler.schedule(profile, endpoints, reqs[i % kRequests], out, null);
+  for (let i = 0; i < allocDecisions; i++) {
+    scrape();
+    sink += scheduler.schedule(profile, endpoints, reqs[i % kRequests], out, null);
+  }
   const h1 = v8.getHeapStatistics().used_heap_size;
   obs.disconnect();
   // PerformanceObserver delivers asynchronously; the count is read after the awaits in main().
@@ -206,6 +264,7 @@ function scenario(n, promptBytes) {
       endpoints: n,
       promptBytes,
       hashedBlocks: blocks,
+      scrapesPerDecision: n / rps,
       decisions,
       perDecisionNs: { p50: percentile(per, 50), p99: percentile(per, 99), p999: percentile(per, 99.9), max: per[per.length - 1] },
       batchedNs: { batch, p50: percentile(perBatch, 50), p99: percentile(perBatch, 99) },
@@ -241,6 +300,9 @@ const machine = {
 
 const results = [];
 let sink = 0;
+// A throwaway run first, so the first measured scenario does not pay (or count the allocations
+// of) the JIT compiling the scheduler.
+sink += scenario(64, 1024, true).sink;
 for (const n of sizes) {
   for (const p of promptSizes) {
     const r = scenario(n, p);
@@ -260,13 +322,13 @@ lines.push(`Scheduler micro-benchmark: one decision, DEFAULT_SCHEDULER (filter l
 lines.push('');
 lines.push(`${machine.cpu}, ${machine.cores} cores, ${machine.kernel}, Node ${machine.node} ${machine.execArgv.join(' ')}, router ${machine.router}`);
 lines.push('');
-lines.push('| endpoints | prompt | hashed blocks | p50 µs | p99 µs | p99.9 µs | batched p50 µs | batched p99 µs | B/decision | GCs in alloc window | post hook p50 µs |');
-lines.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+lines.push('| endpoints | prompt | hashed blocks | slot scrapes / decision | p50 µs | p99 µs | p99.9 µs | batched p50 µs | batched p99 µs | B/decision | GCs in alloc window | post hook p50 µs |');
+lines.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of results) {
-  lines.push(`| ${r.endpoints} | ${kb(r.promptBytes)} | ${r.hashedBlocks} | ${us(r.perDecisionNs.p50)} | ${us(r.perDecisionNs.p99)} | ${us(r.perDecisionNs.p999)} | ${us(r.batchedNs.p50)} | ${us(r.batchedNs.p99)} | ${r.bytesPerDecision.toFixed(1)} | ${r.gcsInAllocWindow} | ${us(r.postHookNs.p50)} |`);
+  lines.push(`| ${r.endpoints} | ${kb(r.promptBytes)} | ${r.hashedBlocks} | ${+r.scrapesPerDecision.toFixed(3)} | ${us(r.perDecisionNs.p50)} | ${us(r.perDecisionNs.p99)} | ${us(r.perDecisionNs.p999)} | ${us(r.batchedNs.p50)} | ${us(r.batchedNs.p99)} | ${r.bytesPerDecision.toFixed(1)} | ${r.gcsInAllocWindow} | ${us(r.postHookNs.p50)} |`);
 }
 lines.push('');
-lines.push(`Per decision: process.hrtime.bigint() around each call (timer overhead ~${results[0]?.timerOverheadNs ?? '?'} ns included). Batched: mean of ${results[0]?.batchedNs.batch ?? 32} decisions per hrtime pair. B/decision: v8 used_heap_size growth over ${results[0]?.allocDecisions ?? 0} untimed decisions after forced GC. Post hook: takePrefixHashes() + postSchedule() (prefix-index insert), not part of the decision.`);
+lines.push(`Scrapes: every pod rewritten through its seqlock once per second at ${rps} decisions/s per worker (--rps), between timed decisions. Per decision: process.hrtime.bigint() around each call (timer overhead ~${results[0]?.timerOverheadNs ?? '?'} ns included). Batched (scrape writes included): mean of ${results[0]?.batchedNs.batch ?? 32} decisions per hrtime pair. B/decision: v8 used_heap_size growth over ${results[0]?.allocDecisions ?? 0} untimed decisions after forced GC. Post hook: takePrefixHashes() + postSchedule() (prefix-index insert), not part of the decision.`);
 console.log(lines.join('\n'));
 
 if (write) {
@@ -275,7 +337,7 @@ if (write) {
   const dir = path.join(here, '..', 'results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `scheduler-${stamp}.json`);
-  writeFileSync(file, JSON.stringify({ date: date.toISOString(), machine, config: { sizes, promptSizes, topN: kTopN, quick, profile: 'DEFAULT_SCHEDULER' }, results }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ date: date.toISOString(), machine, config: { sizes, promptSizes, topN: kTopN, quick, rps, profile: 'DEFAULT_SCHEDULER' }, results }, null, 2) + '\n');
   console.error(`wrote ${path.relative(process.cwd(), file)}`);
 }
 if (sink === 0.5) console.log(''); // keep `sink` observable

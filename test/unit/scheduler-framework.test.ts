@@ -9,6 +9,7 @@ import {
   kEndpointStride,
   kEpInflight,
   kEpKvUsagePpm,
+  kEpModelBits,
   kEpRunning,
   kEpScrapeState,
   kEpGen,
@@ -141,6 +142,55 @@ describe('scores and eligibility', () => {
     const out = new Int32Array(5);
     expect(scheduler.schedule(p, endpoints, request(), out, Float64Array.from([NaN, 100]))).toBe(1);
     expect(out[0]).toBe(1);
+  });
+
+  it('mixes plugins that score every pod with plugins that score some, in either order', () => {
+    // gpu: pod 0 -> 100, pod 1 -> 50, pod 2 -> 0; kvcache-aware (weight 2): pod 2 -> 100, others none.
+    const { endpoints, scheduler } = env([{ kv: 0 }, { kv: 0.5 }, { kv: 1 }]);
+    const extra = Float64Array.from([NaN, NaN, 100]);
+    const out = new Int32Array(3);
+    for (const scores of [
+      [{ name: 'kvcache-aware', weight: 2 }, { name: 'gpu-usage', weight: 1 }],
+      [{ name: 'gpu-usage', weight: 1 }, { name: 'kvcache-aware', weight: 2 }],
+    ] as SchedulerIR['scores'][]) {
+      const p = scheduler.compile(profileIR({ filters: [], scores }), [], []);
+      // totals: 100, 50, 200 -> every pod eligible (gpu-usage scored them all)
+      expect(ranked(out, scheduler.schedule(p, endpoints, request(), out, extra))).toEqual([2, 0, 1]);
+      // without the scorer output only gpu-usage counts
+      expect(ranked(out, scheduler.schedule(p, endpoints, request(), out, null))).toEqual([0, 1, 2]);
+    }
+  });
+
+  it('recomputes reused scores (gpu-usage, least-latency) when a scrape lands or the candidates change', () => {
+    const { ep, endpoints, scheduler } = env([{ kv: 0.1, ttftMs: 100, tpotMs: 10 }, { kv: 0.5, ttftMs: 200, tpotMs: 20 }, { kv: 0.9, ttftMs: 300, tpotMs: 30 }]);
+    for (let slot = 0; slot < 3; slot++) Atomics.store(ep, epIndex(slot, kEpModelBits), 1); // model id 0
+    const p = scheduler.compile(profileIR({ filters: ['lora-affinity'], scores: [{ name: 'gpu-usage', weight: 1 }, { name: 'least-latency', weight: 1 }] }), ['llama'], [0]);
+    const out = new Int32Array(3);
+    const run = () => ranked(out, scheduler.schedule(p, endpoints, request(), out, null));
+    expect(run()).toEqual([0, 1, 2]);
+    expect(run()).toEqual([0, 1, 2]);
+    // A scrape (through the seqlock) makes pod 2 the best.
+    writeSlot(ep, 2, { kv: 0, ttftMs: 50, tpotMs: 5 });
+    expect(run()).toEqual([2, 0, 1]);
+    // The candidate list changes without any scrape: pod 2 stops advertising the model.
+    Atomics.store(ep, epIndex(2, kEpModelBits), 0);
+    expect(run()).toEqual([0, 1]);
+    Atomics.store(ep, epIndex(0, kEpModelBits), 0);
+    Atomics.store(ep, epIndex(2, kEpModelBits), 1);
+    // pods 1 and 2 remain: min/max over them only
+    expect(run()).toEqual([2, 1]);
+  });
+
+  it('serves several servers in turn (each endpoint list read as itself)', () => {
+    const { endpoints, scheduler } = env([{ kv: 0.9 }, { kv: 0.1 }, { kv: 0.5 }, { kv: 0.3 }]);
+    const a = [endpoints[0], endpoints[1]];
+    const b = [endpoints[2], endpoints[3], endpoints[0]];
+    const p = scheduler.compile(profileIR({ filters: [], scores: [{ name: 'gpu-usage', weight: 1 }] }), [], []);
+    const out = new Int32Array(3);
+    for (let t = 0; t < 3; t++) {
+      expect(ranked(out, scheduler.schedule(p, a, request(), out, null))).toEqual([1, 0]);
+      expect(ranked(out, scheduler.schedule(p, b, request(), out, null))).toEqual([1, 0, 2]);
+    }
   });
 
   it('sums score x weight over the plugins', () => {
@@ -299,14 +349,21 @@ describe('metrics', () => {
     return family(json, name).values.find((v) => v.metricName === metricName && Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value;
   }
 
-  it('times every plugin of 1 decision in sampleEvery, labelled model/plugin/type', () => {
-    const { endpoints, scheduler } = env([{}, {}], { sampleEvery: 4 });
+  it('times the plugins that run in 1 decision out of sampleEvery, labelled model/plugin/type', () => {
+    const { ep, endpoints, scheduler } = env([{}, {}], { sampleEvery: 4 });
     const p = scheduler.compile(DEFAULT_SCHEDULER, ['llama'], [0]);
-    for (let t = 0; t < 8; t++) scheduler.schedule(p, endpoints, request({ prompt: 'hello world' }), new Int32Array(5), null);
-    const json = scheduler.metricsJSON();
+    const decide = () => scheduler.schedule(p, endpoints, request({ prompt: 'hello world' }), new Int32Array(5), null);
+    for (let t = 0; t < 8; t++) decide(); // sampled: 1st and 5th
+    let json = scheduler.metricsJSON();
     const count = (plugin: string, type: string) => sample(json, PLUGIN_DURATION, PLUGIN_DURATION + '_count', { model: 'llama', plugin, type });
     expect(count('least-request', 'filter')).toBe(2);
-    for (const plugin of ['least-request', 'gpu-usage', 'least-latency', 'prefix-cache']) expect(count(plugin, 'score')).toBe(2);
+    for (const plugin of ['least-request', 'prefix-cache']) expect(count(plugin, 'score')).toBe(2);
+    // gpu-usage and least-latency ran only in the 1st: the 5th reused their result (no scrape since).
+    for (const plugin of ['gpu-usage', 'least-latency']) expect(count(plugin, 'score')).toBe(1);
+    writeSlot(ep, 1, { kv: 0.5 }); // a scrape: the next sampled decision (9th) recomputes them
+    decide();
+    json = scheduler.metricsJSON();
+    for (const plugin of ['gpu-usage', 'least-latency']) expect(count(plugin, 'score')).toBe(2);
     const buckets = family(json, PLUGIN_DURATION).values.filter((v) => v.metricName === PLUGIN_DURATION + '_bucket' && v.labels.plugin === 'gpu-usage');
     expect(buckets.map((v) => v.labels.le)).toEqual([...PLUGIN_DURATION_BUCKETS, '+Inf']);
   });

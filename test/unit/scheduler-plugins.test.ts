@@ -20,7 +20,7 @@ import {
   kScrapeStale,
 } from '../../src/shared/layout.js';
 import { kVInflight, kVKnown, kVKv, kVRunning, kVTpotUs, kVTtftUs, kVWaiting } from '../../workers/scheduler/endpoint-view.js';
-import { DecisionContext } from '../../workers/scheduler/framework.js';
+import { DecisionContext, kNoScores, kScoredSome, type ScorePlugin } from '../../workers/scheduler/framework.js';
 import { SchedulerMetrics } from '../../workers/scheduler/metrics.js';
 import {
   GpuUsageScore,
@@ -82,9 +82,13 @@ function context(pods: Pod[], req: ScheduleRequest = request()): DecisionContext
   return ctx;
 }
 
-function scores(plugin: { score(ctx: DecisionContext, out: Float64Array): boolean }, ctx: DecisionContext): number[] | null {
-  const out = new Float64Array(ctx.m);
-  return plugin.score(ctx, out) ? Array.from(out) : null;
+/** The scores of one plugin (weight 1 onto zero totals); NaN = not scored; null = no scores at all. */
+function scores(plugin: ScorePlugin, ctx: DecisionContext): number[] | null {
+  const total = new Float64Array(ctx.m);
+  ctx.scored.fill(0);
+  const r = plugin.score(ctx, total, 1);
+  if (r === kNoScores) return null;
+  return Array.from(total, (v, k) => (r === kScoredSome && ctx.scored[k] === 0 ? NaN : v));
 }
 
 function kept(plugin: { filter(ctx: DecisionContext): number }, ctx: DecisionContext): number[] {
@@ -189,6 +193,17 @@ describe('lora-affinity filter', () => {
   it('filters every pod out when the request model has no id', () => {
     const ctx = withBits([{ 0: ~0 }, { 0: ~0 }], [], request({ modelId: -1 }));
     expect(new LoraAffinityFilter().filter(ctx)).toBe(0);
+  });
+});
+
+describe('score plugins', () => {
+  it('add score x weight to the running totals', () => {
+    const ctx = context([{ kv: 0.25 }, { kv: 0.5 }]);
+    const total = Float64Array.from([7, 1]);
+    new GpuUsageScore().score(ctx, total, 3);
+    expect(Array.from(total)).toEqual([7 + 75 * 3, 1 + 50 * 3]);
+    new LeastLatencyScore(0.5).score(ctx, total, 0);
+    expect(Array.from(total)).toEqual([7 + 75 * 3, 1 + 50 * 3]);
   });
 });
 

@@ -77,6 +77,11 @@ export class EndpointView {
   /** Slot and slot generation of endpoint i (the prefix index matches on both). */
   slot = new Int32Array(0);
   gen = new Int32Array(0);
+  /**
+   * Bumped whenever a record's scraped fields are (re)read or the endpoint list changes: while it
+   * stays the same, every scraped field of every loaded endpoint is unchanged.
+   */
+  version = 0;
   #slots = 0;
 
   constructor(capacity = 64) {
@@ -92,33 +97,53 @@ export class EndpointView {
     this.base = new Int32Array(cap);
     this.slot = new Int32Array(cap);
     this.gen = new Int32Array(cap);
+    this.#at = new Int32Array(cap);
+    this.#last = null;
   }
+
+  /** Int32 index of endpoint i's slot in the endpoint region (slot * kEndpointStride). */
+  #at = new Int32Array(0);
+  /** The endpoints array base/slot/gen/#at were built from. */
+  #last: readonly SchedEndpoint[] | null = null;
 
   /**
    * Reads endpoints[0..n-1]. With `metrics` false only in-flight, slot and generation are read:
    * profiles whose plugins consume no scraped field skip the seqlock reads (their plugins must
    * not read the scraped fields of the records).
+   *
+   * `endpoints` must not be mutated once passed (the pipeline passes a CompiledServer's array,
+   * built once per snapshot): the per-endpoint slot tables are rebuilt only when a different
+   * array comes in, so a worker scheduling for the same server again reads no endpoint object.
    */
   load(ep: Int32Array, endpoints: readonly SchedEndpoint[], metrics: boolean): void {
     const n = endpoints.length;
     if (n > this.capacity) this.ensure(n);
-    this.n = n;
+    if (endpoints !== this.#last || n !== this.n) this.#index(endpoints, n);
     const baseArr = this.base;
-    const slotArr = this.slot;
-    const genArr = this.gen;
+    const atArr = this.#at;
+    const d = this.data;
     for (let i = 0; i < n; i++) {
-      const e = endpoints[i];
-      const slot = e.slot;
-      if (slot >= this.#slots) this.#growSlots(slot + 1);
-      const d = this.data;
-      const b = slot * kViewStride;
-      const at = slot * kEndpointStride;
-      slotArr[i] = slot;
-      genArr[i] = e.gen;
-      baseArr[i] = b;
+      const b = baseArr[i];
+      const at = atArr[i];
       d[b + kVInflight] = ep[at + kEpInflight]; // plain read: see "Plain reads" above
       if (metrics && ep[at + kEpSeq] !== d[b + kVSeq]) this.#readScraped(ep, at, b);
     }
+  }
+
+  #index(endpoints: readonly SchedEndpoint[], n: number): void {
+    let maxSlot = -1;
+    for (let i = 0; i < n; i++) if (endpoints[i].slot > maxSlot) maxSlot = endpoints[i].slot;
+    if (maxSlot >= this.#slots) this.#growSlots(maxSlot + 1);
+    for (let i = 0; i < n; i++) {
+      const e = endpoints[i];
+      this.slot[i] = e.slot;
+      this.gen[i] = e.gen;
+      this.base[i] = e.slot * kViewStride;
+      this.#at[i] = e.slot * kEndpointStride;
+    }
+    this.n = n;
+    this.#last = endpoints;
+    this.version++;
   }
 
   #growSlots(slots: number): void {
@@ -139,6 +164,7 @@ export class EndpointView {
    */
   #readScraped(ep: Int32Array, at: number, b: number): void {
     const d = this.data;
+    this.version++;
     for (let attempt = 0; attempt < kSeqlockRetries; attempt++) {
       const s1 = Atomics.load(ep, at + kEpSeq);
       if ((s1 & 1) !== 0) continue; // a write is in progress

@@ -4,13 +4,18 @@
  * sort and timers.
  *
  * One decision:
- *  1. read every candidate's shared-memory fields once into the EndpointView (seqlock reads);
+ *  1. read every candidate's shared-memory fields once into the EndpointView (seqlock reads,
+ *     skipped for slots whose seqlock did not move since the last decision);
  *  2. run the filters in configured order over an index list compacted in place; a filter that
  *     empties it fails the decision with its name (`pods have all been filtered out by "<name>"`);
- *  3. run the score plugins in configured order: total[k] += score * weight; only candidates that
- *     received a score from at least one plugin are eligible (a plugin giving no scores, e.g.
- *     prefix-cache on an empty prompt, or kvcache-aware for pods without an entry, makes none
- *     eligible; weight 0 still makes them eligible, as in Kthena);
+ *  3. run the score plugins: total[k] += score * weight; only candidates that received a score
+ *     from at least one plugin are eligible (a plugin giving no scores, e.g. prefix-cache on an
+ *     empty prompt, or kvcache-aware for pods without an entry, makes none eligible; weight 0
+ *     still makes them eligible, as in Kthena). Totals are sums of integers, so the order of
+ *     addition does not change them: the "pure" plugins (gpu-usage, least-latency: they read only
+ *     scraped fields) run first and their summed contribution is reused by the next decisions
+ *     while the candidate list and every candidate's scraped fields are unchanged (scrapes land
+ *     once per interval, decisions far more often); the others follow in configured order;
  *  4. pick the best N (N = out.length; Kthena's TopN is 5) in one pass with insertion into a
  *     preallocated array of N. Ties are broken uniformly at random: each eligible candidate's key
  *     is total + u, u uniform in [0, 1), and totals are integers, so u only orders equal totals.
@@ -19,8 +24,11 @@
  *
  * Nothing is allocated per decision: scratch typed arrays live on the Scheduler and grow only when
  * a server has more endpoints than any before. Plugin durations are timed on 1 decision in
- * `sampleEvery` only. The one per-request allocation is takePrefixHashes()'s copy, which must
- * outlive the decision (the post hook runs after the response succeeded).
+ * `sampleEvery` only, for the plugins that ran in it (a pure plugin whose contribution was reused
+ * did not run: its series counts only the sampled decisions that recomputed it). The clock
+ * readings of a sampled decision allocate a few numbers. The one per-request allocation is
+ * takePrefixHashes()'s copy, which must outlive the decision (the post hook runs after the
+ * response succeeded).
  */
 import type { SchedulerIR } from '../../src/ir/types.js';
 import type { MetricJSON } from '../metrics.js';
@@ -48,17 +56,28 @@ export interface FilterPlugin {
 }
 
 /**
- * A score plugin. `score` writes an integer in 0..100 for each candidate position k < ctx.m into
- * out[k] (the candidate is endpoint ctx.cand[k]) and returns what it did: kNoScores (no scores at
- * all this decision, Kthena's nil map; `out` is ignored), kScoredAll (every out[k] is a score) or
- * kScoredSome (out[k] NaN = no score for that candidate, which it does not make eligible). It
- * must not allocate and must not keep references to ctx or out beyond the call.
+ * A score plugin. `score` computes an integer score in 0..100 for candidate positions k < ctx.m
+ * (the candidate is endpoint ctx.cand[k]) and adds score * w to total[k] (w: its configured
+ * weight). It returns what it did: kNoScores (no scores at all this decision, Kthena's nil map;
+ * total untouched), kScoredAll (every candidate scored) or kScoredSome (only `partial` plugins:
+ * it set ctx.scored[k] = 1 for each candidate it scored; the others are not made eligible by it).
+ * It may use ctx.tmp as scratch. It must not allocate and must not keep references to ctx or
+ * total beyond the call. Adding in place instead of returning scores saves a pass per plugin.
  */
 export interface ScorePlugin {
   readonly name: string;
   readonly identity: number;
   readonly consumesMetrics: boolean;
-  score(ctx: DecisionContext, out: Float64Array): ScoreResult;
+  /** May return kScoredSome (the framework then clears ctx.scored before the scores run). */
+  readonly partial: boolean;
+  /**
+   * The contribution depends only on the candidates' scraped fields (view records, not in-flight)
+   * and the plugin's configuration. The framework then reuses it while the candidate list and the
+   * view version are unchanged (scrapes land once per interval; decisions run far more often).
+   * A pure plugin is never partial.
+   */
+  readonly pure: boolean;
+  score(ctx: DecisionContext, total: Float64Array, w: number): ScoreResult;
 }
 
 export { kNoScores, kScoredAll, kScoredSome, type ScoreResult };
@@ -84,6 +103,10 @@ export class DecisionContext {
   /** Slot / generation of candidate k (compacted for the prefix index). */
   candSlot = new Int32Array(0);
   candGen = new Int32Array(0);
+  /** Per candidate k: 1 = scored by a partial plugin this decision. */
+  scored = new Uint8Array(0);
+  /** Per-candidate scratch for plugins. */
+  tmp = new Float64Array(0);
   /** Prefix hashes the prefix-cache plugin left in the hasher this decision (0 = none). */
   hashCount = 0;
   /** State of the decisions' random stream (nextRandom30). */
@@ -100,6 +123,8 @@ export class DecisionContext {
       this.cand = new Int32Array(cap);
       this.candSlot = new Int32Array(cap);
       this.candGen = new Int32Array(cap);
+      this.scored = new Uint8Array(cap);
+      this.tmp = new Float64Array(cap);
     }
   }
 }
@@ -118,6 +143,11 @@ export class Profile {
     readonly hasPrefixCache: boolean,
     /** Some plugin reads scraped fields (else the view skips the seqlock reads). */
     readonly needsMetrics: boolean,
+    /** Some score plugin may score only some candidates (ctx.scored is cleared per decision). */
+    readonly hasPartial: boolean,
+    /** Indexes into scores of the pure plugins, and of the others, each in configured order. */
+    readonly pureIdx: Int32Array,
+    readonly restIdx: Int32Array,
     /** prefix-cache maxHashCacheSize: bound of entries per pod in the shared index. */
     readonly maxHashCacheSize: number,
   ) {}
@@ -149,10 +179,17 @@ export class Scheduler {
   readonly #hasher = new PrefixHasher();
   readonly #index: PrefixIndex;
   readonly #deps: PluginDeps;
-  // Per-candidate scratch (by candidate position k).
+  // Per-candidate totals (by candidate position k).
   #total = new Float64Array(0);
-  #scored = new Uint8Array(0);
-  #tmp = new Float64Array(0);
+  // The pure plugins' summed contribution, and what it was computed for (see ScorePlugin.pure).
+  #pureTotal = new Float64Array(0);
+  /** Stands for #pureTotal in profiles without pure plugins (never written). */
+  #zeros = new Float64Array(0);
+  #pureCand = new Int32Array(0);
+  #pureM = -1;
+  #pureVersion = -1;
+  #pureProfile: Profile | null = null;
+  #pureAll = false;
   // Top-N keys, best first.
   #keys = new Float64Array(8);
 
@@ -182,6 +219,13 @@ export class Scheduler {
       weights[j] = s.weight;
     });
     const needsMetrics = filters.some((f) => f.consumesMetrics) || scores.some((s) => s.consumesMetrics);
+    const pureIdx: number[] = [];
+    const restIdx: number[] = [];
+    scores.forEach((s, j) => {
+      // Reuse is keyed on the view version, which tracks scraped fields only when some plugin consumes them.
+      if (s.pure && (s.partial || !s.consumesMetrics)) throw new TypeError(`scheduler plugin ${s.name}: a pure score plugin must consume metrics and cannot be partial`);
+      (s.pure ? pureIdx : restIdx).push(j);
+    });
     this.#metrics.modelIds(modelNames, modelIds, this.#index.evictionsByModelId);
     return new Profile(
       ir,
@@ -191,6 +235,9 @@ export class Scheduler {
       ir.scores.some((s) => s.name === 'kvcache-aware'),
       ir.scores.some((s) => s.name === 'prefix-cache'),
       needsMetrics,
+      scores.some((s) => s.partial),
+      Int32Array.from(pureIdx),
+      Int32Array.from(restIdx),
       ir.prefixCache.maxHashCacheSize,
     );
   }
@@ -235,49 +282,56 @@ export class Scheduler {
 
     const m = ctx.m;
     const total = this.#total;
-    const scored = this.#scored;
-    const tmp = this.#tmp;
-    total.fill(0, 0, m);
-    // Eligibility: every candidate once a plugin scored them all; else those marked in `scored`.
+    if (p.hasPartial) ctx.scored.fill(0, 0, m);
+    // Eligibility: every candidate once a plugin scored them all, else those marked in ctx.scored.
     let all = false;
     let some = false;
     const scores = p.scores;
     const weights = p.weights;
-    for (let s = 0; s < scores.length; s++) {
-      const plugin = scores[s];
-      const result = plugin.score(ctx, tmp);
-      if (sampled) t = this.#timed(req.model, plugin.identity, t);
-      if (result === kNoScores) continue;
-      const w = weights[s];
-      if (result === kScoredAll) {
-        all = true;
-        for (let k = 0; k < m; k++) total[k] += tmp[k] * w;
-        continue;
-      }
-      if (!some) {
-        scored.fill(0, 0, m);
-        some = true;
-      }
-      for (let k = 0; k < m; k++) {
-        const v = tmp[k];
-        if (v === v) {
-          total[k] += v * w;
-          scored[k] = 1;
+    // Pure plugins first (totals are integer sums: the order of addition does not matter), their
+    // contribution reused while valid. They are timed when a sampled decision runs them.
+    const pureIdx = p.pureIdx;
+    if (pureIdx.length > 0) {
+      const pureTotal = this.#pureTotal;
+      if (!this.#pureValid(p, m)) {
+        pureTotal.fill(0, 0, m);
+        let pureAll = false;
+        for (let j = 0; j < pureIdx.length; j++) {
+          const s = pureIdx[j];
+          const plugin = scores[s];
+          if (plugin.score(ctx, pureTotal, weights[s]) === kScoredAll) pureAll = true;
+          if (sampled) t = this.#timed(req.model, plugin.identity, t);
         }
+        this.#pureRemember(p, m, pureAll);
       }
+      all = this.#pureAll;
+    }
+    // The other plugins add into `total`; the pick adds the two.
+    total.fill(0, 0, m);
+    const restIdx = p.restIdx;
+    for (let j = 0; j < restIdx.length; j++) {
+      const s = restIdx[j];
+      const plugin = scores[s];
+      const result = plugin.score(ctx, total, weights[s]);
+      if (sampled) t = this.#timed(req.model, plugin.identity, t);
+      if (result === kScoredAll) all = true;
+      else if (result === kScoredSome) some = true;
     }
     if (!all && !some) return -1;
-    return this.#pick(m, out, all);
+    return this.#pick(m, out, all, pureIdx.length > 0 ? this.#pureTotal : this.#zeros);
   }
 
-  /** Top out.length eligible candidates (all, or those marked in #scored) by (total, random key), best first, into out. */
-  #pick(m: number, out: Int32Array, all: boolean): number {
+  /**
+   * Top out.length eligible candidates (all, or those marked in ctx.scored) by (total + pure,
+   * random key), best first, into out.
+   */
+  #pick(m: number, out: Int32Array, all: boolean, pure: Float64Array): number {
     const limit = out.length;
     if (limit === 0) throw new RangeError('Scheduler.schedule: out must have room for at least one endpoint index');
     if (this.#keys.length < limit) this.#keys = new Float64Array(limit);
     const keys = this.#keys;
     const total = this.#total;
-    const scored = this.#scored;
+    const scored = this.#ctx.scored;
     const cand = this.#ctx.cand;
     const rng = this.#ctx.rng;
     let count = 0;
@@ -287,7 +341,7 @@ export class Scheduler {
     let lastKey = -Infinity;
     for (let k = 0; k < m; k++) {
       if (!all && scored[k] === 0) continue;
-      const t = total[k];
+      const t = total[k] + pure[k];
       if (t < floorKey) continue;
       const key = t + nextRandom30(rng) * kRandomScale;
       let j: number;
@@ -330,6 +384,25 @@ export class Scheduler {
     return this.#metrics.toJSON(this.#index.evictionsByModelId);
   }
 
+  /** Whether #pureTotal was computed for this profile, view version and candidate list. */
+  #pureValid(p: Profile, m: number): boolean {
+    if (p !== this.#pureProfile || m !== this.#pureM || this.#ctx.view.version !== this.#pureVersion) return false;
+    const cand = this.#ctx.cand;
+    const was = this.#pureCand;
+    for (let k = 0; k < m; k++) if (cand[k] !== was[k]) return false;
+    return true;
+  }
+
+  #pureRemember(p: Profile, m: number, all: boolean): void {
+    const cand = this.#ctx.cand;
+    const was = this.#pureCand;
+    for (let k = 0; k < m; k++) was[k] = cand[k];
+    this.#pureM = m;
+    this.#pureVersion = this.#ctx.view.version;
+    this.#pureProfile = p;
+    this.#pureAll = all;
+  }
+
   /** Records the plugin that ran since `since` (performance.now() ms); returns the new reading. */
   #timed(model: string, identity: number, since: number): number {
     const now = performance.now();
@@ -342,8 +415,10 @@ export class Scheduler {
     const cap = this.#ctx.view.capacity;
     if (this.#total.length < cap) {
       this.#total = new Float64Array(cap);
-      this.#scored = new Uint8Array(cap);
-      this.#tmp = new Float64Array(cap);
+      this.#pureTotal = new Float64Array(cap);
+      this.#zeros = new Float64Array(cap);
+      this.#pureCand = new Int32Array(cap);
+      this.#pureProfile = null;
     }
   }
 }

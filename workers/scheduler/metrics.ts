@@ -4,8 +4,10 @@
  * AggregatorRegistry.aggregate, like workers/metrics.ts):
  *
  *  - kthena_router_scheduler_plugin_duration_seconds{model,plugin,type} histogram. Kthena times
- *    every plugin call of every request; we time 1 decision in `sampleEvery` (the counts are a
- *    sample, the distribution is the same);
+ *    every plugin call of every request; we time the plugins that run in 1 decision out of
+ *    `sampleEvery` (the counts are a sample, the distribution is the same). gpu-usage and
+ *    least-latency results are reused between scrapes (framework.ts), so their series count only
+ *    the sampled decisions that recomputed them;
  *  - kthena_router_prefix_cache_match_ratio{model} histogram, once per decision in which the
  *    prefix-cache plugin hashed a non-empty prompt;
  *  - kthena_router_prefix_cache_evictions_total{model} counter, from the prefix index's per-model-id
@@ -156,8 +158,12 @@ export class SchedulerMetrics {
     h.observe(seconds);
   }
 
-  /** The best candidate's matched fraction of the prompt's blocks (0 = miss). */
-  matchRatio(model: string, ratio: number): void {
+  /**
+   * The best candidate matched `matched` of the prompt's `blocks` blocks (0 = miss). Integer
+   * arguments, the ratio computed here: a fractional number passed to a call that is not inlined
+   * is boxed (16 bytes per decision).
+   */
+  matchRatio(model: string, matched: number, blocks: number): void {
     const m = this.#model(model);
     let h = m.matchRatio;
     if (h === null) {
@@ -165,7 +171,16 @@ export class SchedulerMetrics {
       m.matchRatio = h;
       this.#ratios.push(h);
     }
-    h.observe(ratio);
+    const v = blocks > 0 ? matched / blocks : 0;
+    const b = h.bounds;
+    for (let i = 0; i < b.length; i++) {
+      if (v <= b[i]) {
+        h.buckets[i]++;
+        break;
+      }
+    }
+    h.totals[0] += v;
+    h.totals[1]++;
   }
 
   /** A new snapshot's model id table (see EvictionNames). */

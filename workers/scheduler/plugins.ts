@@ -3,10 +3,11 @@
  * over the preallocated per-decision view (endpoint-view.ts) instead of per-request maps.
  *
  * Contracts (see FilterPlugin / ScorePlugin in framework.ts): a filter compacts the candidate list
- * ctx.cand[0..ctx.m-1] in place, keeping order, and returns the new count; a score plugin writes
- * one integer score in 0..100 per candidate position k into out[k] (NaN: no score for that
- * candidate) and returns kScoredAll, kScoredSome (some NaN) or kNoScores (no scores at all,
- * Kthena's nil map). Neither allocates. Scores are truncated to integers as Go's int(float64) does.
+ * ctx.cand[0..ctx.m-1] in place, keeping order, and returns the new count; a score plugin adds
+ * score x weight (score an integer in 0..100) to total[k] for each candidate position k it scores
+ * and returns kScoredAll, kScoredSome (it marked the scored ones in ctx.scored) or kNoScores (no
+ * scores at all, Kthena's nil map). Neither allocates. Scores are truncated to integers as Go's
+ * int(float64) does.
  *
  * Unknown metrics (scrape state not fresh, or the seqlock read gave up): least-request keeps the
  * pod and scores it by in-flight alone; gpu-usage assumes it full (0); least-latency treats it as
@@ -135,11 +136,14 @@ export class LeastRequestScore implements ScorePlugin {
   readonly name = 'least-request';
   readonly identity = kPluginScoreLeastRequest;
   readonly consumesMetrics = true;
+  readonly partial = false;
+  readonly pure = false;
 
-  score(ctx: DecisionContext, out: Float64Array): ScoreResult {
+  score(ctx: DecisionContext, total: Float64Array, w: number): ScoreResult {
     const d = ctx.view.data;
     const base = ctx.view.base;
     const cand = ctx.cand;
+    const loads = ctx.tmp;
     const m = ctx.m;
     let max = 0;
     for (let k = 0; k < m; k++) {
@@ -150,13 +154,13 @@ export class LeastRequestScore implements ScorePlugin {
         const queued = f - d[b + kVRunning];
         if (queued > 0) load += kWaitingWeight * queued;
       }
-      out[k] = load;
+      loads[k] = load;
       if (load > max) max = load;
     }
     if (max > 0) {
-      for (let k = 0; k < m; k++) out[k] = Math.trunc(((max - out[k]) / max) * 100);
+      for (let k = 0; k < m; k++) total[k] += Math.trunc(((max - loads[k]) / max) * 100) * w;
     } else {
-      for (let k = 0; k < m; k++) out[k] = 100;
+      for (let k = 0; k < m; k++) total[k] += 100 * w;
     }
     return kScoredAll;
   }
@@ -167,22 +171,21 @@ export class GpuUsageScore implements ScorePlugin {
   readonly name = 'gpu-usage';
   readonly identity = kPluginScoreGpuUsage;
   readonly consumesMetrics = true;
+  readonly partial = false;
+  readonly pure = true;
 
-  score(ctx: DecisionContext, out: Float64Array): ScoreResult {
+  score(ctx: DecisionContext, total: Float64Array, w: number): ScoreResult {
     const d = ctx.view.data;
     const base = ctx.view.base;
     const cand = ctx.cand;
     const m = ctx.m;
     for (let k = 0; k < m; k++) {
       const b = base[cand[k]];
-      if (d[b + kVKnown] === 0) {
-        out[k] = 0;
-        continue;
-      }
+      if (d[b + kVKnown] === 0) continue; // score 0
       let u = d[b + kVKv];
       if (u < 0) u = 0;
       else if (u > 1) u = 1;
-      out[k] = Math.trunc((1 - u) * 100);
+      total[k] += Math.trunc((1 - u) * 100) * w;
     }
     return kScoredAll;
   }
@@ -198,9 +201,11 @@ export class LeastLatencyScore implements ScorePlugin {
   readonly name = 'least-latency';
   readonly identity = kPluginScoreLeastLatency;
   readonly consumesMetrics = true;
+  readonly partial = false;
+  readonly pure = true;
   constructor(readonly alpha: number) {}
 
-  score(ctx: DecisionContext, out: Float64Array): ScoreResult {
+  score(ctx: DecisionContext, total: Float64Array, w: number): ScoreResult {
     const d = ctx.view.data;
     const base = ctx.view.base;
     const cand = ctx.cand;
@@ -221,17 +226,24 @@ export class LeastLatencyScore implements ScorePlugin {
       if (tpot > maxTpot) maxTpot = tpot;
     }
     const alpha = this.alpha;
+    const beta = 1 - alpha;
+    // Loop invariants; the divisions stay per pod so the results are bit-identical to Kthena's
+    // 100 * (max - x) / (max - min) (a reciprocal multiply can land 1 ulp below an integer).
+    const spreadTtft = maxTtft > minTtft;
+    const spanTtft = maxTtft - minTtft;
+    const spreadTpot = maxTpot > minTpot;
+    const spanTpot = maxTpot - minTpot;
     for (let k = 0; k < m; k++) {
       const b = base[cand[k]];
       const ttft = d[b + kVTtftUs];
       const tpot = d[b + kVTpotUs];
       if (d[b + kVKnown] === 0 || ttft <= 0 || tpot <= 0) {
-        out[k] = kUnmeasuredLatencyScore;
+        total[k] += kUnmeasuredLatencyScore * w;
         continue;
       }
-      const sTtft = maxTtft > minTtft ? (100 * (maxTtft - ttft)) / (maxTtft - minTtft) : 100;
-      const sTpot = maxTpot > minTpot ? (100 * (maxTpot - tpot)) / (maxTpot - minTpot) : 100;
-      out[k] = Math.trunc(sTtft * alpha + sTpot * (1 - alpha));
+      const sTtft = spreadTtft ? (100 * (maxTtft - ttft)) / spanTtft : 100;
+      const sTpot = spreadTpot ? (100 * (maxTpot - tpot)) / spanTpot : 100;
+      total[k] += Math.trunc(sTtft * alpha + sTpot * beta) * w;
     }
     return kScoredAll;
   }
@@ -252,6 +264,8 @@ export class PrefixCacheScore implements ScorePlugin {
   readonly name = 'prefix-cache';
   readonly identity = kPluginScorePrefixCache;
   readonly consumesMetrics = false;
+  readonly partial = false;
+  readonly pure = false;
   constructor(
     readonly deps: PluginDeps,
     readonly blockSizeToHash: number,
@@ -259,7 +273,7 @@ export class PrefixCacheScore implements ScorePlugin {
     readonly topKMatches: number,
   ) {}
 
-  score(ctx: DecisionContext, out: Float64Array): ScoreResult {
+  score(ctx: DecisionContext, total: Float64Array, w: number): ScoreResult {
     const req = ctx.req;
     if (req.prompt.length === 0) return kNoScores;
     const hasher = this.deps.hasher;
@@ -281,18 +295,17 @@ export class PrefixCacheScore implements ScorePlugin {
         gens[k] = v.gen[i];
       }
     }
-    this.deps.index.match(hasher.lo, hasher.hi, count, slots, gens, m, this.topKMatches, out);
+    const matched = ctx.tmp;
+    this.deps.index.match(hasher.lo, hasher.hi, count, slots, gens, m, this.topKMatches, matched);
     let best = 0;
     for (let k = 0; k < m; k++) {
-      const len = out[k];
+      const len = matched[k];
       if (len > 0) {
         if (len > best) best = len;
-        out[k] = Math.trunc((len / count) * 100);
-      } else {
-        out[k] = 0;
+        total[k] += Math.trunc((len / count) * 100) * w;
       }
     }
-    this.deps.metrics.matchRatio(req.model, best / count);
+    this.deps.metrics.matchRatio(req.model, best, count);
     return kScoredAll;
   }
 }
@@ -307,16 +320,22 @@ export class KvcacheAwareScore implements ScorePlugin {
   readonly name = 'kvcache-aware';
   readonly identity = kPluginScoreKvcacheAware;
   readonly consumesMetrics = false;
+  readonly partial = true;
+  readonly pure = false;
 
-  score(ctx: DecisionContext, out: Float64Array): ScoreResult {
+  score(ctx: DecisionContext, total: Float64Array, w: number): ScoreResult {
     const extra = ctx.extra;
     if (extra === null) return kNoScores;
     const cand = ctx.cand;
+    const scored = ctx.scored;
     const m = ctx.m;
     for (let k = 0; k < m; k++) {
       const i = cand[k];
       const s = i < extra.length ? extra[i] : NaN;
-      out[k] = s === s ? Math.trunc(s) : NaN;
+      if (s === s) {
+        total[k] += Math.trunc(s) * w;
+        scored[k] = 1;
+      }
     }
     return kScoredSome;
   }
@@ -327,11 +346,13 @@ export class RandomScore implements ScorePlugin {
   readonly name = 'random';
   readonly identity = kPluginScoreRandom;
   readonly consumesMetrics = false;
+  readonly partial = false;
+  readonly pure = false;
 
-  score(ctx: DecisionContext, out: Float64Array): ScoreResult {
+  score(ctx: DecisionContext, total: Float64Array, w: number): ScoreResult {
     const rng = ctx.rng;
     const m = ctx.m;
-    for (let k = 0; k < m; k++) out[k] = Math.floor(nextRandom30(rng) * kRandomScale * 101);
+    for (let k = 0; k < m; k++) total[k] += Math.floor(nextRandom30(rng) * kRandomScale * 101) * w;
     return kScoredAll;
   }
 }
