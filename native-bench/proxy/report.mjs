@@ -51,6 +51,27 @@ ${rows.join('\n')}
 `;
 }
 
+// Before/after in one run: --targets router,router-base --base-router DIR.
+const baseRows = [];
+for (const c of [...new Set(r.results.map((x) => x.case))]) {
+  for (const conc of [...new Set(r.results.map((x) => x.concurrency))]) {
+    const now = cell(c, conc, 'router');
+    const base = cell(c, conc, 'router-base');
+    if (!now || !base) continue;
+    baseRows.push(`| ${c} | ${conc} | ${(now.rps / base.rps).toFixed(2)}x | ${(now.p50 / base.p50).toFixed(2)}x | ${(now.p99 / base.p99).toFixed(2)}x | ${(now.cpuUsPerReq / base.cpuUsPerReq).toFixed(2)}x |`);
+  }
+}
+const baseSection = baseRows.length === 0 ? '' : `
+### This build / baseline build (same run)
+
+The \`router-base\` target is an older build of the router (\`--base-router DIR\`, a built checkout of
+the baseline commit), measured interleaved with this build in the same run.
+
+| case | concurrency | req/s | p50 latency | p99 latency | CPU per request |
+|---|---:|---:|---:|---:|---:|
+${baseRows.join('\n')}
+`;
+
 const m = r.machine;
 const doc = `# Benchmarks
 
@@ -73,7 +94,7 @@ benchmarks come with native-bench's LLM load generator.
 | case | concurrency | req/s | p50 latency | p99 latency | CPU per request |
 |---|---:|---:|---:|---:|---:|
 ${ratios.join('\n')}
-
+${baseSection}
 ### All figures
 
 ${r.markdown.split('\n').filter((l) => !l.startsWith('# ')).join('\n')}

@@ -41,7 +41,9 @@ const USAGE = `Usage: node native-bench/proxy/run.mjs [options]
   --runs N              runs per (target, case, concurrency); medians are reported (default 3)
   --concurrency LIST    connections, comma-separated (default 64,256)
   --cases LIST          json,sse (default both)
-  --targets LIST        router,nginx,direct (default all three)
+  --targets LIST        router,nginx,direct,router-base (default router,nginx,direct)
+  --base-router DIR     another build of the router (a git worktree of an older commit, built) for
+                        the router-base target: before/after ratios measured in one run
   --sse-events N        data events per SSE response before [DONE] (default 20)
   --sse-itl-ms MS       delay between SSE events in the mock (default 0: all at once)
   --router-workers N    router worker threads (default 2)
@@ -79,6 +81,7 @@ try {
       'mock-port': { type: 'string', default: '8000' },
       out: { type: 'string' },
       'keep-tmp': { type: 'boolean', default: false },
+      'base-router': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }).values;
@@ -117,7 +120,8 @@ const cfg = {
   runs: num('runs', opts.runs ?? (opts.quick ? 1 : 3), 1),
   concurrencies: opts.concurrency.split(',').map((c) => num('concurrency', c.trim(), 1)),
   cases: list('cases', opts.cases, ['json', 'sse']),
-  targets: list('targets', opts.targets, ['router', 'nginx', 'direct']),
+  targets: list('targets', opts.targets, ['router', 'nginx', 'direct', 'router-base']),
+  baseRouter: opts['base-router'] ?? '',
   sseEvents: num('sse-events', opts['sse-events'], 2),
   sseItlMs: num('sse-itl-ms', opts['sse-itl-ms'], 0, false),
   routerWorkers: num('router-workers', opts['router-workers'], 1),
@@ -394,13 +398,13 @@ status:
   );
 }
 
-async function startRouter() {
-  const bin = join(ROOT, 'bin', 'kthena-router.js');
-  if (!existsSync(bin)) return { name: 'router', skipped: `${relative(ROOT, bin)} not found: build and wire the router first (npm run build)` };
-  const configDir = join(tmp, 'router-config');
+async function startRouter(name = 'router', root = ROOT) {
+  const bin = join(root, 'bin', 'kthena-router.js');
+  if (!existsSync(bin)) return { name, skipped: `${bin} not found: build and wire the router first (npm run build)` };
+  const configDir = join(tmp, `${name}-config`);
   routerManifests(configDir);
   const [port, metricsPort, debugPort] = [await freePort(), await freePort(), await freePort()];
-  const logFile = join(tmp, 'router.log');
+  const logFile = join(tmp, `${name}.log`);
   const out = openSync(logFile, 'a');
   const args = [
     bin, 'serve', '--config', configDir, '--port', String(port), '--workers', String(cfg.routerWorkers),
@@ -408,7 +412,7 @@ async function startRouter() {
   ];
   const env = { ...process.env };
   if (!cfg.routerAccessLog) env.ACCESS_LOG_ENABLED = 'false';
-  const child = track(spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', out, out] }));
+  const child = track(spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', out, out] }));
   const origin = `http://127.0.0.1:${port}`;
   let last = 'no answer';
   const ready = await waitFor(async () => {
@@ -421,9 +425,9 @@ async function startRouter() {
       ? `the router exited (code ${child.exitCode ?? child.signalCode}) before becoming ready`
       : `the router did not become ready within ${ROUTER_READY_TIMEOUT_MS / 1000} s (GET ${origin}/readyz last answered: ${last})`;
     await stop(child);
-    return { name: 'router', skipped: `${why}; command: node ${args.map(shortPath).join(' ')}\n--- router log (last lines) ---\n${tailOfFile(logFile, 25)}` };
+    return { name, skipped: `${why}; command: node ${args.map(shortPath).join(' ')}\n--- router log (last lines) ---\n${tailOfFile(logFile, 25)}` };
   }
-  return { name: 'router', origins: [origin], child, pids: processTree(child.pid), logFile };
+  return { name, origins: [origin], child, pids: processTree(child.pid), logFile };
 }
 
 /** One request per case through the target: a target that answers wrongly is reported, not measured. */
@@ -671,6 +675,10 @@ async function main() {
       t = nginx
         ? await startNginx(nginx)
         : { name: 'nginx', skipped: 'nginx is not installed; install it with: sudo apt-get install -y nginx' };
+    } else if (name === 'router-base') {
+      t = cfg.baseRouter
+        ? await startRouter('router-base', cfg.baseRouter)
+        : { name, skipped: 'router-base needs --base-router DIR (a built checkout of the baseline commit)' };
     } else t = await startRouter();
     if (!t.skipped) {
       const bad = await sanityCheck(t);
