@@ -213,7 +213,11 @@ describe('scheduler plugins end to end', () => {
     const m = await scrape(router.metricsPort);
     // Sampled 1 decision in 64 per worker: 100 decisions over 2 workers record at least one.
     const sampled = m.samples.filter((x) => x.name === 'kthena_router_scheduler_plugin_duration_seconds_count' && x.labels.model === 'dflt-model');
-    expect(new Set(sampled.map((x) => x.labels.plugin))).toEqual(new Set(['least-request', 'gpu-usage', 'least-latency', 'prefix-cache']));
+    // gpu-usage and least-latency are reused while scraped metrics are unchanged, so only the
+    // plugins that run on every decision are sure to have been timed.
+    const timed = new Set(sampled.map((x) => x.labels.plugin));
+    expect(timed.has('least-request') && timed.has('prefix-cache')).toBe(true);
+    for (const p of timed) expect(['least-request', 'gpu-usage', 'least-latency', 'prefix-cache']).toContain(p);
     expect(sampleValue(m.samples, 'kthena_router_prefix_cache_match_ratio_count', { model: 'dflt-model' })).toBe(100);
     expect(sampleValue(m.samples, 'kthena_router_prefix_cache_entries')).toBeGreaterThan(0);
     expect(sampleValue(m.samples, 'kthena_router_scrape_rounds_total')).toBeGreaterThan(0);
