@@ -7,6 +7,14 @@
  *
  * Only full blocks are written: engines (vLLM's BlockStored events) report full blocks only, so a
  * prompt's trailing partial block is never held by anyone.
+ *
+ * Two ways to publish:
+ * - fixed-delay pods (no engine model) call `publish` once a prompt is prefilled and never remove
+ *   anything;
+ * - model-mode pods mirror their prefix cache (src/sim/model.ts): `storeBlock` when a block enters
+ *   the cache, `removeBlock` when it is evicted, reference-counted per Redis key (Kthena's hash is
+ *   per block, not chained, so two cached blocks can share a key), batched into one pipeline per
+ *   event-loop turn.
  */
 
 import { Redis } from 'ioredis';
@@ -41,7 +49,12 @@ export class KvEventPublisher {
   readonly #owner: string;
   readonly #blockSize: number;
   readonly #pending = new Set<Promise<void>>();
+  /** Model mode: cached blocks per Redis key, and the HSET/HDEL not yet sent. */
+  readonly #refs = new Map<string, number>();
+  #ops: [op: 'set' | 'del', key: string][] = [];
+  #flushScheduled = false;
   #published = 0;
+  #removed = 0;
   #errors = 0;
   #closed = false;
 
@@ -57,6 +70,16 @@ export class KvEventPublisher {
   /** Blocks written so far (one per HSET). */
   get published(): number {
     return this.#published;
+  }
+
+  /** Owner fields deleted (model mode evictions). */
+  get removed(): number {
+    return this.#removed;
+  }
+
+  /** Tokens per block. */
+  get blockSize(): number {
+    return this.#blockSize;
   }
 
   /** Publishes that failed (Redis unreachable ...). */
@@ -86,13 +109,74 @@ export class KvEventPublisher {
     void p.finally(() => this.#pending.delete(p));
   }
 
+  /** Model mode: a block with this Redis key (`kvBlockKey`) entered the pod's prefix cache. */
+  storeBlock(key: string): void {
+    if (this.#closed) return;
+    const n = this.#refs.get(key) ?? 0;
+    this.#refs.set(key, n + 1);
+    if (n === 0) this.#queue('set', key);
+  }
+
+  /** Model mode: a block with this key was evicted; the owner field goes with the last one. */
+  removeBlock(key: string): void {
+    if (this.#closed) return;
+    const n = this.#refs.get(key) ?? 0;
+    if (n <= 1) {
+      this.#refs.delete(key);
+      if (n === 1) this.#queue('del', key);
+    } else {
+      this.#refs.set(key, n - 1);
+    }
+  }
+
+  #queue(op: 'set' | 'del', key: string): void {
+    this.#ops.push([op, key]);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => this.#sendOps());
+  }
+
+  #sendOps(): void {
+    this.#flushScheduled = false;
+    const ops = this.#ops;
+    this.#ops = [];
+    if (ops.length === 0 || this.#closed) return;
+    const now = String(Math.floor(Date.now() / 1000));
+    const pipe = this.#redis.pipeline();
+    let sets = 0;
+    for (const [op, key] of ops) {
+      if (op === 'set') {
+        pipe.hset(key, this.#owner, now);
+        sets++;
+      } else {
+        pipe.hdel(key, this.#owner);
+      }
+    }
+    const p = pipe.exec().then(
+      (results) => {
+        if (results === null || results.some((r) => r[0] !== null)) this.#errors++;
+        else {
+          this.#published += sets;
+          this.#removed += ops.length - sets;
+        }
+      },
+      () => {
+        this.#errors++;
+      },
+    );
+    this.#pending.add(p);
+    void p.finally(() => this.#pending.delete(p));
+  }
+
   /** Resolves once every publish issued so far has been answered. */
   async flush(): Promise<void> {
+    if (this.#ops.length > 0) this.#sendOps();
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    if (this.#ops.length > 0) this.#sendOps();
     this.#closed = true;
     await this.flush();
     this.#redis.disconnect();

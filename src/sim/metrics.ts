@@ -14,7 +14,13 @@
  * - `vllm:lora_requests_info` for a pod that serves adapters, with every label combination it
  *   ever reported left on the page, the current one holding the greatest timestamp (as vLLM does);
  * - extra label sets (`extraMetricSeries`) beside the pod's own series;
- * - TTFT / inter-token overrides observed into the histograms (see SimMetricsOverride).
+ * - TTFT / inter-token overrides observed into the histograms (see SimMetricsOverride);
+ * - end-to-end latency (both engines) and queue time (vLLM) histograms, preemptions and finished
+ *   requests by reason (vLLM), and the cache configuration info gauge (`block_size`,
+ *   `num_gpu_blocks`; SGLang `page_size`, `num_pages`) that GIE-style routers read.
+ *
+ * A pod in model mode (src/sim/model.ts) observes simulated seconds, so a scraper sees the same
+ * latencies whatever the time scale.
  */
 
 import type { SimEngine, SimExtraSeries, SimMetricNames, SimMetricsOverride } from './types.js';
@@ -34,6 +40,16 @@ interface EngineMetricNames {
   cacheHitRate: string;
   /** LoRA info gauge; '' when the engine has none. */
   loraInfo: string;
+  /** End-to-end request latency histogram. */
+  e2e: string;
+  /** Queue time histogram; '' when the engine has none. */
+  queueTime: string;
+  /** Preemption counter (declared without _total); '' when the engine has none. */
+  preemptions: string;
+  /** Finished requests by finished_reason (counter); '' when the engine has none. */
+  requestSuccess: string;
+  /** Cache configuration info gauge. */
+  cacheConfig: string;
 }
 
 function names(n: EngineMetricNames): Readonly<EngineMetricNames> {
@@ -54,6 +70,11 @@ export const ENGINE_METRIC_NAMES: Readonly<Record<SimEngine, Readonly<EngineMetr
     prefixHits: 'vllm:prefix_cache_hits',
     cacheHitRate: '',
     loraInfo: 'vllm:lora_requests_info',
+    e2e: 'vllm:e2e_request_latency_seconds',
+    queueTime: 'vllm:request_queue_time_seconds',
+    preemptions: 'vllm:num_preemptions',
+    requestSuccess: 'vllm:request_success',
+    cacheConfig: 'vllm:cache_config_info',
   }),
   SGLang: names({
     running: 'sglang:num_running_reqs',
@@ -67,6 +88,11 @@ export const ENGINE_METRIC_NAMES: Readonly<Record<SimEngine, Readonly<EngineMetr
     prefixHits: '',
     cacheHitRate: 'sglang:cache_hit_rate',
     loraInfo: '',
+    e2e: 'sglang:e2e_request_latency_seconds',
+    queueTime: '',
+    preemptions: '',
+    requestSuccess: '',
+    cacheConfig: 'sglang:cache_config_info',
   }),
 });
 
@@ -91,6 +117,10 @@ const TTFT_BUCKETS = [
   2560,
 ];
 const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
+/** vLLM's request_latency_buckets (e2e, queue, prefill, decode time). */
+const REQUEST_LATENCY_BUCKETS = [
+  0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680,
+];
 
 export class Histogram {
   readonly bounds: readonly number[];
@@ -148,7 +178,16 @@ export interface EngineGauges {
   maxLora?: number;
   /** The pod's metricsOverride: TTFT/TPOT/prefix/LoRA fields are applied here. */
   override?: SimMetricsOverride;
+  /** Measured prefix-cache counters (model mode); without them queries = prompt tokens, hits = 0. */
+  prefixQueries?: number;
+  prefixHits?: number;
+  /** Preemptions so far (model mode); 0 without. */
+  preemptions?: number;
+  /** The KV cache's shape, for the cache_config_info gauge. */
+  cacheConfig?: { blockSize: number; numBlocks: number; prefixCaching: boolean };
 }
+
+export type FinishedReason = 'stop' | 'length' | 'abort';
 
 export interface EngineMetricsOptions {
   metricNames?: SimMetricNames;
@@ -161,6 +200,9 @@ type Series = [labels: string, value: number];
 export class EngineMetrics {
   readonly ttft = new Histogram(TTFT_BUCKETS);
   readonly itl = new Histogram(ITL_BUCKETS);
+  readonly e2e = new Histogram(REQUEST_LATENCY_BUCKETS);
+  readonly queueTime = new Histogram(REQUEST_LATENCY_BUCKETS);
+  readonly finished: Record<FinishedReason, number> = { stop: 0, length: 0, abort: 0 };
   promptTokens = 0;
   generationTokens = 0;
   #metricNames: SimMetricNames = 'current';
@@ -199,8 +241,8 @@ export class EngineMetrics {
     gauge(lines, n.kvUsage, 'KV-cache usage. 1 means 100 percent usage.', series(gauges.kvCacheUsage, (s) => s.kvCacheUsage));
     counter(lines, n.promptTokens, 'Number of prefill tokens processed.', [[label, this.promptTokens]]);
     counter(lines, n.generationTokens, 'Number of generation tokens processed.', [[label, this.generationTokens]]);
-    const queries = o.prefixCacheQueries ?? this.promptTokens;
-    const hits = o.prefixCacheHits ?? 0;
+    const queries = o.prefixCacheQueries ?? gauges.prefixQueries ?? this.promptTokens;
+    const hits = o.prefixCacheHits ?? gauges.prefixHits ?? 0;
     if (n.prefixQueries !== '') {
       counter(lines, n.prefixQueries + '_total', 'Prefix cache queries, in terms of number of queried tokens.',
         series(queries, (s) => s.prefixCacheQueries));
@@ -214,6 +256,23 @@ export class EngineMetrics {
     }
     histogram(lines, n.ttft, 'Histogram of time to first token in seconds.', label, this.ttft, extra.map(({ s, label: l }) => [l, s.ttft]));
     histogram(lines, n.itl, 'Histogram of inter-token latency in seconds.', label, this.itl, extra.map(({ s, label: l }) => [l, s.tpot]));
+    histogram(lines, n.e2e, 'Histogram of e2e request latency in seconds.', label, this.e2e);
+    if (n.queueTime !== '') histogram(lines, n.queueTime, 'Histogram of time spent in WAITING phase for request.', label, this.queueTime);
+    if (n.preemptions !== '') {
+      counter(lines, n.preemptions + '_total', 'Cumulative number of preemption from the engine.', [[label, gauges.preemptions ?? 0]]);
+    }
+    if (n.requestSuccess !== '') {
+      counter(lines, n.requestSuccess + '_total', 'Count of successfully processed requests.',
+        (['stop', 'length', 'abort'] as const).map((r): Series => [`${label},finished_reason="${r}"`, this.finished[r]]));
+    }
+    if (gauges.cacheConfig) {
+      const cc = gauges.cacheConfig;
+      const labels = engine === 'vLLM'
+        ? `block_size="${cc.blockSize}",cache_dtype="auto",enable_prefix_caching="${cc.prefixCaching ? 'True' : 'False'}",` +
+          `gpu_memory_utilization="0.9",num_gpu_blocks="${cc.numBlocks}"`
+        : `page_size="${cc.blockSize}",num_pages="${cc.numBlocks}"`;
+      gauge(lines, n.cacheConfig, 'Information of the LLMEngine CacheConfig', [[labels, 1]]);
+    }
     if (n.loraInfo !== '' && (gauges.loraRunning !== undefined || o.loraRunning !== undefined || o.loraWaiting !== undefined)) {
       this.#renderLora(lines, n.loraInfo, o.loraRunning ?? gauges.loraRunning ?? [], o.loraWaiting ?? gauges.loraWaiting ?? [], gauges.maxLora ?? 1);
     }

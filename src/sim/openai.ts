@@ -42,11 +42,20 @@ const ERROR_TYPES: Record<number, string> = {
   503: 'ServiceUnavailableError',
 };
 
-/** vLLM's ErrorResponse. */
-export function errorBody(status: number, message: string): string {
-  const type = ERROR_TYPES[status] ?? (status >= 500 ? 'InternalServerError' : 'BadRequestError');
-  return JSON.stringify({ object: 'error', message, type, param: null, code: status });
+/** vLLM's ErrorResponse; `type` defaults to the one vLLM uses for the status. */
+export function errorBody(status: number, message: string, type?: string): string {
+  const t = type ?? ERROR_TYPES[status] ?? (status >= 500 ? 'InternalServerError' : 'BadRequestError');
+  return JSON.stringify({ object: 'error', message, type: t, param: null, code: status });
 }
+
+/** An error inside an already started stream, as vLLM and SGLang send it before `[DONE]`. */
+export function errorEvent(status: number, message: string): string {
+  const type = ERROR_TYPES[status] ?? (status >= 500 ? 'InternalServerError' : 'BadRequestError');
+  return `data: ${JSON.stringify({ error: { object: 'error', message, type, param: null, code: status } })}\n\n`;
+}
+
+/** Top-level fields added to a response object (simulated timing, kv_transfer_params). */
+export type Extra = Record<string, unknown> | null;
 
 /** Rough token count (4 characters per token), good enough for usage and rate-limit tests. */
 export function estimateTokens(chars: number): number {
@@ -152,6 +161,11 @@ export function usageOf(promptTokens: number, completionTokens: number): Usage {
   return { prompt_tokens: promptTokens, total_tokens: promptTokens + completionTokens, completion_tokens: completionTokens };
 }
 
+/** `prompt_tokens_details`: null unless the pod knows its cache hits (model mode). */
+function details(cachedTokens: number | null): { cached_tokens: number } | null {
+  return cachedTokens === null ? null : { cached_tokens: cachedTokens };
+}
+
 export function finalBody(
   req: ParsedCompletion,
   id: string,
@@ -159,8 +173,10 @@ export function finalBody(
   text: string,
   completionTokens: number,
   finishReason: string,
+  cachedTokens: number | null = null,
+  extra: Extra = null,
 ): string {
-  const usage = { ...usageOf(req.promptTokens, completionTokens), prompt_tokens_details: null };
+  const usage = { ...usageOf(req.promptTokens, completionTokens), prompt_tokens_details: details(cachedTokens) };
   if (req.kind === 'chat') {
     return JSON.stringify({
       id,
@@ -178,6 +194,7 @@ export function finalBody(
       ],
       usage,
       prompt_logprobs: null,
+      ...extra,
     });
   }
   return JSON.stringify({
@@ -187,6 +204,7 @@ export function finalBody(
     model: req.model,
     choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason, stop_reason: null, prompt_logprobs: null }],
     usage,
+    ...extra,
   });
 }
 
@@ -200,31 +218,50 @@ export function chunkEvent(
   created: number,
   delta: { role?: string; content: string },
   finishReason: string | null,
+  extra: Extra = null,
 ): string {
   const base = { id, object: req.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', created, model: req.model };
   const choice =
     req.kind === 'chat'
       ? { index: 0, delta, logprobs: null, finish_reason: finishReason }
       : { index: 0, text: delta.content, logprobs: null, finish_reason: finishReason, stop_reason: null };
-  const obj = req.includeUsage ? { ...base, choices: [choice], usage: null } : { ...base, choices: [choice] };
+  const obj = req.includeUsage ? { ...base, choices: [choice], usage: null, ...extra } : { ...base, choices: [choice], ...extra };
   return `data: ${JSON.stringify(obj)}\n\n`;
 }
 
-export function usageEvent(req: ParsedCompletion, id: string, created: number, completionTokens: number): string {
+export function usageEvent(
+  req: ParsedCompletion,
+  id: string,
+  created: number,
+  completionTokens: number,
+  cachedTokens: number | null = null,
+  extra: Extra = null,
+): string {
+  const usage = cachedTokens === null
+    ? usageOf(req.promptTokens, completionTokens)
+    : { ...usageOf(req.promptTokens, completionTokens), prompt_tokens_details: details(cachedTokens) };
   const obj = {
     id,
     object: req.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion',
     created,
     model: req.model,
     choices: [],
-    usage: usageOf(req.promptTokens, completionTokens),
+    usage,
+    ...extra,
   };
   return `data: ${JSON.stringify(obj)}\n\n`;
 }
 
 export const DONE_EVENT = 'data: [DONE]\n\n';
 
-export function modelsBody(engine: 'vLLM' | 'SGLang', models: readonly string[], created: number): string {
+/** `roots`: adapter name -> the lora_path it was loaded from (default `/adapters/{name}`). */
+export function modelsBody(
+  engine: 'vLLM' | 'SGLang',
+  models: readonly string[],
+  created: number,
+  roots?: ReadonlyMap<string, string>,
+  maxModelLen = 32768,
+): string {
   const ownedBy = engine === 'vLLM' ? 'vllm' : 'sglang';
   const base = models[0];
   return JSON.stringify({
@@ -234,9 +271,9 @@ export function modelsBody(engine: 'vLLM' | 'SGLang', models: readonly string[],
       object: 'model',
       created,
       owned_by: ownedBy,
-      root: i === 0 ? base : `/adapters/${id}`,
+      root: i === 0 ? base : (roots?.get(id) ?? `/adapters/${id}`),
       parent: i === 0 ? null : base,
-      max_model_len: 32768,
+      max_model_len: maxModelLen,
     })),
   });
 }

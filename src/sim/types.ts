@@ -1,10 +1,81 @@
 /**
  * Public shapes of the engine simulator. Kept apart from the server code so that the CLI, the demo
- * and tests can import them without pulling node:http in, and so the fuller simulator (continuous
- * batching, prefix cache, PD roles) can grow behind the same contract.
+ * and tests can import them without pulling node:http in.
+ *
+ * ## Two modes per pod
+ *
+ * - fixed delays (the default, what the router's e2e suites use): every request waits `ttftMs` for
+ *   its first token and `itlMs` between tokens, at most `maxRunning` at once;
+ * - model (`model: {...}`, even `{}`): an engine model (src/sim/model.ts) with continuous
+ *   batching on a step clock, a block-hashed prefix cache with finite KV capacity, LoRA slots and
+ *   PD transfers; `ttftMs`, `itlMs` and `maxRunning` are ignored; a request generates `max_tokens`
+ *   tokens (as with `ignore_eos`; `outputTokens` when it has none) and `usage` carries
+ *   `prompt_tokens_details.cached_tokens`; prompt token counts come from src/sim/tokenize.ts
+ *   instead of the chars/4 estimate.
+ *
+ * ## Time scale and reported timing
+ *
+ * Each pod has a virtual clock: virtual ms = (wall ms since the process's simulator epoch) x
+ * `timeScale`. Every engine duration (fixed-mode ttftMs/itlMs, model steps, LoRA loads, KV transfers,
+ * the bootstrap timeout) is virtual, so it takes duration / timeScale of wall time; `hangMs` is a
+ * failure switch and stays in wall ms. In model mode the engine's steps are computed in virtual
+ * time (a step starts at max(previous step end, arrival)); timers only pace delivery, so simulated
+ * latencies do not depend on timeScale or on event-loop jitter (as long as the process keeps up:
+ * `GET /sim/state` shows `engineLagMs`).
+ *
+ * With `reportTiming` on, the pod tells clients its simulated times, so a load generator can
+ * measure without wall-clock noise:
+ * - response header `x-sim-time-scale: <timeScale>` on completion responses;
+ * - every streamed chunk (role, tokens, usage) carries `"sim_t": <simulated ms since the pod
+ *   received the request>`; the chunk with a token carries the time that token was produced;
+ * - a non-streaming body carries `"sim_timing": {"ttft_ms", "e2e_ms", "queue_ms"}` (simulated ms
+ *   since receipt: first token, last token, and admission: the start of the first engine step that
+ *   scheduled the request or began its KV transfer; fixed mode: when its ttft timer started).
+ * - On the decode leg of a vLLM PD request whose prefill leg was served by this same simulator
+ *   process (it finds `sim_received_at_ms` in `kv_transfer_params`), times count from when the
+ *   prefill pod received its leg, so the client sees the PD request's whole TTFT. SGLang legs are
+ *   concurrent, so the decode leg's own times already include the wait for the prefill.
+ * In fixed mode the values are measured wall ms x timeScale (they include timer jitter).
  */
 
 export type SimEngine = 'vLLM' | 'SGLang';
+
+/**
+ * PD role: 'both' (default) serves whole requests and has no KV connector; 'prefill' and 'decode'
+ * speak the engine's PD protocol (src/sim/pd.ts).
+ */
+export type SimRole = 'prefill' | 'decode' | 'both';
+
+/** Options of the engine model; every field is optional (defaults in MODEL_DEFAULTS). */
+export interface SimModelSpec {
+  /** a: fixed duration of one engine step, ms. Default 10. */
+  stepMs?: number;
+  /** b: ms per prompt token computed (uncached prefill) in a step. Default 0.06. */
+  prefillMsPerToken?: number;
+  /** c: ms per sequence decoding in a step. Default 0.08. */
+  decodeMsPerSeq?: number;
+  /** d: ms per 1000 context tokens of the decoding sequences. Default 0 (off). */
+  decodeMsPerKContextToken?: number;
+  /** vLLM `--max-num-seqs`: sequences in the running batch. Default 256. */
+  maxNumSeqs?: number;
+  /** vLLM `--max-num-batched-tokens`: tokens computed per step. Default 8192. */
+  maxNumBatchedTokens?: number;
+  /** Split prompts longer than the remaining budget across steps. Default true (vLLM V1). */
+  chunkedPrefill?: boolean;
+  /** Tokens per KV block. Default 16. */
+  blockSize?: number;
+  /** Reuse cached prompt blocks. Default true. */
+  prefixCaching?: boolean;
+  /** Longest prompt + output accepted (vLLM's 400 beyond it). Default 32768. */
+  maxModelLen?: number;
+  /** Distinct adapters in one batch, and adapters kept loaded. Default 4 (vLLM's default is 1). */
+  maxLoras?: number;
+  /** Cost of loading an adapter that is not resident, added to the step that needs it. Default 50. */
+  loraLoadMs?: number;
+  /** PD decode side: ms to receive the KV of 1000 prompt tokens from the prefill pod. Default 5. */
+  kvTransferMsPerKToken?: number;
+}
+
 
 export interface SimPodSpec {
   /** Pod name, as in the Pod manifest; sent back in the `x-sim-pod` response header. */
@@ -42,6 +113,20 @@ export interface SimPodSpec {
   metricNames?: SimMetricNames;
   /** More label sets rendered beside the pod's own series, with fixed values (series-selection tests). */
   extraMetricSeries?: SimExtraSeries[];
+  /**
+   * Run the engine model (continuous batching, prefix cache, KV capacity, LoRA slots, PD transfer)
+   * instead of fixed delays; `{}` takes every default (MODEL_DEFAULTS in src/sim/model.ts). In this
+   * mode `kvCacheTokens` is the KV capacity (default 400000).
+   */
+  model?: SimModelSpec;
+  /** PD role (src/sim/pd.ts). Default 'both'. */
+  role?: SimRole;
+  /** SGLang decode leg: how long (simulated ms) to wait for the prefill of its room. Default 30000. */
+  bootstrapTimeoutMs?: number;
+  /** Simulated ms per wall ms (>= 1); see "Time scale and reported timing". Default 1. */
+  timeScale?: number;
+  /** Report simulated times to clients (`sim_t`, `sim_timing`, `x-sim-time-scale`). Default false. */
+  reportTiming?: boolean;
 }
 
 export type SimMetricNames = 'current' | 'legacy';
@@ -63,14 +148,16 @@ export interface SimExtraSeries {
 export interface SimControl {
   /** Answer every completion with this status (vLLM error body); null answers normally. */
   failStatus: number | null;
+  /** Fixed mode only (simulated ms; the engine model computes its own). */
   ttftMs: number;
   itlMs: number;
+  /** Tokens per completion; in model mode only for requests without max_tokens. */
   outputTokens: number;
   /** Destroy the socket after this many SSE events of the next streaming response (one-shot). */
   dieMidStreamAfter: number | null;
   /** Reset the connection of every completion request, after reading it, without answering. */
   resetBeforeHeaders: boolean;
-  /** Delay before anything is answered to a completion request. */
+  /** Delay (wall ms, not scaled) before anything is answered to a completion request. */
   hangMs: number;
   /** Values reported by /metrics instead of the measured ones, to steer a router's scorers. */
   metricsOverride: SimMetricsOverride;
@@ -95,6 +182,38 @@ export interface SimMetricsOverride {
   loraWaiting?: string[];
 }
 
+/** What became of a completion request, filled in as it is served (on `RecordedRequest.outcome`). */
+export interface SimRequestOutcome {
+  mode: 'fixed' | 'model';
+  /** The PD leg this request was, for this pod's engine and role. */
+  pd: 'none' | 'nixl-prefill' | 'nixl-decode' | 'bootstrap-prefill' | 'bootstrap-decode';
+  /** Status answered; 0 while in flight or when the connection was reset. */
+  status: number;
+  /** Served model (base or adapter) once parsed. */
+  model?: string;
+  promptTokens?: number;
+  /** Prompt tokens found in the prefix cache (model mode). */
+  cachedTokens?: number;
+  completionTokens?: number;
+  /** Simulated ms since receipt (as reported with reportTiming, without the PD offset). */
+  queueMs?: number;
+  ttftMs?: number;
+  e2eMs?: number;
+  /** Model mode: times this request was preempted, whether its adapter had to be loaded. */
+  preemptions?: number;
+  loraLoaded?: boolean;
+  /** PD decode leg: prompt tokens received from the prefill pod and the simulated transfer time. */
+  kvTransferTokens?: number;
+  kvTransferMs?: number;
+  /** vLLM PD: remote_engine_id received (decode) or answered (prefill). */
+  remoteEngineId?: string;
+  /** SGLang PD: the room, and for a decode leg the prefill host it waited for. */
+  bootstrapRoom?: string;
+  bootstrapHost?: string;
+  /** Error message answered, if any. */
+  error?: string;
+}
+
 export interface RecordedRequest {
   /** Per-pod sequence number, from 1. */
   seq: number;
@@ -106,6 +225,40 @@ export interface RecordedRequest {
   headers: Record<string, string | string[] | undefined>;
   /** Parsed JSON body; the raw text when it is not JSON; undefined when empty. */
   body: unknown;
+  /** Completion requests only: what the pod did with it, updated while it is served. */
+  outcome?: SimRequestOutcome;
+}
+
+/** `SimPod.state()` and `GET /sim/state`. */
+export interface SimPodState {
+  pod: string;
+  mode: 'fixed' | 'model';
+  role: SimRole;
+  engine: SimEngine;
+  timeScale: number;
+  /** The pod's virtual clock now (simulated ms since the simulator epoch). */
+  virtualNowMs: number;
+  /** Model mode: how far (simulated ms) the engine's step clock is behind the virtual clock while busy. */
+  engineLagMs: number;
+  /** Model mode only. */
+  engineModel?: {
+    config: Record<string, number | boolean>;
+    running: number;
+    waiting: number;
+    transferring: number;
+    kvUsage: number;
+    kvBlocks: number;
+    kvBlocksUsed: number;
+    kvBlocksCached: number;
+    evictions: number;
+    preemptions: number;
+    prefixQueries: number;
+    prefixHits: number;
+    steps: number;
+    residentLoras: string[];
+  };
+  /** Adapters served (registered at start or with /v1/load_lora_adapter). */
+  adapters: string[];
 }
 
 export interface SimPod {
@@ -114,7 +267,11 @@ export interface SimPod {
   /** The bound port (differs from the spec only when the spec asked for 0). */
   readonly port: number;
   readonly engine: SimEngine;
+  /** Base model first, then the adapters currently registered (changes with load/unload). */
   readonly models: readonly string[];
+  readonly mode: 'fixed' | 'model';
+  readonly role: SimRole;
+  readonly timeScale: number;
   /** `http://ip:port` */
   readonly url: string;
   /**
@@ -129,6 +286,8 @@ export interface SimPod {
   readonly control: Readonly<SimControl>;
   set(control: Partial<SimControl>): void;
   clearRequests(): void;
+  /** Engine state (also `GET /sim/state`). */
+  state(): SimPodState;
   close(): Promise<void>;
 }
 
@@ -142,4 +301,8 @@ export interface SimFleet {
 export interface SimFleetOptions {
   /** Requests kept per pod. Default 1000. */
   requestLogSize?: number;
+  /** Default `timeScale` of pods that set none. */
+  timeScale?: number;
+  /** Default `reportTiming` of pods that set none. */
+  reportTiming?: boolean;
 }

@@ -1,0 +1,360 @@
+/**
+ * `native-bench compare`: one workload, one simulated fleet shape, run through the router under
+ * each scheduler configuration, plus a direct round-robin baseline without the router.
+ *
+ * Every configuration gets a fresh fleet (empty prefix caches, idle engines) and a fresh router
+ * process (empty prefix index), so no configuration inherits another's warm state. The engines
+ * run the simulator's model (continuous batching, prefix cache, finite KV capacity) at a time scale
+ * k; the load generator measures in simulated time from the engines' own `sim_t` stamps, so k does
+ * not distort ratios. Load is closed loop, as Kthena's published benchmark effectively was
+ * (request rate 800/s, far above capacity, capped by max concurrency 300).
+ *
+ * Workloads are Kthena's two published shapes (kthena-behaviour.md §11: 3 replicas of a 7B model,
+ * generated-shared-prefix), scaled down so that a run takes minutes on two cores. The KV capacity
+ * per pod is scaled with the number of groups so that, as in the published setup, the shared
+ * prefixes of all groups do not fit in one pod's cache but do fit across the fleet: that is the
+ * regime in which cache-aware routing matters.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { runLoad, resultToJson } from './runner.js';
+import type { LoadResult } from './runner.js';
+import { generatedSharedPrefix } from './workloads.js';
+import { headline, writeMarkdown } from './report.js';
+import { ttftCdfChart, writeSvg } from './svg.js';
+import { machineInfo } from './machine.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const ROUTER_BIN = path.join(ROOT, 'bin', 'kthena-router.js');
+const SIM_ENGINE = path.join(ROOT, 'dist', 'src', 'sim', 'engine.js');
+const MODEL = 'bench-7b';
+
+export const COMPARE_USAGE = `Usage: native-bench compare --workload long-prefix|low-sharing [options]
+
+Runs one workload through the router under each scheduler configuration (random, least-request,
+gpu-usage, least-latency, prefix-cache + least-request, kvcache-aware + least-request, default)
+and directly against the pods round-robin, each on a fresh simulated fleet and a fresh router.
+
+  --workload W        long-prefix (4,096-token shared system prompt, 256-token questions) or
+                      low-sharing (256-token shared prompt, 4,096 unique tokens); 256 output tokens
+  --quick             scaled-down fleet and workload (finishes within 5 minutes on 2 cores)
+  --configs LIST      subset of the configurations (comma-separated names)
+  --pods N            simulated pods (default 3, as Kthena's benchmark)
+  --groups N          prompt groups (quick 24, full 48)
+  --per-group N       prompts per group (quick 4, full 8)
+  --concurrency N     closed-loop users (quick 24, full 48)
+  --time-scale K      engine speed-up (default 20)
+  --slo-ttft-ms MS    goodput bound on TTFT (default 2000)
+  --slo-itl-ms MS     goodput bound on mean inter-token latency (default 100)
+  --json FILE         results (default native-bench/results/compare-<workload>-<date>.json)
+  --md FILE           Markdown table
+  --svg FILE          TTFT CDF per configuration
+  -h, --help
+`;
+
+/** Router configurations compared (the "default" one is what the router runs without --router-config). */
+export const CONFIGS: Record<string, string | null> = {
+  random: 'scheduler: {plugins: {Score: {enabled: [{name: random, weight: 1}]}}}\n',
+  'least-request': 'scheduler: {plugins: {Filter: {enabled: [least-request]}, Score: {enabled: [{name: least-request, weight: 1}]}}}\n',
+  'gpu-usage': 'scheduler: {plugins: {Score: {enabled: [{name: gpu-usage, weight: 1}]}}}\n',
+  'least-latency': 'scheduler: {plugins: {Score: {enabled: [{name: least-latency, weight: 1}]}}}\n',
+  'prefix-cache+least-request': 'scheduler: {plugins: {Filter: {enabled: [least-request]}, Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 1}]}}}\n',
+  'kvcache-aware+least-request': 'scheduler: {pluginConfig: [{name: kvcache-aware, args: {vllmTokenizerPort: PORT, sglangTokenizerPort: PORT}}], plugins: {Filter: {enabled: [least-request]}, Score: {enabled: [{name: least-request, weight: 1}, {name: kvcache-aware, weight: 1}]}}}\n',
+  default: null,
+  'round-robin (no router)': null,
+};
+
+interface WorkloadShape { systemLen: number; questionLen: number; outputLen: number }
+const SHAPES: Record<string, WorkloadShape> = {
+  'long-prefix': { systemLen: 4096, questionLen: 256, outputLen: 256 },
+  'low-sharing': { systemLen: 256, questionLen: 4096, outputLen: 256 },
+};
+
+export interface CompareRow {
+  name: string;
+  requests_per_s: number;
+  output_tokens_per_s: number;
+  ttft_p50_ms: number | null;
+  ttft_p99_ms: number | null;
+  itl_p50_ms: number | null;
+  itl_p99_ms: number | null;
+  goodput_rps: number | null;
+  errors: number;
+  cache_hit_rate: number | null;
+  backends: Record<string, number>;
+  skipped?: string;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address() as { port: number };
+      s.close(() => resolve(a.port));
+    });
+  });
+}
+
+async function waitReady(url: string, child: ChildProcess, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (child.exitCode !== null) throw new Error(`router exited with ${child.exitCode}`);
+    try { if ((await fetch(`${url}/readyz`)).status === 200) return; } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`router not ready within ${ms} ms`);
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(t);
+}
+
+interface RedisProc { port: number; stop(): Promise<void> }
+
+async function startRedis(): Promise<RedisProc | null> {
+  const bin = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((b) => existsSync(b));
+  if (bin === undefined) return null;
+  const port = await freePort();
+  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = new Socket();
+      s.once('error', () => resolve(false));
+      s.connect(port, '127.0.0.1', () => { s.end(); resolve(true); });
+    });
+    if (ok) break;
+    if (Date.now() > end) { child.kill('SIGKILL'); return null; }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { port, stop: () => stopChild(child) };
+}
+
+interface SimFleetLike { pods: { name: string; ip: string; port: number; url: string }[]; close(): Promise<void> }
+
+export interface CompareOptions {
+  workload: 'long-prefix' | 'low-sharing';
+  quick: boolean;
+  configs?: string[];
+  pods?: number;
+  groups?: number;
+  perGroup?: number;
+  concurrency?: number;
+  timeScale?: number;
+  sloTtftMs?: number;
+  sloItlMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface CompareResult {
+  workload: string;
+  quick: boolean;
+  configs: CompareRow[];
+  setup: Record<string, unknown>;
+  machine: ReturnType<typeof machineInfo>;
+  runs: { name: string; result: LoadResult }[];
+}
+
+export async function runCompare(o: CompareOptions): Promise<CompareResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  if (!existsSync(ROUTER_BIN) || !existsSync(SIM_ENGINE)) throw new Error('dist/ is missing: run npm run build first');
+  const { startSimulatedPods } = await import(pathToFileURL(SIM_ENGINE).href) as { startSimulatedPods(specs: object[], opts?: object): Promise<SimFleetLike> };
+  const shape = SHAPES[o.workload];
+  const pods = o.pods ?? 3;
+  const groups = o.groups ?? (o.quick ? 24 : 48);
+  const perGroup = o.perGroup ?? (o.quick ? 4 : 8);
+  const concurrency = o.concurrency ?? (o.quick ? 24 : 48);
+  const timeScale = o.timeScale ?? 20;
+  const requests = groups * perGroup;
+  // Each pod holds about (1 / pods + margin) of all groups' shared prompts plus the running
+  // sequences' own tokens: prefixes spread by affinity fit, a pod that sees every group thrashes.
+  const perSeq = shape.systemLen + shape.questionLen + shape.outputLen;
+  const kvCacheTokens = Math.round((groups * shape.systemLen) / pods * 1.3 + (concurrency / pods) * (shape.questionLen + shape.outputLen) * 1.5 + perSeq * 2);
+  const names = o.configs ?? Object.keys(CONFIGS);
+  for (const n of names) if (!(n in CONFIGS)) throw new Error(`unknown configuration "${n}" (known: ${Object.keys(CONFIGS).join(', ')})`);
+  const setup = { pods, groups, perGroup, requests, concurrency, timeScale, kvCacheTokens, ...shape, model: MODEL };
+  log(`compare ${o.workload}: ${JSON.stringify(setup)}`);
+
+  const redis = names.includes('kvcache-aware+least-request') ? await startRedis() : null;
+  const rows: CompareRow[] = [];
+  const runs: { name: string; result: LoadResult }[] = [];
+  const base = 60 + Math.floor(Math.random() * 100);
+  try {
+    for (const [i, name] of names.entries()) {
+      const simPort = await freePort();
+      const ipBase = `127.0.${base + i}`;
+      if (name === 'kvcache-aware+least-request' && redis === null) {
+        rows.push(emptyRow(name, 'redis-server is not installed (apt-get install -y redis-server)'));
+        log(`${name}: skipped (no redis-server)`);
+        continue;
+      }
+      const fleet = await startSimulatedPods(Array.from({ length: pods }, (_, p) => ({
+        name: `bench-${p}`, ip: `${ipBase}.${p + 1}`, port: simPort, models: [MODEL],
+        model: {}, kvCacheTokens, timeScale, reportTiming: true,
+        ...(redis !== null ? { kvEvents: { redisUrl: `redis://127.0.0.1:${redis.port}`, namespace: 'default' } } : {}),
+      })), { requestLogSize: 10 });
+      let router: ChildProcess | null = null;
+      const dir = mkdtempSync(path.join(tmpdir(), 'native-bench-compare-'));
+      try {
+        let urls: string[];
+        if (name === 'round-robin (no router)') {
+          urls = fleet.pods.map((p) => p.url);
+        } else {
+          writeFileSync(path.join(dir, 'fleet.yaml'), manifests(fleet.pods, simPort));
+          const args = ['serve', '--config', dir, '--host', '127.0.0.1', '--port', String(await freePort()), '--metrics-port', '0', '--debug-port', '0', '--workers', '2'];
+          const cfgText = CONFIGS[name];
+          if (cfgText !== null) {
+            const f = path.join(dir, '..', `${path.basename(dir)}-router.yaml`);
+            writeFileSync(f, cfgText.replaceAll('PORT', String(simPort)));
+            args.push('--router-config', f);
+          }
+          const port = Number(args[args.indexOf('--port') + 1]);
+          router = spawn(process.execPath, [ROUTER_BIN, ...args], {
+            stdio: 'ignore',
+            env: {
+              ...process.env, ACCESS_LOG_ENABLED: 'false', LOG_LEVEL: 'warn',
+              // Engines run k times faster: scrape k times more often to see the same engine states.
+              METRICS_SCRAPE_INTERVAL: `${Math.max(50, Math.round(1000 / timeScale))}ms`,
+              ...(redis !== null ? { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port) } : {}),
+            },
+          });
+          urls = [`http://127.0.0.1:${port}`];
+          await waitReady(urls[0], router, 20_000);
+        }
+        const t0 = Date.now();
+        const result = await runLoad({
+          urls, roundRobin: urls.length > 1, model: MODEL,
+          workload: generatedSharedPrefix({
+            numGroups: groups, promptsPerGroup: perGroup, systemPromptLen: shape.systemLen, questionLen: shape.questionLen, outputLen: shape.outputLen,
+          }, 1),
+          concurrency, requests, timeScale,
+          slo: { ttftMs: o.sloTtftMs ?? 2000, itlMs: o.sloItlMs ?? 100 },
+          requestTimeoutS: 3600,
+        });
+        const h = headline(result);
+        const row: CompareRow = {
+          name, ...h, cache_hit_rate: result.tokens.cache_hit_rate,
+          backends: Object.fromEntries(Object.entries(result.backends?.counts ?? {}).map(([k, v]) => [k, v.requests])),
+        };
+        delete (row as unknown as Record<string, unknown>).rejected;
+        rows.push(row);
+        runs.push({ name, result });
+        log(`${name}: ${h.requests_per_s.toFixed(2)} req/s, TTFT p50 ${fmt(h.ttft_p50_ms)} p99 ${fmt(h.ttft_p99_ms)} ms, ITL p50 ${fmt(h.itl_p50_ms)} ms, cache hit ${pct(result.tokens.cache_hit_rate)}, errors ${h.errors} (${((Date.now() - t0) / 1000).toFixed(1)} s wall)`);
+      } finally {
+        if (router !== null) await stopChild(router);
+        await fleet.close();
+        rmSync(dir, { recursive: true, force: true });
+        rmSync(`${dir}-router.yaml`, { force: true });
+      }
+    }
+  } finally {
+    await redis?.stop();
+  }
+  return { workload: o.workload, quick: o.quick, configs: rows, setup, machine: machineInfo(), runs };
+}
+
+function emptyRow(name: string, skipped: string): CompareRow {
+  return { name, requests_per_s: 0, output_tokens_per_s: 0, ttft_p50_ms: null, ttft_p99_ms: null, itl_p50_ms: null, itl_p99_ms: null, goodput_rps: null, errors: 0, cache_hit_rate: null, backends: {}, skipped };
+}
+
+const fmt = (v: number | null): string => (v === null ? '-' : v.toFixed(0));
+const pct = (v: number | null): string => (v === null ? '-' : `${(v * 100).toFixed(0)}%`);
+
+function manifests(pods: { name: string; ip: string }[], port: number): string {
+  const docs = [`apiVersion: networking.serving.volcano.sh/v1alpha1
+kind: ModelServer
+metadata: {name: bench, namespace: default}
+spec:
+  workloadSelector: {matchLabels: {app: bench}}
+  workloadPort: {port: ${port}}
+  inferenceEngine: vLLM
+  model: ${MODEL}
+`, `apiVersion: networking.serving.volcano.sh/v1alpha1
+kind: ModelRoute
+metadata: {name: bench, namespace: default}
+spec:
+  modelName: ${MODEL}
+  rules:
+  - name: all
+    targetModels: [{modelServerName: bench}]
+`];
+  for (const p of pods) {
+    docs.push(`apiVersion: v1
+kind: Pod
+metadata: {name: ${p.name}, namespace: default, labels: {app: bench}}
+status:
+  phase: Running
+  podIP: ${p.ip}
+  conditions: [{type: Ready, status: "True"}]
+`);
+  }
+  return docs.join('---\n');
+}
+
+export async function compareCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      workload: { type: 'string' }, quick: { type: 'boolean', default: false }, configs: { type: 'string' },
+      pods: { type: 'string' }, groups: { type: 'string' }, 'per-group': { type: 'string' }, concurrency: { type: 'string' },
+      'time-scale': { type: 'string' }, 'slo-ttft-ms': { type: 'string' }, 'slo-itl-ms': { type: 'string' },
+      json: { type: 'string' }, md: { type: 'string' }, svg: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) { process.stdout.write(COMPARE_USAGE); return 0; }
+  const workload = values.workload;
+  if (workload !== 'long-prefix' && workload !== 'low-sharing') {
+    process.stderr.write(`native-bench compare: --workload must be long-prefix or low-sharing\n\n${COMPARE_USAGE}`);
+    return 2;
+  }
+  const int = (v: string | undefined, name: string): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw Object.assign(new Error(`--${name} must be a positive number, got "${v}"`), { code: 'BENCH_USAGE' });
+    return n;
+  };
+  const r = await runCompare({
+    workload, quick: values.quick!, configs: values.configs?.split(',').map((s) => s.trim()).filter(Boolean),
+    pods: int(values.pods, 'pods'), groups: int(values.groups, 'groups'), perGroup: int(values['per-group'], 'per-group'),
+    concurrency: int(values.concurrency, 'concurrency'), timeScale: int(values['time-scale'], 'time-scale'),
+    sloTtftMs: int(values['slo-ttft-ms'], 'slo-ttft-ms'), sloItlMs: int(values['slo-itl-ms'], 'slo-itl-ms'),
+  });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '').slice(0, 15);
+  const jsonFile = values.json ?? path.join(ROOT, 'native-bench', 'results', `compare-${workload}${values.quick ? '-quick' : ''}-${stamp}.json`);
+  writeFileSync(jsonFile, JSON.stringify({
+    workload: r.workload, quick: r.quick, configs: r.configs, setup: r.setup, machine: r.machine,
+    runs: Object.fromEntries(r.runs.map((x) => [x.name, resultToJson(x.result)])),
+  }, null, 2) + '\n');
+  process.stderr.write(`results: ${jsonFile}\n`);
+  if (values.md) writeMarkdown(values.md, r.runs.map((x) => ({ name: x.name, result: x.result })));
+  if (values.svg) writeSvg(values.svg, ttftCdfChart(r.runs.map((x) => ({ name: x.name, result: x.result }))));
+  process.stdout.write(table(r) + '\n');
+  return r.configs.every((c) => c.skipped !== undefined || c.requests_per_s > 0) ? 0 : 1;
+}
+
+export function table(r: { workload: string; configs: CompareRow[] }): string {
+  const random = r.configs.find((c) => c.name === 'random');
+  const lines = [
+    `| configuration | req/s | vs random | output tok/s | TTFT p50 ms | TTFT p99 ms | vs random (p50) | ITL p50 ms | ITL p99 ms | goodput req/s | cache hit | errors |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const c of r.configs) {
+    if (c.skipped !== undefined) { lines.push(`| ${c.name} | skipped: ${c.skipped} |||||||||||`); continue; }
+    const x = random && random.requests_per_s > 0 ? `${(c.requests_per_s / random.requests_per_s).toFixed(2)}x` : '-';
+    const t = random && random.ttft_p50_ms && c.ttft_p50_ms !== null ? `${(c.ttft_p50_ms / random.ttft_p50_ms).toFixed(2)}x` : '-';
+    lines.push(`| ${c.name} | ${c.requests_per_s.toFixed(2)} | ${x} | ${c.output_tokens_per_s.toFixed(0)} | ${fmt(c.ttft_p50_ms)} | ${fmt(c.ttft_p99_ms)} | ${t} | ${c.itl_p50_ms?.toFixed(1) ?? '-'} | ${c.itl_p99_ms?.toFixed(1) ?? '-'} | ${c.goodput_rps?.toFixed(2) ?? '-'} | ${pct(c.cache_hit_rate)} | ${c.errors} |`);
+  }
+  return lines.join('\n');
+}
