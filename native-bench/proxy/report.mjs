@@ -72,6 +72,42 @@ the baseline commit), measured interleaved with this build in the same run.
 ${baseRows.join('\n')}
 `;
 
+// Scheduler comparisons (native-bench compare), newest run per workload.
+const cmpSections = [];
+for (const w of ['long-prefix', 'low-sharing']) {
+  const f = readdirSync(RESULTS).filter((x) => x.startsWith(`compare-${w}-`) && x.endsWith('.json')).sort().pop();
+  if (f === undefined) continue;
+  const c = JSON.parse(readFileSync(join(RESULTS, f), 'utf8'));
+  const random = c.configs.find((x) => x.name === 'random');
+  const f0 = (v) => (v === null || v === undefined ? '-' : v.toFixed(0));
+  const rows = c.configs.map((x) => x.skipped
+    ? `| ${x.name} | skipped: ${x.skipped} |||||||||||`
+    : `| ${x.name} | ${x.requests_per_s.toFixed(2)} | ${(x.requests_per_s / random.requests_per_s).toFixed(2)}x | ${f0(x.output_tokens_per_s)} | ${f0(x.ttft_p50_ms)} | ${f0(x.ttft_p99_ms)} | ${(x.ttft_p50_ms / random.ttft_p50_ms).toFixed(2)}x | ${x.itl_p50_ms?.toFixed(1) ?? '-'} | ${x.itl_p99_ms?.toFixed(1) ?? '-'} | ${x.goodput_rps?.toFixed(2) ?? '-'} | ${x.cache_hit_rate === null ? '-' : `${(x.cache_hit_rate * 100).toFixed(0)}%`} | ${x.errors} |`);
+  const st = c.setup;
+  cmpSections.push(`
+### ${w}${c.quick ? ' (--quick)' : ''}
+
+From \`native-bench/results/${f}\`. ${st.pods} simulated vLLM pods (engine model, KV capacity ${st.kvCacheTokens} tokens each, time scale ${st.timeScale}),
+generated-shared-prefix: ${st.groups} groups x ${st.perGroup} prompts, system prompt ${st.systemLen} tokens, question ${st.questionLen}, output ${st.outputLen};
+closed loop with ${st.concurrency} users. Times are simulated ms (from the engines' \`sim_t\` stamps plus the router's real overhead); goodput SLO TTFT ≤ 2 s and mean ITL ≤ 100 ms.
+One run per configuration, one seed. Errors are 503s (\`least-request\` filtered out every pod: all queues ≥ maxWaitingRequests).
+
+| configuration | req/s | vs random | output tok/s | TTFT p50 ms | TTFT p99 ms | TTFT p50 vs random | ITL p50 ms | ITL p99 ms | goodput req/s | cache hit | errors |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+${rows.join('\n')}
+
+![TTFT CDF per configuration](compare-${w}-ttft.svg)
+`);
+}
+const cmpSection = cmpSections.length === 0 ? '' : `
+## Scheduler comparison (native-bench compare)
+
+Rerun: \`npm run build && npx --no-install native-bench compare --workload long-prefix --quick --svg docs/compare-long-prefix-ttft.svg\`
+(and \`--workload low-sharing\`, \`--svg docs/compare-low-sharing-ttft.svg\`), then \`node native-bench/proxy/report.mjs\`.
+Each configuration runs on a fresh simulated fleet and a fresh router. The simulator's model and
+coefficients are described in [benchmarks-simulator.md](benchmarks-simulator.md).
+${cmpSections.join('')}`;
+
 const m = r.machine;
 const doc = `# Benchmarks
 
@@ -98,6 +134,6 @@ ${baseSection}
 ### All figures
 
 ${r.markdown.split('\n').filter((l) => !l.startsWith('# ')).join('\n')}
-${schedSection}`;
+${schedSection}${cmpSection}`;
 writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), doc);
 process.stdout.write(`wrote docs/benchmarks.md from ${file}\n`);

@@ -46,10 +46,10 @@ and directly against the pods round-robin, each on a fresh simulated fleet and a
   --quick             scaled-down fleet and workload (finishes within 5 minutes on 2 cores)
   --configs LIST      subset of the configurations (comma-separated names)
   --pods N            simulated pods (default 3, as Kthena's benchmark)
-  --groups N          prompt groups (quick 24, full 48)
-  --per-group N       prompts per group (quick 4, full 8)
-  --concurrency N     closed-loop users (quick 24, full 48)
-  --time-scale K      engine speed-up (default 20)
+  --groups N          prompt groups (quick 32, full 64; Kthena used 256)
+  --per-group N       prompts per group (16; Kthena used 32)
+  --concurrency N     closed-loop users (quick 150, full 300 as Kthena's max concurrency)
+  --time-scale K      engine speed-up (default 10)
   --slo-ttft-ms MS    goodput bound on TTFT (default 2000)
   --slo-itl-ms MS     goodput bound on mean inter-token latency (default 100)
   --json FILE         results (default native-bench/results/compare-<workload>-<date>.json)
@@ -173,10 +173,10 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const { startSimulatedPods } = await import(pathToFileURL(SIM_ENGINE).href) as { startSimulatedPods(specs: object[], opts?: object): Promise<SimFleetLike> };
   const shape = SHAPES[o.workload];
   const pods = o.pods ?? 3;
-  const groups = o.groups ?? (o.quick ? 24 : 48);
-  const perGroup = o.perGroup ?? (o.quick ? 4 : 8);
-  const concurrency = o.concurrency ?? (o.quick ? 24 : 48);
-  const timeScale = o.timeScale ?? 20;
+  const groups = o.groups ?? (o.quick ? 32 : 64);
+  const perGroup = o.perGroup ?? 16;
+  const concurrency = o.concurrency ?? (o.quick ? 150 : 300);
+  const timeScale = o.timeScale ?? 10;
   const requests = groups * perGroup;
   // Each pod holds about (1 / pods + margin) of all groups' shared prompts plus the running
   // sequences' own tokens: prefixes spread by affinity fit, a pod that sees every group thrashes.
