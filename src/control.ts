@@ -16,7 +16,7 @@ import {
   snapshotHalfBytes, type SharedRegions,
 } from './shared/layout.js';
 import type { SchedulerIR } from './ir/types.js';
-import { DEFAULT_SCHEDULER } from './routerconfig/defaults.js';
+import { ROUTER_DEFAULT_SCHEDULER } from './routerconfig/defaults.js';
 import { RouterConfigWatcher } from './routerconfig/watch.js';
 import { Scraper, type ScrapeTarget } from './scrape/scraper.js';
 import { KvBlockGc } from './kvgc.js';
@@ -60,7 +60,7 @@ export class ControlPlane {
   readonly #workers: WorkerSlot[] = [];
   #provider: FileProvider | null = null;
   #routerConfig: RouterConfigWatcher | null = null;
-  #scheduler: SchedulerIR = DEFAULT_SCHEDULER;
+  #scheduler: SchedulerIR = ROUTER_DEFAULT_SCHEDULER;
   #routerConfigProblems: Problem[] = [];
   #scraper: Scraper;
   #scrapeReadyWaiting = false;

@@ -251,6 +251,13 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       return;
     }
     st.prefixHashes = ctx.scheduler.takePrefixHashes();
+    // The chosen pod is recorded as holding the prompt's prefix now, at the decision, not only
+    // once the response succeeded (Kthena): otherwise every request of a burst that shares a
+    // prefix arrives before the first one finished, finds no entry and is spread at random, and
+    // once they finish every pod holds the prefix, so affinity never forms (measured with
+    // native-bench compare). A failed attempt leaves a stale hint; the pod that finally serves
+    // is inserted by the post-schedule hook as before.
+    ctx.scheduler.postSchedule(st.profile!, st.prefixHashes, server.endpoints[ranked[0]], st.sreq!.modelId);
     st.ranked = ranked;
     st.rankedCount = n;
     st.maxAttempts = server.retryAttempts >= 0 ? server.retryAttempts + 1 : n;
@@ -689,9 +696,10 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       const st = this.#st;
       if (!this.#live()) return;
       this.#done = true;
-      // Kthena's PostSchedule runs after a successful proxy: remember which pod now holds the
-      // prefix. Before the in-flight release, so the slot cannot have been given to another pod.
-      if (st.respStatus < 400 && st.profile !== null && !st.aborted) {
+      // Kthena's PostSchedule runs after a successful proxy. The first choice was recorded at the
+      // decision (see scheduleAndDispatch); a retry that succeeded elsewhere records that pod.
+      // Before the in-flight release, so the slot cannot have been given to another pod.
+      if (st.respStatus < 400 && st.profile !== null && !st.aborted && st.attempt > 1) {
         ctx.scheduler.postSchedule(st.profile, st.prefixHashes, endpointOf(st), st.sreq!.modelId);
       }
       releaseAttempt(st, false);

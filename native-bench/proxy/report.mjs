@@ -90,7 +90,9 @@ for (const w of ['long-prefix', 'low-sharing']) {
 From \`native-bench/results/${f}\`. ${st.pods} simulated vLLM pods (engine model, KV capacity ${st.kvCacheTokens} tokens each, time scale ${st.timeScale}),
 generated-shared-prefix: ${st.groups} groups x ${st.perGroup} prompts, system prompt ${st.systemLen} tokens, question ${st.questionLen}, output ${st.outputLen};
 closed loop with ${st.concurrency} users. Times are simulated ms (from the engines' \`sim_t\` stamps plus the router's real overhead); goodput SLO TTFT ≤ 2 s and mean ITL ≤ 100 ms.
-One run per configuration, one seed. Errors are 503s (\`least-request\` filtered out every pod: all queues ≥ maxWaitingRequests).
+One run per configuration, one seed: differences of 10-20 % between runs of the same configuration are common, so read large factors, not small ones.
+Errors are 503s (the \`least-request\` filter left no pod: every engine queue held ≥ maxWaitingRequests).
+kvcache-aware's remote tokenize and Redis lookups take real (wall) time; at time scale k each wall ms of them leaves the engines idle for k simulated ms, which penalises it here (compare it with \`--time-scale 1\`).
 
 | configuration | req/s | vs random | output tok/s | TTFT p50 ms | TTFT p99 ms | TTFT p50 vs random | ITL p50 ms | ITL p99 ms | goodput req/s | cache hit | errors |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|

@@ -10,10 +10,10 @@
  * (request rate 800/s, far above capacity, capped by max concurrency 300).
  *
  * Workloads are Kthena's two published shapes (kthena-behaviour.md §11: 3 replicas of a 7B model,
- * generated-shared-prefix), scaled down so that a run takes minutes on two cores. The KV capacity
- * per pod is scaled with the number of groups so that, as in the published setup, the shared
- * prefixes of all groups do not fit in one pod's cache but do fit across the fleet: that is the
- * regime in which cache-aware routing matters.
+ * generated-shared-prefix, 300 concurrent users), with fewer groups so that a run takes minutes on
+ * two cores. The KV capacity per pod is scaled with the number of groups so that, as in the
+ * published setup, the shared prompts of all groups and the running sequences fit across the
+ * fleet but not in one pod: the regime in which cache-aware routing matters.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,7 +38,8 @@ const MODEL = 'bench-7b';
 export const COMPARE_USAGE = `Usage: native-bench compare --workload long-prefix|low-sharing [options]
 
 Runs one workload through the router under each scheduler configuration (random, least-request,
-gpu-usage, least-latency, prefix-cache + least-request, kvcache-aware + least-request, default)
+gpu-usage, least-latency, prefix-cache + least-request, kvcache-aware + least-request, Kthena's
+Helm default, and this router's default)
 and directly against the pods round-robin, each on a fresh simulated fleet and a fresh router.
 
   --workload W        long-prefix (4,096-token shared system prompt, 256-token questions) or
@@ -47,9 +48,11 @@ and directly against the pods round-robin, each on a fresh simulated fleet and a
   --configs LIST      subset of the configurations (comma-separated names)
   --pods N            simulated pods (default 3, as Kthena's benchmark)
   --groups N          prompt groups (quick 32, full 64; Kthena used 256)
-  --per-group N       prompts per group (16; Kthena used 32)
-  --concurrency N     closed-loop users (quick 150, full 300 as Kthena's max concurrency)
+  --per-group N       prompts per group (32, as Kthena)
+  --concurrency N     closed-loop users (300, Kthena's max concurrency)
   --time-scale K      engine speed-up (default 10)
+  --kv-cache-tokens N KV capacity per pod (default: all groups' shared prompts / pods + the pod's
+                      users' own tokens + 2 sequences: Kthena's published capacity ratio)
   --slo-ttft-ms MS    goodput bound on TTFT (default 2000)
   --slo-itl-ms MS     goodput bound on mean inter-token latency (default 100)
   --json FILE         results (default native-bench/results/compare-<workload>-<date>.json)
@@ -66,8 +69,19 @@ export const CONFIGS: Record<string, string | null> = {
   'least-latency': 'scheduler: {plugins: {Score: {enabled: [{name: least-latency, weight: 1}]}}}\n',
   'prefix-cache+least-request': 'scheduler: {plugins: {Filter: {enabled: [least-request]}, Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 1}]}}}\n',
   'kvcache-aware+least-request': 'scheduler: {pluginConfig: [{name: kvcache-aware, args: {vllmTokenizerPort: PORT, sglangTokenizerPort: PORT}}], plugins: {Filter: {enabled: [least-request]}, Score: {enabled: [{name: least-request, weight: 1}, {name: kvcache-aware, weight: 1}]}}}\n',
+  // Kthena's Helm chart ConfigMap (the profile a Kthena user runs today).
+  'kthena-helm-default': 'scheduler: {pluginConfig: [{name: least-request, args: {maxWaitingRequests: 10}}, {name: least-latency, args: {TTFTTPOTWeightFactor: 0.5}}, {name: prefix-cache, args: {blockSizeToHash: 64, maxBlocksToMatch: 128, maxHashCacheSize: 50000, topKMatches: 5}}], plugins: {Filter: {enabled: [least-request]}, Score: {enabled: [{name: least-request, weight: 1}, {name: gpu-usage, weight: 1}, {name: least-latency, weight: 1}, {name: prefix-cache, weight: 1}]}}}\n',
+  // This router without --router-config (ROUTER_DEFAULT_SCHEDULER).
   default: null,
   'round-robin (no router)': null,
+};
+
+/** Extra configurations, run only when named in --configs (exploring a profile before adopting it). */
+export const EXTRA_CONFIGS: Record<string, string> = {
+  'prefix-cache': 'scheduler: {plugins: {Score: {enabled: [{name: prefix-cache, weight: 1}]}}}\n',
+  'prefix-cache*2+least-request (no filter)': 'scheduler: {plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 2}]}}}\n',
+  'prefix-cache+least-request (no filter)': 'scheduler: {plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 1}]}}}\n',
+  'kvcache-aware': 'scheduler: {pluginConfig: [{name: kvcache-aware, args: {vllmTokenizerPort: PORT, sglangTokenizerPort: PORT}}], plugins: {Score: {enabled: [{name: kvcache-aware, weight: 1}, {name: random, weight: 0}]}}}\n',
 };
 
 interface WorkloadShape { systemLen: number; questionLen: number; outputLen: number }
@@ -155,6 +169,8 @@ export interface CompareOptions {
   timeScale?: number;
   sloTtftMs?: number;
   sloItlMs?: number;
+  /** KV capacity per pod (tokens); default from the workload (see runCompare). */
+  kvCacheTokens?: number;
   log?: (line: string) => void;
 }
 
@@ -174,20 +190,23 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const shape = SHAPES[o.workload];
   const pods = o.pods ?? 3;
   const groups = o.groups ?? (o.quick ? 32 : 64);
-  const perGroup = o.perGroup ?? 16;
-  const concurrency = o.concurrency ?? (o.quick ? 150 : 300);
+  const perGroup = o.perGroup ?? 32;
+  const concurrency = o.concurrency ?? 300;
   const timeScale = o.timeScale ?? 10;
   const requests = groups * perGroup;
   // Each pod holds about (1 / pods + margin) of all groups' shared prompts plus the running
   // sequences' own tokens: prefixes spread by affinity fit, a pod that sees every group thrashes.
   const perSeq = shape.systemLen + shape.questionLen + shape.outputLen;
-  const kvCacheTokens = Math.round((groups * shape.systemLen) / pods * 1.3 + (concurrency / pods) * (shape.questionLen + shape.outputLen) * 1.5 + perSeq * 2);
+  // Kthena's published setup: 3 pods x ~400k tokens of KV against 256 groups x 4,096 shared tokens
+  // (1.05M) plus 300 users' own tokens (~150k): the fleet as a whole just holds every shared
+  // prompt and the running sequences, one pod does not. The scaled-down fleet keeps that ratio.
+  const kvCacheTokens = o.kvCacheTokens ?? Math.round((groups * shape.systemLen) / pods + (concurrency / pods) * (shape.questionLen + shape.outputLen) + perSeq * 2);
   const names = o.configs ?? Object.keys(CONFIGS);
-  for (const n of names) if (!(n in CONFIGS)) throw new Error(`unknown configuration "${n}" (known: ${Object.keys(CONFIGS).join(', ')})`);
+  for (const n of names) if (!(n in CONFIGS) && !(n in EXTRA_CONFIGS)) throw new Error(`unknown configuration "${n}" (known: ${[...Object.keys(CONFIGS), ...Object.keys(EXTRA_CONFIGS)].join(', ')})`);
   const setup = { pods, groups, perGroup, requests, concurrency, timeScale, kvCacheTokens, ...shape, model: MODEL };
   log(`compare ${o.workload}: ${JSON.stringify(setup)}`);
 
-  const redis = names.includes('kvcache-aware+least-request') ? await startRedis() : null;
+  const redis = names.some((n) => n.startsWith('kvcache-aware')) ? await startRedis() : null;
   const rows: CompareRow[] = [];
   const runs: { name: string; result: LoadResult }[] = [];
   const base = 60 + Math.floor(Math.random() * 100);
@@ -195,7 +214,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     for (const [i, name] of names.entries()) {
       const simPort = await freePort();
       const ipBase = `127.0.${base + i}`;
-      if (name === 'kvcache-aware+least-request' && redis === null) {
+      if (name.startsWith('kvcache-aware') && redis === null) {
         rows.push(emptyRow(name, 'redis-server is not installed (apt-get install -y redis-server)'));
         log(`${name}: skipped (no redis-server)`);
         continue;
@@ -214,7 +233,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
         } else {
           writeFileSync(path.join(dir, 'fleet.yaml'), manifests(fleet.pods, simPort));
           const args = ['serve', '--config', dir, '--host', '127.0.0.1', '--port', String(await freePort()), '--metrics-port', '0', '--debug-port', '0', '--workers', '2'];
-          const cfgText = CONFIGS[name];
+          const cfgText = name in CONFIGS ? CONFIGS[name] : EXTRA_CONFIGS[name];
           if (cfgText !== null) {
             const f = path.join(dir, '..', `${path.basename(dir)}-router.yaml`);
             writeFileSync(f, cfgText.replaceAll('PORT', String(simPort)));
@@ -309,7 +328,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
     options: {
       workload: { type: 'string' }, quick: { type: 'boolean', default: false }, configs: { type: 'string' },
       pods: { type: 'string' }, groups: { type: 'string' }, 'per-group': { type: 'string' }, concurrency: { type: 'string' },
-      'time-scale': { type: 'string' }, 'slo-ttft-ms': { type: 'string' }, 'slo-itl-ms': { type: 'string' },
+      'time-scale': { type: 'string' }, 'kv-cache-tokens': { type: 'string' }, 'slo-ttft-ms': { type: 'string' }, 'slo-itl-ms': { type: 'string' },
       json: { type: 'string' }, md: { type: 'string' }, svg: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -329,6 +348,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
     workload, quick: values.quick!, configs: values.configs?.split(',').map((s) => s.trim()).filter(Boolean),
     pods: int(values.pods, 'pods'), groups: int(values.groups, 'groups'), perGroup: int(values['per-group'], 'per-group'),
     concurrency: int(values.concurrency, 'concurrency'), timeScale: int(values['time-scale'], 'time-scale'),
+    kvCacheTokens: int(values['kv-cache-tokens'], 'kv-cache-tokens'),
     sloTtftMs: int(values['slo-ttft-ms'], 'slo-ttft-ms'), sloItlMs: int(values['slo-itl-ms'], 'slo-itl-ms'),
   });
   const stamp = new Date().toISOString().replace(/[:.]/g, '').slice(0, 15);

@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import type {
   EndpointIR, HeaderMatchIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, SchedulerIR, ServerIR, StringMatchIR, TargetIR,
 } from '../ir/types.js';
-import { DEFAULT_SCHEDULER } from '../routerconfig/defaults.js';
+import { ROUTER_DEFAULT_SCHEDULER } from '../routerconfig/defaults.js';
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet, StringMatch } from '../resources/types.js';
 import { deepFreeze, regexError } from '../resources/validate.js';
 
@@ -24,7 +24,7 @@ export const MAX_DURATION_MS = 2147483647;
  * `scheduler` is the validated router configuration (`--router-config`), carried into the IR so
  * that workers compile their scheduling profile with the snapshot it belongs to.
  */
-export function translate(resources: ResourceSet, scheduler: SchedulerIR = DEFAULT_SCHEDULER): TranslateResult {
+export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTER_DEFAULT_SCHEDULER): TranslateResult {
   const problems: Problem[] = [];
 
   const servers = [...resources.modelServers].sort((a, b) => cmp(key(a), key(b)));

@@ -275,6 +275,13 @@ describe('text access log (Kthena format)', () => {
 describe('debug server (127.0.0.1 only) and metrics server', () => {
   const debug = (p: string, host = '127.0.0.1') => httpRequest(`http://${host}:${router.debugPort}${p}`);
 
+  it('runs least-request + prefix-cache without a filter when no --router-config is given', async () => {
+    const r = await debug('/debug/config_dump/snapshot');
+    const scheduler = JSON.parse(r.text).ir.scheduler as { filters: string[]; scores: { name: string; weight: number }[] };
+    expect(scheduler.filters).toEqual([]);
+    expect(scheduler.scores).toEqual([{ name: 'least-request', weight: 1 }, { name: 'prefix-cache', weight: 1 }]);
+  });
+
   it('dumps ModelRoutes', async () => {
     const r = await debug('/debug/config_dump/modelroutes');
     expect(r.status).toBe(200);

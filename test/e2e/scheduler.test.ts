@@ -207,18 +207,19 @@ describe('scheduler plugins end to end', () => {
   it('the default profile (Kthena\'s Helm chart) schedules with every plugin\'s metrics present', async () => {
     await writeFile(configFile, readDefaultProfile());
     await useProfile(readDefaultProfile(), ['least-request', 'gpu-usage', 'least-latency', 'prefix-cache']);
-    await send('dflt-model', 100, 4);
+    // 200 decisions: whatever the split over the 2 workers, one of them makes at least 64, so the
+    // 1-in-64 plugin timing samples this model at least once.
+    await send('dflt-model', 200, 4);
     const total = GROUPS.dflt.pods.reduce((n, [name]) => n + completions(pod(name)), 0);
-    expect(total).toBe(100);
+    expect(total).toBe(200);
     const m = await scrape(router.metricsPort);
-    // Sampled 1 decision in 64 per worker: 100 decisions over 2 workers record at least one.
     const sampled = m.samples.filter((x) => x.name === 'kthena_router_scheduler_plugin_duration_seconds_count' && x.labels.model === 'dflt-model');
     // gpu-usage and least-latency are reused while scraped metrics are unchanged, so only the
     // plugins that run on every decision are sure to have been timed.
     const timed = new Set(sampled.map((x) => x.labels.plugin));
     expect(timed.has('least-request') && timed.has('prefix-cache')).toBe(true);
     for (const p of timed) expect(['least-request', 'gpu-usage', 'least-latency', 'prefix-cache']).toContain(p);
-    expect(sampleValue(m.samples, 'kthena_router_prefix_cache_match_ratio_count', { model: 'dflt-model' })).toBe(100);
+    expect(sampleValue(m.samples, 'kthena_router_prefix_cache_match_ratio_count', { model: 'dflt-model' })).toBe(200);
     expect(sampleValue(m.samples, 'kthena_router_prefix_cache_entries')).toBeGreaterThan(0);
     expect(sampleValue(m.samples, 'kthena_router_scrape_rounds_total')).toBeGreaterThan(0);
   });
