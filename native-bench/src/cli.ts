@@ -5,6 +5,9 @@
  */
 
 import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import type { ArrivalKind } from './arrivals.js';
 import { ProgressBar } from './progress.js';
@@ -340,9 +343,20 @@ async function runCommand(argv: string[]): Promise<number> {
   }
 }
 
+/** Runs one of the plain-Node scripts beside this package (they predate the TypeScript CLI). */
+function script(rel: string): (argv: string[]) => Promise<number> {
+  return (argv) => new Promise((resolve) => {
+    const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+    const child = spawn(process.execPath, [path.join(root, 'native-bench', rel), ...argv], { stdio: 'inherit' });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   run: runCommand,
   compare: (argv) => compareCommand(argv),
+  proxy: script('proxy/run.mjs'),
+  report: script('proxy/report.mjs'),
 };
 
 export const MAIN_USAGE = `Usage: native-bench <command> [options]
@@ -351,6 +365,8 @@ Commands
   run        drive one workload against one target and measure it (native-bench run --help)
   compare    one workload through the router under each scheduler configuration, on a simulated
              fleet, plus a round-robin baseline (native-bench compare --help)
+  proxy      router overhead against nginx and the engines directly (native-bench proxy --help)
+  report     regenerate docs/benchmarks.md from the newest results in native-bench/results/
 `;
 
 /** Entry point of bin/native-bench.js; resolves with the exit code. */
