@@ -101,6 +101,8 @@ export interface CompareRow {
   itl_p99_ms: number | null;
   goodput_rps: number | null;
   errors: number;
+  /** Closed-loop steady state by Little's law (users / mean e2e), a cross-check of requests_per_s. */
+  steady_state_rps: number | null;
   cache_hit_rate: number | null;
   backends: Record<string, number>;
   skipped?: string;
@@ -266,8 +268,16 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
           requestTimeoutS: 3600,
         });
         const h = headline(result);
+        // Little's law: in a closed loop without think time the steady-state rate is users / mean
+        // e2e. Far below it means the run was mostly ramp-up and drain, or this machine could not
+        // keep up with the engines at this time scale (every ratio is then compressed).
+        const e2eMean = result.latency.e2e_ms?.mean ?? null;
+        const steady = e2eMean !== null && e2eMean > 0 ? (concurrency / e2eMean) * 1000 : null;
+        if (steady !== null && h.requests_per_s < 0.6 * steady) {
+          log(`!! ${name}: ${h.requests_per_s.toFixed(2)} req/s measured vs ${steady.toFixed(2)} req/s steady state (users / mean e2e): run longer (--per-group) or lower --time-scale`);
+        }
         const row: CompareRow = {
-          name, ...h, cache_hit_rate: result.tokens.cache_hit_rate,
+          name, ...h, steady_state_rps: steady, cache_hit_rate: result.tokens.cache_hit_rate,
           backends: Object.fromEntries(Object.entries(result.backends?.counts ?? {}).map(([k, v]) => [k, v.requests])),
         };
         delete (row as unknown as Record<string, unknown>).rejected;
@@ -288,7 +298,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
 }
 
 function emptyRow(name: string, skipped: string): CompareRow {
-  return { name, requests_per_s: 0, output_tokens_per_s: 0, ttft_p50_ms: null, ttft_p99_ms: null, itl_p50_ms: null, itl_p99_ms: null, goodput_rps: null, errors: 0, cache_hit_rate: null, backends: {}, skipped };
+  return { name, requests_per_s: 0, output_tokens_per_s: 0, ttft_p50_ms: null, ttft_p99_ms: null, itl_p50_ms: null, itl_p99_ms: null, goodput_rps: null, errors: 0, steady_state_rps: null, cache_hit_rate: null, backends: {}, skipped };
 }
 
 const fmt = (v: number | null): string => (v === null ? '-' : v.toFixed(0));
