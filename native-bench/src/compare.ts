@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { runLoad, resultToJson } from './runner.js';
 import type { LoadResult } from './runner.js';
 import { generatedSharedPrefix } from './workloads.js';
-import { headline, writeMarkdown } from './report.js';
+import { headline, writeMarkdown, type Headline } from './report.js';
 import { ttftCdfChart, writeSvg } from './svg.js';
 import { machineInfo } from './machine.js';
 
@@ -91,16 +91,9 @@ const SHAPES: Record<string, WorkloadShape> = {
   'low-sharing': { systemLen: 256, questionLen: 4096, outputLen: 256 },
 };
 
-export interface CompareRow {
+/** One entry of the `configs` list (the command contract): the run's headline figures, and ours. */
+export interface CompareRow extends Omit<Headline, 'rejected'> {
   name: string;
-  requests_per_s: number;
-  output_tokens_per_s: number;
-  ttft_p50_ms: number | null;
-  ttft_p99_ms: number | null;
-  itl_p50_ms: number | null;
-  itl_p99_ms: number | null;
-  goodput_rps: number | null;
-  errors: number;
   /** Closed-loop steady state by Little's law (users / mean e2e), a cross-check of requests_per_s. */
   steady_state_rps: number | null;
   cache_hit_rate: number | null;
@@ -276,11 +269,11 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
         if (steady !== null && h.requests_per_s < 0.6 * steady) {
           log(`!! ${name}: ${h.requests_per_s.toFixed(2)} req/s measured vs ${steady.toFixed(2)} req/s steady state (users / mean e2e): run longer (--per-group) or lower --time-scale`);
         }
+        const { rejected: _rejected, ...figures } = h;
         const row: CompareRow = {
-          name, ...h, steady_state_rps: steady, cache_hit_rate: result.tokens.cache_hit_rate,
+          name, ...figures, steady_state_rps: steady, cache_hit_rate: result.tokens.cache_hit_rate,
           backends: Object.fromEntries(Object.entries(result.backends?.counts ?? {}).map(([k, v]) => [k, v.requests])),
         };
-        delete (row as unknown as Record<string, unknown>).rejected;
         rows.push(row);
         runs.push({ name, result });
         log(`${name}: ${h.requests_per_s.toFixed(2)} req/s, TTFT p50 ${fmt(h.ttft_p50_ms)} p99 ${fmt(h.ttft_p99_ms)} ms, ITL p50 ${fmt(h.itl_p50_ms)} ms, cache hit ${pct(result.tokens.cache_hit_rate)}, errors ${h.errors} (${((Date.now() - t0) / 1000).toFixed(1)} s wall)`);
