@@ -84,10 +84,11 @@ for (const w of ['long-prefix', 'low-sharing']) {
     ? `| ${x.name} | skipped: ${x.skipped} |||||||||||`
     : `| ${x.name} | ${x.requests_per_s.toFixed(2)} | ${(x.requests_per_s / random.requests_per_s).toFixed(2)}x | ${f0(x.output_tokens_per_s)} | ${f0(x.ttft_p50_ms)} | ${f0(x.ttft_p99_ms)} | ${(x.ttft_p50_ms / random.ttft_p50_ms).toFixed(2)}x | ${x.itl_p50_ms?.toFixed(1) ?? '-'} | ${x.itl_p99_ms?.toFixed(1) ?? '-'} | ${x.goodput_rps?.toFixed(2) ?? '-'} | ${x.cache_hit_rate === null ? '-' : `${(x.cache_hit_rate * 100).toFixed(0)}%`} | ${x.errors} |`);
   const st = c.setup;
+  const cm = c.machine ?? {};
   cmpSections.push(`
 ### ${w}${c.quick ? ' (--quick)' : ''}
 
-From \`native-bench/results/${f}\`. ${st.pods} simulated vLLM pods (engine model, KV capacity ${st.kvCacheTokens} tokens each, time scale ${st.timeScale}),
+From \`native-bench/results/${f}\` (${cm.cpu ?? '?'}, ${cm.cores ?? '?'} cores, Node ${cm.node ?? '?'}, commit ${cm.git_commit ?? '?'}${cm.git_dirty ? ' + local changes' : ''}). ${st.pods} simulated vLLM pods (engine model, KV capacity ${st.kvCacheTokens} tokens each, time scale ${st.timeScale}),
 generated-shared-prefix: ${st.groups} groups x ${st.perGroup} prompts, system prompt ${st.systemLen} tokens, question ${st.questionLen}, output ${st.outputLen};
 closed loop with ${st.concurrency} users. Times are simulated ms (from the engines' \`sim_t\` stamps plus the router's real overhead); goodput SLO TTFT ≤ 2 s and mean ITL ≤ 100 ms.
 One run per configuration, one seed: differences of 10-20 % between runs of the same configuration are common, so read large factors, not small ones.
