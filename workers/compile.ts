@@ -39,6 +39,17 @@ export interface CompiledServer {
   retryIntervalMs: number;
   endpoints: CompiledEndpoint[];
   unsupported: string;
+  /** Prefill/decode pairing tables, built once per snapshot; null without pdGroup. */
+  pd: CompiledPd | null;
+}
+
+export interface CompiledPd {
+  connector: 'http' | 'lmcache' | 'nixl' | 'mooncake' | 'sglang';
+  /** Every decode endpoint of every group: the candidates decode scheduling scores. */
+  decode: CompiledEndpoint[];
+  /** decodeGroup[i] = group index of decode[i]; prefillByGroup[g] = the prefill endpoints of group g. */
+  decodeGroup: Int32Array;
+  prefillByGroup: CompiledEndpoint[][];
 }
 
 export interface CompiledTarget {
@@ -103,6 +114,25 @@ function originOf(ip: string, port: number): string {
 }
 
 function compileServer(ir: RoutingIR, s: ServerIR): CompiledServer {
+  const endpoints = s.endpoints.map((i) => {
+    const e = ir.endpoints[i];
+    return {
+      key: e.key, podName: e.name, namespace: e.namespace, ip: e.ip, slot: e.slot, gen: e.gen,
+      startedAtSec: e.startedAtSec, origin: originOf(e.ip, s.port),
+    };
+  });
+  // The same endpoint objects as `endpoints` (the scheduler caches per endpoint array and slot).
+  const byIndex = new Map(s.endpoints.map((i, j) => [i, endpoints[j]]));
+  let pd: CompiledPd | null = null;
+  if (s.connector !== '') {
+    const decode: CompiledEndpoint[] = [];
+    const groups: number[] = [];
+    const prefillByGroup = s.pdGroups.map((g, gi) => {
+      for (const i of g.decode) { decode.push(byIndex.get(i)!); groups.push(gi); }
+      return g.prefill.map((i) => byIndex.get(i)!);
+    });
+    pd = { connector: s.connector, decode, decodeGroup: Int32Array.from(groups), prefillByGroup };
+  }
   return {
     key: s.key,
     model: s.model,
@@ -112,13 +142,8 @@ function compileServer(ir: RoutingIR, s: ServerIR): CompiledServer {
     retryAttempts: s.retryAttempts,
     retryIntervalMs: s.retryIntervalMs,
     unsupported: s.unsupported,
-    endpoints: s.endpoints.map((i) => {
-      const e = ir.endpoints[i];
-      return {
-        key: e.key, podName: e.name, namespace: e.namespace, ip: e.ip, slot: e.slot, gen: e.gen,
-        startedAtSec: e.startedAtSec, origin: originOf(e.ip, s.port),
-      };
-    }),
+    endpoints,
+    pd,
   };
 }
 

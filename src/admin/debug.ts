@@ -123,9 +123,17 @@ class Dump {
       spec: ms.rawSpec ?? ms.spec,
     };
     // Kthena's associatedPods/decodePods/prefillPods are `omitempty` slices: absent when empty.
-    // PD groups are not routed yet, so decode/prefill lists are always empty.
-    const pods = this.#associatedPods(`${ms.metadata.namespace}/${ms.metadata.name}`);
+    const key = `${ms.metadata.namespace}/${ms.metadata.name}`;
+    const pods = this.#associatedPods(key);
     if (pods.length > 0) view.associatedPods = pods;
+    const ir = this.#ir;
+    const server = ir?.servers.find((s) => s.key === key);
+    if (ir !== null && server !== undefined) {
+      const decode = server.pdGroups.flatMap((g) => g.decode.map((i) => ir.endpoints[i].key));
+      const prefill = server.pdGroups.flatMap((g) => g.prefill.map((i) => ir.endpoints[i].key));
+      if (decode.length > 0) view.decodePods = decode;
+      if (prefill.length > 0) view.prefillPods = prefill;
+    }
     return view;
   }
 

@@ -68,6 +68,22 @@ export interface ServerIR {
   endpoints: number[];
   /** '' when served; else the feature this ModelServer needs that this release lacks (answered 501). */
   unsupported: string;
+  /**
+   * Prefill/decode groups (`workloadSelector.pdGroup`), in group-value order; empty without
+   * pdGroup. A pod matching every decodeLabel is a decode pod (checked first), else one matching
+   * every prefillLabel is a prefill pod; pods without the group label are not used for PD.
+   * Indexes into RoutingIR.endpoints, ascending.
+   */
+  pdGroups: PdGroupIR[];
+  /** KV connector for PD: spec.kvConnector.type, else 'sglang' for SGLang engines, else 'http'; '' without pdGroup. */
+  connector: '' | 'http' | 'lmcache' | 'nixl' | 'mooncake' | 'sglang';
+}
+
+export interface PdGroupIR {
+  /** Value of the groupKey label. */
+  name: string;
+  decode: number[];
+  prefill: number[];
 }
 
 export interface EndpointIR {

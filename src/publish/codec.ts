@@ -15,7 +15,8 @@ message RuleMatch { repeated StringMatch headers = 1; StringMatch uri = 2; bool 
 message Target { string kind = 1; string key = 2; sint32 server = 3; uint32 weight = 4; }
 message Rule { string name = 1; RuleMatch match = 2; bool hasMatch = 3; repeated Target targets = 4; uint32 totalWeight = 5; }
 message Route { string key = 1; string namespace = 2; string name = 3; string modelName = 4; repeated string loraAdapters = 5; bool hasParentRefs = 6; repeated Rule rules = 7; }
-message Server { string key = 1; string namespace = 2; string name = 3; string model = 4; string engine = 5; uint32 port = 6; uint32 timeoutMs = 7; sint32 retryAttempts = 8; uint32 retryIntervalMs = 9; repeated uint32 endpoints = 10; string unsupported = 11; }
+message PdGroup { string name = 1; repeated uint32 decode = 2; repeated uint32 prefill = 3; }
+message Server { string key = 1; string namespace = 2; string name = 3; string model = 4; string engine = 5; uint32 port = 6; uint32 timeoutMs = 7; sint32 retryAttempts = 8; uint32 retryIntervalMs = 9; repeated uint32 endpoints = 10; string unsupported = 11; repeated PdGroup pdGroups = 12; string connector = 13; }
 message Endpoint { string key = 1; string namespace = 2; string name = 3; string ip = 4; sint32 slot = 5; sint32 gen = 6; uint32 startedAtSec = 7; }
 message ScorePlugin { string name = 1; uint32 weight = 2; }
 message Scheduler {
@@ -93,7 +94,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
         totalWeight: rule.totalWeight,
       })),
     })),
-    servers: o.servers.map((s) => ({ ...s, engine: s.engine as 'vLLM' })),
+    servers: o.servers.map((s) => ({ ...s, engine: s.engine as 'vLLM', connector: s.connector as RoutingIR['servers'][number]['connector'] })),
     endpoints: o.endpoints,
     scheduler: schedulerFromWire(o.scheduler),
     modelNames: o.modelNames,

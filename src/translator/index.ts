@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net';
 import type {
-  EndpointIR, HeaderMatchIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, SchedulerIR, ServerIR, StringMatchIR, TargetIR,
+  EndpointIR, HeaderMatchIR, PdGroupIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, SchedulerIR, ServerIR, StringMatchIR, TargetIR,
 } from '../ir/types.js';
 import { ROUTER_DEFAULT_SCHEDULER } from '../routerconfig/defaults.js';
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet, StringMatch } from '../resources/types.js';
@@ -45,7 +45,7 @@ export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTE
   const serverIndex = new Map<string, number>();
   const serverIRs: ServerIR[] = servers.map((s, i) => {
     serverIndex.set(key(s), i);
-    return serverIR(s, selected[i]!.map((p) => endpointIndex.get(key(p))!).sort((a, b) => a - b), problems);
+    return serverIR(s, selected[i]!.map((p) => endpointIndex.get(key(p))!).sort((a, b) => a - b), problems, pdGroupsOf(s, selected[i]!, endpointIndex));
   });
 
   const routes: RouteIR[] = [];
@@ -91,7 +91,34 @@ function selectPods(server: ModelServer, pods: readonly Pod[]): Pod[] {
     labels.every(([k, v]) => p.metadata.labels[k] === v));
 }
 
-function serverIR(s: ModelServer, endpoints: number[], problems: Problem[]): ServerIR {
+/** Kthena §4.1: group by the groupKey label; decode labels are checked before prefill labels. */
+function pdGroupsOf(s: ModelServer, pods: readonly Pod[], endpointIndex: Map<string, number>): PdGroupIR[] {
+  const pd = s.spec.workloadSelector.pdGroup;
+  if (pd === undefined) return [];
+  const groups = new Map<string, PdGroupIR>();
+  const matches = (p: Pod, want: Record<string, string>): boolean => Object.entries(want).every(([k, v]) => p.metadata.labels[k] === v);
+  for (const p of pods) {
+    const g = p.metadata.labels[pd.groupKey];
+    if (g === undefined) continue;
+    const role = matches(p, pd.decodeLabels) ? 'decode' : matches(p, pd.prefillLabels) ? 'prefill' : null;
+    if (role === null) continue;
+    let group = groups.get(g);
+    if (group === undefined) groups.set(g, group = { name: g, decode: [], prefill: [] });
+    group[role].push(endpointIndex.get(key(p))!);
+  }
+  return [...groups.values()].sort((a, b) => cmp(a.name, b.name)).map((g) => ({
+    name: g.name, decode: g.decode.sort((a, b) => a - b), prefill: g.prefill.sort((a, b) => a - b),
+  }));
+}
+
+function connectorOf(s: ModelServer): ServerIR['connector'] {
+  if (s.spec.workloadSelector.pdGroup === undefined) return '';
+  const t = s.spec.kvConnector?.type;
+  if (t !== undefined && (t as string) !== '') return t;
+  return s.spec.inferenceEngine === 'SGLang' ? 'sglang' : 'http';
+}
+
+function serverIR(s: ModelServer, endpoints: number[], problems: Problem[], pdGroups: PdGroupIR[]): ServerIR {
   const tp = s.spec.trafficPolicy;
   const ms = (v: number | undefined, field: string): number => {
     if (v === undefined) return 0;
@@ -113,6 +140,8 @@ function serverIR(s: ModelServer, endpoints: number[], problems: Problem[]): Ser
     retryIntervalMs: ms(tp?.retry?.retryIntervalMs, 'spec.trafficPolicy.retry.retryInterval'),
     endpoints,
     unsupported: unsupportedFeature(s, problems),
+    pdGroups,
+    connector: connectorOf(s),
   };
 }
 
@@ -262,6 +291,18 @@ export function validateIR(ir: RoutingIR): string[] {
       if (!Number.isInteger(e) || e < 0 || e >= ir.endpoints.length) errs.push(`${at}: endpoints[${j}] = ${e} is out of range`);
       else if (j > 0 && !(s.endpoints[j - 1]! < e)) errs.push(`${at}: endpoints must be strictly ascending (unique, in key order)`);
     });
+    const own = new Set(s.endpoints);
+    const seen = new Set<number>();
+    s.pdGroups.forEach((g, j) => {
+      if (j > 0 && !(s.pdGroups[j - 1]!.name < g.name)) errs.push(`${at}: pdGroups must be sorted by name, unique`);
+      for (const e of [...g.decode, ...g.prefill]) {
+        if (!own.has(e)) errs.push(`${at}: pdGroups[${j}] (${g.name}) names endpoint ${e}, not one of the server's`);
+        if (seen.has(e)) errs.push(`${at}: endpoint ${e} is in more than one PD role or group`);
+        seen.add(e);
+      }
+    });
+    if (s.pdGroups.length > 0 && s.connector === '') errs.push(`${at}: PD groups need a connector`);
+    if (!['', 'http', 'lmcache', 'nixl', 'mooncake', 'sglang'].includes(s.connector)) errs.push(`${at}: unknown connector ${JSON.stringify(s.connector)}`);
   });
 
   const routeKeys = new Set<string>();

@@ -17,7 +17,7 @@ function route(name: string, modelName: string, lora: string[] = [], hasParentRe
 
 const ir: RoutingIR = {
   routes: [route('old', 'm'), route('new', 'm', ['lora-x']), route('lora-only', '', ['lora-a'])],
-  servers: [{ key: 'ns/a', namespace: 'ns', name: 'a', model: 'up', engine: 'vLLM', port: 8000, timeoutMs: 0, retryAttempts: -1, retryIntervalMs: 0, endpoints: [0, 1], unsupported: '' }],
+  servers: [{ key: 'ns/a', namespace: 'ns', name: 'a', model: 'up', engine: 'vLLM', port: 8000, timeoutMs: 0, retryAttempts: -1, retryIntervalMs: 0, endpoints: [0, 1], unsupported: '', pdGroups: [], connector: '' }],
   endpoints: [
     { key: 'ns/p1', namespace: 'ns', name: 'p1', ip: '127.0.0.5', slot: 3, gen: 2, startedAtSec: 1700000000 },
     { key: 'ns/p2', namespace: 'ns', name: 'p2', ip: 'fd00::1', slot: 7, gen: 5, startedAtSec: 0 },
@@ -26,6 +26,36 @@ const ir: RoutingIR = {
   modelNames: ['lora-a', 'lora-x', 'm'],
   modelIds: [4, -1, 0],
 };
+
+describe('compileSnapshot: prefill/decode tables', () => {
+  const pdIr: RoutingIR = {
+    ...ir,
+    routes: [route('pd', 'pd-model')],
+    servers: [{
+      ...ir.servers[0], endpoints: [0, 1, 2, 3], connector: 'nixl',
+      pdGroups: [{ name: 'g0', decode: [0], prefill: [2] }, { name: 'g1', decode: [1, 3], prefill: [] }],
+    }],
+    endpoints: ['d0', 'd1', 'p0', 'd2'].map((n, i) => ({ key: `ns/${n}`, namespace: 'ns', name: n, ip: `127.0.0.${i + 1}`, slot: i, gen: 1, startedAtSec: 0 })),
+  };
+  const server = compileSnapshot(pdIr, 1, () => null).byModel.get('pd-model')![0].rules[0].targets[0].server!;
+
+  it('lists every decode endpoint with its group, and the prefill endpoints per group', () => {
+    const pd = server.pd!;
+    expect(pd.connector).toBe('nixl');
+    expect(pd.decode.map((e) => e.podName)).toEqual(['d0', 'd1', 'd2']);
+    expect([...pd.decodeGroup]).toEqual([0, 1, 1]);
+    expect(pd.prefillByGroup.map((g) => g.map((e) => e.podName))).toEqual([['p0'], []]);
+  });
+
+  it('shares endpoint objects with the server list (the scheduler caches per endpoint)', () => {
+    expect(server.pd!.decode[0]).toBe(server.endpoints[0]);
+    expect(server.pd!.prefillByGroup[0][0]).toBe(server.endpoints[2]);
+  });
+
+  it('has no PD tables for a server without pdGroup', () => {
+    expect(compileSnapshot(ir, 1, () => null).byModel.get('m')![0].rules[0].targets[0].server!.pd).toBeNull();
+  });
+});
 
 describe('compileSnapshot', () => {
   const profiles: unknown[] = [];

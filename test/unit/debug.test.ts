@@ -49,8 +49,8 @@ function pod(name: string, ip: string): Pod {
 const ir: RoutingIR = {
   routes: [],
   servers: [
-    { key: 'default/idle-ms', namespace: 'default', name: 'idle-ms', model: 'x', engine: 'SGLang', port: 30000, timeoutMs: 0, retryAttempts: -1, retryIntervalMs: 0, endpoints: [], unsupported: '' },
-    { key: 'default/llama-ms', namespace: 'default', name: 'llama-ms', model: 'meta/llama-3', engine: 'vLLM', port: 8000, timeoutMs: 30_000, retryAttempts: -1, retryIntervalMs: 0, endpoints: [0, 1], unsupported: '' },
+    { key: 'default/idle-ms', namespace: 'default', name: 'idle-ms', model: 'x', engine: 'SGLang', port: 30000, timeoutMs: 0, retryAttempts: -1, retryIntervalMs: 0, endpoints: [], unsupported: '', pdGroups: [], connector: '' },
+    { key: 'default/llama-ms', namespace: 'default', name: 'llama-ms', model: 'meta/llama-3', engine: 'vLLM', port: 8000, timeoutMs: 30_000, retryAttempts: -1, retryIntervalMs: 0, endpoints: [0, 1], unsupported: '', pdGroups: [], connector: '' },
   ],
   endpoints: [
     { key: 'default/llama-0', namespace: 'default', name: 'llama-0', ip: '127.0.0.10', slot: 0, gen: 1, startedAtSec: 0 },
@@ -140,6 +140,19 @@ describe('Kthena config dumps', () => {
       ],
     });
     expect(r.body.modelservers[1].spec.trafficPolicy.timeout).toBe('30s');
+  });
+
+  it('lists decodePods and prefillPods of a ModelServer with PD groups, as Kthena', async () => {
+    const pdIr: RoutingIR = {
+      ...ir,
+      servers: [ir.servers[0], { ...ir.servers[1], connector: 'http', pdGroups: [{ name: 'g0', decode: [0], prefill: [1] }] }],
+    };
+    const base = await start(source({ ir: () => pdIr }));
+    const r = await get(base, '/debug/config_dump/modelservers');
+    expect(r.body.modelservers[1]).toMatchObject({
+      name: 'llama-ms', associatedPods: ['default/llama-0', 'default/llama-1'], decodePods: ['default/llama-0'], prefillPods: ['default/llama-1'],
+    });
+    expect(r.body.modelservers[0].decodePods).toBeUndefined();
   });
 
   it('lists only pods a ModelServer selects, with zero metrics until a scraper exists', async () => {

@@ -275,9 +275,21 @@ items:
     await utimes(file, new Date(), new Date(Date.now() + 5000));
     await vi.waitFor(() => expect(h.provider.rebuilds).toBeGreaterThan(n), WAIT);
     n = h.provider.rebuilds;
-    await writeFile(file, routeYaml('r'));
+    // Replaced atomically (a plain write can be read half-done, which is reported: next test).
+    await writeFile(file + '.tmp', routeYaml('r'));
+    await rename(file + '.tmp', file);
     await vi.waitFor(() => expect(h.provider.rebuilds).toBeGreaterThan(n), WAIT);
     expect(h.snaps).toHaveLength(1);
+  });
+
+  it('keeps the objects of a file read while it is empty (a write in progress), and drops them when the file is deleted', async () => {
+    const h = await setup({ 'a.yaml': routeYaml('r') });
+    const file = path.join(h.dir, 'a.yaml');
+    await writeFile(file, '');
+    await vi.waitFor(() => expect(h.last().problems.map((p) => p.message)).toContain('the file is empty; its previous objects stay in use until it has content again or is deleted'), WAIT);
+    expect(routeNames(h.last())).toEqual(['default/r']);
+    await unlink(file);
+    await vi.waitFor(() => expect(routeNames(h.last())).toEqual([]), WAIT);
   });
 
   it('coalesces a burst of changes into one rebuild', async () => {

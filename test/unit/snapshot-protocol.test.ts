@@ -14,7 +14,7 @@ function irWith(n: number, tag = 'r'): RoutingIR {
       key: `ns/${tag}${i}`, namespace: 'ns', name: `${tag}${i}`, modelName: `m${i}`, loraAdapters: i % 2 ? ['lora'] : [], hasParentRefs: false,
       rules: [{ name: 'r', match: { headers: [{ name: 'x-a', type: 'prefix' as const, value: 'p' }], uri: null, bodyModel: null }, targets: [{ kind: 'server' as const, key: 'ns/s', server: 0, weight: 100 }], totalWeight: 100 }],
     })),
-    servers: [{ key: 'ns/s', namespace: 'ns', name: 's', model: '', engine: 'vLLM', port: 8000, timeoutMs: 0, retryAttempts: -1, retryIntervalMs: 0, endpoints: [0], unsupported: '' }],
+    servers: [{ key: 'ns/s', namespace: 'ns', name: 's', model: '', engine: 'vLLM', port: 8000, timeoutMs: 0, retryAttempts: -1, retryIntervalMs: 0, endpoints: [0], unsupported: '', pdGroups: [{ name: 'g0', decode: [0], prefill: [] }], connector: 'nixl' }],
     endpoints: [{ key: 'ns/p', namespace: 'ns', name: 'p', ip: '127.0.0.2', slot: 0, gen: 1, startedAtSec: 1700000000 }],
     scheduler: DEFAULT_SCHEDULER,
     modelNames: ['lora', ...Array.from({ length: n }, (_, i) => `m${i}`)].sort(),

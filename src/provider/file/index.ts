@@ -289,6 +289,15 @@ export class FileProvider {
         continue;
       }
       const cached = this.#parsed.get(t.file);
+      // A plain (non-atomic) write truncates the file before writing it: read in between, it is
+      // empty. Dropping its objects would 404 their traffic for a moment, so an empty file that
+      // held objects keeps them until it has content again or is deleted.
+      if (t.text.trim() === '' && cached !== undefined && cached.docs.length > 0) {
+        problems.push({ ...fileProblem(t.file, 'the file is empty; its previous objects stay in use until it has content again or is deleted'), severity: 'warning' });
+        keepFrom.add(t.file);
+        parsed.set(t.file, cached);
+        continue;
+      }
       const pf = cached !== undefined && cached.text === t.text ? cached : parseFile(t.file, t.text);
       parsed.set(t.file, pf);
       problems.push(...pf.problems);
