@@ -49,7 +49,8 @@ function config(command: RouterConfig['command'], argv: string[]): Readonly<Rout
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help' || rest.includes('--help')) {
+  // `sim` has its own options and help text.
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help' || (command !== 'sim' && rest.includes('--help'))) {
     process.stdout.write(usage() + '\n');
     return command === undefined ? 2 : 0;
   }

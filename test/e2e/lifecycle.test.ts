@@ -325,6 +325,13 @@ describe('--help', () => {
     expect(serveHelp.stdout).toBe(r.stdout);
   });
 
+  it('gives sim its own help text', async () => {
+    const r = await runCli(['sim', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: kthena-router sim/);
+    expect(r.stdout).toContain('--time-scale');
+  });
+
   it('lists every Kthena flag (§8.5)', async () => {
     const r = await runCli(['--help']);
     expect(r.code).toBe(0);
