@@ -45,7 +45,9 @@ and directly against the pods round-robin, each on a fresh simulated fleet and a
   --workload W        long-prefix (4,096-token shared system prompt, 256-token questions) or
                       low-sharing (256-token shared prompt, 4,096 unique tokens); 256 output tokens
   --quick             scaled-down fleet and workload (finishes within 5 minutes on 2 cores)
-  --configs LIST      subset of the configurations (comma-separated names)
+  --configs LIST      subset of the configurations (comma-separated names), or extra ones run only
+                      on request: prefix-cache, kvcache-aware, prefix-cache+least-request (no filter),
+                      prefix-cache*2+least-request (no filter)
   --pods N            simulated pods (default 3, as Kthena's benchmark)
   --groups N          prompt groups (quick: 32 long-prefix, 24 low-sharing; full 64; Kthena used 256)
   --per-group N       prompts per group (32, as Kthena)
@@ -82,7 +84,7 @@ export const EXTRA_CONFIGS: Record<string, string> = {
   'prefix-cache': 'scheduler: {plugins: {Score: {enabled: [{name: prefix-cache, weight: 1}]}}}\n',
   'prefix-cache*2+least-request (no filter)': 'scheduler: {plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 2}]}}}\n',
   'prefix-cache+least-request (no filter)': 'scheduler: {plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 1}]}}}\n',
-  'kvcache-aware': 'scheduler: {pluginConfig: [{name: kvcache-aware, args: {vllmTokenizerPort: PORT, sglangTokenizerPort: PORT}}], plugins: {Score: {enabled: [{name: kvcache-aware, weight: 1}, {name: random, weight: 0}]}}}\n',
+  'kvcache-aware': 'scheduler: {pluginConfig: [{name: kvcache-aware, args: {vllmTokenizerPort: PORT, sglangTokenizerPort: PORT}}], plugins: {Score: {enabled: [{name: kvcache-aware, weight: 1}]}}}\n',
 };
 
 interface WorkloadShape { systemLen: number; questionLen: number; outputLen: number }
@@ -200,7 +202,11 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   // prompt and the running sequences, one pod does not. The scaled-down fleet keeps that ratio.
   const kvCacheTokens = o.kvCacheTokens ?? Math.round((groups * shape.systemLen) / pods + (concurrency / pods) * (shape.questionLen + shape.outputLen) + perSeq * 2);
   const names = o.configs ?? Object.keys(CONFIGS);
-  for (const n of names) if (!(n in CONFIGS) && !(n in EXTRA_CONFIGS)) throw new Error(`unknown configuration "${n}" (known: ${[...Object.keys(CONFIGS), ...Object.keys(EXTRA_CONFIGS)].join(', ')})`);
+  for (const n of names) {
+    if (!(n in CONFIGS) && !(n in EXTRA_CONFIGS)) {
+      throw Object.assign(new Error(`unknown configuration "${n}" (known: ${[...Object.keys(CONFIGS), ...Object.keys(EXTRA_CONFIGS)].join(', ')})`), { code: 'BENCH_USAGE' });
+    }
+  }
   const setup = { pods, groups, perGroup, requests, concurrency, timeScale, kvCacheTokens, ...shape, model: MODEL };
   log(`compare ${o.workload}: ${JSON.stringify(setup)}`);
 

@@ -469,22 +469,8 @@ class SimulatedPod implements SimPod {
     if (this.#driver) {
       const m = this.#driver.model;
       const st = m.stats();
-      out.engineModel = {
-        config: { ...m.cfg },
-        running: st.running,
-        waiting: st.waiting,
-        transferring: st.transferring,
-        kvUsage: st.kvUsage,
-        kvBlocks: st.kvBlocks,
-        kvBlocksUsed: st.kvBlocksUsed,
-        kvBlocksCached: st.kvBlocksCached,
-        evictions: st.evictions,
-        preemptions: st.preemptions,
-        prefixQueries: st.prefixQueries,
-        prefixHits: st.prefixHits,
-        steps: st.steps,
-        residentLoras: st.residentLoras,
-      };
+      const { promptTokens: _p, generationTokens: _g, lastStepEnd: _l, ...shown } = st;
+      out.engineModel = { config: { ...m.cfg }, ...shown };
     }
     return out;
   }

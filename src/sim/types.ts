@@ -37,6 +37,7 @@
  *   concurrent, so the decode leg's own times already include the wait for the prefill.
  * In fixed mode the values are measured wall ms x timeScale (they include timer jitter).
  */
+import type { ModelStats } from './model.js';
 
 export type SimEngine = 'vLLM' | 'SGLang';
 
@@ -241,21 +242,8 @@ export interface SimPodState {
   /** Model mode: how far (simulated ms) the engine's step clock is behind the virtual clock while busy. */
   engineLagMs: number;
   /** Model mode only. */
-  engineModel?: {
+  engineModel?: Omit<ModelStats, 'promptTokens' | 'generationTokens' | 'lastStepEnd'> & {
     config: Record<string, number | boolean>;
-    running: number;
-    waiting: number;
-    transferring: number;
-    kvUsage: number;
-    kvBlocks: number;
-    kvBlocksUsed: number;
-    kvBlocksCached: number;
-    evictions: number;
-    preemptions: number;
-    prefixQueries: number;
-    prefixHits: number;
-    steps: number;
-    residentLoras: string[];
   };
   /** Adapters served (registered at start or with /v1/load_lora_adapter). */
   adapters: string[];

@@ -45,9 +45,12 @@ describe('native-bench compare', () => {
     expect(r.stdout).toContain('| random |');
   }, 120_000);
 
-  it('refuses an unknown workload with a usage error (exit 2)', async () => {
+  it('refuses an unknown workload or configuration with a usage error (exit 2)', async () => {
     const r = await run(['compare', '--workload', 'medium']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--workload must be long-prefix or low-sharing');
+    const c = await run(['compare', '--workload', 'long-prefix', '--configs', 'random,fastest']);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain('unknown configuration "fastest"');
   });
 });

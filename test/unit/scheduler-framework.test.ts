@@ -7,33 +7,17 @@ import {
   allocatePrefixIndex,
   epIndex,
   kEndpointStride,
-  kEpInflight,
-  kEpKvUsagePpm,
   kEpModelBits,
-  kEpRunning,
-  kEpScrapeState,
   kEpGen,
-  kEpSeq,
-  kEpTpotUs,
-  kEpTtftUs,
-  kEpWaiting,
-  kScrapeFresh,
   kScrapeStale,
 } from '../../src/shared/layout.js';
 import type { MetricJSON } from '../../workers/metrics.js';
 import { Scheduler } from '../../workers/scheduler/framework.js';
 import { MATCH_RATIO_BUCKETS, PLUGIN_DURATION, PLUGIN_DURATION_BUCKETS, PREFIX_EVICTIONS, PREFIX_MATCH_RATIO } from '../../workers/scheduler/metrics.js';
 import type { ScheduleRequest, SchedEndpoint } from '../../workers/scheduler/types.js';
+import { writeSlot, type SlotMetrics } from '../helpers/slots.js';
 
-interface Pod {
-  state?: number;
-  inflight?: number;
-  waiting?: number;
-  running?: number;
-  kv?: number;
-  ttftMs?: number;
-  tpotMs?: number;
-}
+type Pod = SlotMetrics;
 
 /** mulberry32: a seeded uniform [0, 1) generator, so statistical tests are deterministic. */
 function seeded(seed: number): () => number {
@@ -47,18 +31,6 @@ function seeded(seed: number): () => number {
   };
 }
 
-function writeSlot(ep: Int32Array, slot: number, p: Pod): void {
-  const at = (f: number) => epIndex(slot, f);
-  Atomics.store(ep, at(kEpInflight), p.inflight ?? 0);
-  Atomics.add(ep, at(kEpSeq), 1);
-  Atomics.store(ep, at(kEpScrapeState), p.state ?? kScrapeFresh);
-  Atomics.store(ep, at(kEpWaiting), p.waiting ?? 0);
-  Atomics.store(ep, at(kEpRunning), p.running ?? 0);
-  Atomics.store(ep, at(kEpKvUsagePpm), Math.round((p.kv ?? 0) * 1_000_000));
-  Atomics.store(ep, at(kEpTtftUs), Math.round((p.ttftMs ?? 0) * 1000));
-  Atomics.store(ep, at(kEpTpotUs), Math.round((p.tpotMs ?? 0) * 1000));
-  Atomics.add(ep, at(kEpSeq), 1);
-}
 
 function env(pods: Pod[], opts: { sampleEvery?: number; seed?: number; prefixEntries?: number } = {}) {
   const ep = new Int32Array(new SharedArrayBuffer(64 * kEndpointStride * 4));

@@ -4,18 +4,12 @@ import {
   epIndex,
   kEndpointStride,
   kEpInflight,
-  kEpKvUsagePpm,
   kEpLoraActiveBits,
   kEpModelBits,
-  kEpRunning,
   kEpScrapeState,
-  kEpGen,
   kEpSeq,
-  kEpTpotUs,
-  kEpTtftUs,
   kEpWaiting,
   kScrapeFailing,
-  kScrapeFresh,
   kScrapeNever,
   kScrapeStale,
 } from '../../src/shared/layout.js';
@@ -35,32 +29,15 @@ import {
 import { PrefixHasher } from '../../workers/scheduler/prefix-hash.js';
 import { PrefixIndex } from '../../workers/scheduler/prefix-index.js';
 import type { ScheduleRequest, SchedEndpoint } from '../../workers/scheduler/types.js';
+import { writeSlot, type SlotMetrics } from '../helpers/slots.js';
 
-interface Pod {
-  state?: number;
-  inflight?: number;
-  waiting?: number;
-  running?: number;
-  kv?: number; // 0..1
-  ttftMs?: number;
-  tpotMs?: number;
-}
+type Pod = SlotMetrics;
 
 /** Endpoint slots 0..pods.length-1 written with the scraper's seqlock protocol. */
 function slots(pods: Pod[]): { ep: Int32Array; endpoints: SchedEndpoint[] } {
   const ep = new Int32Array(new SharedArrayBuffer(Math.max(pods.length, 1) * kEndpointStride * 4));
   const endpoints = pods.map((p, slot) => {
-    const at = (f: number) => epIndex(slot, f);
-    Atomics.store(ep, at(kEpGen), 1);
-    Atomics.store(ep, at(kEpInflight), p.inflight ?? 0);
-    Atomics.add(ep, at(kEpSeq), 1);
-    Atomics.store(ep, at(kEpScrapeState), p.state ?? kScrapeFresh);
-    Atomics.store(ep, at(kEpWaiting), p.waiting ?? 0);
-    Atomics.store(ep, at(kEpRunning), p.running ?? 0);
-    Atomics.store(ep, at(kEpKvUsagePpm), Math.round((p.kv ?? 0) * 1_000_000));
-    Atomics.store(ep, at(kEpTtftUs), Math.round((p.ttftMs ?? 0) * 1000));
-    Atomics.store(ep, at(kEpTpotUs), Math.round((p.tpotMs ?? 0) * 1000));
-    Atomics.add(ep, at(kEpSeq), 1);
+    writeSlot(ep, slot, p);
     return { slot, gen: 1, podName: `pod-${slot}`, namespace: 'ns', ip: `127.0.0.${slot + 2}`, startedAtSec: 0 };
   });
   return { ep, endpoints };
