@@ -154,6 +154,11 @@ export const Catalog = Object.freeze({
     message: 'cannot listen on %s',
     description: 'A port could not be bound (in use, or no permission); reported in the log and at start-up as exit code 1.',
   }),
+  RTR_ERR_KUBE_API: entry({
+    code: 'RTR_ERR_KUBE_API', status: 0, type: 'server_error', kthenaType: 'internal',
+    message: 'Kubernetes API request failed: %s',
+    description: 'Kubernetes mode: a list, watch, status write or Lease request failed (unreachable API server, HTTP error); logged and retried with backoff, never fatal.',
+  }),
 });
 
 export type ErrorCode = keyof typeof Catalog;

@@ -29,6 +29,11 @@ export interface ParseContext {
   now: () => string;
   /** The last valid version of the same kind/namespace/name, when there is one. */
   previous?: AnyResource;
+  /**
+   * metadata.generation as the API server keeps it (Kubernetes mode), so that status
+   * observedGeneration refers to the server's count. File mode derives it from spec changes.
+   */
+  generation?: number;
 }
 
 export interface ParseResult {
@@ -688,7 +693,8 @@ function parseMetadata(rawMeta: unknown, issues: Issue[]): MetaRaw | undefined {
 function finishMeta(m: MetaRaw, kind: AnyResource['kind'], spec: unknown, ctx: ParseContext): ObjectMeta {
   const prev = ctx.previous !== undefined && ctx.previous.kind === kind ? ctx.previous : undefined;
   let generation = 1;
-  if (prev !== undefined) {
+  if (ctx.generation !== undefined) generation = ctx.generation;
+  else if (prev !== undefined) {
     generation = stableJson(prev.spec) === stableJson(spec) ? prev.metadata.generation : prev.metadata.generation + 1;
   }
   const created = m.creationTimestamp ?? prev?.metadata.creationTimestamp ?? normalizeTimestamp(ctx.now()) ?? ctx.now();

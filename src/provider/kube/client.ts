@@ -1,0 +1,103 @@
+/**
+ * The one connection to the Kubernetes API: @kubernetes/client-node's KubeConfig (kubeconfig file
+ * or in-cluster service account, with its TLS, token and exec-plugin handling) and Watch, plus a
+ * small JSON request helper for lists, status writes and Leases that reuses the same agent and
+ * credentials (applyToFetchOptions runs per request, so a rotated service-account token is
+ * picked up).
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { KubeConfig, Watch } from '@kubernetes/client-node';
+import { RouterError } from '../../errors.js';
+
+export interface KubeResponse {
+  status: number;
+  /** Parsed JSON body (null when empty or not JSON). */
+  body: unknown;
+}
+
+/** A failed request: the HTTP status (0 when there was no response) travels with the catalogued error. */
+export interface KubeApiError extends RouterError {
+  statusCode: number;
+}
+
+export function kubeApiError(statusCode: number, detail: string, cause?: unknown): KubeApiError {
+  const e = new RouterError('RTR_ERR_KUBE_API', detail, { cause }) as KubeApiError;
+  e.statusCode = statusCode;
+  return e;
+}
+
+export class KubeClient {
+  readonly kc: KubeConfig;
+  readonly watch: Watch;
+  readonly server: string;
+  readonly #timeoutMs: number;
+
+  constructor(kc: KubeConfig, o: { timeoutMs?: number } = {}) {
+    const cluster = kc.getCurrentCluster();
+    if (cluster === null) throw new RouterError('RTR_ERR_CONFIG_INVALID', 'kubeconfig: no current cluster');
+    this.kc = kc;
+    this.watch = new Watch(kc);
+    this.server = cluster.server.replace(/\/+$/, '');
+    this.#timeoutMs = o.timeoutMs ?? 30_000;
+  }
+
+  /** `--kubeconfig FILE`, or the pod's service account when `inCluster`. Throws RTR_ERR_CONFIG_INVALID. */
+  static load(o: { kubeconfig: string; inCluster: boolean }): KubeClient {
+    const kc = new KubeConfig();
+    try {
+      if (o.kubeconfig !== '') kc.loadFromFile(o.kubeconfig);
+      else kc.loadFromCluster();
+      return new KubeClient(kc);
+    } catch (err) {
+      if ((err as RouterError).code === 'RTR_ERR_CONFIG_INVALID') throw err;
+      const what = o.kubeconfig !== '' ? `--kubeconfig ${o.kubeconfig}` : 'in-cluster configuration';
+      throw new RouterError('RTR_ERR_CONFIG_INVALID', `${what}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * One JSON request. Resolves with any HTTP status (callers decide what a 404 or 409 means);
+   * rejects with RTR_ERR_KUBE_API (statusCode 0) when no response arrived.
+   */
+  async request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<KubeResponse> {
+    const init = await this.kc.applyToFetchOptions({});
+    const headers: Record<string, string> = { accept: 'application/json' };
+    new Headers(init.headers as HeadersInit).forEach((v, k) => { headers[k] = v; });
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    if (payload !== undefined) {
+      headers['content-type'] = contentType;
+      headers['content-length'] = String(payload.length);
+    }
+    const url = new URL(this.server + path);
+    const mod = url.protocol === 'https:' ? https : http;
+    return new Promise<KubeResponse>((resolve, reject) => {
+      const req = mod.request(url, { method, headers, agent: init.agent as http.Agent | undefined, timeout: this.#timeoutMs }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (err) => reject(kubeApiError(0, `${method} ${path}: ${err.message}`, err)));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = null;
+          if (text !== '') {
+            try { parsed = JSON.parse(text); } catch { parsed = null; }
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#timeoutMs} ms`)));
+      req.on('error', (err) => reject(kubeApiError(0, `${method} ${path}: ${err.message}`, err)));
+      req.end(payload);
+    });
+  }
+
+  /** As request, but a status outside 2xx rejects with RTR_ERR_KUBE_API carrying it. */
+  async requestOk(method: string, path: string, body?: unknown, contentType?: string): Promise<unknown> {
+    const r = await this.request(method, path, body, contentType);
+    if (r.status < 200 || r.status > 299) {
+      const msg = (r.body as { message?: string } | null)?.message ?? http.STATUS_CODES[r.status] ?? '';
+      throw kubeApiError(r.status, `${method} ${path}: ${r.status} ${msg}`);
+    }
+    return r.body;
+  }
+}

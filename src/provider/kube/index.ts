@@ -1,0 +1,221 @@
+/**
+ * Kubernetes-mode provider: one informer per entry of WATCHED_KINDS, feeding the same validation
+ * the file provider uses (src/resources/validate.ts), so both emit identical ResourceSets for the
+ * same objects.
+ *
+ * Semantics:
+ *  - Level triggered: every informer event marks the provider dirty; one coalesced rebuild (after
+ *    `debounceMs`) assembles the snapshot. onChange fires only when it differs from the last one.
+ *  - Nothing is emitted before every informer has synced once, so the first snapshot is complete
+ *    (a router that never reached its API server never becomes ready; see `synced`).
+ *  - An object version that fails validation is reported as a problem and its last valid version
+ *    stays in use, exactly as in file mode; a deletion removes it.
+ *  - After the first sync a broken connection changes nothing: the informers retry with backoff
+ *    and the last snapshot keeps routing.
+ */
+import type { Registry } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
+import type { AnyResource, Problem } from '../../resources/types.js';
+import { parseManifestObject, resourceIdentity, toResourceSet } from '../../resources/validate.js';
+import type { Provider, ProviderLog, ProviderSnapshot } from '../types.js';
+import type { KubeClient } from './client.js';
+import { DEFAULT_BACKOFF, Informer, type BackoffOptions } from './informer.js';
+import { ROUTER_CONFIGMAP_KEY, WATCHED_KINDS, type KindContext, type RawObject, type WatchedKind } from './kinds.js';
+
+export interface KubeSnapshot extends ProviderSnapshot {
+  /** The `routerConfiguration` key of ConfigMap kthena-router-config; null when absent. */
+  routerConfig: string | null;
+  /** Objects of every `raw` kind and of the status-carrying kinds, by kind, sorted by namespace/name. */
+  raw: Readonly<Record<string, readonly RawObject[]>>;
+}
+
+export interface KubeProviderOptions {
+  client: KubeClient;
+  context: KindContext;
+  onChange(snapshot: KubeSnapshot): void;
+  log?: ProviderLog;
+  /** Metrics registry for the watch metrics (kthena_router_kube_*). */
+  registry?: Registry;
+  debounceMs?: number;
+  backoff?: BackoffOptions;
+  /** Watched kinds (default: WATCHED_KINDS filtered by `enabled`). */
+  kinds?: readonly WatchedKind[];
+}
+
+interface Held {
+  resource: AnyResource | undefined;
+  problems: Problem[];
+}
+
+export class KubeProvider implements Provider {
+  readonly informers: Informer[];
+  /** Rebuilds or onChange calls that threw; each was logged and the provider kept running. */
+  crashes = 0;
+
+  readonly #opts: KubeProviderOptions;
+  readonly #log: ProviderLog | undefined;
+  readonly #debounceMs: number;
+  /** Validated resources (and their problems) by kind/namespace/name. */
+  readonly #held = new Map<string, Held>();
+  #timer: NodeJS.Timeout | null = null;
+  #lastEmitted: string | null = null;
+  #stopped = true;
+  readonly #syncedGauge: Gauge<'kind'> | null = null;
+  readonly #restarts: Counter<'kind' | 'reason'> | null = null;
+
+  constructor(opts: KubeProviderOptions) {
+    if (typeof opts?.onChange !== 'function') throw new TypeError('KubeProvider: opts.onChange must be a function');
+    this.#opts = opts;
+    this.#log = opts.log;
+    this.#debounceMs = opts.debounceMs ?? 20;
+    const kinds = (opts.kinds ?? WATCHED_KINDS).filter((k) => k.enabled(opts.context));
+    if (opts.registry !== undefined) {
+      this.#syncedGauge = new Gauge({
+        name: 'kthena_router_kube_informer_synced',
+        help: 'Kubernetes mode: 1 once the informer of this kind has listed its objects, else 0',
+        labelNames: ['kind'] as const,
+        registers: [opts.registry],
+        collect: () => { for (const i of this.informers) this.#syncedGauge!.set({ kind: i.kind.kind }, i.synced ? 1 : 0); },
+      });
+      this.#restarts = new Counter({
+        name: 'kthena_router_kube_watch_restarts_total',
+        help: 'Kubernetes mode: informer restarts by kind and reason (error: failed list/watch or dropped connection, retried with backoff; expired: 410 Gone, relisted)',
+        labelNames: ['kind', 'reason'] as const,
+        registers: [opts.registry],
+      });
+    }
+    this.informers = kinds.map((k) => new Informer(opts.client, k, opts.context, {
+      onEvent: (type, obj) => this.#onEvent(k, type, obj),
+      onSynced: () => {
+        this.#log?.info({ kind: k.kind }, 'informer synced');
+        this.#markDirty();
+      },
+      onError: (err, retryInMs) => {
+        this.#restarts?.inc({ kind: k.kind, reason: 'error' });
+        this.#log?.warn({ kind: k.kind, statusCode: err.statusCode, retryInMs, err: err.message }, 'Kubernetes list/watch failed; retrying');
+      },
+      onList: (reason) => {
+        if (reason === 'expired') {
+          this.#restarts?.inc({ kind: k.kind, reason: 'expired' });
+          this.#log?.info({ kind: k.kind }, 'resourceVersion expired (410 Gone); relisting');
+        }
+      },
+    }, opts.backoff ?? DEFAULT_BACKOFF));
+  }
+
+  /** True once every informer has synced at least once (it stays true through later reconnects). */
+  get synced(): boolean {
+    return this.informers.every((i) => i.synced);
+  }
+
+  syncState(): { kind: string; synced: boolean; lists: number; watches: number; failures: number }[] {
+    return this.informers.map((i) => ({ kind: i.kind.kind, synced: i.synced, lists: i.lists, watches: i.watches, failures: i.failures }));
+  }
+
+  /** The cached (trimmed) object, for the status writer. */
+  get(kind: string, namespace: string, name: string): RawObject | undefined {
+    return this.informers.find((i) => i.kind.kind === kind)?.get(namespace, name);
+  }
+
+  /** Starts every informer and returns at once: an unreachable API server is retried, never fatal. */
+  async start(): Promise<void> {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    for (const i of this.informers) i.start();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    await Promise.all(this.informers.map((i) => i.stop()));
+  }
+
+  #onEvent(k: WatchedKind, type: 'add' | 'update' | 'delete', obj: RawObject): void {
+    if (k.role === 'resource') {
+      const namespace = obj.metadata.namespace || 'default';
+      const id = resourceIdentity(k.kind, namespace, obj.metadata.name);
+      if (type === 'delete') this.#held.delete(id);
+      else this.#held.set(id, this.#validate(k, obj, this.#held.get(id)?.resource));
+    }
+    this.#markDirty();
+  }
+
+  #validate(k: WatchedKind, obj: RawObject, previous: AnyResource | undefined): Held {
+    const generation = typeof obj.metadata.generation === 'number' ? obj.metadata.generation : undefined;
+    const r = parseManifestObject(obj, { file: '', now: () => new Date().toISOString(), previous, generation });
+    // Problems name the object; there is no file in Kubernetes mode.
+    const problems = r.problems.map(({ file: _file, ...p }) => p);
+    if (r.resource !== undefined) return { resource: r.resource, problems };
+    if (previous !== undefined) {
+      problems.push({
+        kind: k.kind, namespace: previous.metadata.namespace, name: previous.metadata.name, field: '', severity: 'warning',
+        message: `this version is rejected; the last valid version (generation ${previous.metadata.generation}) stays in use`,
+      });
+    }
+    return { resource: previous, problems };
+  }
+
+  #markDirty(): void {
+    if (this.#stopped || this.#timer !== null) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#rebuild();
+    }, this.#debounceMs);
+    this.#timer.unref();
+  }
+
+  #rebuild(): void {
+    if (this.#stopped || !this.synced) return;
+    let snap: KubeSnapshot;
+    try {
+      snap = this.#snapshot();
+    } catch (err) {
+      this.crashes++;
+      this.#log?.error({ err }, 'Kubernetes snapshot rebuild crashed; keeping the last one');
+      return;
+    }
+    const json = JSON.stringify(snap);
+    if (json === this.#lastEmitted) return;
+    this.#lastEmitted = json;
+    const r = snap.resources;
+    this.#log?.info({ modelRoutes: r.modelRoutes.length, modelServers: r.modelServers.length, pods: r.pods.length, problems: snap.problems.length }, 'Kubernetes resources loaded');
+    try {
+      this.#opts.onChange(snap);
+    } catch (err) {
+      this.crashes++;
+      this.#log?.error({ err }, 'Kubernetes change handler threw');
+    }
+  }
+
+  #snapshot(): KubeSnapshot {
+    const resources: AnyResource[] = [];
+    const problems: Problem[] = [];
+    for (const h of this.#held.values()) {
+      if (h.resource !== undefined) resources.push(h.resource);
+      problems.push(...h.problems);
+    }
+    let routerConfig: string | null = null;
+    const raw: Record<string, RawObject[]> = {};
+    for (const inf of this.informers) {
+      const k = inf.kind;
+      if (k.role === 'routerConfig') {
+        const cm = inf.list()[0];
+        const text = cm?.data?.[ROUTER_CONFIGMAP_KEY];
+        routerConfig = typeof text === 'string' ? text : null;
+      } else if (k.role === 'raw' || k.writesStatus) {
+        raw[k.kind] = [...inf.list()].sort(byKey);
+      }
+    }
+    problems.sort((a, b) => cmp(a.kind, b.kind) || cmp(a.namespace, b.namespace) || cmp(a.name, b.name) || cmp(a.field, b.field));
+    return { resources: toResourceSet(resources), problems, routerConfig, raw };
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function byKey(a: RawObject, b: RawObject): number {
+  return cmp(a.metadata.namespace ?? '', b.metadata.namespace ?? '') || cmp(a.metadata.name, b.metadata.name);
+}

@@ -1,0 +1,295 @@
+/**
+ * The Kubernetes provider against the in-process fake API server (127.0.40.x): initial sync,
+ * create/change/delete, validation exactly as in file mode, 410 relist, bookmark resume, dropped
+ * connections, backoff after errors, an unreachable server.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { FakeApiServer, type KObj } from '../helpers/fake-apiserver.js';
+import { KubeClient } from '../../src/provider/kube/client.js';
+import { KubeProvider, type KubeSnapshot } from '../../src/provider/kube/index.js';
+import { backoffDelay } from '../../src/provider/kube/informer.js';
+import { KTHENA_GROUP_VERSION } from '../../src/provider/kube/kinds.js';
+import { FileProvider, type FileSnapshot } from '../../src/provider/file/index.js';
+import { KubeConfig } from '@kubernetes/client-node';
+
+const HOST = '127.0.40.1';
+const WAIT = { timeout: 5000, interval: 10 };
+const G = KTHENA_GROUP_VERSION;
+
+export function route(name: string, model: string, server: string, o: { namespace?: string; created?: string } = {}): KObj {
+  return {
+    apiVersion: G, kind: 'ModelRoute',
+    metadata: { name, namespace: o.namespace ?? 'default', ...(o.created ? { creationTimestamp: o.created } : {}) },
+    spec: { modelName: model, rules: [{ targetModels: [{ modelServerName: server }] }] },
+  };
+}
+
+export function server(name: string, app: string, port = 8000, o: { created?: string } = {}): KObj {
+  return {
+    apiVersion: G, kind: 'ModelServer', metadata: { name, namespace: 'default', ...(o.created ? { creationTimestamp: o.created } : {}) },
+    spec: { inferenceEngine: 'vLLM', workloadSelector: { matchLabels: { app } }, workloadPort: { port } },
+  };
+}
+
+export function pod(name: string, app: string, ip: string, o: { created?: string; ready?: boolean } = {}): KObj {
+  return {
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name, namespace: 'default', labels: { app }, ...(o.created ? { creationTimestamp: o.created } : {}), managedFields: [{ manager: 'kubelet' }], annotations: { big: 'x'.repeat(100) } },
+    spec: { nodeName: 'node-1', containers: [{ name: 'vllm', image: 'vllm/vllm-openai', env: [{ name: 'A', value: 'b' }] }] },
+    status: {
+      phase: 'Running', podIP: ip, startTime: '2026-01-01T00:00:00Z',
+      conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True', lastTransitionTime: '2026-01-01T00:00:01Z' }],
+      containerStatuses: [{ name: 'vllm', ready: true, state: { running: { startedAt: '2026-01-01T00:00:02Z' } } }],
+    },
+  };
+}
+
+interface H {
+  api: FakeApiServer;
+  provider: KubeProvider;
+  snaps: KubeSnapshot[];
+  last(): KubeSnapshot;
+  until(pred: (s: KubeSnapshot) => boolean): Promise<KubeSnapshot>;
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function clientFor(url: string): KubeClient {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: url, skipTLSVerify: true }],
+    users: [{ name: 'u', token: 't' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  return new KubeClient(kc, { timeoutMs: 2000 });
+}
+
+async function setup(objs: KObj[] = [], o: { api?: FakeApiServer; gatewayApi?: boolean } = {}): Promise<H> {
+  const api = o.api ?? new FakeApiServer();
+  if (o.api === undefined) {
+    await api.listen(HOST);
+    cleanups.push(() => api.close());
+  }
+  for (const obj of objs) api.apply(obj);
+  const snaps: KubeSnapshot[] = [];
+  const provider = new KubeProvider({
+    client: clientFor(api.url),
+    context: { podNamespace: 'kthena-system', gatewayApi: o.gatewayApi ?? false, inferenceExtension: false },
+    onChange: (s) => snaps.push(s),
+    backoff: { initialMs: 20, maxMs: 200 },
+    debounceMs: 5,
+  });
+  await provider.start();
+  cleanups.push(() => provider.stop());
+  const h: H = {
+    api, provider, snaps,
+    last: () => snaps[snaps.length - 1]!,
+    async until(pred) {
+      await expect.poll(() => snaps.length > 0 && pred(h.last()), WAIT).toBe(true);
+      return h.last();
+    },
+  };
+  return h;
+}
+
+const names = (s: KubeSnapshot): string[] => [
+  ...s.resources.modelRoutes.map((r) => `MR:${r.metadata.name}`),
+  ...s.resources.modelServers.map((r) => `MS:${r.metadata.name}`),
+  ...s.resources.pods.map((r) => `Pod:${r.metadata.name}`),
+];
+
+describe('KubeProvider', () => {
+  it('emits nothing until every informer has synced, then the full set', async () => {
+    const h = await setup([route('r1', 'm1', 's1'), server('s1', 'a'), pod('p1', 'a', '127.0.41.1')]);
+    const s = await h.until((x) => x.resources.pods.length === 1);
+    expect(h.provider.synced).toBe(true);
+    expect(names(s).sort()).toEqual(['MR:r1', 'MS:s1', 'Pod:p1']);
+    // The first emitted snapshot already holds everything: nothing partial before sync.
+    expect(names(h.snaps[0]!).sort()).toEqual(['MR:r1', 'MS:s1', 'Pod:p1']);
+    expect(s.routerConfig).toBeNull();
+  });
+
+  it('keeps only the Pod fields the translator reads', async () => {
+    const h = await setup([pod('p1', 'a', '127.0.41.1')]);
+    await h.until((x) => x.resources.pods.length === 1);
+    const cached = h.provider.get('Pod', 'default', 'p1')!;
+    expect(JSON.stringify(cached)).not.toContain('managedFields');
+    expect(JSON.stringify(cached)).not.toContain('vllm/vllm-openai');
+    expect(cached.status).toEqual({
+      phase: 'Running', podIP: '127.0.41.1', startTime: '2026-01-01T00:00:00Z', conditions: [{ type: 'Ready', status: 'True' }],
+      containerStatuses: [{ state: { running: { startedAt: '2026-01-01T00:00:02Z' } } }],
+    });
+  });
+
+  it('emits the same ResourceSet as the file provider for the same objects', async () => {
+    const created = '2026-03-01T10:00:00Z';
+    const objs = [route('r1', 'm1', 's1', { created }), server('s1', 'a', 8000, { created }), pod('p1', 'a', '127.0.41.1', { created }), pod('p2', 'a', '127.0.41.2', { created, ready: false })];
+    const h = await setup(objs);
+    const kube = await h.until((x) => x.resources.pods.length === 2);
+
+    const dir = await mkdtemp(path.join(tmpdir(), 'kthena-kp-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(path.join(dir, 'all.yaml'), objs.map((o) => JSON.stringify(o)).join('\n---\n'));
+    let file: FileSnapshot | null = null;
+    const fp = new FileProvider(dir, { onChange: (s) => { file = s; } });
+    await fp.start();
+    await fp.stop();
+    expect(file).not.toBeNull();
+    // uid and resourceVersion are the API server's; everything else must be identical.
+    const strip = (rs: unknown): unknown => JSON.parse(JSON.stringify(rs, (k, v) => (k === 'uid' || k === 'resourceVersion' ? undefined : v)));
+    expect(strip(kube.resources)).toEqual(strip(file!.resources));
+    expect(kube.problems).toEqual([]);
+  });
+
+  it('follows creates, changes and deletes', async () => {
+    const h = await setup([server('s1', 'a')]);
+    await h.until((x) => x.resources.modelServers.length === 1);
+    h.api.apply(route('r1', 'm1', 's1'));
+    h.api.apply(pod('p1', 'a', '127.0.41.1'));
+    await h.until((x) => x.resources.modelRoutes.length === 1 && x.resources.pods.length === 1);
+    h.api.apply(route('r1', 'm1', 's2'));
+    let s = await h.until((x) => x.resources.modelRoutes[0]?.spec.rules[0]!.targetModels[0]!.modelServerName === 's2');
+    expect(s.resources.modelRoutes[0]!.metadata.generation).toBe(2);
+    h.api.remove('v1', 'Pod', 'default', 'p1');
+    s = await h.until((x) => x.resources.pods.length === 0);
+    expect(s.resources.modelRoutes).toHaveLength(1);
+  });
+
+  it('reports an invalid version as a problem and keeps the last valid one, like the file provider', async () => {
+    const h = await setup([route('r1', 'm1', 's1')]);
+    await h.until((x) => x.resources.modelRoutes.length === 1);
+    const bad = route('r1', 'm1', 's1');
+    bad.spec.rules[0].targetModels[0].weight = 1000;
+    h.api.apply(bad);
+    const s = await h.until((x) => x.problems.length > 0);
+    expect(s.resources.modelRoutes[0]!.metadata.generation).toBe(1);
+    expect(s.problems.map((p) => [p.kind, p.name, p.field, p.severity])).toEqual([
+      ['ModelRoute', 'r1', '', 'warning'],
+      ['ModelRoute', 'r1', 'spec.rules[0].targetModels[0].weight', 'rejected'],
+    ]);
+    expect(s.problems[0]!.message).toBe('this version is rejected; the last valid version (generation 1) stays in use');
+    expect(s.problems.every((p) => p.file === undefined)).toBe(true);
+    // A brand-new invalid object is reported and left out.
+    const fresh = route('r2', '', 's1');
+    delete fresh.spec.modelName;
+    h.api.apply(fresh);
+    const s2 = await h.until((x) => x.problems.some((p) => p.name === 'r2'));
+    expect(s2.resources.modelRoutes.map((r) => r.metadata.name)).toEqual(['r1']);
+  });
+
+  it('relists after 410 Gone and sees what changed meanwhile, deletions included', async () => {
+    const h = await setup([route('r1', 'm1', 's1'), route('r2', 'm2', 's1')]);
+    await h.until((x) => x.resources.modelRoutes.length === 2);
+    const inf = h.provider.informers.find((i) => i.kind.kind === 'ModelRoute')!;
+    expect(inf.lists).toBe(1);
+    // Changes while the watch is down, then the log is compacted: the resume version is gone.
+    h.api.dropWatches();
+    h.api.remove(G, 'ModelRoute', 'default', 'r1');
+    h.api.apply(route('r3', 'm3', 's1'));
+    h.api.compact();
+    const s = await h.until((x) => x.resources.modelRoutes.map((r) => r.metadata.name).join() === 'r2,r3');
+    expect(s.resources.modelRoutes).toHaveLength(2);
+    expect(inf.lists).toBeGreaterThanOrEqual(2);
+  });
+
+  it('resumes from a bookmark instead of relisting', async () => {
+    const h = await setup([route('r1', 'm1', 's1')]);
+    await h.until((x) => x.resources.modelRoutes.length === 1);
+    const inf = h.provider.informers.find((i) => i.kind.kind === 'ModelRoute')!;
+    await expect.poll(() => h.api.watchCount(`${G}/modelroutes`), WAIT).toBe(1);
+    const watchesBefore = h.api.requests.filter((r) => r.path.endsWith('/modelroutes') && r.query.watch === 'true');
+    expect(watchesBefore.every((r) => r.query.allowWatchBookmarks === 'true')).toBe(true);
+    // Other kinds move the version on; the bookmark tells the watch, then the log is compacted.
+    h.api.advance(50);
+    expect(h.api.bookmark()).toBeGreaterThan(0);
+    const bookmarkRv = String(h.api.rv);
+    await new Promise((r) => setTimeout(r, 50));
+    h.api.compact();
+    h.api.dropWatches();
+    await expect.poll(() => h.api.requests.some((r) => r.path.endsWith('/modelroutes') && r.query.watch === 'true' && r.query.resourceVersion === bookmarkRv), WAIT).toBe(true);
+    h.api.apply(route('r2', 'm2', 's1'));
+    await h.until((x) => x.resources.modelRoutes.length === 2);
+    expect(inf.lists).toBe(1);
+  });
+
+  it('recovers from dropped connections without losing events', async () => {
+    const h = await setup([server('s1', 'a')]);
+    await h.until((x) => x.resources.modelServers.length === 1);
+    for (let i = 0; i < 3; i++) {
+      await expect.poll(() => h.api.watchCount(`${G}/modelservers`), WAIT).toBe(1);
+      h.api.dropWatches();
+      h.api.apply(server(`s${i + 2}`, 'a'));
+    }
+    const s = await h.until((x) => x.resources.modelServers.length === 4);
+    expect(s.resources.modelServers.map((r) => r.metadata.name)).toEqual(['s1', 's2', 's3', 's4']);
+  });
+
+  it('backs off and retries failed lists, then syncs', async () => {
+    const api = new FakeApiServer();
+    await api.listen(HOST);
+    cleanups.push(() => api.close());
+    api.failRequests = 12;
+    api.apply(route('r1', 'm1', 's1'));
+    const h = await setup([], { api });
+    await h.until((x) => x.resources.modelRoutes.length === 1);
+    expect(h.provider.informers.reduce((n, i) => n + i.failures, 0)).toBeGreaterThan(0);
+  });
+
+  it('against an unreachable API server: never synced, never emits, keeps retrying, never throws', async () => {
+    const api = new FakeApiServer();
+    await api.listen(HOST);
+    const url = api.url;
+    await api.close();
+    const snaps: KubeSnapshot[] = [];
+    const provider = new KubeProvider({
+      client: clientFor(url), context: { podNamespace: 'default', gatewayApi: false, inferenceExtension: false },
+      onChange: (s) => snaps.push(s), backoff: { initialMs: 10, maxMs: 50 },
+    });
+    await provider.start();
+    cleanups.push(() => provider.stop());
+    await expect.poll(() => provider.informers.every((i) => i.failures >= 3), WAIT).toBe(true);
+    expect(provider.synced).toBe(false);
+    expect(snaps).toEqual([]);
+  });
+
+  it('reads the router configuration from ConfigMap kthena-router-config in POD_NAMESPACE', async () => {
+    const cm = (ns: string, text: string): KObj => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kthena-router-config', namespace: ns }, data: { routerConfiguration: text } });
+    const h = await setup([cm('other', 'ignored: true'), cm('kthena-system', 'scheduler: {}')]);
+    const s = await h.until((x) => x.routerConfig !== null);
+    expect(s.routerConfig).toBe('scheduler: {}');
+    h.api.apply(cm('kthena-system', 'scheduler: {plugins: {}}'));
+    await h.until((x) => x.routerConfig === 'scheduler: {plugins: {}}');
+    h.api.remove('v1', 'ConfigMap', 'kthena-system', 'kthena-router-config');
+    await h.until((x) => x.routerConfig === null);
+  });
+
+  it('keeps only credential-labelled Secrets and watches Gateway API kinds raw when enabled', async () => {
+    const secret = (name: string, labelled: boolean): KObj => ({
+      apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default', labels: labelled ? { 'networking.serving.volcano.sh/external-model-provider-credential': 'true' } : {} },
+      data: { apiKey: Buffer.from('k').toString('base64') },
+    });
+    const gw: KObj = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'g', namespace: 'default' }, spec: { gatewayClassName: 'kthena-router', listeners: [] } };
+    const h = await setup([secret('cred', true), secret('other', false), gw], { gatewayApi: true });
+    const s = await h.until((x) => (x.raw.Secret ?? []).length === 1);
+    expect(s.raw.Secret!.map((o) => o.metadata.name)).toEqual(['cred']);
+    expect(s.raw.Gateway!.map((o) => o.metadata.name)).toEqual(['g']);
+    // ReferenceGrant is optional (CRD may be absent): the fake server has it, so it synced empty.
+    expect(h.provider.syncState().every((x) => x.synced)).toBe(true);
+  });
+
+  it('backoff grows exponentially with jitter and is capped', () => {
+    const o = { initialMs: 100, maxMs: 1000 };
+    expect(backoffDelay(1, { ...o, random: () => 0 })).toBe(50);
+    expect(backoffDelay(1, { ...o, random: () => 0.999999 })).toBe(100);
+    expect(backoffDelay(3, { ...o, random: () => 0 })).toBe(200);
+    expect(backoffDelay(10, { ...o, random: () => 0 })).toBe(500);
+    expect(backoffDelay(10, { ...o, random: () => 0.999999 })).toBe(1000);
+  });
+});
