@@ -32,6 +32,11 @@ export interface RouterConfig {
   enableWebhook: boolean;
   exposeMetricsOnRouterPort: boolean;
   kubeconfig: string;
+  /**
+   * Kubernetes mode with the pod's service account: KUBERNETES_SERVICE_HOST is set and neither
+   * --config nor --kubeconfig is given.
+   */
+  inCluster: boolean;
   /** Request bodies above this are answered 413. */
   maxBodyBytes: number;
   drainTimeoutMs: number;
@@ -71,15 +76,15 @@ export const FLAGS: Record<string, FlagSpec> = {
   'debug-port': { key: 'debugPort', type: 'int', min: 0, max: 65535, help: 'debug server port on 127.0.0.1 (default 15000; 0 disables)' },
   'tls-cert': { key: 'tlsCert', type: 'string', help: 'TLS certificate file for the router port (with --tls-key)' },
   'tls-key': { key: 'tlsKey', type: 'string', help: 'TLS private key file for the router port (with --tls-cert)' },
-  'enable-gateway-api': { key: 'enableGatewayApi', type: 'bool', help: 'serve Gateway API resources (not in this release: refused)' },
-  'enable-gateway-api-inference-extension': { key: 'enableGatewayApiInferenceExtension', type: 'bool', help: 'serve InferencePool resources (not in this release: refused)' },
+  'enable-gateway-api': { key: 'enableGatewayApi', type: 'bool', help: 'Kubernetes mode: create GatewayClass kthena-router and the default Gateway, watch Gateway API kinds (routing by them: not in this release; refused in file mode)' },
+  'enable-gateway-api-inference-extension': { key: 'enableGatewayApiInferenceExtension', type: 'bool', help: 'Kubernetes mode: watch InferencePool resources (routing by them: not in this release; refused in file mode)' },
   'enable-webhook': { key: 'enableWebhook', type: 'bool', help: 'validating webhook (Kubernetes mode only; ignored in file mode)' },
   'expose-metrics-on-router-port': { key: 'exposeMetricsOnRouterPort', type: 'bool', help: 'also answer GET /metrics on the router port' },
   config: { key: 'configDir', type: 'string', help: 'directory of manifests to serve (file mode), watched for changes' },
   'router-config': { key: 'routerConfigFile', type: 'string', help: "Kthena routerConfiguration YAML (scheduler plugins), hot reloaded; default: Kthena's Helm default profile" },
   workers: { key: 'workers', type: 'int', min: 1, max: 256, help: 'worker threads (default: number of cores)' },
   host: { key: 'host', type: 'string', help: 'address the router port binds (default 0.0.0.0)' },
-  kubeconfig: { key: 'kubeconfig', type: 'string', help: 'Kubernetes mode (next release: refused)' },
+  kubeconfig: { key: 'kubeconfig', type: 'string', help: 'Kubernetes mode: watch the API server of this kubeconfig (in a pod without --config: the service account)' },
   'max-body-bytes': { key: 'maxBodyBytes', type: 'bytes', min: 1024, max: 1 << 30, help: 'largest accepted request body (default 32Mi)' },
   // Kthena's Kubernetes-mode flags, accepted so that Kthena's Helm chart starts this image; they
   // take effect with Kubernetes mode and are ignored (logged at start) in file mode.
@@ -110,6 +115,7 @@ export function defaultConfig(): RouterConfig {
     enableWebhook: true,
     exposeMetricsOnRouterPort: false,
     kubeconfig: '',
+    inCluster: false,
     maxBodyBytes: 32 * 1024 * 1024,
     drainTimeoutMs: 5 * 60 * 1000,
     accessLog: { enabled: true, format: 'text', output: 'stdout' },
@@ -221,9 +227,11 @@ export function loadConfig(command: RouterConfig['command'], argv: readonly stri
 
   if ((cfg.tlsCert === '') !== (cfg.tlsKey === '')) throw invalid('--tls-cert and --tls-key must be set together');
   if (cfg.enableGatewayApiInferenceExtension && !cfg.enableGatewayApi) throw invalid('--enable-gateway-api-inference-extension requires --enable-gateway-api');
-  if (cfg.enableGatewayApi) throw invalid('--enable-gateway-api is not supported by this release yet (ModelRoute/ModelServer routing only)');
-  if (cfg.kubeconfig !== '') throw invalid('--kubeconfig (Kubernetes mode) is not supported by this release yet; use --config DIR');
-  if (command === 'serve' && cfg.configDir === '') throw invalid('--config DIR is required (a directory of ModelRoute, ModelServer and Pod manifests)');
+  if (cfg.kubeconfig !== '' && cfg.configDir !== '') throw invalid('--config DIR (file mode) and --kubeconfig FILE (Kubernetes mode) exclude each other');
+  cfg.inCluster = command === 'serve' && cfg.kubeconfig === '' && cfg.configDir === '' && (env.KUBERNETES_SERVICE_HOST ?? '') !== '';
+  const kubernetes = cfg.kubeconfig !== '' || cfg.inCluster;
+  if (cfg.enableGatewayApi && !kubernetes) throw invalid('--enable-gateway-api is not supported in file mode (Kubernetes mode only: --kubeconfig, or in a pod)');
+  if (command === 'serve' && !kubernetes && cfg.configDir === '') throw invalid('--config DIR is required (a directory of ModelRoute, ModelServer and Pod manifests), or --kubeconfig FILE for Kubernetes mode');
   const ports = [cfg.port, cfg.metricsPort, cfg.debugPort].filter((p) => p !== 0);
   if (new Set(ports).size !== ports.length) throw invalid(`--port, --metrics-port and --debug-port must differ (got ${cfg.port}, ${cfg.metricsPort}, ${cfg.debugPort})`);
   return deepFreeze(cfg);

@@ -9,6 +9,10 @@ import { redactedConfig, type RouterConfig } from './config.js';
 import { RouterError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { FileProvider } from './provider/file/index.js';
+import type { Provider } from './provider/types.js';
+import type { KubernetesMode } from './provider/kube/mode.js';
+import type { KubeSnapshot } from './provider/kube/index.js';
+import { parseRouterConfig } from './routerconfig/parse.js';
 import { translate, validateIR } from './translator/index.js';
 import { Publisher } from './publish/publisher.js';
 import {
@@ -58,7 +62,11 @@ export class ControlPlane {
   readonly #publisher: Publisher;
   readonly #hub: MetricsHub;
   readonly #workers: WorkerSlot[] = [];
-  #provider: FileProvider | null = null;
+  #provider: Provider | null = null;
+  /** Kubernetes mode (--kubeconfig, or in-cluster): also writes statuses. */
+  #kube: KubernetesMode | null = null;
+  /** The ConfigMap text last applied (Kubernetes mode without --router-config). */
+  #routerConfigText: string | null = null;
   #routerConfig: RouterConfigWatcher | null = null;
   #scheduler: SchedulerIR = ROUTER_DEFAULT_SCHEDULER;
   #routerConfigProblems: Problem[] = [];
@@ -106,8 +114,16 @@ export class ControlPlane {
   async start(): Promise<void> {
     const cfg = this.cfg;
     this.log.info({ flags: redactedConfig(cfg) }, 'starting kthena-router');
-    const k8sOnly = ['webhookPort', 'webhookTlsCertFile', 'webhookTlsPrivateKeyFile', 'certSecretName', 'webhookServiceName', 'kubeApiQps', 'kubeApiBurst', 'enableWebhook'] as const;
-    this.log.info({ ignored: k8sOnly }, 'file mode: Kubernetes-mode flags (webhook, kube API) are accepted and ignored');
+    if (cfg.kubeconfig !== '' || cfg.inCluster) {
+      // Loaded before anything starts: an unusable kubeconfig is a usage error (exit 2).
+      const { KubernetesMode } = await import('./provider/kube/mode.js');
+      this.#kube = KubernetesMode.fromConfig(cfg, { onChange: (snap) => this.#onKubeSnapshot(snap), log: this.log, registry: this.#hub.registry });
+      const ignored = ['webhookPort', 'webhookTlsCertFile', 'webhookTlsPrivateKeyFile', 'certSecretName', 'webhookServiceName', 'kubeApiQps', 'kubeApiBurst', 'enableWebhook'] as const;
+      this.log.info({ ignored, kubeconfig: cfg.kubeconfig || '(in-cluster)' }, 'Kubernetes mode; the webhook and kube API rate flags are accepted and ignored');
+    } else {
+      const k8sOnly = ['webhookPort', 'webhookTlsCertFile', 'webhookTlsPrivateKeyFile', 'certSecretName', 'webhookServiceName', 'kubeApiQps', 'kubeApiBurst', 'enableWebhook'] as const;
+      this.log.info({ ignored: k8sOnly }, 'file mode: Kubernetes-mode flags (webhook, kube API) are accepted and ignored');
+    }
     if (cfg.routerConfigFile !== '') {
       this.#routerConfig = new RouterConfigWatcher(cfg.routerConfigFile, {
         onChange: (scheduler, problems) => {
@@ -163,7 +179,7 @@ export class ControlPlane {
     this.#hub.setRunningWorkers(this.#workers.filter((w) => w.worker !== null).length);
     this.#routerConfig?.start();
     this.#scraper.start();
-    this.#provider = new FileProvider(cfg.configDir, {
+    this.#provider = this.#kube ?? new FileProvider(cfg.configDir, {
       onChange: (snap) => {
         this.#resources = snap.resources;
         this.#providerProblems = snap.problems;
@@ -172,6 +188,34 @@ export class ControlPlane {
       log: this.log,
     });
     await this.#provider.start();
+  }
+
+  /**
+   * Kubernetes mode: the resources, plus the router configuration from ConfigMap
+   * kthena-router-config unless --router-config names a file (which then wins). A missing
+   * ConfigMap means the Helm default profile; an invalid one keeps the previous configuration.
+   */
+  #onKubeSnapshot(snap: KubeSnapshot): void {
+    this.#resources = snap.resources;
+    this.#providerProblems = snap.problems;
+    if (this.cfg.routerConfigFile === '' && snap.routerConfig !== this.#routerConfigText) {
+      this.#routerConfigText = snap.routerConfig;
+      const source = 'ConfigMap kthena-router-config';
+      if (snap.routerConfig === null) {
+        this.#scheduler = ROUTER_DEFAULT_SCHEDULER;
+        this.#routerConfigProblems = [];
+      } else {
+        const r = parseRouterConfig(snap.routerConfig, source);
+        this.#routerConfigProblems = r.problems;
+        if (r.scheduler !== null) {
+          this.#scheduler = r.scheduler;
+          this.log.info({ source, filters: r.scheduler.filters, scores: r.scheduler.scores }, 'router configuration reloaded');
+        } else {
+          this.log.error({ source }, 'router configuration rejected; the previous configuration stays live');
+        }
+      }
+    }
+    this.#scheduleRebuild();
   }
 
   #spawn(index: number): Promise<void> {
@@ -300,6 +344,7 @@ export class ControlPlane {
     try {
       const out = translate(this.#resources, this.#scheduler);
       this.#translatorProblems = out.problems;
+      this.#kube?.translated(this.#resources, [...this.#providerProblems, ...this.#translatorProblems]);
       const structural = validateIR(out.ir);
       if (structural.length > 0) {
         this.log.error({ problems: structural }, 'translated snapshot is invalid; keeping the last good snapshot');

@@ -77,7 +77,7 @@ function oldestFirst(a: ModelRoute, b: ModelRoute): number {
 }
 
 /** Same namespace, every matchLabel equal, Running, Ready, not terminating, with an IP. */
-function selectPods(server: ModelServer, pods: readonly Pod[]): Pod[] {
+export function selectPods(server: ModelServer, pods: readonly Pod[]): Pod[] {
   const labels = Object.entries(server.spec.workloadSelector.matchLabels);
   // Validation refuses an empty selector; should one slip through, select nothing rather than the
   // whole namespace.

@@ -104,7 +104,8 @@ export async function startRouter(o: { dir: string; workers?: number; env?: Reco
   const port = await freePort();
   const metricsPort = await freePort();
   const debugPort = await freePort();
-  const args = [path.join(ROOT, 'bin', 'kthena-router.js'), 'serve', '--config', o.dir, '--host', '127.0.0.1', '--port', String(port),
+  // dir '' starts without --config (Kubernetes mode: pass --kubeconfig in args).
+  const args = [path.join(ROOT, 'bin', 'kthena-router.js'), 'serve', ...(o.dir !== '' ? ['--config', o.dir] : []), '--host', '127.0.0.1', '--port', String(port),
     '--metrics-port', String(metricsPort), '--debug-port', String(debugPort), '--workers', String(o.workers ?? 2), ...(o.args ?? [])];
   const proc = spawn(process.execPath, args, { env: { ...process.env, LOG_LEVEL: 'info', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];

@@ -1,0 +1,109 @@
+/**
+ * Kubernetes mode as the control plane sees it: one Provider that owns the API connection, the
+ * informers, the Gateway API bootstrap, leader election and the status writer. The control plane
+ * hands it every translation result (`translated`) and it writes the statuses when leading.
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Registry } from 'prom-client';
+import { Gauge } from 'prom-client';
+import type { RouterConfig } from '../../config.js';
+import type { Problem, ResourceSet } from '../../resources/types.js';
+import { computeStatuses } from '../../translator/status.js';
+import { LeaderElector } from '../../status/leader.js';
+import { StatusWriter } from '../../status/writer.js';
+import type { Provider, ProviderLog } from '../types.js';
+import { GatewayBootstrap } from './bootstrap.js';
+import { KubeClient } from './client.js';
+import { KubeProvider, type KubeSnapshot } from './index.js';
+import type { BackoffOptions } from './informer.js';
+
+export const LEASE_NAME = 'kthena-router';
+
+export interface KubernetesModeOptions {
+  client: KubeClient;
+  podNamespace: string;
+  port: number;
+  enableGatewayApi: boolean;
+  enableGatewayApiInferenceExtension: boolean;
+  onChange(snapshot: KubeSnapshot): void;
+  log?: ProviderLog;
+  registry?: Registry;
+  backoff?: BackoffOptions;
+  /** Leader election timings (client-go's defaults: 15 s, 10 s, 2 s). */
+  lease?: { durationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  identity?: string;
+}
+
+export class KubernetesMode implements Provider {
+  readonly provider: KubeProvider;
+  readonly elector: LeaderElector;
+  readonly writer: StatusWriter;
+  readonly bootstrap: GatewayBootstrap | null;
+  #last: KubeSnapshot | null = null;
+
+  /** From the validated config: --kubeconfig FILE, or in-cluster. Throws RTR_ERR_CONFIG_INVALID. */
+  static fromConfig(cfg: Readonly<RouterConfig>, o: Pick<KubernetesModeOptions, 'onChange' | 'log' | 'registry'>): KubernetesMode {
+    const client = KubeClient.load({ kubeconfig: cfg.kubeconfig, inCluster: cfg.inCluster });
+    return new KubernetesMode({
+      client, podNamespace: cfg.podNamespace, port: cfg.port, enableGatewayApi: cfg.enableGatewayApi,
+      enableGatewayApiInferenceExtension: cfg.enableGatewayApiInferenceExtension, ...o,
+    });
+  }
+
+  constructor(o: KubernetesModeOptions) {
+    this.provider = new KubeProvider({
+      client: o.client,
+      context: { podNamespace: o.podNamespace, gatewayApi: o.enableGatewayApi, inferenceExtension: o.enableGatewayApiInferenceExtension },
+      onChange: (snap) => {
+        this.#last = snap;
+        o.onChange(snap);
+      },
+      log: o.log, registry: o.registry, backoff: o.backoff,
+    });
+    this.writer = new StatusWriter({
+      client: o.client,
+      current: (kind, namespace, name) => this.provider.get(kind, namespace, name),
+      isLeader: () => this.elector.isLeader,
+      log: o.log, registry: o.registry,
+    });
+    this.elector = new LeaderElector({
+      client: o.client, namespace: o.podNamespace, name: LEASE_NAME,
+      identity: o.identity ?? `${hostname()}_${randomUUID()}`,
+      leaseDurationMs: o.lease?.durationMs, renewDeadlineMs: o.lease?.renewDeadlineMs, retryPeriodMs: o.lease?.retryPeriodMs,
+      onStartedLeading: () => this.writer.kick(),
+      onStoppedLeading: () => undefined,
+      log: o.log,
+    });
+    if (o.registry !== undefined) {
+      const elector = this.elector;
+      new Gauge({
+        name: 'kthena_router_leader', help: 'Kubernetes mode: 1 while this replica holds the kthena-router Lease and writes statuses',
+        registers: [o.registry], collect() { this.set(elector.isLeader ? 1 : 0); },
+      });
+    }
+    this.bootstrap = o.enableGatewayApi ? new GatewayBootstrap({ client: o.client, namespace: o.podNamespace, port: o.port, backoff: o.backoff, log: o.log }) : null;
+  }
+
+  async start(): Promise<void> {
+    await this.provider.start();
+    this.elector.start();
+    this.bootstrap?.start();
+  }
+
+  async stop(): Promise<void> {
+    this.bootstrap?.stop();
+    await this.writer.stop();
+    await this.elector.stop();
+    await this.provider.stop();
+  }
+
+  /**
+   * A translation finished over `resources` with these problems (provider and translator):
+   * compute the statuses and let the writer reconcile them.
+   */
+  translated(resources: ResourceSet, problems: readonly Problem[]): void {
+    if (this.#last === null) return;
+    this.writer.update(computeStatuses({ resources, problems, objects: this.#last.raw }));
+  }
+}

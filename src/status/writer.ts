@@ -1,0 +1,184 @@
+/**
+ * Writes the statuses computed by src/translator/status.ts to the status subresource, only:
+ *  - on the elected replica (`isLeader()`; see leader.ts);
+ *  - when they differ from what the object holds (type, status, reason, message and
+ *    observedGeneration of each condition, and status.observedGeneration; lastTransitionTime moves
+ *    only when a condition's status changes, as metav1.Condition requires);
+ *  - as a JSON merge patch of `status` carrying the cached metadata.resourceVersion, so a write
+ *    based on a stale read fails with 409 Conflict: the object is then read again and the patch
+ *    reapplied (up to 5 attempts).
+ * Writes run one at a time; a newer desired set arriving meanwhile is reconciled right after.
+ * A failed write (other than a conflict) is logged, counted, and retried after `retryMs`.
+ */
+import type { Registry } from 'prom-client';
+import { Counter } from 'prom-client';
+import type { KubeClient } from '../provider/kube/client.js';
+import { objectPath } from '../provider/kube/kinds.js';
+import type { Condition, DesiredStatus } from '../translator/status.js';
+
+export interface CurrentObject {
+  metadata: { resourceVersion?: string; [k: string]: unknown };
+  status?: unknown;
+}
+
+export interface StatusWriterOptions {
+  client: KubeClient;
+  /** The object as the informer cache holds it (undefined when it is gone). */
+  current(kind: string, namespace: string, name: string): CurrentObject | undefined;
+  isLeader(): boolean;
+  log?: { info: (o: object, msg: string) => void; warn: (o: object, msg: string) => void; debug?: (o: object, msg: string) => void };
+  registry?: Registry;
+  now?: () => string;
+  retryMs?: number;
+}
+
+interface WrittenCondition extends Condition {
+  lastTransitionTime: string;
+}
+
+interface StatusBody {
+  observedGeneration?: number;
+  conditions?: WrittenCondition[];
+}
+
+const MAX_ATTEMPTS = 5;
+
+function key(d: { kind: string; namespace: string; name: string }): string {
+  return `${d.kind}/${d.namespace}/${d.name}`;
+}
+
+function sameConditions(cur: StatusBody | undefined, want: DesiredStatus['status']): boolean {
+  if (cur === undefined || cur === null || cur.observedGeneration !== want.observedGeneration) return false;
+  const have = cur.conditions ?? [];
+  if (have.length !== want.conditions.length) return false;
+  return want.conditions.every((w) => have.some((h) =>
+    h.type === w.type && h.status === w.status && h.reason === w.reason && h.message === w.message && h.observedGeneration === w.observedGeneration));
+}
+
+export class StatusWriter {
+  /** Successful status writes (tests and the metric read it). */
+  writes = 0;
+  conflicts = 0;
+  errors = 0;
+
+  readonly #o: StatusWriterOptions;
+  readonly #now: () => string;
+  #desired: DesiredStatus[] = [];
+  #running: Promise<void> | null = null;
+  #again = false;
+  #retry: NodeJS.Timeout | null = null;
+  #stopped = false;
+  /** After a write: the resourceVersion it was based on, until the cache moves past it. */
+  readonly #inFlight = new Map<string, { baseRv: string; json: string }>();
+  readonly #metric: Counter<'kind' | 'result'> | null = null;
+
+  constructor(o: StatusWriterOptions) {
+    this.#o = o;
+    this.#now = o.now ?? (() => new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
+    if (o.registry !== undefined) {
+      this.#metric = new Counter({
+        name: 'kthena_router_status_writes_total',
+        help: 'Kubernetes mode: status subresource writes by kind and result (written, conflict: retried after a 409, error)',
+        labelNames: ['kind', 'result'] as const,
+        registers: [o.registry],
+      });
+    }
+  }
+
+  /** The latest desired statuses (the whole set); reconciled now when leading. */
+  update(desired: DesiredStatus[]): void {
+    this.#desired = desired;
+    this.kick();
+  }
+
+  /** Reconcile the current desired set (called on becoming leader, and after each update). */
+  kick(): void {
+    if (this.#stopped || !this.#o.isLeader()) return;
+    if (this.#running !== null) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.#reconcile().finally(() => {
+      this.#running = null;
+      if (this.#again) {
+        this.#again = false;
+        this.kick();
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    this.#retry = null;
+    if (this.#running !== null) await this.#running;
+  }
+
+  /** Resolves when no write is running or queued (tests). */
+  async idle(): Promise<void> {
+    while (this.#running !== null) await this.#running;
+  }
+
+  async #reconcile(): Promise<void> {
+    let failed = false;
+    for (const d of this.#desired) {
+      if (this.#stopped || !this.#o.isLeader()) return;
+      try {
+        await this.#writeOne(d);
+      } catch (err) {
+        failed = true;
+        this.errors++;
+        this.#metric?.inc({ kind: d.kind, result: 'error' });
+        this.#o.log?.warn({ kind: d.kind, namespace: d.namespace, name: d.name, err: (err as Error).message }, 'status write failed; retrying');
+      }
+    }
+    if (failed && this.#retry === null && !this.#stopped) {
+      this.#retry = setTimeout(() => { this.#retry = null; this.kick(); }, this.#o.retryMs ?? 2000);
+      this.#retry.unref();
+    }
+  }
+
+  async #writeOne(d: DesiredStatus): Promise<void> {
+    const k = key(d);
+    const wantJson = JSON.stringify(d.status);
+    let cur = this.#o.current(d.kind, d.namespace, d.name);
+    if (cur === undefined) return;
+    if (sameConditions(cur.status as StatusBody | undefined, d.status)) {
+      this.#inFlight.delete(k);
+      return;
+    }
+    // Our own write the informer has not delivered yet: the cache still shows its base version.
+    const pending = this.#inFlight.get(k);
+    if (pending !== undefined && pending.json === wantJson && pending.baseRv === (cur.metadata.resourceVersion ?? '')) return;
+
+    const path = objectPath(d.apiVersion, d.plural, d.namespace, d.name, 'status');
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const prev = (cur.status ?? {}) as StatusBody;
+      const conditions: WrittenCondition[] = d.status.conditions.map((c) => {
+        const old = (prev.conditions ?? []).find((p) => p.type === c.type);
+        return { ...c, lastTransitionTime: old !== undefined && old.status === c.status && old.lastTransitionTime ? old.lastTransitionTime : this.#now() };
+      });
+      const baseRv = cur.metadata.resourceVersion ?? '';
+      const patch = { metadata: { resourceVersion: baseRv }, status: { observedGeneration: d.status.observedGeneration, conditions } };
+      const r = await this.#o.client.request('PATCH', path, patch, 'application/merge-patch+json');
+      if (r.status === 200) {
+        this.writes++;
+        this.#metric?.inc({ kind: d.kind, result: 'written' });
+        this.#inFlight.set(k, { baseRv, json: wantJson });
+        this.#o.log?.debug?.({ kind: d.kind, namespace: d.namespace, name: d.name }, 'status written');
+        return;
+      }
+      if (r.status === 404) return;
+      if (r.status !== 409) throw new Error(`PATCH ${path}: ${r.status} ${(r.body as { message?: string } | null)?.message ?? ''}`);
+      this.conflicts++;
+      this.#metric?.inc({ kind: d.kind, result: 'conflict' });
+      // Someone changed the object since our read: read it again and reapply.
+      const fresh = await this.#o.client.request('GET', objectPath(d.apiVersion, d.plural, d.namespace, d.name));
+      if (fresh.status === 404) return;
+      if (fresh.status !== 200) throw new Error(`GET ${path}: ${fresh.status}`);
+      cur = fresh.body as CurrentObject;
+      if (sameConditions(cur.status as StatusBody | undefined, d.status)) return;
+    }
+    throw new Error(`PATCH ${path}: still conflicting after ${MAX_ATTEMPTS} attempts`);
+  }
+}

@@ -1,0 +1,232 @@
+/**
+ * Status conditions, computed purely from what the translator saw: the validated resources, every
+ * problem reported (provider validation and translation), and the objects as the API server holds
+ * them (including versions that failed validation, whose generation the status must name).
+ *
+ * One computer per kind, in STATUS_COMPUTERS; Gateway, HTTPRoute and InferencePool statuses plug in
+ * as more entries. Conditions (documented in docs/kubernetes.md):
+ *
+ *   ModelRoute            Accepted      True Accepted | False Invalid
+ *                         ResolvedRefs  True ResolvedRefs | False BackendNotFound | False Invalid
+ *   ModelServer           Accepted      True Accepted | False Invalid
+ *                         Ready         True EndpointsAvailable | False NoReadyEndpoints | False Invalid
+ *   ExternalModelProvider CredentialsResolved, Ready: Kthena's own types, reasons and messages
+ *
+ * No clock here: lastTransitionTime is added by the writer, which knows the previous conditions.
+ */
+import type { ModelRoute, ModelServer, Problem, ResourceSet } from '../resources/types.js';
+import { selectPods } from './index.js';
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  observedGeneration: number;
+}
+
+/** An object as the API server holds it (the provider's raw cache entry). */
+export interface StatusObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; generation?: number; [k: string]: unknown };
+  spec?: unknown;
+  data?: Record<string, string>;
+  [k: string]: unknown;
+}
+
+export interface DesiredStatus {
+  apiVersion: string;
+  kind: string;
+  /** Resource name in API paths (modelroutes). */
+  plural: string;
+  namespace: string;
+  name: string;
+  status: { observedGeneration: number; conditions: Condition[] };
+}
+
+export interface StatusInput {
+  resources: ResourceSet;
+  problems: readonly Problem[];
+  /** Current API objects by kind (ModelRoute, ModelServer, ExternalModelProvider, Secret, ...). */
+  objects: Readonly<Record<string, readonly StatusObject[]>>;
+}
+
+export type StatusComputer = (input: StatusInput) => DesiredStatus[];
+
+const KTHENA = 'networking.serving.volcano.sh/v1alpha1';
+const CREDENTIAL_LABEL = 'networking.serving.volcano.sh/external-model-provider-credential';
+/** metav1.Condition.message is limited to 32768 bytes; keep well under it. */
+const MAX_MESSAGE = 4096;
+
+function ns(o: StatusObject): string {
+  return o.metadata.namespace || 'default';
+}
+
+function problemsOf(problems: readonly Problem[], kind: string, namespace: string, name: string): Problem[] {
+  return problems.filter((p) => p.kind === kind && p.namespace === namespace && p.name === name);
+}
+
+function clip(s: string): string {
+  return s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 3)}...` : s;
+}
+
+function describe(ps: readonly Problem[]): string {
+  return ps.map((p) => (p.field !== '' ? `${p.field}: ${p.message}` : p.message)).join('; ');
+}
+
+/** Accepted: False while the current version is rejected (the last valid one may still route). */
+function accepted(kind: string, gen: number, ps: readonly Problem[]): Condition {
+  const rejected = ps.filter((p) => p.severity === 'rejected');
+  if (rejected.length > 0) {
+    return { type: 'Accepted', status: 'False', reason: 'Invalid', message: clip(describe(ps)), observedGeneration: gen };
+  }
+  const warnings = ps.filter((p) => p.severity === 'warning');
+  const message = warnings.length > 0 ? `${kind} is accepted with warnings: ${describe(warnings)}` : `${kind} is accepted`;
+  return { type: 'Accepted', status: 'True', reason: 'Accepted', message: clip(message), observedGeneration: gen };
+}
+
+function target(o: StatusObject, kind: string, plural: string, conditions: Condition[]): DesiredStatus {
+  return {
+    apiVersion: KTHENA, kind, plural, namespace: ns(o), name: o.metadata.name,
+    status: { observedGeneration: o.metadata.generation ?? 0, conditions },
+  };
+}
+
+function generationOf(o: StatusObject): number {
+  return o.metadata.generation ?? 0;
+}
+
+export const modelRouteStatus: StatusComputer = ({ resources, problems, objects }) => {
+  const servers = new Set(resources.modelServers.map((s) => `${s.metadata.namespace}/${s.metadata.name}`));
+  const providers = new Set((objects.ExternalModelProvider ?? []).map((p) => `${ns(p)}/${p.metadata.name}`));
+  const valid = new Map(resources.modelRoutes.map((r) => [`${r.metadata.namespace}/${r.metadata.name}`, r]));
+  return (objects.ModelRoute ?? []).map((o) => {
+    const gen = generationOf(o);
+    const ps = problemsOf(problems, 'ModelRoute', ns(o), o.metadata.name);
+    const acc = accepted('ModelRoute', gen, ps);
+    const route: ModelRoute | undefined = acc.status === 'True' ? valid.get(`${ns(o)}/${o.metadata.name}`) : undefined;
+    let refs: Condition;
+    if (route === undefined) {
+      refs = { type: 'ResolvedRefs', status: 'False', reason: 'Invalid', message: 'references are not resolved for a ModelRoute that is not accepted', observedGeneration: gen };
+    } else {
+      const missing: string[] = [];
+      for (const rule of route.spec.rules) {
+        for (const t of rule.targetModels) {
+          if (t.modelServerName !== undefined && t.modelServerName !== '' && !servers.has(`${route.metadata.namespace}/${t.modelServerName}`)) {
+            missing.push(`ModelServer ${route.metadata.namespace}/${t.modelServerName} not found`);
+          }
+          if (t.externalModelProviderName !== undefined && t.externalModelProviderName !== '' && !providers.has(`${route.metadata.namespace}/${t.externalModelProviderName}`)) {
+            missing.push(`ExternalModelProvider ${route.metadata.namespace}/${t.externalModelProviderName} not found`);
+          }
+        }
+      }
+      const unique = [...new Set(missing)];
+      refs = unique.length > 0
+        ? { type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', message: clip(unique.join('; ')), observedGeneration: gen }
+        : { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'all targetModels resolved', observedGeneration: gen };
+    }
+    return target(o, 'ModelRoute', 'modelroutes', [acc, refs]);
+  });
+};
+
+export const modelServerStatus: StatusComputer = ({ resources, problems, objects }) => {
+  const valid = new Map(resources.modelServers.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
+  return (objects.ModelServer ?? []).map((o) => {
+    const gen = generationOf(o);
+    const acc = accepted('ModelServer', gen, problemsOf(problems, 'ModelServer', ns(o), o.metadata.name));
+    const server: ModelServer | undefined = acc.status === 'True' ? valid.get(`${ns(o)}/${o.metadata.name}`) : undefined;
+    let ready: Condition;
+    if (server === undefined) {
+      ready = { type: 'Ready', status: 'False', reason: 'Invalid', message: 'a ModelServer that is not accepted serves no endpoints', observedGeneration: gen };
+    } else {
+      const n = selectPods(server, resources.pods).length;
+      ready = n > 0
+        ? { type: 'Ready', status: 'True', reason: 'EndpointsAvailable', message: `${n} ready pod${n === 1 ? '' : 's'} selected`, observedGeneration: gen }
+        : { type: 'Ready', status: 'False', reason: 'NoReadyEndpoints', message: 'no Running and Ready pod with an IP matches spec.workloadSelector', observedGeneration: gen };
+    }
+    return target(o, 'ModelServer', 'modelservers', [acc, ready]);
+  });
+};
+
+const RESERVED_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'host', 'content-length', 'connection', 'keep-alive',
+  'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te']);
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A valid HTTP header value: visible ASCII, space and tab, obs-text; no CR, LF or other controls. */
+const HEADER_VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+interface ProviderSpec {
+  providerType?: unknown;
+  baseURL?: unknown;
+  headers?: unknown;
+  auth?: { scheme?: unknown; secretRef?: { name?: unknown; key?: unknown } };
+}
+
+/** Why the spec is unusable (Kthena's ConfigurationInvalid), or null. */
+function providerConfigError(spec: ProviderSpec): string | null {
+  const type = spec.providerType ?? 'OpenAI';
+  if (type !== 'OpenAI' && type !== 'Anthropic') return `unsupported providerType ${JSON.stringify(type)}`;
+  if (typeof spec.baseURL !== 'string') return 'baseURL is required';
+  let u: URL;
+  try { u = new URL(spec.baseURL); } catch { return 'baseURL is not a valid URL'; }
+  if (u.protocol !== 'https:' || u.hostname === '') return 'baseURL must use https';
+  if (u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '') return 'baseURL must not contain userinfo, query, or fragment';
+  if (spec.headers !== undefined && spec.headers !== null) {
+    if (typeof spec.headers !== 'object') return 'headers must be a map';
+    for (const [k, v] of Object.entries(spec.headers)) {
+      if (!TOKEN_RE.test(k)) return `invalid header name ${JSON.stringify(k)}`;
+      if (RESERVED_HEADERS.has(k.toLowerCase())) return `header ${k} is reserved`;
+      if (typeof v !== 'string' || /[\r\n]/.test(v)) return `invalid value for header ${k}`;
+    }
+  }
+  const scheme = spec.auth?.scheme;
+  if (scheme !== undefined && scheme !== 'Bearer' && scheme !== 'APIKey') return `unsupported auth scheme ${JSON.stringify(scheme)}`;
+  return null;
+}
+
+/** Kthena's ExternalModelProvider conditions (reference §1.3), from the raw object and the credential Secrets. */
+export const externalModelProviderStatus: StatusComputer = ({ objects }) => {
+  const secrets = new Map((objects.Secret ?? [])
+    .filter((s) => (s.metadata.labels as Record<string, string> | undefined)?.[CREDENTIAL_LABEL] === 'true')
+    .map((s) => [`${ns(s)}/${s.metadata.name}`, s]));
+  return (objects.ExternalModelProvider ?? []).map((o) => {
+    const gen = generationOf(o);
+    const spec = (o.spec ?? {}) as ProviderSpec;
+    let cred: Condition;
+    const ref = spec.auth?.secretRef;
+    if (spec.auth === undefined || spec.auth === null) {
+      cred = { type: 'CredentialsResolved', status: 'True', reason: 'CredentialNotRequired', message: 'No credential is configured', observedGeneration: gen };
+    } else {
+      const secret = typeof ref?.name === 'string' ? secrets.get(`${ns(o)}/${ref.name}`) : undefined;
+      const key = typeof ref?.key === 'string' ? ref.key : '';
+      const encoded = secret?.data?.[key];
+      const value = encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8').trim();
+      if (secret === undefined) {
+        cred = { type: 'CredentialsResolved', status: 'False', reason: 'CredentialNotFound', message: `Credential Secret is not found or does not have label ${CREDENTIAL_LABEL}=true`, observedGeneration: gen };
+      } else if (encoded === undefined) {
+        cred = { type: 'CredentialsResolved', status: 'False', reason: 'CredentialKeyNotFound', message: `Credential Secret does not contain key ${JSON.stringify(key)}`, observedGeneration: gen };
+      } else if (value === '' || !HEADER_VALUE_RE.test(value!)) {
+        cred = { type: 'CredentialsResolved', status: 'False', reason: 'CredentialInvalid', message: 'Credential value is empty or not a valid header value', observedGeneration: gen };
+      } else {
+        cred = { type: 'CredentialsResolved', status: 'True', reason: 'CredentialResolved', message: 'Credential is resolved', observedGeneration: gen };
+      }
+    }
+    const configError = providerConfigError(spec);
+    let ready: Condition;
+    if (configError !== null) ready = { type: 'Ready', status: 'False', reason: 'ConfigurationInvalid', message: `External provider configuration is invalid: ${configError}`, observedGeneration: gen };
+    else if (cred.status !== 'True') ready = { ...cred, type: 'Ready' };
+    else ready = { type: 'Ready', status: 'True', reason: 'Ready', message: 'External provider configuration is ready', observedGeneration: gen };
+    return target(o, 'ExternalModelProvider', 'externalmodelproviders', [cred, ready]);
+  });
+};
+
+/** Every status the router writes, by kind. Gateway API kinds add their computers here. */
+export const STATUS_COMPUTERS: Readonly<Record<string, StatusComputer>> = Object.freeze({
+  ModelRoute: modelRouteStatus,
+  ModelServer: modelServerStatus,
+  ExternalModelProvider: externalModelProviderStatus,
+});
+
+export function computeStatuses(input: StatusInput, computers: Readonly<Record<string, StatusComputer>> = STATUS_COMPUTERS): DesiredStatus[] {
+  return Object.values(computers).flatMap((c) => c(input));
+}

@@ -1,0 +1,274 @@
+/**
+ * Status conditions (pure), the status writer (only when changed, 409 conflicts retried) and
+ * Lease leader election (two candidates, one writer, takeover) against the fake API server.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { KubeConfig } from '@kubernetes/client-node';
+import { FakeApiServer, type KObj } from '../helpers/fake-apiserver.js';
+import { KubeClient } from '../../src/provider/kube/client.js';
+import { KubernetesMode } from '../../src/provider/kube/mode.js';
+import { LeaderElector } from '../../src/status/leader.js';
+import { computeStatuses, type StatusInput } from '../../src/translator/status.js';
+import { translate } from '../../src/translator/index.js';
+import { parseManifestObject, toResourceSet } from '../../src/resources/validate.js';
+import type { AnyResource } from '../../src/resources/types.js';
+
+const HOST = '127.0.40.2';
+const G = 'networking.serving.volcano.sh/v1alpha1';
+const WAIT = { timeout: 8000, interval: 10 };
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function clientFor(url: string): KubeClient {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: url, skipTLSVerify: true }], users: [{ name: 'u', token: 't' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
+  });
+  return new KubeClient(kc, { timeoutMs: 2000 });
+}
+
+const route = (name: string, server: string, extra: Record<string, unknown> = {}): KObj => ({
+  apiVersion: G, kind: 'ModelRoute', metadata: { name, namespace: 'default', generation: 3 },
+  spec: { modelName: name, rules: [{ targetModels: [{ modelServerName: server }] }], ...extra },
+});
+const server = (name: string, app: string): KObj => ({
+  apiVersion: G, kind: 'ModelServer', metadata: { name, namespace: 'default', generation: 1 },
+  spec: { inferenceEngine: 'vLLM', workloadSelector: { matchLabels: { app } }, workloadPort: { port: 8000 } },
+});
+const pod = (name: string, app: string, ip: string): KObj => ({
+  apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', labels: { app } },
+  status: { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: 'True' }] },
+});
+const provider = (name: string, spec: Record<string, unknown>): KObj => ({ apiVersion: G, kind: 'ExternalModelProvider', metadata: { name, namespace: 'default', generation: 2 }, spec });
+const secret = (name: string, data: Record<string, string>, labelled = true): KObj => ({
+  apiVersion: 'v1', kind: 'Secret',
+  metadata: { name, namespace: 'default', labels: labelled ? { 'networking.serving.volcano.sh/external-model-provider-credential': 'true' } : {} },
+  data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+});
+
+/** The input the control plane would build: validated resources, all problems, raw objects. */
+function input(objs: KObj[]): StatusInput {
+  const valid: AnyResource[] = [];
+  const problems = [];
+  for (const o of objs) {
+    if (o.kind !== 'ModelRoute' && o.kind !== 'ModelServer' && o.kind !== 'Pod') continue;
+    const r = parseManifestObject(o, { file: '', now: () => '2026-01-01T00:00:00Z', generation: o.metadata.generation });
+    problems.push(...r.problems);
+    if (r.resource) valid.push(r.resource);
+  }
+  const resources = toResourceSet(valid);
+  problems.push(...translate(resources).problems);
+  const objects: Record<string, KObj[]> = {};
+  for (const o of objs) (objects[o.kind] ??= []).push(o);
+  return { resources, problems, objects };
+}
+
+const conds = (s: { status: { conditions: { type: string; status: string; reason: string }[] } }): string[] =>
+  s.status.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`);
+
+describe('status conditions (pure)', () => {
+  it('ModelRoute: Accepted and ResolvedRefs, with observedGeneration', () => {
+    const out = computeStatuses(input([route('ok', 's1'), route('dangling', 'nope'), server('s1', 'a')]));
+    const byName = new Map(out.map((d) => [`${d.kind}/${d.name}`, d]));
+    expect(conds(byName.get('ModelRoute/ok')!)).toEqual(['Accepted=True/Accepted', 'ResolvedRefs=True/ResolvedRefs']);
+    expect(byName.get('ModelRoute/ok')!.status.observedGeneration).toBe(3);
+    expect(byName.get('ModelRoute/ok')!.status.conditions.every((c) => c.observedGeneration === 3)).toBe(true);
+    const d = byName.get('ModelRoute/dangling')!;
+    expect(conds(d)).toEqual(['Accepted=True/Accepted', 'ResolvedRefs=False/BackendNotFound']);
+    expect(d.status.conditions[1]!.message).toBe('ModelServer default/nope not found');
+  });
+
+  it('ModelRoute: an invalid version is Accepted=False with the validation messages', () => {
+    const bad = route('bad', 's1');
+    bad.spec.rules[0].targetModels[0].weight = 1000;
+    const [d] = computeStatuses(input([bad])).filter((x) => x.name === 'bad');
+    expect(conds(d!)).toEqual(['Accepted=False/Invalid', 'ResolvedRefs=False/Invalid']);
+    expect(d!.status.conditions[0]!.message).toContain('spec.rules[0].targetModels[0].weight');
+  });
+
+  it('ModelRoute: warnings keep Accepted=True and are named in the message', () => {
+    const limited = route('limited', 's1', { rateLimit: { inputTokensPerUnit: 10, unit: 'minute' } });
+    const [d] = computeStatuses(input([limited, server('s1', 'a')])).filter((x) => x.name === 'limited');
+    expect(conds(d!)[0]).toBe('Accepted=True/Accepted');
+    expect(d!.status.conditions[0]!.message).toMatch(/^ModelRoute is accepted with warnings: spec.rateLimit: rate limits are not enforced/);
+  });
+
+  it('ModelServer: Ready counts the selected Running and Ready pods', () => {
+    let [d] = computeStatuses(input([server('s1', 'a')])).filter((x) => x.kind === 'ModelServer');
+    expect(conds(d!)).toEqual(['Accepted=True/Accepted', 'Ready=False/NoReadyEndpoints']);
+    [d] = computeStatuses(input([server('s1', 'a'), pod('p1', 'a', '127.0.41.1'), pod('p2', 'a', '127.0.41.2'), pod('x', 'b', '127.0.41.3')])).filter((x) => x.kind === 'ModelServer');
+    expect(conds(d!)).toEqual(['Accepted=True/Accepted', 'Ready=True/EndpointsAvailable']);
+    expect(d!.status.conditions[1]!.message).toBe('2 ready pods selected');
+  });
+
+  it("ExternalModelProvider: Kthena's CredentialsResolved and Ready", () => {
+    const base = { providerType: 'OpenAI', baseURL: 'https://api.example.com' };
+    const auth = (name: string, key = 'apiKey') => ({ ...base, auth: { secretRef: { name, key } } });
+    const out = computeStatuses(input([
+      provider('none', base),
+      provider('ok', auth('cred')),
+      provider('missing', auth('absent')),
+      provider('unlabelled', auth('plain')),
+      provider('nokey', auth('cred', 'other')),
+      provider('empty', auth('blank')),
+      provider('badurl', { ...base, baseURL: 'http://api.example.com' }),
+      provider('badheader', { ...base, headers: { Authorization: 'x' } }),
+      secret('cred', { apiKey: ' sk-1 ' }), secret('plain', { apiKey: 'k' }, false), secret('blank', { apiKey: '  ' }),
+    ])).filter((d) => d.kind === 'ExternalModelProvider');
+    const got = Object.fromEntries(out.map((d) => [d.name, conds(d)]));
+    expect(got).toEqual({
+      none: ['CredentialsResolved=True/CredentialNotRequired', 'Ready=True/Ready'],
+      ok: ['CredentialsResolved=True/CredentialResolved', 'Ready=True/Ready'],
+      missing: ['CredentialsResolved=False/CredentialNotFound', 'Ready=False/CredentialNotFound'],
+      unlabelled: ['CredentialsResolved=False/CredentialNotFound', 'Ready=False/CredentialNotFound'],
+      nokey: ['CredentialsResolved=False/CredentialKeyNotFound', 'Ready=False/CredentialKeyNotFound'],
+      empty: ['CredentialsResolved=False/CredentialInvalid', 'Ready=False/CredentialInvalid'],
+      badurl: ['CredentialsResolved=True/CredentialNotRequired', 'Ready=False/ConfigurationInvalid'],
+      badheader: ['CredentialsResolved=True/CredentialNotRequired', 'Ready=False/ConfigurationInvalid'],
+    });
+    const none = out.find((d) => d.name === 'none')!;
+    expect(none.status.conditions.map((c) => c.message)).toEqual(['No credential is configured', 'External provider configuration is ready']);
+    expect(none.status.observedGeneration).toBe(2);
+  });
+});
+
+interface Router { mode: KubernetesMode; stop(): Promise<void> }
+
+/** A control plane in miniature: provider -> translate -> statuses, as src/control.ts wires it. */
+async function router(api: FakeApiServer, identity: string, lease = { durationMs: 1500, renewDeadlineMs: 1000, retryPeriodMs: 100 }): Promise<Router> {
+  const mode: KubernetesMode = new KubernetesMode({
+    client: clientFor(api.url), podNamespace: 'kthena-system', port: 8080, enableGatewayApi: false, enableGatewayApiInferenceExtension: false,
+    onChange: (snap) => {
+      const out = translate(snap.resources);
+      mode.translated(snap.resources, [...snap.problems, ...out.problems]);
+    },
+    backoff: { initialMs: 20, maxMs: 200 }, lease, identity,
+  });
+  await mode.start();
+  let stopped = false;
+  const stop = async () => { if (!stopped) { stopped = true; await mode.stop(); } };
+  cleanups.push(stop);
+  return { mode, stop };
+}
+
+async function fakeApi(): Promise<FakeApiServer> {
+  const api = new FakeApiServer();
+  await api.listen(HOST);
+  cleanups.push(() => api.close());
+  return api;
+}
+
+const writesFor = (api: FakeApiServer, name: string) => api.statusWrites.filter((w) => w.name === name);
+
+describe('status writer and leader election', () => {
+  it('writes each status once per change, with lastTransitionTime moving only on status changes', async () => {
+    const api = await fakeApi();
+    api.apply(server('s1', 'a'));
+    api.apply(route('r1', 's1'));
+    const r = await router(api, 'one');
+    await expect.poll(() => api.get(G, 'ModelRoute', 'default', 'r1')?.status?.conditions?.length, WAIT).toBe(2);
+    await expect.poll(() => api.get(G, 'ModelServer', 'default', 's1')?.status?.conditions?.length, WAIT).toBe(2);
+    // Settle: the watch delivers our own writes, the router recomputes, and nothing more is written.
+    await new Promise((res) => setTimeout(res, 400));
+    expect(writesFor(api, 'r1')).toHaveLength(1);
+    expect(writesFor(api, 's1')).toHaveLength(1);
+    const st = api.get(G, 'ModelRoute', 'default', 'r1')!.status;
+    expect(st.observedGeneration).toBe(1);
+    const acceptedAt = st.conditions[0].lastTransitionTime;
+
+    // A pod appears: only the ModelServer's Ready changes.
+    api.apply(pod('p1', 'a', '127.0.41.1'));
+    await expect.poll(() => api.get(G, 'ModelServer', 'default', 's1')?.status?.conditions?.[1]?.status, WAIT).toBe('True');
+    await new Promise((res) => setTimeout(res, 300));
+    expect(writesFor(api, 's1')).toHaveLength(2);
+    expect(writesFor(api, 'r1')).toHaveLength(1);
+
+    // The route's target is changed to a missing server: generation 2, ResolvedRefs False.
+    api.apply({ ...route('r1', 'gone'), metadata: { name: 'r1', namespace: 'default' } });
+    await expect.poll(() => api.get(G, 'ModelRoute', 'default', 'r1')?.status?.observedGeneration, WAIT).toBe(2);
+    const st2 = api.get(G, 'ModelRoute', 'default', 'r1')!.status;
+    expect(st2.conditions.map((c: any) => `${c.type}=${c.status}/${c.reason}`)).toEqual(['Accepted=True/Accepted', 'ResolvedRefs=False/BackendNotFound']);
+    expect(st2.conditions[0].lastTransitionTime).toBe(acceptedAt);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(writesFor(api, 'r1')).toHaveLength(2);
+    expect(r.mode.writer.conflicts).toBe(0);
+  });
+
+  it('retries a 409 conflict: reads the object again and reapplies', async () => {
+    const api = await fakeApi();
+    api.apply(server('s1', 'a'));
+    const r = await router(api, 'one');
+    await expect.poll(() => writesFor(api, 's1').length, WAIT).toBe(1);
+    await new Promise((res) => setTimeout(res, 200));
+    // Someone else changes the object just before our next write.
+    api.touchBeforeNextStatusWrite(G, 'ModelServer', 'default', 's1');
+    api.apply(pod('p1', 'a', '127.0.41.1'));
+    await expect.poll(() => api.get(G, 'ModelServer', 'default', 's1')?.status?.conditions?.[1]?.status, WAIT).toBe('True');
+    expect(r.mode.writer.conflicts).toBe(1);
+    expect(api.get(G, 'ModelServer', 'default', 's1')!.metadata.labels?.touched).toBeDefined();
+    await new Promise((res) => setTimeout(res, 300));
+    expect(writesFor(api, 's1')).toHaveLength(2);
+  });
+
+  it('two routers: only the Lease holder writes; the other takes over when it stops', async () => {
+    const api = await fakeApi();
+    api.apply(server('s1', 'a'));
+    const a = await router(api, 'router-a');
+    await expect.poll(() => a.mode.elector.isLeader, WAIT).toBe(true);
+    const b = await router(api, 'router-b');
+    await expect.poll(() => writesFor(api, 's1').length, WAIT).toBe(1);
+    // b runs several election rounds without becoming leader or writing.
+    await expect.poll(() => api.requests.filter((q) => q.path.endsWith('/leases/kthena-router') && q.method === 'GET').length, WAIT).toBeGreaterThan(8);
+    expect(b.mode.elector.isLeader).toBe(false);
+    expect(b.mode.writer.writes).toBe(0);
+    expect(a.mode.writer.writes).toBe(1);
+    const lease = api.get('coordination.k8s.io/v1', 'Lease', 'kthena-system', 'kthena-router')!;
+    expect(lease.spec.holderIdentity).toBe('router-a');
+    expect(lease.spec.leaseDurationSeconds).toBe(2);
+
+    // A change while a leads: a writes it, b does not.
+    api.apply(pod('p1', 'a', '127.0.41.1'));
+    await expect.poll(() => writesFor(api, 's1').length, WAIT).toBe(2);
+    expect(b.mode.writer.writes).toBe(0);
+
+    // a stops (releasing the Lease): b takes over and writes the next change.
+    await a.stop();
+    await expect.poll(() => b.mode.elector.isLeader, WAIT).toBe(true);
+    expect(api.get('coordination.k8s.io/v1', 'Lease', 'kthena-system', 'kthena-router')!.spec.leaseTransitions).toBe(1);
+    api.remove('v1', 'Pod', 'default', 'p1');
+    await expect.poll(() => writesFor(api, 's1').length, WAIT).toBe(3);
+    expect(b.mode.writer.writes).toBe(1);
+  });
+
+  it('a holder that vanishes without releasing is replaced once the lease expires', async () => {
+    const api = await fakeApi();
+    const lease = { durationMs: 600, renewDeadlineMs: 400, retryPeriodMs: 50 };
+    const events: string[] = [];
+    const mk = (id: string) => new LeaderElector({
+      client: clientFor(api.url), namespace: 'ns', name: 'l', identity: id,
+      leaseDurationMs: lease.durationMs, renewDeadlineMs: lease.renewDeadlineMs, retryPeriodMs: lease.retryPeriodMs,
+      onStartedLeading: () => events.push(`${id}+`), onStoppedLeading: () => events.push(`${id}-`),
+    });
+    const a = mk('a');
+    a.start();
+    await expect.poll(() => a.isLeader, WAIT).toBe(true);
+    const b = mk('b');
+    b.start();
+    cleanups.push(() => b.stop());
+    await new Promise((res) => setTimeout(res, 300));
+    expect(b.isLeader).toBe(false);
+    await a.stop();
+    // A holder that crashed never releases: a ghost holds the Lease and stops renewing.
+    const l = api.get('coordination.k8s.io/v1', 'Lease', 'ns', 'l')!;
+    api.apply({ ...l, spec: { ...l.spec, holderIdentity: 'ghost', leaseDurationSeconds: 1, renewTime: new Date().toISOString() } });
+    const since = Date.now();
+    await expect.poll(() => b.isLeader, WAIT).toBe(true);
+    // Not before the ghost's lease (1 s, measured locally from when b saw it change) ran out.
+    expect(Date.now() - since).toBeGreaterThanOrEqual(800);
+    expect(events).toEqual(['a+', 'a-', 'b+']);
+  });
+});
