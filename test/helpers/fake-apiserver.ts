@@ -92,16 +92,9 @@ export class FakeApiServer {
     await new Promise<void>((r) => this.server.close(() => r()));
   }
 
-  /** A kubeconfig file pointing at this server (plain HTTP needs insecure-skip-tls-verify in the client). */
-  async writeKubeconfig(file: string): Promise<string> {
-    const text = [
-      'apiVersion: v1', 'kind: Config', 'current-context: fake',
-      'clusters:', '- name: fake', '  cluster:', `    server: ${this.url}`, '    insecure-skip-tls-verify: true',
-      'users:', '- name: fake', '  user:', '    token: fake-token',
-      'contexts:', '- name: fake', '  context:', '    cluster: fake', '    user: fake',
-    ].join('\n') + '\n';
-    await writeFile(file, text);
-    return file;
+  /** A kubeconfig file pointing at this server. */
+  writeKubeconfig(file: string): Promise<string> {
+    return writeKubeconfig(this.url, file);
   }
 
   // ---- programmatic API (what kubectl would do) ----
@@ -358,6 +351,18 @@ export class FakeApiServer {
     if (sub === 'status') this.statusWrites.push({ coll, namespace: ns, name, status: structuredClone(next.status) });
     this.#send(res, 200, this.#update(coll, ns, cur, next));
   }
+}
+
+/** A kubeconfig file for `url` (plain HTTP needs insecure-skip-tls-verify in the client). */
+export async function writeKubeconfig(url: string, file: string): Promise<string> {
+  const text = [
+    'apiVersion: v1', 'kind: Config', 'current-context: fake',
+    'clusters:', '- name: fake', '  cluster:', `    server: ${url}`, '    insecure-skip-tls-verify: true',
+    'users:', '- name: fake', '  user:', '    token: fake-token',
+    'contexts:', '- name: fake', '  context:', '    cluster: fake', '    user: fake',
+  ].join('\n') + '\n';
+  await writeFile(file, text);
+  return file;
 }
 
 /** RFC 7386 JSON merge patch. */
