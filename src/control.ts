@@ -193,7 +193,8 @@ export class ControlPlane {
   /**
    * Kubernetes mode: the resources, plus the router configuration from ConfigMap
    * kthena-router-config unless --router-config names a file (which then wins). A missing
-   * ConfigMap means the Helm default profile; an invalid one keeps the previous configuration.
+   * ConfigMap means the built-in default (as without --router-config); an invalid one keeps the
+   * previous configuration.
    */
   #onKubeSnapshot(snap: KubeSnapshot): void {
     this.#resources = snap.resources;
