@@ -59,6 +59,8 @@ export class LeaderElector {
   #observedRv = '';
   #observedAt = 0;
   #lastRenew = 0;
+  /** The last failure logged, so that an outage is logged once, not every retry period. */
+  #lastError = '';
 
   constructor(o: LeaderElectionOptions) {
     const leaseDurationMs = o.leaseDurationMs ?? 15_000;
@@ -94,7 +96,11 @@ export class LeaderElector {
   #tick(): void {
     if (this.#stopped) return;
     this.#running = this.#tryAcquireOrRenew()
-      .catch((err: Error) => this.#o.log?.warn({ lease: this.#o.name, err: err.message }, 'leader election: Lease request failed'))
+      .then(() => { this.#lastError = ''; })
+      .catch((err: Error) => {
+        if (err.message !== this.#lastError) this.#o.log?.warn({ lease: this.#o.name, err: err.message }, 'leader election: Lease request failed; retrying');
+        this.#lastError = err.message;
+      })
       .then(() => {
         this.#running = null;
         if (this.isLeader && Date.now() - this.#lastRenew > this.#o.renewDeadlineMs) {

@@ -14,7 +14,7 @@
  *    the body, recorded in `statusWrites`;
  *  - Leases (coordination.k8s.io/v1) are ordinary objects, so leader election runs against it.
  * Test controls: `compact()` (later watches from older versions get 410), `bookmark()`,
- * `dropWatches()` (destroys open watch connections), `failRequests` (answer 500), `touchBeforeNextStatusWrite`
+ * `dropWatches()` (destroys open watch connections), `errorWatches(code)` (in-stream ERROR), `failRequests` (answer 500), `touchBeforeNextStatusWrite`
  * (another writer changes the object first: the next status write conflicts), `requests` (log).
  */
 import http from 'node:http';
@@ -157,6 +157,14 @@ export class FakeApiServer {
   dropWatches(): number {
     const n = this.#watchers.size;
     for (const w of this.#watchers) w.res.socket?.destroy();
+    this.#watchers.clear();
+    return n;
+  }
+
+  /** Ends every open watch with an in-stream ERROR Status of this code (as an overloaded server does). */
+  errorWatches(code: number, message = 'injected watch error'): number {
+    const n = this.#watchers.size;
+    for (const w of this.#watchers) w.res.end(JSON.stringify({ type: 'ERROR', object: this.#statusBody(code, 'InternalError', message) }) + '\n');
     this.#watchers.clear();
     return n;
   }

@@ -231,6 +231,36 @@ describe('KubeProvider', () => {
     expect(s.resources.modelServers.map((r) => r.metadata.name)).toEqual(['s1', 's2', 's3', 's4']);
   });
 
+  it('an in-stream ERROR other than 410 counts as a failure (backoff), then the watch resumes', async () => {
+    const h = await setup([server('s1', 'a')]);
+    await h.until((x) => x.resources.modelServers.length === 1);
+    const inf = h.provider.informers.find((i) => i.kind.kind === 'ModelServer')!;
+    await expect.poll(() => h.api.watchCount(`${G}/modelservers`), WAIT).toBe(1);
+    expect(inf.failures).toBe(0);
+    h.api.errorWatches(500);
+    await expect.poll(() => inf.failures, WAIT).toBe(1);
+    h.api.apply(server('s2', 'a'));
+    await h.until((x) => x.resources.modelServers.length === 2);
+    expect(inf.lists).toBe(1);
+  });
+
+  it('a pod update touching only fields the router drops triggers no rebuild', async () => {
+    const h = await setup([pod('p1', 'a', '127.0.41.1')]);
+    await h.until((x) => x.resources.pods.length === 1);
+    const n = h.snaps.length;
+    const p = pod('p1', 'a', '127.0.41.1');
+    p.status.conditions[0].lastProbeTime = '2026-01-01T00:01:00Z';
+    p.metadata.annotations = { changed: 'yes' };
+    h.api.apply(p);
+    await expect.poll(() => h.provider.get('Pod', 'default', 'p1')?.metadata.resourceVersion, WAIT).toBe(String(h.api.rv));
+    await new Promise((r) => setTimeout(r, 100)); // several debounce periods
+    expect(h.snaps.length).toBe(n);
+    // A real change afterwards is seen, and it is the only new snapshot.
+    h.api.apply(pod('p1', 'a', '127.0.41.9'));
+    await h.until((x) => x.resources.pods[0]!.status.podIP === '127.0.41.9');
+    expect(h.snaps.length).toBe(n + 1);
+  });
+
   it('backs off and retries failed lists, then syncs', async () => {
     const api = new FakeApiServer();
     await api.listen(HOST);

@@ -32,6 +32,7 @@ export class KubeClient {
   readonly watch: Watch;
   readonly server: string;
   readonly #timeoutMs: number;
+  readonly #inFlight = new Set<http.ClientRequest>();
 
   constructor(kc: KubeConfig, o: { timeoutMs?: number } = {}) {
     const cluster = kc.getCurrentCluster();
@@ -85,10 +86,18 @@ export class KubeClient {
           resolve({ status: res.statusCode ?? 0, body: parsed });
         });
       });
+      this.#inFlight.add(req);
+      req.on('close', () => this.#inFlight.delete(req));
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#timeoutMs} ms`)));
       req.on('error', (err) => reject(kubeApiError(0, `${method} ${path}: ${err.message}`, err)));
       req.end(payload);
     });
+  }
+
+  /** Aborts requests in flight (shutdown must not wait for a slow or unreachable API server). */
+  close(): void {
+    for (const req of this.#inFlight) req.destroy(new Error('client closed'));
+    this.#inFlight.clear();
   }
 
   /** As request, but a status outside 2xx rejects with RTR_ERR_KUBE_API carrying it. */

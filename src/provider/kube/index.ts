@@ -16,7 +16,7 @@
 import type { Registry } from 'prom-client';
 import { Counter, Gauge } from 'prom-client';
 import type { AnyResource, Problem } from '../../resources/types.js';
-import { parseManifestObject, resourceIdentity, toResourceSet } from '../../resources/validate.js';
+import { parseManifestObject, resourceIdentity, stableJson, toResourceSet } from '../../resources/validate.js';
 import type { Provider, ProviderLog, ProviderSnapshot } from '../types.js';
 import type { KubeClient } from './client.js';
 import { DEFAULT_BACKOFF, Informer, type BackoffOptions } from './informer.js';
@@ -136,7 +136,16 @@ export class KubeProvider implements Provider {
       const namespace = obj.metadata.namespace || 'default';
       const id = resourceIdentity(k.kind, namespace, obj.metadata.name);
       if (type === 'delete') this.#held.delete(id);
-      else this.#held.set(id, this.#validate(k, obj, this.#held.get(id)?.resource));
+      else {
+        const prev = this.#held.get(id);
+        const next = this.#validate(k, obj, prev?.resource);
+        // Kubelets rewrite pod status often (probe times, fields the router drops): a pod whose
+        // kept fields are unchanged keeps its previous version and triggers no rebuild.
+        if (k.kind === 'Pod' && prev?.resource !== undefined && next.resource !== undefined && next.problems.length === 0 && prev.problems.length === 0 &&
+          stableJson({ ...next.resource, metadata: { ...next.resource.metadata, resourceVersion: '' } }) ===
+          stableJson({ ...prev.resource, metadata: { ...prev.resource.metadata, resourceVersion: '' } })) return;
+        this.#held.set(id, next);
+      }
     }
     this.#markDirty();
   }

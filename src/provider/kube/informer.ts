@@ -120,16 +120,27 @@ export class Informer {
         this.watches++;
         const started = Date.now();
         let events = 0;
+        let failure: { code: number; message: string } | null = null;
         // ListWatch calls this from a done callback nobody awaits: a rejection here (credentials
         // that cannot be refreshed) would be unhandled, so it goes through done() instead.
         try {
           return await client.watch.watch(p, { ...qp, allowWatchBookmarks: true }, (phase, obj, raw) => {
           events++;
           this.#consecutive = 0;
-          if (phase === 'ERROR' || obj === null || typeof obj !== 'object') { cb(phase, obj, raw); return; }
+          if (phase === 'ERROR' || obj === null || typeof obj !== 'object') {
+            const st = obj as { code?: number; message?: string } | null;
+            // 410 makes ListWatch relist when the stream ends; any other error Status is a failure.
+            if (st?.code !== 410) failure = { code: st?.code ?? 0, message: st?.message ?? 'watch error' };
+            cb(phase, obj, raw);
+            return;
+          }
           const o = obj as RawObject;
           cb(phase, phase === 'BOOKMARK' ? o : normalise(o), raw);
         }, (err: unknown) => {
+          if (err === null && failure !== null && !this.#stopped) {
+            done(kubeApiError(failure.code, `watch ${kind.kind}: ${failure.code} ${failure.message}`));
+            return;
+          }
           if (err === null && events === 0 && Date.now() - started < MIN_HEALTHY_WATCH_MS && !this.#stopped) {
             done(kubeApiError(0, `watch ${kind.kind}: closed at once without events`));
             return;

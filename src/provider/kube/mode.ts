@@ -40,6 +40,7 @@ export class KubernetesMode implements Provider {
   readonly elector: LeaderElector;
   readonly writer: StatusWriter;
   readonly bootstrap: GatewayBootstrap | null;
+  readonly #client: KubeClient;
   #last: KubeSnapshot | null = null;
 
   /** From the validated config: --kubeconfig FILE, or in-cluster. Throws RTR_ERR_CONFIG_INVALID. */
@@ -52,6 +53,7 @@ export class KubernetesMode implements Provider {
   }
 
   constructor(o: KubernetesModeOptions) {
+    this.#client = o.client;
     this.provider = new KubeProvider({
       client: o.client,
       context: { podNamespace: o.podNamespace, gatewayApi: o.enableGatewayApi, inferenceExtension: o.enableGatewayApiInferenceExtension },
@@ -93,9 +95,11 @@ export class KubernetesMode implements Provider {
 
   async stop(): Promise<void> {
     this.bootstrap?.stop();
-    await this.writer.stop();
-    await this.elector.stop();
     await this.provider.stop();
+    await this.writer.stop();
+    // Last: releasing the Lease is the one request worth waiting for (a successor takes over at once).
+    await this.elector.stop();
+    this.#client.close();
   }
 
   /**
