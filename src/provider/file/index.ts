@@ -28,6 +28,7 @@ import { parseAllDocuments } from 'yaml';
 import { RouterError } from '../../errors.js';
 import type { AnyResource, Problem, ResourceSet } from '../../resources/types.js';
 import { identityOf, parseManifestObject, toResourceSet } from '../../resources/validate.js';
+import type { Provider } from '../types.js';
 
 export interface FileSnapshot {
   resources: ResourceSet;
@@ -73,7 +74,7 @@ interface ParsedFile {
 
 const MANIFEST_RE = /\.ya?ml$/i;
 
-export class FileProvider {
+export class FileProvider implements Provider {
   /** Rebuilds (or onChange calls) that threw; each was logged and the watcher kept running. */
   crashes = 0;
   /** Rebuilds run, whether or not they emitted. */
