@@ -56,7 +56,6 @@ export class Informer {
   watches = 0;
   failures = 0;
 
-  readonly #client: KubeClient;
   readonly #events: InformerEvents;
   readonly #backoff: BackoffOptions;
   readonly #lw: ListWatch<KubernetesObject>;
@@ -67,7 +66,6 @@ export class Informer {
 
   constructor(client: KubeClient, kind: WatchedKind, ctx: KindContext, events: InformerEvents, backoff: BackoffOptions = DEFAULT_BACKOFF) {
     this.kind = kind;
-    this.#client = client;
     this.#events = events;
     this.#backoff = backoff;
     const path = collectionPath(kind, ctx);
@@ -125,28 +123,29 @@ export class Informer {
         // that cannot be refreshed) would be unhandled, so it goes through done() instead.
         try {
           return await client.watch.watch(p, { ...qp, allowWatchBookmarks: true }, (phase, obj, raw) => {
-          events++;
-          this.#consecutive = 0;
-          if (phase === 'ERROR' || obj === null || typeof obj !== 'object') {
-            const st = obj as { code?: number; message?: string } | null;
-            // 410 makes ListWatch relist when the stream ends; any other error Status is a failure.
-            if (st?.code !== 410) failure = { code: st?.code ?? 0, message: st?.message ?? 'watch error' };
-            cb(phase, obj, raw);
-            return;
-          }
-          const o = obj as RawObject;
-          cb(phase, phase === 'BOOKMARK' ? o : normalise(o), raw);
-        }, (err: unknown) => {
-          if (err === null && failure !== null && !this.#stopped) {
-            done(kubeApiError(failure.code, `watch ${kind.kind}: ${failure.code} ${failure.message}`));
-            return;
-          }
-          if (err === null && events === 0 && Date.now() - started < MIN_HEALTHY_WATCH_MS && !this.#stopped) {
-            done(kubeApiError(0, `watch ${kind.kind}: closed at once without events`));
-            return;
-          }
-          done(err);
-        });
+            events++;
+            if (phase === 'ERROR') {
+              const st = obj as { code?: number; message?: string } | null;
+              // 410 makes ListWatch relist when the stream ends; any other error Status is a failure.
+              if (st?.code !== 410) failure = { code: st?.code ?? 0, message: st?.message ?? 'watch error' };
+              cb(phase, obj ?? {}, raw);
+              return;
+            }
+            if (obj === null || typeof obj !== 'object') return;
+            this.#consecutive = 0;
+            const o = obj as RawObject;
+            cb(phase, phase === 'BOOKMARK' ? o : normalise(o), raw);
+          }, (err: unknown) => {
+            if (err === null && failure !== null && !this.#stopped) {
+              done(kubeApiError(failure.code, `watch ${kind.kind}: ${failure.code} ${failure.message}`));
+              return;
+            }
+            if (err === null && events === 0 && Date.now() - started < MIN_HEALTHY_WATCH_MS && !this.#stopped) {
+              done(kubeApiError(0, `watch ${kind.kind}: closed at once without events`));
+              return;
+            }
+            done(err);
+          });
         } catch (err) {
           done(err);
           return new AbortController();
