@@ -70,6 +70,8 @@ export class FakeApiServer {
   readonly statusWrites: { coll: string; namespace: string; name: string; status: any }[] = [];
   /** Answer this many further requests (any) with 500. */
   failRequests = 0;
+  /** Refuse an expired watch with HTTP 410 instead of the in-stream ERROR event (both happen on real servers). */
+  expiredAsHttpStatus = false;
   readonly #watchers = new Set<Watcher>();
   readonly #touch = new Set<string>();
   readonly #sockets = new Set<import('node:net').Socket>();
@@ -298,6 +300,10 @@ export class FakeApiServer {
     };
     if (q.watch === 'true') {
       const from = q.resourceVersion === undefined || q.resourceVersion === '' || q.resourceVersion === '0' ? null : Number(q.resourceVersion);
+      if (from !== null && from < this.compactedRv && this.expiredAsHttpStatus) {
+        this.#send(res, 410, this.#statusBody(410, 'Expired', `too old resource version: ${from} (${this.compactedRv})`));
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
       // A real API server answers the headers at once; the client's fetch resolves on them.
       res.flushHeaders();

@@ -199,6 +199,18 @@ describe('KubeProvider', () => {
     expect(inf.lists).toBeGreaterThanOrEqual(2);
   });
 
+  it('relists when the watch request itself is answered 410 Gone', async () => {
+    const h = await setup([route('r1', 'm1', 's1')]);
+    await h.until((x) => x.resources.modelRoutes.length === 1);
+    const inf = h.provider.informers.find((i) => i.kind.kind === 'ModelRoute')!;
+    h.api.expiredAsHttpStatus = true;
+    h.api.dropWatches();
+    h.api.apply(route('r2', 'm2', 's1'));
+    h.api.compact();
+    await h.until((x) => x.resources.modelRoutes.length === 2);
+    expect(inf.lists).toBe(2);
+  });
+
   it('resumes from a bookmark instead of relisting', async () => {
     const h = await setup([route('r1', 'm1', 's1')]);
     await h.until((x) => x.resources.modelRoutes.length === 1);
