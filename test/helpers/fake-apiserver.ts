@@ -18,6 +18,7 @@
  * (another writer changes the object first: the next status write conflicts), `requests` (log).
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -43,7 +44,7 @@ interface Watcher {
   res: http.ServerResponse;
 }
 
-export interface RecordedRequest { method: string; path: string; query: Record<string, string> }
+export interface RecordedRequest { method: string; path: string; query: Record<string, string>; authorization: string }
 
 const PLURALS: Record<string, string> = {
   ModelRoute: 'modelroutes', ModelServer: 'modelservers', ExternalModelProvider: 'externalmodelproviders', Pod: 'pods', Secret: 'secrets',
@@ -60,6 +61,7 @@ const PATH_RE = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))(?:\/namespaces\/([^/]+)
 
 export class FakeApiServer {
   readonly server: http.Server;
+  readonly #tls: boolean;
   url = '';
   rv = 100;
   /** Lowest resourceVersion a watch may resume from; older ones get 410. */
@@ -76,15 +78,19 @@ export class FakeApiServer {
   readonly #touch = new Set<string>();
   readonly #sockets = new Set<import('node:net').Socket>();
 
-  constructor() {
-    this.server = http.createServer((req, res) => this.#handle(req, res));
+  /** With `tls` (PEM key and certificate) the server speaks HTTPS, as a real API server does. */
+  constructor(o: { tls?: { key: string; cert: string } } = {}) {
+    this.#tls = o.tls !== undefined;
+    this.server = o.tls !== undefined
+      ? https.createServer({ key: o.tls.key, cert: o.tls.cert }, (req, res) => this.#handle(req, res))
+      : http.createServer((req, res) => this.#handle(req, res));
     this.server.on('connection', (s) => { this.#sockets.add(s); s.on('close', () => this.#sockets.delete(s)); });
   }
 
   async listen(host: string): Promise<string> {
     await new Promise<void>((resolve) => this.server.listen(0, host, resolve));
     const a = this.server.address() as AddressInfo;
-    this.url = `http://${host}:${a.port}`;
+    this.url = `${this.#tls ? 'https' : 'http'}://${host}:${a.port}`;
     return this.url;
   }
 
@@ -95,8 +101,8 @@ export class FakeApiServer {
   }
 
   /** A kubeconfig file pointing at this server. */
-  writeKubeconfig(file: string): Promise<string> {
-    return writeKubeconfig(this.url, file);
+  writeKubeconfig(file: string, o: KubeconfigOptions = {}): Promise<string> {
+    return writeKubeconfig(this.url, file, o);
   }
 
   // ---- programmatic API (what kubectl would do) ----
@@ -254,7 +260,7 @@ export class FakeApiServer {
   #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     const query = Object.fromEntries(url.searchParams);
-    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query });
+    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query, authorization: req.headers.authorization ?? '' });
     if (this.failRequests > 0) {
       this.failRequests--;
       this.#send(res, 500, this.#statusBody(500, 'InternalError', 'injected failure'));
@@ -367,12 +373,19 @@ export class FakeApiServer {
   }
 }
 
+export interface KubeconfigOptions {
+  /** PEM of the CA that signed the server's certificate (HTTPS); without it TLS is not verified. */
+  ca?: string;
+  token?: string;
+}
+
 /** A kubeconfig file for `url` (plain HTTP needs insecure-skip-tls-verify in the client). */
-export async function writeKubeconfig(url: string, file: string): Promise<string> {
+export async function writeKubeconfig(url: string, file: string, o: KubeconfigOptions = {}): Promise<string> {
+  const trust = o.ca !== undefined ? `    certificate-authority-data: ${Buffer.from(o.ca).toString('base64')}` : '    insecure-skip-tls-verify: true';
   const text = [
     'apiVersion: v1', 'kind: Config', 'current-context: fake',
-    'clusters:', '- name: fake', '  cluster:', `    server: ${url}`, '    insecure-skip-tls-verify: true',
-    'users:', '- name: fake', '  user:', '    token: fake-token',
+    'clusters:', '- name: fake', '  cluster:', `    server: ${url}`, trust,
+    'users:', '- name: fake', '  user:', `    token: ${o.token ?? 'fake-token'}`,
     'contexts:', '- name: fake', '  context:', '    cluster: fake', '    user: fake',
   ].join('\n') + '\n';
   await writeFile(file, text);

@@ -4,7 +4,8 @@
  * connections, backoff after errors, an unreachable server.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FakeApiServer, type KObj } from '../helpers/fake-apiserver.js';
@@ -324,6 +325,45 @@ describe('KubeProvider', () => {
     expect(s.raw.Gateway!.map((o) => o.metadata.name)).toEqual(['g']);
     // ReferenceGrant is optional (CRD may be absent): the fake server has it, so it synced empty.
     expect(h.provider.syncState().every((x) => x.synced)).toBe(true);
+  });
+
+  it('speaks HTTPS with the kubeconfig\'s CA and bearer token', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'kthena-kp-tls-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const host = '127.0.40.5';
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=fake-apiserver',
+      '-addext', `subjectAltName=IP:${host}`, '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    const tls = { key: await readFile(path.join(dir, 'key.pem'), 'utf8'), cert: await readFile(path.join(dir, 'cert.pem'), 'utf8') };
+    const api = new FakeApiServer({ tls });
+    await api.listen(host);
+    cleanups.push(() => api.close());
+    api.apply(route('r1', 'm1', 's1'));
+    const start = async (kubeconfig: string) => {
+      const snaps: KubeSnapshot[] = [];
+      const p = new KubeProvider({
+        client: KubeClient.load({ kubeconfig, inCluster: false }), context: { podNamespace: 'default', gatewayApi: false, inferenceExtension: false },
+        onChange: (s) => snaps.push(s), backoff: { initialMs: 20, maxMs: 100 },
+      });
+      await p.start();
+      cleanups.push(() => p.stop());
+      return { p, snaps };
+    };
+    // Trusting the server's CA, with a token: synced, and every request carried the token.
+    const good = await start(await api.writeKubeconfig(path.join(dir, 'good'), { ca: tls.cert, token: 'sekret' }));
+    await expect.poll(() => good.snaps.length, WAIT).toBe(1);
+    expect(good.snaps[0]!.resources.modelRoutes).toHaveLength(1);
+    expect(api.requests.length).toBeGreaterThan(0);
+    expect(api.requests.every((r) => r.authorization === 'Bearer sekret')).toBe(true);
+    // Another CA: the certificate is refused, nothing syncs.
+    const other = path.join(dir, 'other');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=other',
+      '-keyout', `${other}-key.pem`, '-out', `${other}-cert.pem`], { stdio: 'ignore' });
+    await expect.poll(() => api.watchCount(), WAIT).toBe(good.p.informers.length);
+    const n = api.requests.length;
+    const bad = await start(await api.writeKubeconfig(other, { ca: await readFile(`${other}-cert.pem`, 'utf8') }));
+    await expect.poll(() => bad.p.informers.every((i) => i.failures >= 2), WAIT).toBe(true);
+    expect(bad.p.synced).toBe(false);
+    expect(api.requests.length).toBe(n);
   });
 
   it('backoff grows exponentially with jitter and is capped', () => {
