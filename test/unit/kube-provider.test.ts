@@ -4,7 +4,7 @@
  * connections, backoff after errors, an unreachable server.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -364,6 +364,39 @@ describe('KubeProvider', () => {
     await expect.poll(() => bad.p.informers.every((i) => i.failures >= 2), WAIT).toBe(true);
     expect(bad.p.synced).toBe(false);
     expect(api.requests.length).toBe(n);
+  });
+
+  it('in-cluster: the service account token and CA from their mounted files', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'kthena-kp-sa-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const host = '127.0.40.6';
+    const sa = path.join(dir, 'var/run/secrets/kubernetes.io/serviceaccount');
+    await mkdir(sa, { recursive: true });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=kubernetes',
+      '-addext', `subjectAltName=IP:${host}`, '-keyout', path.join(dir, 'key.pem'), '-out', path.join(sa, 'ca.crt')], { stdio: 'ignore' });
+    await writeFile(path.join(sa, 'token'), 'token-1');
+    const api = new FakeApiServer({ tls: { key: await readFile(path.join(dir, 'key.pem'), 'utf8'), cert: await readFile(path.join(sa, 'ca.crt'), 'utf8') } });
+    await api.listen(host);
+    cleanups.push(() => api.close());
+    api.apply(server('s1', 'a'));
+    const saved = { h: process.env.KUBERNETES_SERVICE_HOST, p: process.env.KUBERNETES_SERVICE_PORT };
+    process.env.KUBERNETES_SERVICE_HOST = host;
+    process.env.KUBERNETES_SERVICE_PORT = new URL(api.url).port;
+    let client: KubeClient;
+    try {
+      client = KubeClient.load({ kubeconfig: '', inCluster: true, serviceAccountRoot: dir });
+    } finally {
+      for (const [k, v] of [['KUBERNETES_SERVICE_HOST', saved.h], ['KUBERNETES_SERVICE_PORT', saved.p]] as const) {
+        if (v === undefined) delete process.env[k]; else process.env[k] = v;
+      }
+    }
+    const snaps: KubeSnapshot[] = [];
+    const p = new KubeProvider({ client, context: { podNamespace: 'default', gatewayApi: false, inferenceExtension: false }, onChange: (s) => snaps.push(s) });
+    await p.start();
+    cleanups.push(() => p.stop());
+    await expect.poll(() => snaps.length, WAIT).toBe(1);
+    expect(snaps[0]!.resources.modelServers).toHaveLength(1);
+    expect(new Set(api.requests.map((r) => r.authorization))).toEqual(new Set(['Bearer token-1']));
   });
 
   it('backoff grows exponentially with jitter and is capped', () => {

@@ -43,12 +43,16 @@ export class KubeClient {
     this.#timeoutMs = o.timeoutMs ?? 30_000;
   }
 
-  /** `--kubeconfig FILE`, or the pod's service account when `inCluster`. Throws RTR_ERR_CONFIG_INVALID. */
-  static load(o: { kubeconfig: string; inCluster: boolean }): KubeClient {
+  /**
+   * `--kubeconfig FILE`, or the pod's service account when `inCluster` (KUBERNETES_SERVICE_HOST/
+   * PORT, and the token and CA under /var/run/secrets/kubernetes.io/serviceaccount, below
+   * `serviceAccountRoot` when given). Throws RTR_ERR_CONFIG_INVALID.
+   */
+  static load(o: { kubeconfig: string; inCluster: boolean; serviceAccountRoot?: string }): KubeClient {
     const kc = new KubeConfig();
     try {
       if (o.kubeconfig !== '') kc.loadFromFile(o.kubeconfig);
-      else kc.loadFromCluster();
+      else kc.loadFromCluster(o.serviceAccountRoot);
       return new KubeClient(kc);
     } catch (err) {
       if ((err as RouterError).code === 'RTR_ERR_CONFIG_INVALID') throw err;
