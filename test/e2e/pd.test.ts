@@ -18,7 +18,7 @@ const ip = (n: number): string => `127.0.24.${n}`;
 const GROUP_KEY = 'modelserving.volcano.sh/group-name';
 const ROLE = 'modelserving.volcano.sh/rolename';
 
-interface Fleet { name: string; connector: string; engine: 'vLLM' | 'SGLang'; base: number }
+interface Fleet { name: string; connector: string; engine: 'vLLM' | 'SGLang'; base: number; timeout?: string }
 // Each connector gets pods <name>-p0, -d0 (group g0) and -p1, -d1 (group g1) at base+0..3.
 const FLEETS: Fleet[] = [
   { name: 'http', connector: 'http', engine: 'vLLM', base: 10 },
@@ -30,6 +30,9 @@ const FLEETS: Fleet[] = [
   { name: 'allfail', connector: 'http', engine: 'vLLM', base: 70 },
   { name: 'abort', connector: 'http', engine: 'vLLM', base: 80 },
   { name: 'badreq', connector: 'http', engine: 'vLLM', base: 90 },
+  { name: 'slowp', connector: 'http', engine: 'vLLM', base: 100, timeout: '400ms' },
+  { name: 'faild', connector: 'nixl', engine: 'vLLM', base: 110 },
+  { name: 'sgfail', connector: '', engine: 'SGLang', base: 120 },
 ];
 
 function fleetYaml(f: Fleet): string {
@@ -48,7 +51,7 @@ function fleetYaml(f: Fleet): string {
     '      prefillLabels:', `        ${ROLE}: P-instance`, '      decodeLabels:', `        ${ROLE}: D-instance`,
     '  workloadPort:', `    port: ${PORT}`,
     ...(f.connector !== '' ? ['  kvConnector:', `    type: ${f.connector}`] : []),
-    '  trafficPolicy:', '    timeout: 10s',
+    '  trafficPolicy:', `    timeout: ${f.timeout ?? '10s'}`,
   ].join('\n');
   return docs(server, routeYaml(`mr-${f.name}`, `m-${f.name}`, `ms-${f.name}`), ...pods);
 }
@@ -99,6 +102,10 @@ beforeAll(async () => {
     if (s.name.startsWith('allfail-p')) s.failStatus = 503;
     if (s.name.startsWith('abort-p')) s.ttftMs = 60_000;
     if (s.name.startsWith('badreq-p')) s.failStatus = 400;
+    if (s.name === 'slowp-p0') s.ttftMs = 60_000;
+    if (s.name === 'faild-d0') s.failStatus = 503;
+    if (s.name === 'sgfail-d0') s.failStatus = 503;
+    if (s.name === 'sgfail-p0') s.ttftMs = 60_000;
   }
   fleet = await startPods(specs);
   for (const f of FLEETS) await writeFile(path.join(dir, `${f.name}.yaml`), fleetYaml(f));
@@ -231,6 +238,64 @@ describe('prefill/decode disaggregation', () => {
       }
     }
     expect(retried).toBe(2);
+  });
+
+  it('trafficPolicy.timeout bounds the prefill leg: a hung prefill pod moves the request to the next pair', async () => {
+    let retried = 0;
+    for (let i = 0; i < 40 && retried < 1; i++) {
+      const id = randomUUID();
+      const t0 = Date.now();
+      const r = await chat(router.url, { model: 'm-slowp', messages: msg(`s ${i} ${id}`), max_tokens: 2 }, { 'x-request-id': id });
+      expect(r.status).toBe(200);
+      const line = parseAccessLogText(await accessLine(id))!;
+      expect(line.fields.prefill_pod).toBe('slowp-p1');
+      if (line.fields.upstream_attempts === '2') {
+        retried++;
+        // Generous bound: the 400 ms timeout fired, the 60 s prefill was not waited for.
+        expect(Date.now() - t0).toBeLessThan(30_000);
+        expect(byId('slowp-d0', id)).toHaveLength(0);
+      }
+    }
+    expect(retried).toBe(1);
+    await eventually(() => pod('slowp-p0').inflight === 0, 5000, 'timed-out prefill leg closed at the pod');
+  });
+
+  it('a failing decode pod moves the request to the next pair, whose prefill runs again', async () => {
+    let retried = 0;
+    for (let i = 0; i < 40 && retried < 1; i++) {
+      const id = randomUUID();
+      const r = await chat(router.url, { model: 'm-faild', messages: msg(`d ${i} ${id}`), max_tokens: 2 }, { 'x-request-id': id });
+      expect(r.status).toBe(200);
+      const line = parseAccessLogText(await accessLine(id))!;
+      expect(line.fields.selected_pod).toBe('faild-d1');
+      if (line.fields.upstream_attempts === '2') {
+        retried++;
+        expect(byId('faild-p0', id)).toHaveLength(1);
+        expect(byId('faild-d0', id)).toHaveLength(1);
+        expect(byId('faild-p1', id)).toHaveLength(1);
+        expect(byId('faild-d1', id)[0].body).toMatchObject({ kv_transfer_params: { remote_host: pod('faild-p1').ip } });
+      }
+    }
+    expect(retried).toBe(1);
+  });
+
+  it('sglang: a failing decode leg cancels its prefill leg and the next pair serves', async () => {
+    let retried = 0;
+    for (let i = 0; i < 40 && retried < 1; i++) {
+      const id = randomUUID();
+      const r = await chat(router.url, { model: 'm-sgfail', messages: msg(`g ${i} ${id}`), max_tokens: 2 }, { 'x-request-id': id });
+      expect(r.status).toBe(200);
+      const line = parseAccessLogText(await accessLine(id))!;
+      expect(line.fields.selected_pod).toBe('sgfail-d1');
+      if (line.fields.upstream_attempts === '2') {
+        retried++;
+        expect(byId('sgfail-p0', id)).toHaveLength(1);
+        // The hung prefill leg of the failed pair was cancelled, not left running for 60 s.
+        await eventually(() => pod('sgfail-p0').inflight === 0, 5000, 'cancelled prefill leg closed at the pod');
+      }
+    }
+    expect(retried).toBe(1);
+    await eventually(async () => [...(await podCounters()).values()].every((v) => v.inflight === 0 && v.inflightPrefill === 0 && v.inflightDecode === 0), 5000, 'in-flight zero');
   });
 
   it('every pair failing answers 503 with Kthena\'s message; no decode leg is sent', async () => {
