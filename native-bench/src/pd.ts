@@ -41,7 +41,7 @@ Prefill/decode disaggregation against the same pods serving whole requests, thro
   --prefill N         prefill pods per group (default 2)
   --decode N          decode pods per group (default 2)
   --connector C       nixl (default) or sglang (the engine then is SGLang)
-  --prompts N         distinct shared prompts (default 16), --per-prompt N requests each (default 16)
+  --prompts N         distinct shared prompts (default 32), --per-prompt N requests each (default 32)
   --system-len N      shared prompt tokens (default 1024), --question-len N (default 1024),
   --output-len N      output tokens (default 256)
   --concurrency N     closed-loop users (default 64)
@@ -349,7 +349,7 @@ export async function pdCommand(argv: string[]): Promise<number> {
   if (connector !== 'nixl' && connector !== 'sglang') throw Object.assign(new Error(`--connector must be nixl or sglang, got "${connector}"`), { code: 'BENCH_USAGE' });
   const r = await runPd({
     groups: num(values.groups, 'groups', 2), prefill: num(values.prefill, 'prefill', 2), decode: num(values.decode, 'decode', 2), connector,
-    prompts: num(values.prompts, 'prompts', 16), perPrompt: num(values['per-prompt'], 'per-prompt', 16),
+    prompts: num(values.prompts, 'prompts', 32), perPrompt: num(values['per-prompt'], 'per-prompt', 32),
     systemLen: num(values['system-len'], 'system-len', 1024), questionLen: num(values['question-len'], 'question-len', 1024), outputLen: num(values['output-len'], 'output-len', 256),
     concurrency: num(values.concurrency, 'concurrency', 64), timeScale: num(values['time-scale'], 'time-scale', 3),
     overheadRequests: num(values['overhead-requests'], 'overhead-requests', 3000, 0), overheadConcurrency: num(values['overhead-concurrency'], 'overhead-concurrency', 8),
