@@ -480,12 +480,16 @@ const FILTER_FIELD: Readonly<Record<HTTPRouteFilter['type'], string>> = {
 function httpRouteTyped(spec: RawRouteSpec, issues: Issue[]): HTTPRoute['spec'] | undefined {
   const before = issues.length;
   const parentRefs = spec.parentRefs ?? [];
-  // CEL on spec.parentRefs: sectionName must be given (and unique) when a parent appears twice.
+  // CEL on spec.parentRefs: references to the same parent must all set sectionName (or all not),
+  // all set port (or all not), and differ in them.
   const sameParent = (a: typeof parentRefs[number], b: typeof parentRefs[number]): boolean =>
     a.group === b.group && a.kind === b.kind && a.name === b.name && (a.namespace ?? '') === (b.namespace ?? '');
-  if (parentRefs.some((a, i) => parentRefs.some((b, j) => i !== j && sameParent(a, b) && ((a.sectionName ?? '') === '' || (b.sectionName ?? '') === '')))) {
+  const hasSection = (p: typeof parentRefs[number]): boolean => (p.sectionName ?? '') !== '';
+  const hasPort = (p: typeof parentRefs[number]): boolean => (p.port ?? 0) !== 0;
+  if (parentRefs.some((a) => parentRefs.some((b) => sameParent(a, b) && (hasSection(a) !== hasSection(b) || hasPort(a) !== hasPort(b))))) {
     issues.push({ field: 'spec.parentRefs', message: 'sectionName or port must be specified when parentRefs includes 2 or more references to the same parent' });
-  } else if (parentRefs.some((a, i) => parentRefs.some((b, j) => i !== j && sameParent(a, b) && a.sectionName === b.sectionName && a.port === b.port))) {
+  }
+  if (parentRefs.some((a) => parentRefs.filter((b) => sameParent(a, b) && (a.sectionName ?? '') === (b.sectionName ?? '') && (a.port ?? 0) === (b.port ?? 0)).length !== 1)) {
     issues.push({ field: 'spec.parentRefs', message: 'sectionName or port must be unique when parentRefs includes 2 or more references to the same parent' });
   }
   const rawRules = spec.rules ?? [{ matches: [DEFAULT_MATCH as never] }];
