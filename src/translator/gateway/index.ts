@@ -142,14 +142,18 @@ export function translateGateway(resources: ResourceSet, opts: GatewayTranslateO
         }
         st.allowsHTTPRoute = st.supportedKinds.length > 0;
       }
+      let certsOk = true;
       if (served && l.protocol === 'HTTPS') {
         const bad = certificateProblem(gw, l, secrets, grants, st.certificates);
         if (bad !== null) resolved = cond('ResolvedRefs', 'False', bad.reason, bad.message, m);
+        certsOk = bad === null;
       }
       const accepted = served
         ? cond('Accepted', 'True', 'Accepted', 'Listener is accepted', m)
         : cond('Accepted', 'False', 'UnsupportedProtocol', `Protocol ${l.protocol} is not supported; supported: HTTP, HTTPS`, m);
-      st.programmed = served && !addressProblem && resolved.status === 'True';
+      // An unsupported kind beside HTTPRoute is reported (InvalidRouteKinds) but the listener still
+      // serves HTTPRoutes; one that allows no route kind at all serves nothing.
+      st.programmed = served && !addressProblem && certsOk && st.allowsHTTPRoute;
       st.conditions = [accepted, resolved];
       return st;
     });
