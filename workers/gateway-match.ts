@@ -5,8 +5,8 @@
  * RegularExpression matches the whole path or value, as Envoy-based implementations do), hostname
  * tables turned into Maps, backend weights into cumulative Float64Arrays. matchGateway() then runs
  * per request and allocates nothing on the common path: it returns either the compiled entry that
- * won (shared, read-only) or one of the frozen NO_* results. Only a Host with upper-case letters
- * or a port, and a query parameter that needs percent-decoding, cost a string.
+ * won (shared, read-only) or one of the frozen NO_* results. What does cost a string: a Host with
+ * a port or upper-case letters, and each query parameter value read by a query match.
  *
  * Header lookups go through a `(lowerCaseName) => string` function returning '' for a missing
  * header, which is what uWS `req.getHeader` does; so an empty header value reads as absent (no
