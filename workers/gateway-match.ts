@@ -6,7 +6,8 @@
  * tables turned into Maps, backend weights into cumulative Float64Arrays. matchGateway() then runs
  * per request and allocates nothing on the common path: it returns either the compiled entry that
  * won (shared, read-only) or one of the frozen NO_* results. What does cost a string: a Host with
- * a port or upper-case letters, and each query parameter value read by a query match.
+ * a port or upper-case letters when some hostname must be compared, and each query parameter value
+ * read by a query match.
  *
  * Header lookups go through a `(lowerCaseName) => string` function returning '' for a missing
  * header, which is what uWS `req.getHeader` does; so an empty header value reads as absent (no
@@ -63,12 +64,16 @@ export const NO_ROUTE: GatewayNoMatch = Object.freeze({ kind: 'no-route' });
 interface CompiledListener {
   ir: ListenerIR;
   entries: GatewayRouteMatch[];
+  /** Some entry has a hostname predicate (else the Host is never read). */
+  needsHost: boolean;
 }
 
 interface CompiledPort {
   exact: Map<string, number>;
   wildcard: [string, number][];
   any: number;
+  /** Some listener on the port has a hostname (else the Host is not needed to pick one). */
+  needsHost: boolean;
 }
 
 export interface CompiledGateway {
@@ -100,6 +105,7 @@ export function compileGateway(ir: GatewayIR): CompiledGateway {
   });
   const listeners: CompiledListener[] = ir.listeners.map((l, li) => ({
     ir: l,
+    needsHost: l.entries.some((e) => e.hostname !== '*'),
     entries: l.entries.map((e): GatewayRouteMatch => ({
       kind: 'match', listener: li, entry: e, rule: rules[e.rule]!, prefix: e.pathType === 'PathPrefix' ? e.path : '',
       hostKind: e.hostname === '*' ? 2 : e.hostname.startsWith('*.') ? 1 : 0,
@@ -108,11 +114,11 @@ export function compileGateway(ir: GatewayIR): CompiledGateway {
       method: e.method, headers: e.headers.map(compileValue), query: e.queryParams.map(compileValue),
     })),
   }));
-  const ports = new Map<number, CompiledPort>(ir.ports.map((p) => [p.port, { exact: new Map(p.exact), wildcard: p.wildcard, any: p.any }]));
+  const ports = new Map<number, CompiledPort>(ir.ports.map((p) => [p.port, {
+    exact: new Map(p.exact), wildcard: p.wildcard, any: p.any, needsHost: p.exact.length > 0 || p.wildcard.length > 0,
+  }]));
   return { ir, ports, listeners, rules };
 }
-
-const UPPER = /[A-Z]/;
 
 /** The Host header without port, lower-cased (allocates only when it has to). */
 export function normalizeHost(host: string): string {
@@ -126,7 +132,11 @@ export function normalizeHost(host: string): string {
   }
   if (end > 0 && host.charCodeAt(end - 1) === 46 /* trailing . */) end--;
   const h = end === host.length ? host : host.slice(0, end);
-  return UPPER.test(h) ? h.toLowerCase() : h;
+  for (let i = 0; i < h.length; i++) {
+    const c = h.charCodeAt(i);
+    if (c >= 65 && c <= 90) return h.toLowerCase();
+  }
+  return h;
 }
 
 function selectBy<T>(host: string, exact: Map<string, T>, wildcard: readonly { 0: string; 1: T }[] | null, any: T | null): T | null {
@@ -211,10 +221,14 @@ export function matchGateway(
 ): GatewayRouteMatch | GatewayNoMatch {
   const p = g.ports.get(port);
   if (p === undefined) return NO_PORT;
-  const h = normalizeHost(host);
-  const li = selectBy<number>(h, p.exact, p.wildcard, p.any >= 0 ? p.any : null);
-  if (li === null) return NO_LISTENER;
-  const entries = g.listeners[li]!.entries;
+  // The Host is normalized only when a hostname decides something: the common single-listener,
+  // hostname-less setup never reads it.
+  let h = p.needsHost ? normalizeHost(host) : '';
+  const li = p.needsHost ? selectBy<number>(h, p.exact, p.wildcard, p.any >= 0 ? p.any : null) : p.any;
+  if (li === null || li < 0) return NO_LISTENER;
+  const l = g.listeners[li]!;
+  if (l.needsHost && !p.needsHost) h = normalizeHost(host);
+  const entries = l.entries;
   for (let i = 0; i < entries.length; i++) {
     const m = entries[i]!;
     if (entryMatches(m, h, method, path, header, query)) return m;
