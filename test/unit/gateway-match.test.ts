@@ -95,6 +95,133 @@ describe('HTTPRouteMatchingAcrossRoutes (conformance)', () => {
   });
 });
 
+/** The conformance base: Gateway same-namespace (HTTP :80, routes from Same) and infra-backend-v1..v3 Services. */
+function conformanceInfra(routes: string): ResourceSet {
+  const ns = 'gateway-conformance-infra';
+  const backends = [1, 2, 3].map((v) => `
+apiVersion: v1
+kind: Service
+metadata: {name: infra-backend-v${v}, namespace: ${ns}}
+spec: {selector: {app: infra-backend-v${v}}, ports: [{port: 8080, targetPort: 3000}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: infra-backend-v${v}-0, namespace: ${ns}, labels: {app: infra-backend-v${v}}}
+status: {phase: Running, podIP: 127.0.43.${100 + v}, conditions: [{type: Ready, status: "True"}]}
+`).join('---');
+  return loadManifests(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: same-namespace, namespace: ${ns}}
+spec:
+  gatewayClassName: kthena-router
+  listeners: [{name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: Same}}}]
+---${backends}---
+${routes}`);
+}
+
+describe('HTTPRouteHeaderMatching (conformance)', () => {
+  const g = build(conformanceInfra(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: header-matching, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: same-namespace}]
+  rules:
+  - matches: [{headers: [{name: version, value: one}]}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}]
+  - matches: [{headers: [{name: version, value: two}]}]
+    backendRefs: [{name: infra-backend-v2, port: 8080}]
+  - matches: [{headers: [{name: version, value: two}, {name: color, value: orange}]}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}]
+  - matches: [{headers: [{name: color, value: blue}]}, {headers: [{name: color, value: green}]}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}]
+  - matches: [{headers: [{name: color, value: red}]}, {headers: [{name: color, value: yellow}]}]
+    backendRefs: [{name: infra-backend-v2, port: 8080}]
+`));
+  it.each([
+    [{ Version: 'one' }, 'infra-backend-v1'],
+    [{ Version: 'two' }, 'infra-backend-v2'],
+    [{ Version: 'two', Color: 'orange' }, 'infra-backend-v1'],
+    [{ Version: 'two', Color: 'blue' }, 'infra-backend-v2'], // equal precedence: the first rule in list order
+    [{ Color: 'orange' }, 404],
+    [{ 'Some-Other-Header': 'one' }, 404],
+    [{ Color: 'blue' }, 'infra-backend-v1'],
+    [{ Color: 'green' }, 'infra-backend-v1'],
+    [{ Color: 'red' }, 'infra-backend-v2'],
+    [{ Color: 'yellow' }, 'infra-backend-v2'],
+    [{ Color: 'purple' }, 404],
+  ] as [Record<string, string>, string | number][])('%j -> %s', (headers, want) => {
+    if (want === 404) expect(match(g, { headers })).toBe(NO_ROUTE);
+    else expect(backendOf(g, { headers })).toBe(`gateway-conformance-infra/${want}`);
+  });
+});
+
+describe('HTTPRouteQueryParamMatching (conformance expectations; rules reconstructed from them)', () => {
+  const g = build(conformanceInfra(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: query-param-matching, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: same-namespace}]
+  rules:
+  - matches: [{queryParams: [{name: animal, value: whale}]}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}]
+  - matches: [{queryParams: [{name: animal, value: dolphin}]}]
+    backendRefs: [{name: infra-backend-v2, port: 8080}]
+  - matches: [{queryParams: [{name: animal, value: dolphin}, {name: color, value: blue}]}, {queryParams: [{name: ANIMAL, value: Whale}]}]
+    backendRefs: [{name: infra-backend-v3, port: 8080}]
+  - matches: [{path: {type: PathPrefix, value: /path1}, queryParams: [{name: animal, value: whale}]}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}]
+  - matches: [{headers: [{name: version, value: one}], queryParams: [{name: animal, value: whale}]}]
+    backendRefs: [{name: infra-backend-v2, port: 8080}]
+`));
+  it.each([
+    ['animal=whale', '/', {}, 'infra-backend-v1'],
+    ['animal=dolphin', '/', {}, 'infra-backend-v2'],
+    ['animal=dolphin&color=blue', '/', {}, 'infra-backend-v3'],
+    ['ANIMAL=Whale', '/', {}, 'infra-backend-v3'], // names and values are case-sensitive
+    ['animal=whale&otherparam=irrelevant', '/', {}, 'infra-backend-v1'],
+    ['animal=dolphin&color=yellow', '/', {}, 'infra-backend-v2'],
+    ['color=blue', '/', {}, 404],
+    ['animal=dog', '/', {}, 404],
+    ['animal=whaledolphin', '/', {}, 404],
+    ['', '/', {}, 404],
+    ['animal=whale', '/path1', {}, 'infra-backend-v1'],
+    ['animal=whale', '/', { version: 'one' }, 'infra-backend-v2'],
+  ] as [string, string, Record<string, string>, string | number][])('?%s on %s %j -> %s', (query, path, headers, want) => {
+    if (want === 404) expect(match(g, { query, path, headers })).toBe(NO_ROUTE);
+    else expect(backendOf(g, { query, path, headers })).toBe(`gateway-conformance-infra/${want}`);
+  });
+});
+
+describe('HTTPRouteMethodMatching', () => {
+  const g = build(conformanceInfra(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: method-matching, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: same-namespace}]
+  rules:
+  - matches: [{method: POST}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}]
+  - matches: [{method: GET}]
+    backendRefs: [{name: infra-backend-v2, port: 8080}]
+  - matches: [{path: {type: PathPrefix, value: /path1}, method: GET}]
+    backendRefs: [{name: infra-backend-v3, port: 8080}]
+`));
+  it.each([
+    ['POST', '/', 'infra-backend-v1'],
+    ['GET', '/', 'infra-backend-v2'],
+    ['GET', '/path1', 'infra-backend-v3'],
+    ['POST', '/path1', 'infra-backend-v1'],
+    ['HEAD', '/', 404],
+  ] as [string, string, string | number][])('%s %s -> %s', (method, path, want) => {
+    if (want === 404) expect(match(g, { method, path })).toBe(NO_ROUTE);
+    else expect(backendOf(g, { method, path })).toBe(`gateway-conformance-infra/${want}`);
+  });
+});
+
 describe('match precedence across routes (HTTPRoutePathMatchOrder, HTTPRouteMatching, method/header/query matching)', () => {
   const g = build(loadManifests(testdata('precedence')));
   const port = 8081;
