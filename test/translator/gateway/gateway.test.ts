@@ -9,7 +9,8 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { loadManifests } from '../../helpers/gateway.js';
-import { translateGateway, type GatewayTranslateOptions } from '../../../src/translator/gateway/index.js';
+import { translateGateway, validateGatewayIR, type GatewayTranslateOptions } from '../../../src/translator/gateway/index.js';
+import type { GatewayIR } from '../../../src/ir/gateway.js';
 import type { ResourceSet } from '../../../src/resources/types.js';
 
 const testdata = fileURLToPath(new URL('./testdata/', import.meta.url));
@@ -54,6 +55,7 @@ describe('gateway translator golden files', () => {
       if (update) writeFileSync(golden, json);
       expect(existsSync(golden), `${golden} missing: run with UPDATE_GOLDEN=1`).toBe(true);
       expect(json).toBe(readFileSync(golden, 'utf8'));
+      expect(validateGatewayIR(out.ir)).toEqual([]);
       expect(isDeepFrozen(out.ir)).toBe(true);
       expect(isDeepFrozen(out.statuses)).toBe(true);
     });
@@ -65,4 +67,29 @@ describe('gateway translator golden files', () => {
       expect(JSON.stringify(rs)).toBe(before);
     });
   }
+});
+
+describe('validateGatewayIR', () => {
+  it('gathers every structural problem instead of stopping at the first', () => {
+    const { rs, opts } = load('inference-pool');
+    const ir = structuredClone(translateGateway(rs, opts).ir) as GatewayIR;
+    ir.rules[0]!.backends[0]!.weight = 5;
+    ir.rules[0]!.backends[1]!.pool = 9;
+    ir.pools[0]!.endpoints = [3, 1];
+    ir.endpoints[0]!.ip = 'nope';
+    ir.listeners[1]!.entries.reverse();
+    ir.listeners[1]!.entries[0]!.path = '(';
+    ir.listeners[1]!.entries[0]!.pathType = 'RegularExpression';
+    ir.ports[1]!.any = 7;
+    expect(validateGatewayIR(ir)).toEqual([
+      'endpoints[0] (app/a-0:8000): ip "nope" is not an IP address',
+      'pools[0] (app/pool-a).endpoints must be strictly ascending',
+      'rules[0].backends[1] (app/pool-b): pool 9 does not name app/pool-b',
+      'rules[0]: totalWeight 100 is not the sum of the weights (35)',
+      'listeners[1] (infra/primary/http).entries[0]: regex "(" does not compile',
+      'listeners[1] (infra/primary/http).entries[2]: entries are not in precedence order',
+      'listeners[1] (infra/primary/http).entries[3]: entries are not in precedence order',
+      'ports[1] (8084): listener 7 is out of range',
+    ]);
+  });
 });
