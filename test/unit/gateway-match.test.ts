@@ -513,9 +513,12 @@ status: {phase: Running, podIP: 127.0.43.91, conditions: [{type: Ready, status: 
     expect(match(compileGateway(before.ir), { port: 8089 })).toBe(NO_PORT);
     expect(before.statuses.httpRoutes).toEqual([{ namespace: 'infra', name: 'early', generation: 1, status: { parents: [] } }]);
     expect(before.statuses.inferencePools[0]!.status.parents).toEqual([]);
+    // A route no listener of ours accepts costs nothing: no rule, pool or endpoint (slot, scrape).
+    expect([before.ir.routes, before.ir.rules, before.ir.pools, before.ir.endpoints]).toEqual([[], [], [], []]);
 
     const after = translateGateway(withGw, OPTS);
     expect(backendOf(compileGateway(after.ir), { port: 8089, path: '/anything' })).toBe('infra/pool');
+    expect(after.ir.endpoints.map((e) => e.key)).toEqual(['infra/p-0:8000']);
     expect(after.statuses.httpRoutes[0]!.status.parents.map((p) => p.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`)))
       .toEqual([['Accepted=True/Accepted', 'ResolvedRefs=True/ResolvedRefs']]);
     expect(after.statuses.gateways.find((s) => s.name === 'late')!.status.listeners[0]!.attachedRoutes).toBe(1);

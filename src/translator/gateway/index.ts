@@ -191,10 +191,18 @@ export function translateGateway(resources: ResourceSet, opts: GatewayTranslateO
   }
 
   // ---- Inference pools -----------------------------------------------------------------------
+  // Only backends of routes attached to one of our listeners contribute endpoints: a pod reached
+  // only through another controller's Gateway must not cost a scheduler slot or a scrape.
   const endpointKeys = new Map<string, GatewayEndpointIR>();
-  const addEndpoint = (p: Pod, port: number): string => {
+  const candidates = new Map<string, GatewayEndpointIR>();
+  const endpointKey = (p: Pod, port: number): string => {
     const k = `${p.metadata.namespace}/${p.metadata.name}:${port}`;
-    if (!endpointKeys.has(k)) endpointKeys.set(k, { key: k, namespace: p.metadata.namespace, pod: p.metadata.name, ip: p.status.podIP!, port, slot: -1 });
+    if (!candidates.has(k)) candidates.set(k, { key: k, namespace: p.metadata.namespace, pod: p.metadata.name, ip: p.status.podIP!, port, slot: -1 });
+    return k;
+  };
+  const addEndpoint = (p: Pod, port: number): string => {
+    const k = endpointKey(p, port);
+    endpointKeys.set(k, candidates.get(k)!);
     return k;
   };
   const poolsByKey = new Map((opts.enableInferenceExtension ? resources.inferencePools ?? [] : []).map((p) => [key(p), p]));
@@ -207,6 +215,8 @@ export function translateGateway(resources: ResourceSet, opts: GatewayTranslateO
   /** pool key -> gateway keys with an accepted route using it. */
   const poolParents = new Map<string, Set<string>>();
   const gwByKey = new Map(gwStates.map((g) => [key(g.gw), g]));
+  /** Indexes of routes accepted by at least one of our parents. */
+  const attachedRoutes = new Set<number>();
 
   routes.forEach((route, routeIndex) => {
     const m = route.metadata;
@@ -280,6 +290,7 @@ export function translateGateway(resources: ResourceSet, opts: GatewayTranslateO
       if (accepted.status === 'True' && dropped.length > 0) conditions.push(cond('PartiallyInvalid', 'True', 'UnsupportedValue', dropped.join('; '), m));
       parents.push({ parentRef, controllerName: KTHENA_CONTROLLER_NAME, conditions });
       if (accepted.status !== 'True') return;
+      attachedRoutes.add(routeIndex);
       for (const pk of usedPools) {
         const set = poolParents.get(pk) ?? new Set<string>();
         set.add(key(g.gw));
@@ -342,7 +353,7 @@ export function translateGateway(resources: ResourceSet, opts: GatewayTranslateO
     } else {
       const sel = Object.entries(svc.spec.selector);
       for (const p of pods) {
-        if (p.metadata.namespace === ns && sel.length > 0 && sel.every(([lk, lv]) => p.metadata.labels[lk] === lv)) endpointKeysOut.push(addEndpoint(p, sp.targetPort));
+        if (p.metadata.namespace === ns && sel.length > 0 && sel.every(([lk, lv]) => p.metadata.labels[lk] === lv)) endpointKeysOut.push(endpointKey(p, sp.targetPort));
       }
     }
     return { ...base, kind: 'service' as const, status: 0, reason: '', message: '', endpointKeys: endpointKeysOut };
@@ -353,7 +364,22 @@ export function translateGateway(resources: ResourceSet, opts: GatewayTranslateO
   const poolIRs: PoolIR[] = [];
   const poolEndpointKeys: string[][] = [];
   const poolIndex = new Map<string, number>();
-  const referencedPools = [...new Set(rules.flatMap((r) => r.rule.backends.filter((b) => b.kind === 'pool').map((b) => b.poolKey)))].sort(cmp);
+  // Drop what no listener can reach, keeping relative order (route order is the age tie-break).
+  const routeMap = new Map([...attachedRoutes].sort((a, b) => a - b).map((old, i) => [old, i]));
+  const ruleMap = new Map<number, number>();
+  const keptRules = rules.filter((r, i) => {
+    if (!routeMap.has(r.rule.route)) return false;
+    ruleMap.set(i, ruleMap.size);
+    return true;
+  });
+  for (const g of gwStates) for (const st of g.listeners) {
+    for (const e of st.entries) {
+      e.route = routeMap.get(e.route)!;
+      e.rule = ruleMap.get(e.rule)!;
+    }
+  }
+  for (const r of keptRules) for (const b of r.rule.backends) for (const k of b.endpointKeys) endpointKeys.set(k, candidates.get(k)!);
+  const referencedPools = [...new Set(keptRules.flatMap((r) => r.rule.backends.filter((b) => b.kind === 'pool').map((b) => b.poolKey)))].sort(cmp);
   for (const pk of referencedPools) {
     const pool = poolsByKey.get(pk)!;
     const sel = Object.entries(pool.spec.selector.matchLabels);
@@ -400,8 +426,9 @@ export function translateGateway(resources: ResourceSet, opts: GatewayTranslateO
   const epIndex = new Map(endpoints.map((e, i) => [e.key, i]));
   const toIdx = (keys: string[]): number[] => [...new Set(keys.map((k) => epIndex.get(k)!))].sort((a, b) => a - b);
   poolIRs.forEach((p, i) => { p.endpoints = toIdx(poolEndpointKeys[i]!); });
-  const ruleIRs: RuleIR[] = rules.map(({ rule }) => ({
+  const ruleIRs: RuleIR[] = keptRules.map(({ rule }) => ({
     ...rule,
+    route: routeMap.get(rule.route)!,
     backends: rule.backends.map((b): BackendIR => ({
       kind: b.kind, key: b.key, weight: b.weight, status: b.status, reason: b.reason,
       endpoints: b.kind === 'pool' ? poolIRs[poolIndex.get(b.poolKey)!]!.endpoints : toIdx(b.endpointKeys),
@@ -466,7 +493,9 @@ export function translateGateway(resources: ResourceSet, opts: GatewayTranslateO
   statuses.gateways.sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name));
   statuses.inferencePools.sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name));
 
-  const ir: GatewayIR = { ports, listeners, gateways: gatewayEntries, routes: routeIRs, rules: ruleIRs, pools: poolIRs, endpoints };
+  const ir: GatewayIR = {
+    ports, listeners, gateways: gatewayEntries, routes: routeIRs.filter((_r, i) => routeMap.has(i)), rules: ruleIRs, pools: poolIRs, endpoints,
+  };
   return { ir: deepFreeze(ir), statuses: deepFreeze(statuses), problems, bootstrap };
 }
 
