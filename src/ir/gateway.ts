@@ -35,8 +35,10 @@
  *                                invalid backend (`status` 500: not found, not permitted, bad kind)
  *                                which takes its share of the weight and answers 500, as the spec
  *                                requires. A valid backend with no endpoints answers 503.
- *   GatewayIR.endpoints[]        every podIP:port any backend uses, sorted by key, shared so that a
- *                                pod reached through two routes is one scheduler slot.
+ *   GatewayIR.endpoints[]        every podIP:port a backend of an attached route uses, sorted by
+ *                                key, shared so that a pod reached through two routes is one
+ *                                scheduler slot. Routes no listener of ours accepts contribute no
+ *                                route, rule, pool or endpoint (no slot, no scrape).
  *
  * ModelRoute binding (Kthena §6.3): GatewayIR.gateways[].models maps a model name (or LoRA
  * adapter) to the ModelRoute keys that may serve it on that Gateway, oldest first; the same name on
