@@ -158,7 +158,7 @@ export function parseDurationMs(s: string): number | null {
 // A small structural-schema walker (the subset of OpenAPI v3 the Kthena CRDs use)
 // ---------------------------------------------------------------------------------------------
 
-type Schema =
+export type Schema =
   | { t: 'string'; enum?: readonly string[]; minLength?: number; maxLength?: number; pattern?: string; default?: string }
   | { t: 'integer'; minimum?: number; maximum?: number; default?: number }
   | { t: 'boolean' }
@@ -177,15 +177,15 @@ type Schema =
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
-interface Issue { field: string; message: string }
+export interface Issue { field: string; message: string }
 
-function show(v: unknown): string {
+export function show(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return JSON.stringify(typeName(v));
 }
 
-function typeName(v: unknown): string {
+export function typeName(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
   if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
@@ -197,7 +197,7 @@ function child(path: string, key: string): string {
 }
 
 const compiledPatterns = new Map<string, RegExp>();
-function pattern(p: string): RegExp {
+export function pattern(p: string): RegExp {
   let re = compiledPatterns.get(p);
   if (re === undefined) {
     re = new RegExp(p);
@@ -210,7 +210,7 @@ function pattern(p: string): RegExp {
  * Returns a fresh, cleaned copy: nulls pruned (the API server prunes nulls of non-nullable fields
  * before defaulting), defaults applied, only declared keys kept. undefined when the value is invalid.
  */
-function walk(v: unknown, s: Schema, path: string, issues: Issue[]): unknown {
+export function walk(v: unknown, s: Schema, path: string, issues: Issue[]): unknown {
   switch (s.t) {
     case 'any':
       return structuredClone(v);
@@ -294,15 +294,15 @@ function fail(issues: Issue[], field: string, message: string): undefined {
 // test/unit/validate.test.ts checks them against copies in test/fixtures/crds/.
 // ---------------------------------------------------------------------------------------------
 
-const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
-const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+export const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+export const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 
-const str = (o: Omit<Extract<Schema, { t: 'string' }>, 't'> = {}): Schema => ({ t: 'string', ...o });
-const int = (o: Omit<Extract<Schema, { t: 'integer' }>, 't'> = {}): Schema => ({ t: 'integer', ...o });
-const arr = (items: Schema, o: { minItems?: number; maxItems?: number } = {}): Schema => ({ t: 'array', items, ...o });
-const obj = (properties: Record<string, Schema>, required: string[] = [], o: { ignoreUnknown?: boolean } = {}): Schema => ({ t: 'object', properties, required, ...o });
-const map = (values: Schema): Schema => ({ t: 'object', values });
-const ANY: Schema = { t: 'any' };
+export const str = (o: Omit<Extract<Schema, { t: 'string' }>, 't'> = {}): Schema => ({ t: 'string', ...o });
+export const int = (o: Omit<Extract<Schema, { t: 'integer' }>, 't'> = {}): Schema => ({ t: 'integer', ...o });
+export const arr = (items: Schema, o: { minItems?: number; maxItems?: number } = {}): Schema => ({ t: 'array', items, ...o });
+export const obj = (properties: Record<string, Schema>, required: string[] = [], o: { ignoreUnknown?: boolean } = {}): Schema => ({ t: 'object', properties, required, ...o });
+export const map = (values: Schema): Schema => ({ t: 'object', values });
+export const ANY: Schema = { t: 'any' };
 
 const stringMatchSchema = obj({ exact: str(), prefix: str(), regex: str() });
 
@@ -399,7 +399,7 @@ const LABEL_VALUE_MSG = "a valid label must be an empty string or consist of alp
 const QUALIFIED_NAME_RE = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 const LABEL_VALUE_RE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
-function subdomainErrors(v: string): string[] {
+export function subdomainErrors(v: string): string[] {
   const errs: string[] = [];
   if (v.length > 253) errs.push('must be no more than 253 characters');
   if (!pattern(DNS1123_SUBDOMAIN).test(v)) errs.push(SUBDOMAIN_MSG);
@@ -407,7 +407,7 @@ function subdomainErrors(v: string): string[] {
 }
 
 /** Label key (qualified name) and value errors, each as `Invalid value: "x": reason`. */
-function labelErrors(labels: Record<string, string>): string[] {
+export function labelErrors(labels: Record<string, string>): string[] {
   const errs: string[] = [];
   for (const [k, v] of Object.entries(labels)) {
     const slash = k.indexOf('/');
@@ -648,7 +648,7 @@ interface PodStatusRaw {
   containerStatuses?: { state?: { running?: { startedAt?: unknown } } }[];
 }
 
-interface MetaRaw {
+export interface MetaRaw {
   name: string;
   namespace: string;
   uid?: string;
@@ -658,7 +658,7 @@ interface MetaRaw {
   labels: Record<string, string>;
 }
 
-function parseMetadata(rawMeta: unknown, issues: Issue[]): MetaRaw | undefined {
+export function parseMetadata(rawMeta: unknown, issues: Issue[]): MetaRaw | undefined {
   if (rawMeta === undefined || rawMeta === null) {
     issues.push({ field: 'metadata.name', message: 'Required value: name is required' });
     return undefined;
@@ -690,7 +690,7 @@ function parseMetadata(rawMeta: unknown, issues: Issue[]): MetaRaw | undefined {
   return issues.length === before ? out : undefined;
 }
 
-function finishMeta(m: MetaRaw, kind: AnyResource['kind'], spec: unknown, ctx: ParseContext): ObjectMeta {
+export function finishMeta(m: MetaRaw, kind: string, spec: unknown, ctx: { now: () => string; previous?: { kind: string; spec?: unknown; metadata: ObjectMeta }; generation?: number }): ObjectMeta {
   const prev = ctx.previous !== undefined && ctx.previous.kind === kind ? ctx.previous : undefined;
   let generation = 1;
   if (ctx.generation !== undefined) generation = ctx.generation;
@@ -830,7 +830,7 @@ function modelServerWebhook(spec: ModelServer['spec'], issues: Issue[]): void {
 // Small utilities
 // ---------------------------------------------------------------------------------------------
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
