@@ -28,6 +28,8 @@ export interface GatewayParseContext {
   now: () => string;
   /** The last valid version of the same kind/namespace/name. */
   previous?: GatewayResource;
+  /** metadata.generation as the API server keeps it (Kubernetes mode); see ParseContext. */
+  generation?: number;
 }
 
 export interface GatewayParseResult {

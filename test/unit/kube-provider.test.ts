@@ -149,6 +149,37 @@ describe('KubeProvider', () => {
     expect(kube.problems).toEqual([]);
   });
 
+  it('Gateway API kinds: the same typed resources as the file provider', async () => {
+    const created = '2026-03-01T10:00:00Z';
+    const objs: KObj[] = [
+      { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'kthena-router', creationTimestamp: created }, spec: { controllerName: 'volcano.sh/kthena-router' } },
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'g', namespace: 'default', creationTimestamp: created },
+        spec: { gatewayClassName: 'kthena-router', listeners: [{ name: 'http', port: 8080, protocol: 'HTTP' }] },
+      },
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'hr', namespace: 'default', creationTimestamp: created },
+        spec: { parentRefs: [{ name: 'g' }], rules: [{ backendRefs: [{ name: 'svc', port: 80 }] }] },
+      },
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc', namespace: 'default', creationTimestamp: created }, spec: { type: 'ClusterIP', ports: [{ port: 80, targetPort: 8000 }] } },
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default', labels: { team: 'a' }, creationTimestamp: created } },
+    ];
+    const h = await setup(objs, { gatewayApi: true });
+    const kube = await h.until((x) => (x.resources.httpRoutes ?? []).length === 1 && (x.resources.namespaces ?? []).length === 1);
+    expect(kube.problems).toEqual([]);
+
+    const dir = await mkdtemp(path.join(tmpdir(), 'kthena-kp-gw-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(path.join(dir, 'all.yaml'), objs.map((o) => JSON.stringify(o)).join('\n---\n'));
+    let file: FileSnapshot | null = null;
+    const fp = new FileProvider(dir, { onChange: (s) => { file = s; } });
+    await fp.start();
+    await fp.stop();
+    const strip = (rs: unknown): unknown => JSON.parse(JSON.stringify(rs, (k, v) => (k === 'uid' || k === 'resourceVersion' ? undefined : v)));
+    expect(strip(kube.resources)).toEqual(strip(file!.resources));
+    expect(kube.resources.gatewayClasses!.map((g) => g.metadata.namespace)).toEqual(['']);
+  });
+
   it('follows creates, changes and deletes', async () => {
     const h = await setup([server('s1', 'a')]);
     await h.until((x) => x.resources.modelServers.length === 1);
@@ -313,16 +344,17 @@ describe('KubeProvider', () => {
     await h.until((x) => x.routerConfig === null);
   });
 
-  it('keeps only credential-labelled Secrets and watches Gateway API kinds raw when enabled', async () => {
+  it('keeps only credential-labelled Secrets (raw) and validates Gateway API kinds when enabled', async () => {
     const secret = (name: string, labelled: boolean): KObj => ({
       apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default', labels: labelled ? { 'networking.serving.volcano.sh/external-model-provider-credential': 'true' } : {} },
       data: { apiKey: Buffer.from('k').toString('base64') },
     });
-    const gw: KObj = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'g', namespace: 'default' }, spec: { gatewayClassName: 'kthena-router', listeners: [] } };
+    const gw: KObj = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'g', namespace: 'default' }, spec: { gatewayClassName: 'kthena-router', listeners: [{ name: 'http', port: 8080, protocol: 'HTTP' }] } };
     const h = await setup([secret('cred', true), secret('other', false), gw], { gatewayApi: true });
     const s = await h.until((x) => (x.raw.Secret ?? []).length === 1);
     expect(s.raw.Secret!.map((o) => o.metadata.name)).toEqual(['cred']);
-    expect(s.raw.Gateway!.map((o) => o.metadata.name)).toEqual(['g']);
+    expect(s.resources.gateways!.map((o) => o.metadata.name)).toEqual(['g']);
+    expect(s.resources.secrets).toEqual([]);
     // ReferenceGrant is optional (CRD may be absent): the fake server has it, so it synced empty.
     expect(h.provider.syncState().every((x) => x.synced)).toBe(true);
   });

@@ -15,8 +15,10 @@
  */
 import type { Registry } from 'prom-client';
 import { Counter, Gauge } from 'prom-client';
+import type { GatewayResource } from '../../resources/gateway.js';
 import type { AnyResource, Problem } from '../../resources/types.js';
-import { parseManifestObject, resourceIdentity, stableJson, toResourceSet } from '../../resources/validate.js';
+import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate-gateway.js';
+import { parseManifestObject, resourceIdentity, stableJson } from '../../resources/validate.js';
 import type { Provider, ProviderLog, ProviderSnapshot } from '../types.js';
 import type { KubeClient } from './client.js';
 import { DEFAULT_BACKOFF, Informer, type BackoffOptions } from './informer.js';
@@ -42,8 +44,10 @@ export interface KubeProviderOptions {
   kinds?: readonly WatchedKind[];
 }
 
+type Resource = AnyResource | GatewayResource;
+
 interface Held {
-  resource: AnyResource | undefined;
+  resource: Resource | undefined;
   problems: Problem[];
 }
 
@@ -133,8 +137,7 @@ export class KubeProvider implements Provider {
 
   #onEvent(k: WatchedKind, type: 'add' | 'update' | 'delete', obj: RawObject): void {
     if (k.role === 'resource') {
-      const namespace = obj.metadata.namespace || 'default';
-      const id = resourceIdentity(k.kind, namespace, obj.metadata.name);
+      const id = gatewayIdentityOf(obj)?.key ?? resourceIdentity(k.kind, obj.metadata.namespace || 'default', obj.metadata.name);
       if (type === 'delete') this.#held.delete(id);
       else {
         const prev = this.#held.get(id);
@@ -150,9 +153,15 @@ export class KubeProvider implements Provider {
     this.#markDirty();
   }
 
-  #validate(k: WatchedKind, obj: RawObject, previous: AnyResource | undefined): Held {
+  #validate(k: WatchedKind, obj: RawObject, previous: Resource | undefined): Held {
     const generation = typeof obj.metadata.generation === 'number' ? obj.metadata.generation : undefined;
-    const r = parseManifestObject(obj, { file: '', now: () => new Date().toISOString(), previous, generation });
+    const now = (): string => new Date().toISOString();
+    // The same validation as file mode, Kthena kinds and Gateway API / Inference Extension kinds.
+    // (File mode also warns that a valid Gateway API object is not served yet; here that would be
+    // one warning per Service and Namespace of the cluster, so kubernetes.md says it once instead.)
+    const r = isGatewayManifest(obj)
+      ? parseGatewayObject(obj, { file: '', now, previous: previous as GatewayResource | undefined, generation })
+      : parseManifestObject(obj, { file: '', now, previous: previous as AnyResource | undefined, generation });
     // Problems name the object; there is no file in Kubernetes mode.
     const problems = r.problems.map(({ file: _file, ...p }) => p);
     if (r.resource !== undefined) return { resource: r.resource, problems };
@@ -198,7 +207,7 @@ export class KubeProvider implements Provider {
   }
 
   #snapshot(): KubeSnapshot {
-    const resources: AnyResource[] = [];
+    const resources: Resource[] = [];
     const problems: Problem[] = [];
     for (const h of this.#held.values()) {
       if (h.resource !== undefined) resources.push(h.resource);
@@ -217,7 +226,7 @@ export class KubeProvider implements Provider {
       }
     }
     problems.sort((a, b) => cmp(a.kind, b.kind) || cmp(a.namespace, b.namespace) || cmp(a.name, b.name) || cmp(a.field, b.field));
-    return { resources: toResourceSet(resources), problems, routerConfig, raw };
+    return { resources: toFullResourceSet(resources), problems, routerConfig, raw };
   }
 }
 

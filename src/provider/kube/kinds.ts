@@ -7,7 +7,7 @@
  *  - `resource`: validated by src/resources/validate.ts into the ResourceSet the translator reads
  *    (exactly as the file provider does), with problems reported and the last valid version kept;
  *  - `raw`: kept as trimmed plain objects in the snapshot's `raw` map, for consumers that have no
- *    typed resource yet (ExternalModelProvider status, credential Secrets, Gateway API kinds);
+ *    typed resource yet (ExternalModelProvider status, credential Secrets, EndpointSlices);
  *  - `routerConfig`: the ConfigMap whose `routerConfiguration` key is the router configuration.
  */
 
@@ -136,19 +136,21 @@ export const WATCHED_KINDS: readonly WatchedKind[] = Object.freeze([
     kind: 'ConfigMap', apiVersion: 'v1', plural: 'configmaps', role: 'routerConfig', enabled: always, trim: trimConfigMap,
     namespace: (c) => c.podNamespace, fieldSelector: () => `metadata.name=${ROUTER_CONFIGMAP}`,
   },
-  // Gateway API and Inference Extension: watched as raw objects when enabled. Routing by them
-  // arrives with their typed resources and translator (issue 5); replace `raw` by `resource` then.
-  { kind: 'GatewayClass', apiVersion: GATEWAY_GROUP_VERSION, plural: 'gatewayclasses', clusterScoped: true, role: 'raw', enabled: gatewayApi, trim: trimCustom },
-  { kind: 'Gateway', apiVersion: GATEWAY_GROUP_VERSION, plural: 'gateways', role: 'raw', enabled: gatewayApi, trim: trimCustom },
-  { kind: 'HTTPRoute', apiVersion: GATEWAY_GROUP_VERSION, plural: 'httproutes', role: 'raw', enabled: gatewayApi, trim: trimCustom },
-  { kind: 'ReferenceGrant', apiVersion: 'gateway.networking.k8s.io/v1beta1', plural: 'referencegrants', role: 'raw', enabled: gatewayApi, trim: trimCustom, optional: true },
-  { kind: 'Namespace', apiVersion: 'v1', plural: 'namespaces', clusterScoped: true, role: 'raw', enabled: gatewayApi, trim: (o) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: trimMeta(o.metadata) }) },
-  { kind: 'Service', apiVersion: 'v1', plural: 'services', role: 'raw', enabled: gatewayApi, trim: (o) => ({ apiVersion: 'v1', kind: 'Service', metadata: trimMeta(o.metadata), spec: o.spec }) },
+  // Gateway API and Inference Extension, when enabled: validated into the ResourceSet by
+  // src/resources/validate-gateway.ts as in file mode. The control plane does not route by them
+  // yet (the Gateway translator is not wired into it), so nothing reads them there so far.
+  { kind: 'GatewayClass', apiVersion: GATEWAY_GROUP_VERSION, plural: 'gatewayclasses', clusterScoped: true, role: 'resource', enabled: gatewayApi, trim: trimCustom },
+  { kind: 'Gateway', apiVersion: GATEWAY_GROUP_VERSION, plural: 'gateways', role: 'resource', enabled: gatewayApi, trim: trimCustom },
+  { kind: 'HTTPRoute', apiVersion: GATEWAY_GROUP_VERSION, plural: 'httproutes', role: 'resource', enabled: gatewayApi, trim: trimCustom },
+  { kind: 'ReferenceGrant', apiVersion: 'gateway.networking.k8s.io/v1beta1', plural: 'referencegrants', role: 'resource', enabled: gatewayApi, trim: trimCustom, optional: true },
+  { kind: 'Namespace', apiVersion: 'v1', plural: 'namespaces', clusterScoped: true, role: 'resource', enabled: gatewayApi, trim: (o) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: trimMeta(o.metadata) }) },
+  { kind: 'Service', apiVersion: 'v1', plural: 'services', role: 'resource', enabled: gatewayApi, trim: (o) => ({ apiVersion: 'v1', kind: 'Service', metadata: trimMeta(o.metadata), spec: o.spec }) },
+  // No typed EndpointSlice yet: kept raw for the translator that will read Service endpoints.
   { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', plural: 'endpointslices', role: 'raw', enabled: gatewayApi, trim: (o) => ({ ...o, metadata: trimMeta(o.metadata) }) },
-  { kind: 'InferencePool', apiVersion: 'inference.networking.k8s.io/v1', plural: 'inferencepools', role: 'raw', enabled: inferenceExtension, trim: trimCustom },
+  { kind: 'InferencePool', apiVersion: 'inference.networking.k8s.io/v1', plural: 'inferencepools', role: 'resource', enabled: inferenceExtension, trim: trimCustom },
   // InferenceObjective exists in two groups (inference.networking.x-k8s.io/v1alpha2 up to GIE
   // v1.5, llm-d.ai/v1alpha2 after); optional, so a cluster with neither CRD still becomes ready.
-  { kind: 'InferenceObjective', apiVersion: 'inference.networking.x-k8s.io/v1alpha2', plural: 'inferenceobjectives', role: 'raw', enabled: inferenceExtension, trim: trimCustom, optional: true },
+  { kind: 'InferenceObjective', apiVersion: 'inference.networking.x-k8s.io/v1alpha2', plural: 'inferenceobjectives', role: 'resource', enabled: inferenceExtension, trim: trimCustom, optional: true },
 ] satisfies WatchedKind[]);
 
 function prefix(apiVersion: string): string {
