@@ -1,12 +1,17 @@
 /**
  * Writes the statuses computed by src/translator/status.ts to the status subresource, only:
  *  - on the elected replica (`isLeader()`; see leader.ts);
- *  - when they differ from what the object holds (type, status, reason, message and
- *    observedGeneration of each condition, and status.observedGeneration; lastTransitionTime moves
- *    only when a condition's status changes, as metav1.Condition requires);
+ *  - when they differ from what the object holds (every field we set, conditions included, with
+ *    `lastTransitionTime` ignored in the comparison); `lastTransitionTime` is then kept from the
+ *    object's condition of the same type when its status did not change, else stamped now, as
+ *    metav1.Condition requires, wherever a `conditions` list sits (Gateway listeners, route
+ *    parents);
  *  - as a JSON merge patch of `status` carrying the cached metadata.resourceVersion, so a write
  *    based on a stale read fails with 409 Conflict: the object is then read again and the patch
  *    reapplied (up to 5 attempts).
+ * A status shared with other controllers (HTTPRoute and InferencePool `parents`) names a `merge`
+ * that combines our entries with theirs (mergeRouteParents in src/translator/status.ts), so theirs
+ * survive our writes.
  * Writes run one at a time; a newer desired set arriving meanwhile is reconciled right after.
  * A failed write (other than a conflict) is logged, counted, and retried after `retryMs`.
  */
@@ -14,7 +19,8 @@ import type { Registry } from 'prom-client';
 import { Counter } from 'prom-client';
 import type { KubeClient } from '../provider/kube/client.js';
 import { objectPath } from '../provider/kube/kinds.js';
-import type { Condition, DesiredStatus } from '../translator/status.js';
+import { stableJson } from '../resources/validate.js';
+import type { DesiredStatus } from '../translator/status.js';
 
 export interface CurrentObject {
   metadata: { resourceVersion?: string; [k: string]: unknown };
@@ -32,14 +38,7 @@ export interface StatusWriterOptions {
   retryMs?: number;
 }
 
-interface WrittenCondition extends Condition {
-  lastTransitionTime: string;
-}
-
-interface StatusBody {
-  observedGeneration?: number;
-  conditions?: WrittenCondition[];
-}
+type Json = Record<string, unknown>;
 
 const MAX_ATTEMPTS = 5;
 
@@ -47,12 +46,49 @@ function key(d: { kind: string; namespace: string; name: string }): string {
   return `${d.kind}/${d.namespace}/${d.name}`;
 }
 
-function sameConditions(cur: StatusBody | undefined, want: DesiredStatus['status']): boolean {
-  if (cur === undefined || cur === null || cur.observedGeneration !== want.observedGeneration) return false;
-  const have = cur.conditions ?? [];
-  if (have.length !== want.conditions.length) return false;
-  return want.conditions.every((w) => have.some((h) =>
-    h.type === w.type && h.status === w.status && h.reason === w.reason && h.message === w.message && h.observedGeneration === w.observedGeneration));
+function isObj(v: unknown): v is Json {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** The identity of a list element across versions: a condition's type, a listener's name, a parent's ref. */
+function elementKey(v: unknown, i: number): string {
+  if (!isObj(v)) return `#${i}`;
+  if (typeof v.type === 'string') return `type:${v.type}`;
+  if (typeof v.name === 'string') return `name:${v.name}`;
+  if (v.parentRef !== undefined) return `parent:${stableJson(v.parentRef)}:${String(v.controllerName ?? '')}`;
+  return `#${i}`;
+}
+
+/** `want` with every condition's lastTransitionTime kept from `prev` (same type, same status) or set to `now`. */
+export function stampTransitions(want: unknown, prev: unknown, now: string, inConditions = false): unknown {
+  if (Array.isArray(want)) {
+    const before = new Map<string, unknown>();
+    if (Array.isArray(prev)) prev.forEach((p, i) => before.set(elementKey(p, i), p));
+    return want.map((w, i) => {
+      const p = before.get(elementKey(w, i));
+      if (inConditions && isObj(w)) {
+        const old = isObj(p) && p.status === w.status && typeof p.lastTransitionTime === 'string' ? p.lastTransitionTime : now;
+        return { ...w, lastTransitionTime: old };
+      }
+      return stampTransitions(w, p, now);
+    });
+  }
+  if (!isObj(want)) return want;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(want)) out[k] = stampTransitions(v, isObj(prev) ? prev[k] : undefined, now, k === 'conditions');
+  return out;
+}
+
+/** Equality of two statuses ignoring every lastTransitionTime. */
+function sameIgnoringTimes(a: unknown, b: unknown): boolean {
+  const strip = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(strip);
+    if (!isObj(v)) return v;
+    const o: Json = {};
+    for (const [k, x] of Object.entries(v)) if (k !== 'lastTransitionTime') o[k] = strip(x);
+    return o;
+  };
+  return stableJson(strip(a)) === stableJson(strip(b));
 }
 
 export class StatusWriter {
@@ -138,12 +174,20 @@ export class StatusWriter {
     }
   }
 
+  /** The status the object should hold (ours merged into its current one), or null when it already does. */
+  #target(d: DesiredStatus, cur: CurrentObject): Json | null {
+    const have = isObj(cur.status) ? cur.status : {};
+    const merged = d.merge !== undefined ? d.merge(have, d.status) : { ...have, ...d.status };
+    return sameIgnoringTimes(merged, have) ? null : merged;
+  }
+
   async #writeOne(d: DesiredStatus): Promise<void> {
     const k = key(d);
-    const wantJson = JSON.stringify(d.status);
+    const wantJson = stableJson(d.status);
     let cur = this.#o.current(d.kind, d.namespace, d.name);
     if (cur === undefined) return;
-    if (sameConditions(cur.status as StatusBody | undefined, d.status)) {
+    let target = this.#target(d, cur);
+    if (target === null) {
       this.#inFlight.delete(k);
       return;
     }
@@ -153,14 +197,13 @@ export class StatusWriter {
 
     const path = objectPath(d.apiVersion, d.plural, d.namespace, d.name, 'status');
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const prev = (cur.status ?? {}) as StatusBody;
-      const conditions: WrittenCondition[] = d.status.conditions.map((c) => {
-        const old = (prev.conditions ?? []).find((p) => p.type === c.type);
-        return { ...c, lastTransitionTime: old !== undefined && old.status === c.status && old.lastTransitionTime ? old.lastTransitionTime : this.#now() };
-      });
+      const stamped = stampTransitions(target, cur.status, this.#now()) as Json;
+      // Only the keys we own go in the patch (a merge patch replaces lists wholesale; shared
+      // lists were merged above).
+      const status: Json = {};
+      for (const key of Object.keys(d.status)) status[key] = stamped[key];
       const baseRv = cur.metadata.resourceVersion ?? '';
-      const patch = { metadata: { resourceVersion: baseRv }, status: { observedGeneration: d.status.observedGeneration, conditions } };
-      const r = await this.#o.client.request('PATCH', path, patch, 'application/merge-patch+json');
+      const r = await this.#o.client.request('PATCH', path, { metadata: { resourceVersion: baseRv }, status }, 'application/merge-patch+json');
       if (r.status === 200) {
         this.writes++;
         this.#metric?.inc({ kind: d.kind, result: 'written' });
@@ -177,7 +220,8 @@ export class StatusWriter {
       if (fresh.status === 404) return;
       if (fresh.status !== 200) throw new Error(`GET ${path}: ${fresh.status}`);
       cur = fresh.body as CurrentObject;
-      if (sameConditions(cur.status as StatusBody | undefined, d.status)) return;
+      target = this.#target(d, cur);
+      if (target === null) return;
     }
     throw new Error(`PATCH ${path}: still conflicting after ${MAX_ATTEMPTS} attempts`);
   }

@@ -14,7 +14,10 @@
  *
  * No clock here: lastTransitionTime is added by the writer, which knows the previous conditions.
  */
+import type { GatewayStatuses } from '../ir/gateway.js';
+import { KTHENA_CONTROLLER_NAME } from '../resources/gateway.js';
 import type { ModelRoute, ModelServer, Problem, ResourceSet } from '../resources/types.js';
+import { stableJson } from '../resources/validate.js';
 import { selectPods } from './index.js';
 
 export interface Condition {
@@ -40,9 +43,19 @@ export interface DesiredStatus {
   kind: string;
   /** Resource name in API paths (modelroutes). */
   plural: string;
+  /** '' for cluster-scoped kinds (GatewayClass). */
   namespace: string;
   name: string;
-  status: { observedGeneration: number; conditions: Condition[] };
+  /**
+   * The status fields this router owns. `conditions` lists anywhere inside (Gateway listeners,
+   * route parents) get their lastTransitionTime from the writer.
+   */
+  status: Record<string, unknown>;
+  /**
+   * For statuses shared with other controllers: combines ours with the object's current status
+   * (see mergeRouteParents in src/status/writer.ts). Default: our fields replace theirs.
+   */
+  merge?: (current: Record<string, unknown>, ours: Record<string, unknown>) => Record<string, unknown>;
 }
 
 export interface StatusInput {
@@ -219,6 +232,54 @@ export const externalModelProviderStatus: StatusComputer = ({ objects }) => {
     return target(o, 'ExternalModelProvider', 'externalmodelproviders', [cred, ready]);
   });
 };
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * For statuses several controllers share (HTTPRoute, InferencePool `parents`): the object's
+ * entries of other controllers, then ours. Ours, computed by the translator, replace every entry
+ * with our controllerName ([] removes ours).
+ */
+export function mergeRouteParents(controllerName: string): (current: Record<string, unknown>, ours: Record<string, unknown>) => Record<string, unknown> {
+  const refKey = (p: unknown): string => stableJson(isObj(p) ? p.parentRef : p);
+  return (current, ours) => {
+    const want = new Map(((ours.parents as unknown[] | undefined) ?? []).map((p) => [refKey(p), p]));
+    const parents: unknown[] = [];
+    // Every entry keeps its position (two controllers must not fight over the order); ours are
+    // replaced in place or dropped, new ones of ours go last.
+    for (const p of Array.isArray(current.parents) ? current.parents : []) {
+      if (!isObj(p) || p.controllerName !== controllerName) parents.push(p);
+      else if (want.has(refKey(p))) {
+        parents.push(want.get(refKey(p)));
+        want.delete(refKey(p));
+      }
+    }
+    parents.push(...want.values());
+    return { ...current, ...ours, parents };
+  };
+}
+
+/**
+ * The Gateway translator's statuses (src/translator/gateway) as writer entries: GatewayClass and
+ * Gateway (conditions, listeners) owned by us; HTTPRoute and InferencePool `parents` shared with
+ * other controllers, so only our entries are replaced. Not called while the control plane does not
+ * route by Gateways (a Programmed Gateway that is not served would mislead); wiring it is one
+ * line in KubernetesMode.translated.
+ */
+export function gatewayStatusEntries(s: GatewayStatuses): DesiredStatus[] {
+  const GW = 'gateway.networking.k8s.io/v1';
+  const shared = mergeRouteParents(KTHENA_CONTROLLER_NAME);
+  return [
+    ...s.gatewayClasses.map((c) => ({ apiVersion: GW, kind: 'GatewayClass', plural: 'gatewayclasses', namespace: '', name: c.name, status: { ...c.status } })),
+    ...s.gateways.map((g) => ({ apiVersion: GW, kind: 'Gateway', plural: 'gateways', namespace: g.namespace, name: g.name, status: { ...g.status } })),
+    ...s.httpRoutes.map((r) => ({ apiVersion: GW, kind: 'HTTPRoute', plural: 'httproutes', namespace: r.namespace, name: r.name, status: { ...r.status }, merge: shared })),
+    ...s.inferencePools.map((p) => ({
+      apiVersion: 'inference.networking.k8s.io/v1', kind: 'InferencePool', plural: 'inferencepools', namespace: p.namespace, name: p.name, status: { ...p.status }, merge: shared,
+    })),
+  ];
+}
 
 /** Every status the router writes, by kind. Gateway API kinds add their computers here. */
 export const STATUS_COMPUTERS: Readonly<Record<string, StatusComputer>> = Object.freeze({

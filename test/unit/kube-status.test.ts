@@ -8,7 +8,9 @@ import { FakeApiServer, type KObj } from '../helpers/fake-apiserver.js';
 import { KubeClient } from '../../src/provider/kube/client.js';
 import { KubernetesMode } from '../../src/provider/kube/mode.js';
 import { LeaderElector } from '../../src/status/leader.js';
-import { computeStatuses, type StatusInput } from '../../src/translator/status.js';
+import { computeStatuses, gatewayStatusEntries, type StatusInput } from '../../src/translator/status.js';
+import { StatusWriter } from '../../src/status/writer.js';
+import type { GatewayStatuses } from '../../src/ir/gateway.js';
 import { translate } from '../../src/translator/index.js';
 import { parseManifestObject, toResourceSet } from '../../src/resources/validate.js';
 import type { AnyResource } from '../../src/resources/types.js';
@@ -270,5 +272,65 @@ describe('status writer and leader election', () => {
     // Not before the ghost's lease (1 s, measured locally from when b saw it change) ran out.
     expect(Date.now() - since).toBeGreaterThanOrEqual(800);
     expect(events).toEqual(['a+', 'a-', 'b+']);
+  });
+
+  it('Gateway API statuses plug in: nested listener conditions, HTTPRoute parents shared with another controller', async () => {
+    const api = await fakeApi();
+    const GW = 'gateway.networking.k8s.io/v1';
+    api.apply({ apiVersion: GW, kind: 'Gateway', metadata: { name: 'g', namespace: 'default' }, spec: { gatewayClassName: 'kthena-router', listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] } });
+    api.apply({ apiVersion: GW, kind: 'HTTPRoute', metadata: { name: 'hr', namespace: 'default' }, spec: { parentRefs: [{ name: 'g' }, { name: 'other-gw' }] } });
+    // Another implementation already reported on its own Gateway.
+    const otherParent = {
+      parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'other-gw' }, controllerName: 'example.com/other',
+      conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'theirs', observedGeneration: 1, lastTransitionTime: '2020-01-01T00:00:00Z' }],
+    };
+    const hr = api.get(GW, 'HTTPRoute', 'default', 'hr')!;
+    api.apply({ ...hr, status: { parents: [otherParent] } });
+    const client = clientFor(api.url);
+    let clock = 0;
+    const writer = new StatusWriter({
+      client, isLeader: () => true, now: () => `2026-01-01T00:00:0${clock}Z`,
+      current: (kind, ns, name) => api.get(kind === 'Gateway' || kind === 'HTTPRoute' ? GW : G, kind, ns, name),
+    });
+    cleanups.push(() => writer.stop());
+    const cond = (type: string, status: 'True' | 'False', reason: string) => ({ type, status, reason, message: reason, observedGeneration: 1 });
+    const statuses = (listenerProgrammed: 'True' | 'False'): GatewayStatuses => ({
+      gatewayClasses: [],
+      gateways: [{ namespace: 'default', name: 'g', generation: 1, status: {
+        conditions: [cond('Accepted', 'True', 'Accepted'), cond('Programmed', 'True', 'Programmed')],
+        listeners: [{ name: 'http', supportedKinds: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }], attachedRoutes: 1,
+          conditions: [cond('Accepted', 'True', 'Accepted'), cond('Programmed', listenerProgrammed, listenerProgrammed === 'True' ? 'Programmed' : 'Invalid')] }],
+      } }],
+      httpRoutes: [{ namespace: 'default', name: 'hr', generation: 1, status: { parents: [{
+        parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'g' }, controllerName: 'volcano.sh/kthena-router',
+        conditions: [cond('Accepted', 'True', 'Accepted'), cond('ResolvedRefs', 'True', 'ResolvedRefs')],
+      }] } }],
+      inferencePools: [],
+    });
+    writer.update(gatewayStatusEntries(statuses('True')));
+    await writer.idle();
+    expect(writer.writes).toBe(2);
+    const route = api.get(GW, 'HTTPRoute', 'default', 'hr')!.status;
+    expect(route.parents.map((p: any) => p.controllerName)).toEqual(['example.com/other', 'volcano.sh/kthena-router']);
+    expect(route.parents[0]).toEqual(otherParent);
+    const gw = api.get(GW, 'Gateway', 'default', 'g')!.status;
+    expect(gw.listeners[0].attachedRoutes).toBe(1);
+    expect(gw.listeners[0].conditions.map((c: any) => c.lastTransitionTime)).toEqual(['2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z']);
+
+    // The same statuses again: nothing to write.
+    clock = 1;
+    writer.update(gatewayStatusEntries(statuses('True')));
+    await writer.idle();
+    expect(writer.writes).toBe(2);
+
+    // One listener condition flips: only the Gateway is written, only that condition's time moves.
+    clock = 2;
+    writer.update(gatewayStatusEntries(statuses('False')));
+    await writer.idle();
+    expect(writer.writes).toBe(3);
+    const gw2 = api.get(GW, 'Gateway', 'default', 'g')!.status;
+    expect(gw2.conditions.map((c: any) => c.lastTransitionTime)).toEqual(['2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z']);
+    expect(gw2.listeners[0].conditions.map((c: any) => `${c.status}@${c.lastTransitionTime}`)).toEqual(['True@2026-01-01T00:00:00Z', 'False@2026-01-01T00:00:02Z']);
+    expect(api.statusWrites.filter((w) => w.name === 'hr')).toHaveLength(1);
   });
 });
