@@ -72,6 +72,8 @@ export class FakeApiServer {
   readonly statusWrites: { coll: string; namespace: string; name: string; status: any }[] = [];
   /** Answer this many further requests (any) with 500. */
   failRequests = 0;
+  /** Collections (`apiVersion/plural`) this server does not serve (CRD not installed): 404. */
+  readonly unserved = new Set<string>();
   /** Refuse an expired watch with HTTP 410 instead of the in-stream ERROR event (both happen on real servers). */
   expiredAsHttpStatus = false;
   readonly #watchers = new Set<Watcher>();
@@ -273,6 +275,7 @@ export class FakeApiServer {
     const coll = `${apiVersion}/${m[5]}`;
     const name = m[6];
     const sub = m[7];
+    if (this.unserved.has(coll)) { this.#send(res, 404, this.#statusBody(404, 'NotFound', 'the server could not find the requested resource')); return; }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

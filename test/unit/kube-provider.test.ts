@@ -72,7 +72,7 @@ function clientFor(url: string): KubeClient {
   return new KubeClient(kc, { timeoutMs: 2000 });
 }
 
-async function setup(objs: KObj[] = [], o: { api?: FakeApiServer; gatewayApi?: boolean } = {}): Promise<H> {
+async function setup(objs: KObj[] = [], o: { api?: FakeApiServer; gatewayApi?: boolean; inferenceExtension?: boolean } = {}): Promise<H> {
   const api = o.api ?? new FakeApiServer();
   if (o.api === undefined) {
     await api.listen(HOST);
@@ -82,7 +82,7 @@ async function setup(objs: KObj[] = [], o: { api?: FakeApiServer; gatewayApi?: b
   const snaps: KubeSnapshot[] = [];
   const provider = new KubeProvider({
     client: clientFor(api.url),
-    context: { podNamespace: 'kthena-system', gatewayApi: o.gatewayApi ?? false, inferenceExtension: false },
+    context: { podNamespace: 'kthena-system', gatewayApi: o.gatewayApi ?? false, inferenceExtension: o.inferenceExtension ?? false },
     onChange: (s) => snaps.push(s),
     backoff: { initialMs: 20, maxMs: 200 },
     debounceMs: 5,
@@ -429,6 +429,27 @@ describe('KubeProvider', () => {
     await expect.poll(() => snaps.length, WAIT).toBe(1);
     expect(snaps[0]!.resources.modelServers).toHaveLength(1);
     expect(new Set(api.requests.map((r) => r.authorization))).toEqual(new Set(['Bearer token-1']));
+  });
+
+  it('an optional kind whose CRD is absent (404) does not hold readiness back', async () => {
+    const api = new FakeApiServer();
+    await api.listen(HOST);
+    cleanups.push(() => api.close());
+    api.unserved.add('inference.networking.x-k8s.io/v1alpha2/inferenceobjectives');
+    api.apply(route('r1', 'm1', 's1'));
+    const h = await setup([], { api, gatewayApi: true, inferenceExtension: true });
+    await h.until((x) => x.resources.modelRoutes.length === 1);
+    expect(h.provider.syncState().find((x) => x.kind === 'InferenceObjective')).toMatchObject({ synced: true });
+    expect(h.last().resources.inferenceObjectives).toEqual([]);
+    // A required kind that is absent does hold it back.
+    const api2 = new FakeApiServer();
+    await api2.listen(HOST);
+    cleanups.push(() => api2.close());
+    api2.unserved.add('inference.networking.k8s.io/v1/inferencepools');
+    const h2 = await setup([], { api: api2, gatewayApi: true, inferenceExtension: true });
+    await expect.poll(() => h2.provider.informers.find((i) => i.kind.kind === 'InferencePool')!.failures, WAIT).toBeGreaterThan(1);
+    expect(h2.provider.synced).toBe(false);
+    expect(h2.snaps).toEqual([]);
   });
 
   it('backoff grows exponentially with jitter and is capped', () => {

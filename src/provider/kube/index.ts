@@ -63,6 +63,7 @@ export class KubeProvider implements Provider {
   readonly #held = new Map<string, Held>();
   #timer: NodeJS.Timeout | null = null;
   #lastEmitted: string | null = null;
+  readonly #absent = new Set<string>();
   #stopped = true;
   readonly #syncedGauge: Gauge<'kind'> | null = null;
   readonly #restarts: Counter<'kind' | 'reason'> | null = null;
@@ -96,6 +97,13 @@ export class KubeProvider implements Provider {
       },
       onError: (err, retryInMs) => {
         this.#restarts?.inc({ kind: k.kind, reason: 'error' });
+        // An optional kind whose CRD is not installed answers 404 forever: said once.
+        if (k.optional && err.statusCode === 404) {
+          if (this.#absent.has(k.kind)) return;
+          this.#absent.add(k.kind);
+          this.#log?.info({ kind: k.kind, apiVersion: k.apiVersion }, 'optional kind not served by the API server (CRD not installed?); rechecking with backoff');
+          return;
+        }
         this.#log?.warn({ kind: k.kind, statusCode: err.statusCode, retryInMs, err: err.message }, 'Kubernetes list/watch failed; retrying');
       },
       onList: (reason) => {
