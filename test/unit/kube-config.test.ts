@@ -40,6 +40,11 @@ describe('Kubernetes mode selection', () => {
     expect(loadConfig('serve', ['--kubeconfig', '/k', '--enable-gateway-api', '--enable-gateway-api-inference-extension'], {}).enableGatewayApi).toBe(true);
   });
 
+  it('in-cluster without a mounted service account token is a configuration error', () => {
+    expect(code(() => KubeClient.load({ kubeconfig: '', inCluster: true, serviceAccountRoot: '/nonexistent-root' }))).toBe(
+      'RTR_ERR_CONFIG_INVALID: invalid configuration: in-cluster configuration: no service account token at /nonexistent-root/var/run/secrets/kubernetes.io/serviceaccount/token (automountServiceAccountToken disabled?); use --kubeconfig FILE or --config DIR');
+  });
+
   it('an unreadable kubeconfig is a configuration error', () => {
     expect(code(() => KubeClient.load({ kubeconfig: '/nonexistent/kubeconfig', inCluster: false }))).toMatch(/^RTR_ERR_CONFIG_INVALID: invalid configuration: --kubeconfig \/nonexistent\/kubeconfig: ENOENT/);
   });

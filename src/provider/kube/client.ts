@@ -5,6 +5,7 @@
  * credentials (applyToFetchOptions runs per request, so a rotated service-account token is
  * picked up).
  */
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
@@ -52,7 +53,13 @@ export class KubeClient {
     const kc = new KubeConfig();
     try {
       if (o.kubeconfig !== '') kc.loadFromFile(o.kubeconfig);
-      else kc.loadFromCluster(o.serviceAccountRoot);
+      else {
+        // Without a mounted token (automountServiceAccountToken: false) every request would fail
+        // with 401 and the router would never become ready: say so at start instead.
+        const token = `${o.serviceAccountRoot ?? ''}/var/run/secrets/kubernetes.io/serviceaccount/token`;
+        if (!existsSync(token)) throw new Error(`no service account token at ${token} (automountServiceAccountToken disabled?); use --kubeconfig FILE or --config DIR`);
+        kc.loadFromCluster(o.serviceAccountRoot);
+      }
       return new KubeClient(kc);
     } catch (err) {
       if ((err as RouterError).code === 'RTR_ERR_CONFIG_INVALID') throw err;
