@@ -76,8 +76,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'debug-port': { key: 'debugPort', type: 'int', min: 0, max: 65535, help: 'debug server port on 127.0.0.1 (default 15000; 0 disables)' },
   'tls-cert': { key: 'tlsCert', type: 'string', help: 'TLS certificate file for the router port (with --tls-key)' },
   'tls-key': { key: 'tlsKey', type: 'string', help: 'TLS private key file for the router port (with --tls-cert)' },
-  'enable-gateway-api': { key: 'enableGatewayApi', type: 'bool', help: 'serve Gateway API resources (not in this release: refused)' },
-  'enable-gateway-api-inference-extension': { key: 'enableGatewayApiInferenceExtension', type: 'bool', help: 'serve InferencePool resources (not in this release: refused)' },
+  'enable-gateway-api': { key: 'enableGatewayApi', type: 'bool', help: 'route by Gateway API resources: Gateways (one listening port each listener port), HTTPRoutes, ModelRoute parentRefs' },
+  'enable-gateway-api-inference-extension': { key: 'enableGatewayApiInferenceExtension', type: 'bool', help: 'route HTTPRoute backends to InferencePools (needs --enable-gateway-api)' },
   'enable-webhook': { key: 'enableWebhook', type: 'bool', help: 'validating webhook (Kubernetes mode only; ignored in file mode)' },
   'expose-metrics-on-router-port': { key: 'exposeMetricsOnRouterPort', type: 'bool', help: 'also answer GET /metrics on the router port' },
   config: { key: 'configDir', type: 'string', help: 'directory of manifests to serve (file mode), watched for changes' },
@@ -236,7 +236,6 @@ export function loadConfig(command: RouterConfig['command'], argv: readonly stri
 
   if ((cfg.tlsCert === '') !== (cfg.tlsKey === '')) throw invalid('--tls-cert and --tls-key must be set together');
   if (cfg.enableGatewayApiInferenceExtension && !cfg.enableGatewayApi) throw invalid('--enable-gateway-api-inference-extension requires --enable-gateway-api');
-  if (cfg.enableGatewayApi) throw invalid('--enable-gateway-api is not supported by this release yet (ModelRoute/ModelServer routing only)');
   if (cfg.kubeconfig !== '') throw invalid('--kubeconfig (Kubernetes mode) is not supported by this release yet; use --config DIR');
   if (command === 'serve' && cfg.configDir === '') throw invalid('--config DIR is required (a directory of ModelRoute, ModelServer and Pod manifests)');
   const ports = [cfg.port, cfg.metricsPort, cfg.debugPort].filter((p) => p !== 0);

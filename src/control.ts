@@ -26,7 +26,11 @@ import { MetricsHub, startMetricsServer } from './admin/metrics.js';
 import type { MetricJSON } from '../workers/metrics.js';
 import { startDebugServer } from './admin/debug.js';
 import { createAccessLogSink } from './admin/accesslog-sink.js';
-import type { FromWorker, ToWorker, WorkerInit } from '../workers/worker.js';
+import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../workers/worker.js';
+import type { GatewayStatuses } from './ir/gateway.js';
+import type { Gateway, GatewayClass } from './resources/gateway.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import type { Server } from 'node:http';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -81,6 +85,15 @@ export class ControlPlane {
   #rebuildScheduled = false;
   #rebuilding: Promise<void> = Promise.resolve();
   #startupListenFailure: string | null = null;
+  #gatewayStatuses: GatewayStatuses = { gatewayClasses: [], gateways: [], httpRoutes: [], inferencePools: [] };
+  #bootstrap: (GatewayClass | Gateway)[] = [];
+  /** Gateway listener ports the workers serve (besides --port), as last sent. */
+  #listenPorts: ListenPort[] = [];
+  #listenKey = '';
+  /** Ports some worker could not bind: port -> error. */
+  #portFailures = new Map<number, string>();
+  #listenerProblems: Problem[] = [];
+  #tlsDir: string | null = null;
 
   constructor(cfg: Readonly<RouterConfig>, log?: Logger) {
     this.cfg = cfg;
@@ -138,6 +151,7 @@ export class ControlPlane {
           resources: () => this.#resources,
           problems: () => this.#allProblems(),
           podMetrics: (key: string) => this.#scraper.view(key),
+          gateway: () => ({ statuses: this.gatewayStatuses(), bootstrap: this.#bootstrap }),
           slotCounters: (slot: number) => {
             const ep = new Int32Array(this.#regions.endpointSab);
             return {
@@ -199,7 +213,10 @@ export class ControlPlane {
       worker.on('message', (m: FromWorker) => {
         switch (m.type) {
           case 'listening':
-            if (m.ok) slot.listening = true;
+            if (m.ok) {
+              slot.listening = true;
+              if (this.#listenPorts.length > 0) this.#sendListeners(slot);
+            }
             else {
               this.#startupListenFailure = m.error ?? `${this.cfg.host}:${this.cfg.port}`;
               this.log.error({ worker: index, address: m.error }, new RouterError('RTR_ERR_LISTEN', m.error).message);
@@ -226,6 +243,9 @@ export class ControlPlane {
             if (p) { p.remaining.delete(index); if (p.remaining.size === 0) { this.#pendingAcks.delete(m.id); p.resolve(); } }
             break;
           }
+          case 'listeners-result':
+            this.#onListenersResult(m.failed);
+            break;
           case 'render-metrics':
             this.#hub.render().then(
               (r) => worker.postMessage({ type: 'metrics-text', id: m.id, text: r.body } satisfies ToWorker),
@@ -308,8 +328,13 @@ export class ControlPlane {
   async #rebuild(): Promise<void> {
     let ir: RoutingIR;
     try {
-      const out = translate(this.#resources, this.#scheduler);
+      const out = translate(this.#resources, this.#scheduler, {
+        enableGatewayApi: this.cfg.enableGatewayApi, enableInferenceExtension: this.cfg.enableGatewayApiInferenceExtension,
+        podNamespace: this.cfg.podNamespace, defaultPort: this.cfg.port,
+      });
       this.#translatorProblems = out.problems;
+      this.#gatewayStatuses = out.gatewayStatuses;
+      this.#bootstrap = out.bootstrap;
       const structural = validateIR(out.ir);
       if (structural.length > 0) {
         this.log.error({ problems: structural }, 'translated snapshot is invalid; keeping the last good snapshot');
@@ -342,6 +367,7 @@ export class ControlPlane {
     }
     // New model ids (a route added an adapter) show in the pods' bit sets now, not at their next scrape.
     this.#scraper.refreshModelBits();
+    this.#syncListeners(ir);
     this.#syncKvGc();
     // Ready (Kthena §8.4): a snapshot is live and the first scrape round over its pods is done, so
     // the first requests are scored on real engine metrics.
@@ -356,7 +382,84 @@ export class ControlPlane {
   }
 
   #allProblems(): Problem[] {
-    return [...this.#routerConfigProblems, ...this.#providerProblems, ...this.#translatorProblems];
+    return [...this.#routerConfigProblems, ...this.#providerProblems, ...this.#translatorProblems, ...this.#listenerProblems];
+  }
+
+  /**
+   * Gateway listener ports: every worker listens on each port of the snapshot's Gateways (besides
+   * --port, which the default Gateway shares). HTTPS ports get the certificate of their first
+   * listener, written from its Secret into a private temporary directory (uWS reads files).
+   */
+  #syncListeners(ir: RoutingIR): void {
+    const secrets = new Map((this.#resources.secrets ?? []).map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
+    const ports: ListenPort[] = [];
+    for (const p of ir.gateway.ports) {
+      if (p.port === this.cfg.port) continue;
+      if (p.protocol === 'HTTP') { ports.push({ port: p.port, tls: null }); continue; }
+      const l = ir.gateway.listeners.find((x) => x.port === p.port && x.certificates.length > 0);
+      const secret = l !== undefined ? secrets.get(l.certificates[0]) : undefined;
+      if (secret?.tls === undefined) continue; // the translator reported the unresolved reference
+      this.#tlsDir ??= mkdtempSync(path.join(tmpdir(), 'kthena-router-tls-'));
+      const base = path.join(this.#tlsDir, `${secret.metadata.namespace}_${secret.metadata.name}`);
+      writeFileSync(`${base}.crt`, secret.tls.cert, { mode: 0o600 });
+      writeFileSync(`${base}.key`, secret.tls.key, { mode: 0o600 });
+      ports.push({ port: p.port, tls: { cert: `${base}.crt`, key: `${base}.key` } });
+    }
+    const key = JSON.stringify(ports);
+    if (key === this.#listenKey) return;
+    this.#listenKey = key;
+    this.#listenPorts = ports;
+    for (const w of this.#workers) if (w.worker !== null && w.listening) this.#sendListeners(w);
+  }
+
+  #sendListeners(w: WorkerSlot): void {
+    w.worker!.postMessage({ type: 'listeners', id: this.#collectId++, ports: this.#listenPorts } satisfies ToWorker);
+  }
+
+  /** A worker's bind result: a port that cannot be bound is reported, never silent. */
+  #onListenersResult(failed: { port: number; error: string }[]): void {
+    const now = new Map(failed.map((f) => [f.port, f.error]));
+    for (const p of this.#listenPorts) {
+      const err = now.get(p.port);
+      if (err !== undefined && !this.#portFailures.has(p.port)) {
+        this.log.error({ port: p.port }, new RouterError('RTR_ERR_LISTEN', `${err} (Gateway listener)`).message);
+        this.#portFailures.set(p.port, err);
+      } else if (err === undefined && this.#portFailures.has(p.port)) {
+        this.#portFailures.delete(p.port);
+      }
+    }
+    for (const p of [...this.#portFailures.keys()]) if (!this.#listenPorts.some((x) => x.port === p)) this.#portFailures.delete(p);
+    this.#listenerProblems = [...this.#portFailures].map(([port, error]) => ({
+      kind: 'Gateway', namespace: '', name: `port ${port}`, field: 'spec.listeners[].port', message: `${error}: listeners on this port are not programmed (PortUnavailable)`, severity: 'rejected' as const,
+    }));
+    this.#hub.setConfigProblems(this.#allProblems());
+  }
+
+  /** Gateway statuses as computed, with listeners on an unbindable port marked not programmed. */
+  gatewayStatuses(): GatewayStatuses {
+    if (this.#portFailures.size === 0) return this.#gatewayStatuses;
+    const ports = new Map<string, number>();
+    for (const l of this.#publisher.current?.gateway.listeners ?? []) ports.set(`${l.gateway}/${l.name}`, l.port);
+    return {
+      ...this.#gatewayStatuses,
+      gateways: this.#gatewayStatuses.gateways.map((g) => ({
+        ...g,
+        status: {
+          ...g.status,
+          listeners: g.status.listeners.map((l) => {
+            const port = ports.get(`${g.namespace}/${g.name}/${l.name}`);
+            const err = port !== undefined ? this.#portFailures.get(port) : undefined;
+            if (err === undefined) return l;
+            return {
+              ...l,
+              conditions: l.conditions.map((c) => (c.type === 'Programmed'
+                ? { ...c, status: 'False' as const, reason: 'PortUnavailable', message: err }
+                : c.type === 'Accepted' ? { ...c, status: 'False' as const, reason: 'PortUnavailable', message: err } : c)),
+            };
+          }),
+        },
+      })),
+    };
   }
 
   #reportProblems(): void {
@@ -420,6 +523,7 @@ export class ControlPlane {
       await Promise.all(this.#servers.map((s) => new Promise<void>((r) => { s.closeAllConnections?.(); s.close(() => r()); })));
       this.#servers = [];
       await this.#sink?.close();
+      if (this.#tlsDir !== null) rmSync(this.#tlsDir, { recursive: true, force: true });
       this.log.info({}, 'stopped');
       this.#stoppedResolve(this.#startupListenFailure !== null ? 1 : 0);
     })();
@@ -449,6 +553,15 @@ export function scrapeTargets(ir: RoutingIR): ScrapeTarget[] {
     if (si === undefined || e.slot < 0) return;
     const s = ir.servers[si];
     out.push({ key: e.key, slot: e.slot, ip: e.ip, port: s.port, engine: s.engine, models: [...(models.get(i) ?? [])] });
+  });
+  // InferencePool endpoints (podIP:targetPort) are model servers too; Service backends are plain
+  // HTTP services and are not scraped. The pool does not name its engine: they are read with
+  // vLLM's metric names (an SGLang pool's pods then count as metrics-unknown).
+  const pooled = new Set<number>();
+  for (const p of ir.gateway.pools) for (const e of p.endpoints) pooled.add(e);
+  ir.gateway.endpoints.forEach((e, i) => {
+    if (!pooled.has(i) || e.slot < 0) return;
+    out.push({ key: e.key, slot: e.slot, ip: e.ip, port: e.port, engine: 'vLLM', models: [] });
   });
   return out;
 }

@@ -64,6 +64,21 @@ export const Catalog = Object.freeze({
     message: '404 page not found',
     description: 'A path the router does not serve (only /healthz, /readyz and /v1/* are served on the router port).',
   }),
+  RTR_ERR_BACKEND_INVALID: entry({
+    code: 'RTR_ERR_BACKEND_INVALID', status: 500, type: 'server_error', kthenaType: 'inference_pool_discovery',
+    message: 'invalid backend: %s',
+    description: 'Gateway API: the HTTPRoute rule chose a backendRef that is not found, not permitted (no ReferenceGrant) or of an unsupported kind; its share of the traffic gets 500, as the Gateway API specification requires. Also a rule with no backendRefs (or only zero weights).',
+  }),
+  RTR_ERR_BACKEND_NO_ENDPOINT: entry({
+    code: 'RTR_ERR_BACKEND_NO_ENDPOINT', status: 503, type: 'service_unavailable_error', kthenaType: 'inference_pool_discovery',
+    message: 'no ready endpoint for backend: %s',
+    description: 'Gateway API: the chosen Service or InferencePool has no ready endpoint (or names an external endpoint picker with failureMode FailClose, which this router cannot call).',
+  }),
+  RTR_ERR_REQUEST_TIMEOUT: entry({
+    code: 'RTR_ERR_REQUEST_TIMEOUT', status: 504, type: 'timeout_error', kthenaType: 'proxy',
+    message: 'request timed out after %s',
+    description: 'Gateway API: HTTPRoute timeouts.request elapsed before the response was complete (a response already started is cut off).',
+  }),
   RTR_ERR_MODEL_SERVER_NOT_FOUND: entry({
     code: 'RTR_ERR_MODEL_SERVER_NOT_FOUND', status: 404, type: 'not_found_error', kthenaType: 'pod_discovery',
     message: "can't find model server: %s",

@@ -216,6 +216,10 @@ export interface GatewayEndpointIR {
   port: number;
   /** Endpoint slot, assigned by publish/; -1 from the translator. */
   slot: number;
+  /** kEpGen of the slot, assigned by publish/; 0 from the translator. */
+  gen: number;
+  /** Pod start, unix seconds (0 = unknown); kvcache-aware drops older block owners. */
+  startedAtSec: number;
 }
 
 export interface GatewayEntryIR {
