@@ -153,10 +153,11 @@ export function parseDurationMs(s: string): number | null {
 // A small structural-schema walker (the subset of OpenAPI v3 the Kthena CRDs use)
 // ---------------------------------------------------------------------------------------------
 
-type Schema =
+/** The subset of OpenAPI v3 the Kthena CRDs use; deploy/crds is generated from these schemas. */
+export type Schema =
   | { t: 'string'; enum?: readonly string[]; minLength?: number; maxLength?: number; pattern?: string; default?: string }
   | { t: 'integer'; minimum?: number; maximum?: number; default?: number }
-  | { t: 'boolean' }
+  | { t: 'boolean'; default?: boolean }
   | { t: 'array'; items: Schema; minItems?: number; maxItems?: number }
   | {
     t: 'object';
@@ -935,7 +936,7 @@ export const externalModelProviderSpecSchema: Schema = obj({
   }, ['secretRef']),
   baseURL: str({ minLength: 1, pattern: '^https://.+' }),
   headers: map(str()),
-  insecureSkipVerify: { t: 'boolean' },
+  insecureSkipVerify: { t: 'boolean', default: false },
   model: str({ maxLength: 256 }),
   providerType: str({ enum: ['OpenAI', 'Anthropic'], default: 'OpenAI' }),
 }, ['baseURL']);
