@@ -293,6 +293,17 @@ describe('the chart does what docs/deploy.md says', () => {
         expect(name !== undefined && FLAGS[name] !== undefined, `flag ${a}`).toBe(true);
       }
     }
+    // And the values parse: the router's own loader, with the CPU request substituted as the
+    // kubelet does ($(VAR) expansion) and --config standing in for Kubernetes mode.
+    const { loadConfig } = await import('../../src/config.js');
+    for (const [objs, webhook] of [[defaults, true], [render(WEBHOOK_OFF), false]] as const) {
+      const c = find(objs, 'Deployment').spec.template.spec.containers[0];
+      const argv = (c.args as string[]).slice(1).map((a) => a.replace('$(KTHENA_ROUTER_CPU_REQUEST)', '3'));
+      const env = Object.fromEntries((c.env as Obj[]).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+      const cfg = loadConfig('serve', [...argv, '--config', '/nonexistent'], env);
+      expect(cfg).toMatchObject({ workers: 3, port: 8080, metricsPort: 9090, enableWebhook: webhook, drainTimeoutMs: 300_000, routerConfigFile: '/etc/config/routerConfiguration.yaml' });
+      if (webhook) expect(cfg).toMatchObject({ webhookPort: 8443, certSecretName: 'kthena-router-webhook-certs', webhookServiceName: 'kthena-router-webhook' });
+    }
     const args = find(all, 'Deployment').spec.template.spec.containers[0].args as string[];
     expect(args).toEqual(expect.arrayContaining(['--enable-gateway-api=true', '--enable-gateway-api-inference-extension=true', '--kube-api-qps=50', '--kube-api-burst=100', '--expose-metrics-on-router-port']));
   });
