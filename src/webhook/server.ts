@@ -112,15 +112,19 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     let tooLarge = false;
     req.on('data', (c: Buffer) => {
       size += c.length;
+      // Past the limit the rest is read and dropped, so that the answer below still reaches the caller.
       if (size > maxBody) {
         tooLarge = true;
-        req.destroy();
-        return;
+        chunks.length = 0;
       }
-      chunks.push(c);
+      if (!tooLarge) chunks.push(c);
     });
     req.on('end', () => {
-      if (tooLarge) return;
+      if (tooLarge) {
+        res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff', connection: 'close' });
+        res.end(`failed to read request body: larger than ${maxBody} bytes\n`);
+        return;
+      }
       const path = (req.url ?? '/').split('?')[0]!;
       const outcome: AdmissionOutcome = {};
       let reply;

@@ -186,6 +186,35 @@ describe('validating webhook over TLS (self-generated certificate)', () => {
   });
 });
 
+describe('request size', () => {
+  it('answers 400 to a review above the size limit and keeps serving', async () => {
+    const srv = await startWebhookServer({
+      port: 0, host: '127.0.42.6', certFile: '', keyFile: '', certSecretName: 'x', serviceName: SVC, namespace: NS, log, maxBodyBytes: 4096,
+    });
+    try {
+      const send = (body: string): Promise<{ status: number; body: string }> => new Promise((resolve, reject) => {
+        const req = https.request({
+          host: '127.0.42.6', port: srv.port, path: '/validate/modelroute', method: 'POST', ca: srv.caPem!, servername: SNI, agent: false,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => { text += c.toString(); });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+      const big = review(route({ modelName: 'x'.repeat(10_000), rules: [rule([{ modelServerName: 's' }])] }));
+      expect(await send(big)).toEqual({ status: 400, body: 'failed to read request body: larger than 4096 bytes\n' });
+      const ok = await send(review(route({ modelName: 'm', rules: [rule([{ modelServerName: 's' }])] })));
+      expect(ok.status).toBe(200);
+      expect(JSON.parse(ok.body).response.allowed).toBe(true);
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
 describe('handleWebhookRequest', () => {
   it('reports the decision for the log', () => {
     const outcome = {};
