@@ -52,6 +52,11 @@ export interface RouterConfig {
   kubeApiBurst: number;
   /** Redis for kvcache-aware (REDIS_HOST/REDIS_PORT/REDIS_PASSWORD; Kthena's default redis-server:6379). */
   redis: { host: string; port: number; password: string };
+  /**
+   * LMCache PD receiver ports of decode pods (LMCACHE_PD_INIT_PORTS / LMCACHE_PD_ALLOC_PORTS, one per
+   * tensor-parallel rank; LMCache's examples use 7300 and 7400), sent in `disagg_spec`.
+   */
+  lmcachePorts: { init: number[]; alloc: number[] };
   /** Entries of the shared prefix-cache index (PREFIX_CACHE_INDEX_ENTRIES); fixed at start. */
   prefixIndexEntries: number;
 }
@@ -126,6 +131,7 @@ export function defaultConfig(): RouterConfig {
     kubeApiQps: 0,
     kubeApiBurst: 0,
     redis: { host: 'redis-server', port: 6379, password: '' },
+    lmcachePorts: { init: [7300], alloc: [7400] },
     prefixIndexEntries: 262_144,
   };
 }
@@ -212,6 +218,15 @@ export function loadConfig(command: RouterConfig['command'], argv: readonly stri
     cfg.redis.port = p;
   }
   if (env.REDIS_PASSWORD) cfg.redis.password = env.REDIS_PASSWORD;
+  const portList = (name: 'LMCACHE_PD_INIT_PORTS' | 'LMCACHE_PD_ALLOC_PORTS'): number[] | null => {
+    const v = env[name];
+    if (!v) return null;
+    const ports = v.split(',').map((x) => Number(x.trim()));
+    if (ports.length > 64 || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) throw invalid(`${name}: expected comma-separated port numbers (one per tensor-parallel rank), got "${v}"`);
+    return ports;
+  };
+  cfg.lmcachePorts = { init: portList('LMCACHE_PD_INIT_PORTS') ?? cfg.lmcachePorts.init, alloc: portList('LMCACHE_PD_ALLOC_PORTS') ?? cfg.lmcachePorts.alloc };
+  if (cfg.lmcachePorts.init.length !== cfg.lmcachePorts.alloc.length) throw invalid(`LMCACHE_PD_INIT_PORTS and LMCACHE_PD_ALLOC_PORTS must list the same number of ports (one per rank), got ${cfg.lmcachePorts.init.length} and ${cfg.lmcachePorts.alloc.length}`);
   if (env.PREFIX_CACHE_INDEX_ENTRIES) {
     const n = Number(env.PREFIX_CACHE_INDEX_ENTRIES);
     if (!Number.isInteger(n) || n < 1024 || n > 16_777_216) throw invalid(`PREFIX_CACHE_INDEX_ENTRIES: expected an integer in [1024, 16777216], got "${env.PREFIX_CACHE_INDEX_ENTRIES}"`);

@@ -12,7 +12,7 @@ import { FileProvider } from './provider/file/index.js';
 import { translate, validateIR } from './translator/index.js';
 import { Publisher } from './publish/publisher.js';
 import {
-  allocateRegions, kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, kHdrDraining, kHdrReady, kHdrScrapeReady, kPxHdrEntries,
+  allocateRegions, epIndex, kEpFailuresTotal, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kEpRequestsTotal, kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, kHdrDraining, kHdrReady, kHdrScrapeReady, kPxHdrEntries,
   snapshotHalfBytes, type SharedRegions,
 } from './shared/layout.js';
 import type { SchedulerIR } from './ir/types.js';
@@ -138,6 +138,16 @@ export class ControlPlane {
           resources: () => this.#resources,
           problems: () => this.#allProblems(),
           podMetrics: (key: string) => this.#scraper.view(key),
+          slotCounters: (slot: number) => {
+            const ep = new Int32Array(this.#regions.endpointSab);
+            return {
+              inflight: Atomics.load(ep, epIndex(slot, kEpInflight)),
+              inflightPrefill: Atomics.load(ep, epIndex(slot, kEpInflightPrefill)),
+              inflightDecode: Atomics.load(ep, epIndex(slot, kEpInflightDecode)),
+              requestsTotal: Atomics.load(ep, epIndex(slot, kEpRequestsTotal)),
+              failuresTotal: Atomics.load(ep, epIndex(slot, kEpFailuresTotal)),
+            };
+          },
           ir: () => this.#publisher.current,
           generation: () => this.#publisher.generation,
           initialConfig: () => redactedConfig(cfg),

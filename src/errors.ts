@@ -77,7 +77,7 @@ export const Catalog = Object.freeze({
   RTR_ERR_UNSUPPORTED_FEATURE: entry({
     code: 'RTR_ERR_UNSUPPORTED_FEATURE', status: 501, type: 'server_error', kthenaType: 'pod_discovery',
     message: 'not supported by this router yet: %s',
-    description: 'The matched ModelServer needs a feature this release does not serve (prefill/decode disaggregation); answered explicitly instead of routing differently from the manifest.',
+    description: 'The matched ModelServer needs a feature this release does not serve; answered explicitly instead of routing differently from the manifest.',
   }),
   RTR_ERR_NO_ENDPOINT: entry({
     code: 'RTR_ERR_NO_ENDPOINT', status: 503, type: 'service_unavailable_error', kthenaType: 'pod_discovery',
@@ -93,6 +93,11 @@ export const Catalog = Object.freeze({
     code: 'RTR_ERR_UPSTREAM_ALL_FAILED', status: 503, type: 'service_unavailable_error', kthenaType: 'proxy',
     message: 'request to all pods failed',
     description: 'Every attempt (connect error, reset, header timeout or 5xx before any byte reached the client) failed.',
+  }),
+  RTR_ERR_PD_ALL_FAILED: entry({
+    code: 'RTR_ERR_PD_ALL_FAILED', status: 503, type: 'service_unavailable_error', kthenaType: 'proxy',
+    message: 'all prefill/decode attempts failed',
+    description: 'Prefill/decode disaggregation: every prefill/decode pair tried failed (a prefill or decode leg answered non-2xx, timed out or could not connect) before any byte reached the client. Kthena answers 500; we answer 503, as for the aggregated path.',
   }),
   RTR_ERR_UPSTREAM_CONNECT: entry({
     code: 'RTR_ERR_UPSTREAM_CONNECT', status: 503, type: 'service_unavailable_error', kthenaType: 'proxy',

@@ -95,6 +95,7 @@ export function formatAccessLogText(rec: RequestRecord): string {
   if (rec.modelRoute !== '') s += ' model_route=' + rec.modelRoute;
   if (rec.modelServer !== '') s += ' model_server=' + rec.modelServer;
   if (rec.selectedPod !== '') s += ' selected_pod=' + rec.selectedPod;
+  if (rec.prefillPod !== '') s += ' prefill_pod=' + rec.prefillPod;
   if (rec.requestId !== '') s += ' request_id=' + oneLine(rec.requestId);
   if (rec.backendType !== '') s += ' backend_type=' + rec.backendType;
   if (rec.backendName !== '') s += ' backend_name=' + rec.backendName;
@@ -141,6 +142,7 @@ export function formatAccessLogJson(rec: RequestRecord): string {
   if (rec.modelRoute !== '') s += ',"model_route":' + jstr(rec.modelRoute);
   if (rec.modelServer !== '') s += ',"model_server":' + jstr(rec.modelServer);
   if (rec.selectedPod !== '') s += ',"selected_pod":' + jstr(rec.selectedPod);
+  if (rec.prefillPod !== '') s += ',"prefill_pod":' + jstr(rec.prefillPod);
   if (rec.requestId !== '') s += ',"request_id":' + jstr(rec.requestId);
   if (rec.backendType !== '') s += ',"backend_type":' + jstr(rec.backendType);
   if (rec.backendName !== '') s += ',"backend_name":' + jstr(rec.backendName);

@@ -50,6 +50,9 @@ export interface CompiledPd {
   /** decodeGroup[i] = group index of decode[i]; prefillByGroup[g] = the prefill endpoints of group g. */
   decodeGroup: Int32Array;
   prefillByGroup: CompiledEndpoint[][];
+  /** Index into the server's `endpoints` of decode[i] / prefillByGroup[g][j] (kvcache-aware scores all pods once, then gathers). */
+  decodeIdx: Int32Array;
+  prefillIdxByGroup: Int32Array[];
 }
 
 export interface CompiledTarget {
@@ -123,15 +126,22 @@ function compileServer(ir: RoutingIR, s: ServerIR): CompiledServer {
   });
   // The same endpoint objects as `endpoints` (the scheduler caches per endpoint array and slot).
   const byIndex = new Map(s.endpoints.map((i, j) => [i, endpoints[j]]));
+  const position = new Map(s.endpoints.map((i, j) => [i, j]));
   let pd: CompiledPd | null = null;
   if (s.connector !== '') {
     const decode: CompiledEndpoint[] = [];
+    const decodeIdx: number[] = [];
     const groups: number[] = [];
+    const prefillIdxByGroup: Int32Array[] = [];
     const prefillByGroup = s.pdGroups.map((g, gi) => {
-      for (const i of g.decode) { decode.push(byIndex.get(i)!); groups.push(gi); }
+      for (const i of g.decode) { decode.push(byIndex.get(i)!); decodeIdx.push(position.get(i)!); groups.push(gi); }
+      prefillIdxByGroup.push(Int32Array.from(g.prefill, (i) => position.get(i)!));
       return g.prefill.map((i) => byIndex.get(i)!);
     });
-    pd = { connector: s.connector, decode, decodeGroup: Int32Array.from(groups), prefillByGroup };
+    pd = {
+      connector: s.connector, decode, decodeGroup: Int32Array.from(groups), prefillByGroup,
+      decodeIdx: Int32Array.from(decodeIdx), prefillIdxByGroup,
+    };
   }
   return {
     key: s.key,

@@ -32,6 +32,8 @@ export const TOKENS_TOTAL = 'kthena_router_tokens_total';
 export const ACTIVE_REQUESTS = 'kthena_router_active_requests';
 export const ACTIVE_DOWNSTREAM = 'kthena_router_active_downstream_requests';
 export const ACTIVE_UPSTREAM = 'kthena_router_active_upstream_requests';
+export const PREFILL_DURATION = 'kthena_router_request_prefill_duration_seconds';
+export const DECODE_DURATION = 'kthena_router_request_decode_duration_seconds';
 
 /** Kthena's duration buckets (seconds). */
 export const DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
@@ -93,6 +95,8 @@ export class WorkerMetrics {
   readonly #durations: HistogramSeries[] = [];
   readonly #tokens: ScalarSeries[] = [];
   readonly #upstream: ScalarSeries[] = [];
+  readonly #phaseTree: [Level, Level] = [new Map(), new Map()];
+  readonly #phases: [HistogramSeries[], HistogramSeries[]] = [[], []];
   #active = 0;
 
   /** A request arrived (any path). Pair with exactly one requestFinished(). */
@@ -188,16 +192,24 @@ export class WorkerMetrics {
     }
     c.value++;
 
-    const h = e.histogram;
-    const seconds = (rec.tEnd - rec.t0) / 1000;
-    h.sum += seconds;
-    h.count++;
-    for (let i = 0; i < kNumBounds; i++) {
-      if (seconds <= kBounds[i]) {
-        h.buckets[i]++;
-        break;
-      }
+    observe(e.histogram, (rec.tEnd - rec.t0) / 1000);
+  }
+
+  /**
+   * One PD leg ended (phase 0 prefill, 1 decode): Kthena's per-phase histograms, status_code "200"
+   * for a leg that succeeded and "500" for one that failed.
+   */
+  pdPhase(phase: 0 | 1, rec: RequestRecord, ok: boolean, seconds: number): void {
+    const model = rec.modelLabel || 'unknown';
+    const status = ok ? '200' : '500';
+    const byPath = level(level(this.#phaseTree[phase], model), rec.path);
+    let h = byPath.get(status) as HistogramSeries | undefined;
+    if (h === undefined) {
+      h = new HistogramSeries({ model, path: rec.path, status_code: status });
+      byPath.set(status, h);
+      this.#phases[phase].push(h);
     }
+    observe(h, seconds);
   }
 
   /** Current in-flight count of this worker (for drain logic). */
@@ -242,7 +254,20 @@ export class WorkerMetrics {
       },
       scalarFamily(ACTIVE_DOWNSTREAM, 'Current number of active downstream requests (from clients to router)', 'gauge', this.#downstream.values()),
       scalarFamily(ACTIVE_UPSTREAM, 'Current number of active upstream requests (from router to upstream backends)', 'gauge', this.#upstream),
+      histogramFamily(PREFILL_DURATION, 'Prefill phase latency distribution for prefill/decode disaggregated requests', this.#phases[0]),
+      histogramFamily(DECODE_DURATION, 'Decode phase latency distribution for prefill/decode disaggregated requests', this.#phases[1]),
     ];
+  }
+}
+
+function observe(h: HistogramSeries, seconds: number): void {
+  h.sum += seconds;
+  h.count++;
+  for (let i = 0; i < kNumBounds; i++) {
+    if (seconds <= kBounds[i]) {
+      h.buckets[i]++;
+      break;
+    }
   }
 }
 

@@ -9,9 +9,12 @@ import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { Pool, type Dispatcher } from 'undici';
 import { Catalog, errorBody, formatMessage, type ErrorCode, RouterError } from '../src/errors.js';
-import { epIndex, kEpFailuresTotal, kEpInflight, kEpRequestsTotal, kHdrDraining, kHdrReady } from '../src/shared/layout.js';
+import { epIndex, kEpFailuresTotal, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kEpRequestsTotal, kHdrDraining, kHdrReady } from '../src/shared/layout.js';
 import type { RouterConfig } from '../src/config.js';
-import { testMatch, type CompiledEndpoint, type CompiledRoute, type CompiledRule, type CompiledServer, type CompiledSnapshot, type CompiledTarget } from './compile.js';
+import { testMatch, type CompiledEndpoint, type CompiledPd, type CompiledRoute, type CompiledRule, type CompiledServer, type CompiledSnapshot, type CompiledTarget } from './compile.js';
+import {
+  bootstrapRoom, decodeBase, kvTransferParamsOf, lmcachePrefillParams, NIXL_PREFILL_PARAMS, PrefillLeg, prefillBase, sglangMembers, withMembers,
+} from './pd.js';
 import { RequestRecord } from './record.js';
 import { extractPrompt, estimateTokens } from './prompt.js';
 import { applySplices, scanTopLevel, type Splice } from './jsonedit.js';
@@ -61,6 +64,10 @@ export interface WorkerContext {
 
 const enum Mode { None, Length, Chunked }
 
+interface UpstreamHandlerLike {
+  abandon(err: Error): void;
+}
+
 class RequestState {
   readonly res: HttpResponse;
   readonly rec = new RequestRecord();
@@ -87,6 +94,18 @@ class RequestState {
   attempt = 0;
   maxAttempts = 0;
   upstreamBody = '';
+  // prefill/decode disaggregation (null/empty on the aggregated path)
+  pd: CompiledPd | null = null;
+  /** Prefill pod of pair k; the pair's decode pod is pd.decode[ranked[k]]. */
+  pairPrefill: CompiledEndpoint[] | null = null;
+  /** Prefill leg body and decode leg body before the per-pair connector members. */
+  prefillBody = '';
+  decodeBody = '';
+  /** The live prefill leg and its pod's slot (-1: none). */
+  leg: PrefillLeg | null = null;
+  legSlot = -1;
+  /** performance.now() when the current decode leg was sent. */
+  tDecode = 0;
   upstreamHeaders: string[] = [];
   streamRequested = false;
   injectedUsage = false;
@@ -94,6 +113,9 @@ class RequestState {
   upstreamCounted = false;
   // current attempt
   slot = -1;
+  /** In-flight field of the current attempt's phase besides kEpInflight (kEpInflightDecode on PD), or -1. */
+  phaseField = -1;
+  handler: UpstreamHandlerLike | null = null;
   controller: Dispatcher.DispatchController | null = null;
   timer: NodeJS.Timeout | null = null;
   timedOut = false;
@@ -139,6 +161,9 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     const rec = st.rec;
     rec.tEnd = performance.now();
     if (st.timer !== null) { clearTimeout(st.timer); st.timer = null; }
+    // An SGLang prefill still answering after its decode leg ended (or a request that failed
+    // otherwise) leaves nothing behind.
+    cancelLeg(st);
     if (st.downstreamCounted) ctx.metrics.downstreamFinished(rec.modelLabel);
     if (rec.backendType !== '') {
       if (rec.inputTokens > 0) ctx.metrics.tokens(rec, 'input', rec.inputTokens);
@@ -264,6 +289,64 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     dispatchAttempt(st);
   }
 
+  /**
+   * Kthena §4.1: the decode pods of every group go through the profile; for the decode pods chosen
+   * the prefill pods of the same group are scheduled, once per group (Kthena: once per decode pod),
+   * and the j-th decode pod of a group is paired with its j-th best prefill pod, so that a retry
+   * after a failed pair tries another prefill pod too.
+   */
+  function schedulePd(st: RequestState, server: CompiledServer, extra: Float64Array | null): void {
+    const pd = server.pd!;
+    const profile = st.profile!;
+    const sreq = st.sreq!;
+    if (pd.decode.length === 0) { respondError(st, 'RTR_ERR_SCHEDULING', 'no decode pod found'); return; }
+    const ranked = new Int32Array(kDefaultFallbackPods);
+    const n = ctx.scheduler.schedule(profile, pd.decode, sreq, ranked, extra !== null ? gather(extra, pd.decodeIdx) : null);
+    if (n <= 0) {
+      respondError(st, 'RTR_ERR_SCHEDULING', n === 0
+        ? `pods have all been filtered out by ${JSON.stringify(ctx.scheduler.filteredBy)}`
+        : 'no score plugin scored any pod');
+      return;
+    }
+    st.prefixHashes = ctx.scheduler.takePrefixHashes();
+    // Prefill picks per group, best first; groups seen in ranked order (at most n of them).
+    const groups: number[] = [];
+    const wanted: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const g = pd.decodeGroup[ranked[i]];
+      const at = groups.indexOf(g);
+      if (at < 0) { groups.push(g); wanted.push(1); } else wanted[at]++;
+    }
+    const picks: (Int32Array | null)[] = [];
+    for (let j = 0; j < groups.length; j++) {
+      const prefills = pd.prefillByGroup[groups[j]];
+      if (prefills.length === 0) { picks.push(null); continue; }
+      const out = new Int32Array(Math.min(wanted[j], prefills.length));
+      const m = ctx.scheduler.schedule(profile, prefills, sreq, out, extra !== null ? gather(extra, pd.prefillIdxByGroup[groups[j]]) : null);
+      picks.push(m > 0 ? out.subarray(0, m) : null);
+    }
+    const used = new Int32Array(groups.length);
+    const pairDecode = new Int32Array(n);
+    const pairPrefill: CompiledEndpoint[] = [];
+    for (let i = 0; i < n; i++) {
+      const j = groups.indexOf(pd.decodeGroup[ranked[i]]);
+      const pick = picks[j];
+      if (pick === null) continue;
+      pairDecode[pairPrefill.length] = ranked[i];
+      pairPrefill.push(pd.prefillByGroup[groups[j]][pick[used[j]++ % pick.length]]);
+    }
+    if (pairPrefill.length === 0) { respondError(st, 'RTR_ERR_SCHEDULING', 'no valid prefill-decode pod pairs found'); return; }
+    // Both pods of the first pair hold the prompt's prefix from now on (see scheduleAndDispatch).
+    ctx.scheduler.postSchedule(profile, st.prefixHashes, pd.decode[pairDecode[0]], sreq.modelId);
+    ctx.scheduler.postSchedule(profile, st.prefixHashes, pairPrefill[0], sreq.modelId);
+    st.pd = pd;
+    st.ranked = pairDecode;
+    st.rankedCount = pairPrefill.length;
+    st.pairPrefill = pairPrefill;
+    st.maxAttempts = server.retryAttempts >= 0 ? server.retryAttempts + 1 : pairPrefill.length;
+    dispatchAttempt(st);
+  }
+
   // ---- body -----------------------------------------------------------------------------------
 
   function buildUpstreamBody(st: RequestState, text: string, body: Record<string, unknown>, server: CompiledServer): string {
@@ -341,6 +424,12 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     st.server = server;
     st.upstreamBody = buildUpstreamBody(st, text, body, server);
     st.upstreamHeaders = upstreamHeaders(st);
+    const pd = server.pd;
+    if (pd !== null) {
+      st.prefillBody = prefillBase(st.upstreamBody, body.max_completion_tokens !== undefined, pd.connector);
+      st.decodeBody = decodeBase(st.upstreamBody, pd.connector);
+    }
+    const schedule = pd !== null ? schedulePd : scheduleAndDispatch;
     const profile = snap.profile;
     st.profile = profile;
     st.sreq = { model, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };
@@ -349,11 +438,11 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       void kvAwareScorer().score(snap.ir.scheduler.kvcacheAware, st.sreq, server.endpoints, extra).then((ok) => {
         if (st.finished) return;
         if (st.aborted) { clientAborted(st); return; }
-        scheduleAndDispatch(st, server, ok ? extra : null);
+        schedule(st, server, ok ? extra : null);
       });
       return;
     }
-    scheduleAndDispatch(st, server, null);
+    schedule(st, server, null);
   }
 
   function upstreamHeaders(st: RequestState): string[] {
@@ -397,18 +486,161 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     return p;
   }
 
+  /** The current attempt's (decode) endpoint. */
   function endpointOf(st: RequestState): CompiledEndpoint {
     const ranked = st.ranked!;
-    return st.server!.endpoints[ranked[(st.attempt - 1) % st.rankedCount]];
+    const k = ranked[(st.attempt - 1) % st.rankedCount];
+    return st.pd !== null ? st.pd.decode[k] : st.server!.endpoints[k];
   }
 
   function dispatchAttempt(st: RequestState): void {
     const rec = st.rec;
     st.attempt++;
     rec.upstreamAttempts = st.attempt;
-    const ep = endpointOf(st);
+    if (st.pd !== null) { pdAttempt(st); return; }
+    sendUpstream(st, endpointOf(st), st.upstreamBody, -1);
+  }
+
+  /**
+   * One prefill/decode pair (Kthena §4.3): http and lmcache run the prefill leg, then the decode
+   * leg; nixl and mooncake also hand the prefill answer's kv_transfer_params to the decode leg;
+   * sglang sends both legs at once with one bootstrap room.
+   */
+  function pdAttempt(st: RequestState): void {
+    const pd = st.pd!;
+    const k = (st.attempt - 1) % st.rankedCount;
+    const decode = pd.decode[st.ranked![k]];
+    const prefill = st.pairPrefill![k];
+    st.rec.selectedPod = decode.podName;
+    st.rec.prefillPod = prefill.podName;
+    switch (pd.connector) {
+      case 'sglang': {
+        const room = bootstrapRoom();
+        startPrefill(st, prefill, withMembers(st.prefillBody, sglangMembers(room, prefill.ip, false)));
+        sendUpstream(st, decode, withMembers(st.decodeBody, sglangMembers(room, prefill.ip, true)), kEpInflightDecode);
+        return;
+      }
+      case 'nixl': case 'mooncake':
+        startPrefill(st, prefill, withMembers(st.prefillBody, NIXL_PREFILL_PARAMS));
+        return;
+      case 'lmcache':
+        startPrefill(st, prefill, withMembers(st.prefillBody, lmcachePrefillParams(st.rec.requestId, decode.ip, cfg.lmcachePorts)));
+        return;
+      default:
+        startPrefill(st, prefill, st.prefillBody);
+    }
+  }
+
+  function startPrefill(st: RequestState, ep: CompiledEndpoint, body: string): void {
+    const rec = st.rec;
+    st.legSlot = ep.slot;
+    Atomics.add(ctx.ep, epIndex(ep.slot, kEpInflight), 1);
+    Atomics.add(ctx.ep, epIndex(ep.slot, kEpInflightPrefill), 1);
+    Atomics.add(ctx.ep, epIndex(ep.slot, kEpRequestsTotal), 1);
+    if (!st.upstreamCounted) { ctx.metrics.upstreamStarted(rec); st.upstreamCounted = true; }
+    if (rec.tDispatch === 0) rec.tDispatch = performance.now();
+    const leg = new PrefillLeg({
+      onSuccess: (l, text) => prefillDone(st, l, text),
+      onFailure: (l, err, status, text) => prefillFailed(st, l, err, status, text),
+    }, st.server!.timeoutMs);
+    st.leg = leg;
+    try {
+      poolFor(ep.origin).dispatch({
+        origin: ep.origin,
+        path: st.query === '' ? rec.path : rec.path + '?' + st.query,
+        method: st.method as Dispatcher.HttpMethod,
+        headers: st.upstreamHeaders,
+        body,
+      }, leg);
+    } catch (err) {
+      leg.fail(err as Error);
+    }
+  }
+
+  function releaseLeg(st: RequestState, failed: boolean): void {
+    if (st.legSlot < 0) return;
+    Atomics.sub(ctx.ep, epIndex(st.legSlot, kEpInflight), 1);
+    Atomics.sub(ctx.ep, epIndex(st.legSlot, kEpInflightPrefill), 1);
+    if (failed) Atomics.add(ctx.ep, epIndex(st.legSlot, kEpFailuresTotal), 1);
+    st.legSlot = -1;
+  }
+
+  /** Ends a live prefill leg without a verdict (client gone, pair abandoned, request over). */
+  function cancelLeg(st: RequestState): void {
+    const leg = st.leg;
+    if (leg === null) return;
+    st.leg = null;
+    leg.abort();
+    releaseLeg(st, false);
+  }
+
+  function prefillDone(st: RequestState, leg: PrefillLeg, text: string): void {
+    if (leg !== st.leg) return;
+    st.leg = null;
+    releaseLeg(st, false);
+    const rec = st.rec;
+    ctx.metrics.pdPhase(0, rec, true, (performance.now() - leg.started) / 1000);
+    if (st.finished) return;
+    if (st.aborted) { upstreamDone(st); clientAborted(st); return; }
+    const pd = st.pd!;
+    if (pd.connector === 'sglang') return; // the decode leg is already under way
+    const decode = endpointOf(st);
+    let body = st.decodeBody;
+    if (pd.connector === 'nixl' || pd.connector === 'mooncake') {
+      const params = kvTransferParamsOf(text);
+      if (params === 'null') ctx.log('warn', { requestId: rec.requestId, pod: rec.prefillPod }, 'prefill response carries no kv_transfer_params; decode receives null');
+      body = withMembers(body, '"kv_transfer_params":' + params);
+    }
+    sendUpstream(st, decode, body, kEpInflightDecode);
+  }
+
+  function prefillFailed(st: RequestState, leg: PrefillLeg, err: Error, status: number, text: string): void {
+    if (leg !== st.leg) return;
+    st.leg = null;
+    releaseLeg(st, true);
+    const rec = st.rec;
+    ctx.metrics.pdPhase(0, rec, false, (performance.now() - leg.started) / 1000);
+    if (st.finished) return;
+    st.lastFailure = `prefill on ${rec.prefillPod}: ${err.message}`;
+    if (status >= 400 && status < 500 && st.pd!.connector !== 'sglang' && !st.aborted) {
+      // The engine refused the request itself (bad parameters, prompt too long): every pair would
+      // answer the same, so the client gets the engine's answer, as on the aggregated path.
+      upstreamDone(st);
+      rec.statusCode = status;
+      rec.upstreamStatusCode = status;
+      rec.errorOrigin = 'upstream';
+      rec.errorType = 'upstream_response';
+      st.responded = true;
+      const res = st.res;
+      res.cork(() => {
+        res.writeStatus(statusLine(status)).writeHeader('content-type', 'application/json');
+        if (rec.requestId !== '') res.writeHeader('x-request-id', rec.requestId);
+        res.end(text);
+      });
+      finish(st);
+      return;
+    }
+    if (st.pd!.connector === 'sglang') {
+      if (st.responded) {
+        // The decode leg is already streaming to the client; it ends by itself (or fails) without its KV.
+        ctx.log('warn', { requestId: rec.requestId, pod: rec.prefillPod, err: err.message }, 'sglang prefill leg failed after the decode leg answered');
+        return;
+      }
+      // The decode leg cannot succeed without its prefill: fail it, which moves to the next pair.
+      const e = new RouterError('RTR_ERR_UPSTREAM_STATUS', `prefill failed: ${err.message}`);
+      if (st.controller !== null) st.controller.abort(e);
+      else st.handler?.abandon(e);
+      return;
+    }
+    attemptFailed(st, err);
+  }
+
+  /** The upstream leg that answers the client: the whole request, or a PD pair's decode leg. */
+  function sendUpstream(st: RequestState, ep: CompiledEndpoint, body: string, phaseField: number): void {
+    const rec = st.rec;
     rec.selectedPod = ep.podName;
     st.slot = ep.slot;
+    st.phaseField = phaseField;
     st.headersReceived = false;
     st.respHeaders = null;
     st.mode = Mode.None;
@@ -422,10 +654,13 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     st.retryOnAbort = false;
     st.controller = null;
     Atomics.add(ctx.ep, epIndex(ep.slot, kEpInflight), 1);
+    if (phaseField >= 0) Atomics.add(ctx.ep, epIndex(ep.slot, phaseField), 1);
     Atomics.add(ctx.ep, epIndex(ep.slot, kEpRequestsTotal), 1);
     if (!st.upstreamCounted) { ctx.metrics.upstreamStarted(rec); st.upstreamCounted = true; }
-    if (rec.tDispatch === 0) rec.tDispatch = performance.now();
+    st.tDecode = performance.now();
+    if (rec.tDispatch === 0) rec.tDispatch = st.tDecode;
     const handler = new UpstreamHandler(st, st.attempt);
+    st.handler = handler;
     const timeoutMs = st.server!.timeoutMs;
     if (timeoutMs > 0) {
       st.timer = setTimeout(() => {
@@ -443,7 +678,7 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
         path: st.query === '' ? rec.path : rec.path + '?' + st.query,
         method: st.method as Dispatcher.HttpMethod,
         headers: st.upstreamHeaders,
-        body: st.upstreamBody,
+        body,
       }, handler);
     } catch (err) {
       handler.fail(err as Error);
@@ -453,6 +688,7 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
   function releaseAttempt(st: RequestState, failed: boolean): void {
     if (st.slot < 0) return;
     Atomics.sub(ctx.ep, epIndex(st.slot, kEpInflight), 1);
+    if (st.phaseField >= 0) Atomics.sub(ctx.ep, epIndex(st.slot, st.phaseField), 1);
     if (failed) Atomics.add(ctx.ep, epIndex(st.slot, kEpFailuresTotal), 1);
     st.slot = -1;
     if (st.timer !== null) { clearTimeout(st.timer); st.timer = null; }
@@ -463,8 +699,11 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
   }
 
   function attemptFailed(st: RequestState, err: Error): void {
-    releaseAttempt(st, true);
     const rec = st.rec;
+    if (st.pd !== null && st.slot >= 0) ctx.metrics.pdPhase(1, rec, false, (performance.now() - st.tDecode) / 1000);
+    releaseAttempt(st, true);
+    // An SGLang prefill leg of a failed decode leg is cancelled (Kthena: a decode failure cancels the prefill).
+    cancelLeg(st);
     if (st.aborted) {
       upstreamDone(st);
       clientAborted(st);
@@ -504,7 +743,7 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       return;
     }
     upstreamDone(st);
-    respondError(st, 'RTR_ERR_UPSTREAM_ALL_FAILED');
+    respondError(st, st.pd !== null ? 'RTR_ERR_PD_ALL_FAILED' : 'RTR_ERR_UPSTREAM_ALL_FAILED');
   }
 
   function clientAborted(st: RequestState): void {
@@ -701,7 +940,9 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       // Before the in-flight release, so the slot cannot have been given to another pod.
       if (st.respStatus < 400 && st.profile !== null && !st.aborted && st.attempt > 1) {
         ctx.scheduler.postSchedule(st.profile, st.prefixHashes, endpointOf(st), st.sreq!.modelId);
+        if (st.pd !== null) ctx.scheduler.postSchedule(st.profile, st.prefixHashes, st.pairPrefill![(st.attempt - 1) % st.rankedCount], st.sreq!.modelId);
       }
+      if (st.pd !== null) ctx.metrics.pdPhase(1, st.rec, st.respStatus < 400, (performance.now() - st.tDecode) / 1000);
       releaseAttempt(st, false);
       upstreamDone(st);
       if (st.aborted) { clientAborted(st); return; }
@@ -755,8 +996,9 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     ctx.metrics.requestStarted();
     res.onAborted(() => {
       st.aborted = true;
+      cancelLeg(st);
       if (st.controller !== null) st.controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED'));
-      else if (st.slot < 0) clientAborted(st);
+      else if (st.slot < 0) { upstreamDone(st); clientAborted(st); }
       // An attempt still queued in the pool is abandoned by its handler on onRequestStart.
       else if (st.attempt > 0) { releaseAttempt(st, false); upstreamDone(st); clientAborted(st); }
     });
@@ -821,4 +1063,11 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       }
     });
   };
+}
+
+/** values[idx[i]] for each i (kvcache-aware scores of all of a server's pods, for one PD role). */
+function gather(values: Float64Array, idx: Int32Array): Float64Array {
+  const out = new Float64Array(idx.length);
+  for (let i = 0; i < idx.length; i++) out[i] = values[idx[i]];
+  return out;
 }

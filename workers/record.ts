@@ -37,6 +37,8 @@ export class RequestRecord {
   modelServer = '';
   /** Pod name only (as Kthena). */
   selectedPod = '';
+  /** PD: the prefill pod of the pair that served (or was tried last); selectedPod is its decode pod. */
+  prefillPod = '';
   requestId = '';
   /** 'model_server' | 'external_provider' | 'inference_pool' | '' (metrics print 'unresolved'). */
   backendType = '';

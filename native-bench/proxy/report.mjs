@@ -111,6 +111,47 @@ Each configuration runs on a fresh simulated fleet and a fresh router. The simul
 coefficients are described in [benchmarks-simulator.md](benchmarks-simulator.md).
 ${cmpSections.join('')}`;
 
+// Prefill/decode disaggregation (native-bench pd), newest run.
+const pdFile = readdirSync(RESULTS).filter((x) => /^pd-.*\.json$/.test(x)).sort().pop();
+let pdSection = '';
+if (pdFile !== undefined) {
+  const p = JSON.parse(readFileSync(join(RESULTS, pdFile), 'utf8'));
+  const st = p.setup;
+  const pm = p.machine ?? {};
+  const f0 = (v) => (v === null || v === undefined ? '-' : v.toFixed(0));
+  const serving = p.serving.map((x) => `| ${x.name} | ${x.requests_per_s.toFixed(2)} | ${x.goodput_rps?.toFixed(2) ?? '-'} | ${f0(x.output_tokens_per_s)} | ${f0(x.ttft_p50_ms)} | ${f0(x.ttft_p99_ms)} | ${x.itl_p50_ms?.toFixed(1) ?? '-'} | ${x.itl_p99_ms?.toFixed(1) ?? '-'} | ${f0(x.e2e_p50_ms)} | ${x.errors} |`);
+  const direct = p.overhead[0]?.latency_ms;
+  const one = p.overhead[1]?.latency_ms;
+  const over = p.overhead.map((x, i) => {
+    const d = x.latency_ms;
+    const vsDirect = i > 0 && d && direct ? `${(d.p50 - direct.p50).toFixed(3)} ms` : '-';
+    const vsOne = i > 1 && d && one ? `${(d.p50 - one.p50).toFixed(3)} ms` : '-';
+    return `| ${x.name} | ${x.requests_per_s.toFixed(0)} | ${d?.p50.toFixed(3) ?? '-'} | ${d?.p99.toFixed(3) ?? '-'} | ${vsDirect} | ${vsOne} | ${x.errors} |`;
+  });
+  pdSection = `
+## Prefill/decode disaggregation (native-bench pd)
+
+Rerun: \`npm run build && npx --no-install native-bench pd\` (about a minute), then \`npx --no-install native-bench report\`.
+From \`native-bench/results/${pdFile}\` (${pm.cpu ?? '?'}, ${pm.cores ?? '?'} cores, Node ${pm.node ?? '?'}, commit ${pm.git_commit ?? '?'}${pm.git_dirty ? ' + local changes' : ''}).
+
+Serving: ${st.groups} groups of ${st.prefillPerGroup} prefill + ${st.decodePerGroup} decode simulated ${st.connector === 'sglang' ? 'SGLang' : 'vLLM'} pods (connector ${st.connector}), against the same ${st.pods} pods serving
+whole requests, both through the router with its default scheduler. Engine model at time scale ${st.timeScale}; generated-shared-prefix ${st.prompts} prompts x ${st.perPrompt},
+system ${st.systemLen} tokens, question ${st.questionLen}, output ${st.outputLen}; closed loop with ${st.concurrency} users; times in simulated ms; goodput SLO TTFT ≤ 2 s, mean ITL ≤ 100 ms.
+The simulator's PD model (prefill pods compute, decode pods pay a KV transfer and never prefill) is described in [benchmarks-simulator.md](benchmarks-simulator.md); it is a model, not a GPU.
+
+| fleet | req/s | goodput req/s | output tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | e2e p50 ms | errors |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+${serving.join('\n')}
+
+Router overhead of the second leg: engines that answer at once (fixed mode, one token), ${st.overheadRequests} requests per target, closed loop with ${st.overheadConcurrency} users, wall-clock ms
+on the same two shared cores (the router, the engines and the load generator compete for them).
+
+| target | req/s | p50 ms | p99 ms | added p50 vs direct | added p50 vs one leg | errors |
+|---|---:|---:|---:|---:|---:|---:|
+${over.join('\n')}
+`;
+}
+
 const m = r.machine;
 const doc = `# Benchmarks
 
@@ -138,6 +179,6 @@ ${baseSection}
 ### All figures
 
 ${r.markdown.split('\n').filter((l) => !l.startsWith('# ')).join('\n')}
-${schedSection}${cmpSection}`;
+${schedSection}${cmpSection}${pdSection}`;
 writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), doc);
 process.stdout.write(`wrote docs/benchmarks.md from ${file}\n`);

@@ -16,6 +16,7 @@ import { runLoad } from './runner.js';
 import type { Endpoint, LoadOptions } from './runner.js';
 import { writeSvg } from './svg.js';
 import { compareCommand } from './compare.js';
+import { pdCommand } from './pd.js';
 import type { Workload } from './workloads.js';
 import { GSP_DEFAULTS, MULTI_TURN_DEFAULTS, RANDOM_DEFAULTS, generatedSharedPrefix, multiTurn, parseLoraMix, parseRange, randomLengths } from './workloads.js';
 
@@ -355,6 +356,7 @@ function script(rel: string): (argv: string[]) => Promise<number> {
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   run: runCommand,
   compare: (argv) => compareCommand(argv),
+  pd: (argv) => pdCommand(argv),
   proxy: script('proxy/run.mjs'),
   report: script('proxy/report.mjs'),
 };
@@ -365,6 +367,8 @@ Commands
   run        drive one workload against one target and measure it (native-bench run --help)
   compare    one workload through the router under each scheduler configuration, on a simulated
              fleet, plus a round-robin baseline (native-bench compare --help)
+  pd         prefill/decode disaggregation against the same pods aggregated, and what the second
+             leg costs the router (native-bench pd --help)
   proxy      router overhead against nginx and the engines directly (native-bench proxy --help)
   report     regenerate docs/benchmarks.md from the newest results in native-bench/results/
 `;

@@ -103,7 +103,7 @@ export interface CompareRow extends Omit<Headline, 'rejected'> {
   skipped?: string;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -114,7 +114,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitReady(url: string, child: ChildProcess, ms: number): Promise<void> {
+export async function waitReady(url: string, child: ChildProcess, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (child.exitCode !== null) throw new Error(`router exited with ${child.exitCode}`);
@@ -124,7 +124,7 @@ async function waitReady(url: string, child: ChildProcess, ms: number): Promise<
   throw new Error(`router not ready within ${ms} ms`);
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');

@@ -46,10 +46,23 @@ export interface DebugSource {
    */
   podMetrics?(key: string): PodMetricsView | undefined;
   /**
+   * The workers' live counters of an endpoint slot (in flight, per PD phase, attempts, failures),
+   * shown as `router` on each pod; absent without it.
+   */
+  slotCounters?(slot: number): SlotCounters;
+  /**
    * Fault injection for tests and chaos drills, present only with KTHENA_ROUTER_FAULT_INJECTION=1:
    * `POST /debug/fault/crash-worker?index=N` makes worker N throw an uncaught exception.
    */
   faults?: { crashWorker(index: number): boolean };
+}
+
+export interface SlotCounters {
+  inflight: number;
+  inflightPrefill: number;
+  inflightDecode: number;
+  requestsTotal: number;
+  failuresTotal: number;
 }
 
 export interface DebugServerOptions {
@@ -185,6 +198,7 @@ class Dump {
         };
       }
       view.modelServers = servers.map((s) => ir.servers[s].key);
+      if (this.#source.slotCounters !== undefined) view.router = this.#source.slotCounters(ep.slot);
       out.push(view);
     }
     return out;

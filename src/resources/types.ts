@@ -3,6 +3,9 @@
  * validated and defaulted (as the API server would: CRD defaults applied, creationTimestamp set),
  * so the translator never sees a raw manifest.
  */
+import type {
+  Gateway, GatewayClass, HTTPRoute, InferenceObjective, InferencePool, Namespace, ReferenceGrant, Secret, Service,
+} from './gateway.js';
 
 export interface ObjectMeta {
   name: string;
@@ -114,12 +117,26 @@ export interface Pod {
 
 export type AnyResource = ModelRoute | ModelServer | Pod;
 
-/** Everything a provider currently knows, each list sorted by namespace/name. */
+/**
+ * Everything a provider currently knows, each list sorted by namespace/name. The Gateway API,
+ * Inference Extension and core kinds are optional (absent = none), so that code and tests that
+ * only know the Kthena kinds keep building sets the old way.
+ */
 export interface ResourceSet {
   modelRoutes: readonly ModelRoute[];
   modelServers: readonly ModelServer[];
   pods: readonly Pod[];
+  gatewayClasses?: readonly GatewayClass[];
+  gateways?: readonly Gateway[];
+  httpRoutes?: readonly HTTPRoute[];
+  referenceGrants?: readonly ReferenceGrant[];
+  services?: readonly Service[];
+  namespaces?: readonly Namespace[];
+  secrets?: readonly Secret[];
+  inferencePools?: readonly InferencePool[];
+  inferenceObjectives?: readonly InferenceObjective[];
 }
+
 
 /** A validation or translation problem, reported (log, metric, debug dump) and never fatal. */
 export interface Problem {

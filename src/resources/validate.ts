@@ -173,7 +173,7 @@ export type Schema =
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
-interface Issue { field: string; message: string }
+export interface Issue { field: string; message: string }
 
 /**
  * One webhook-rule failure, kept structured (the shape of Go's field.Error) so that file mode and
@@ -195,13 +195,13 @@ function fileIssue(e: FieldError): Issue {
   return { field: e.field, message: e.detail };
 }
 
-function show(v: unknown): string {
+export function show(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return JSON.stringify(typeName(v));
 }
 
-function typeName(v: unknown): string {
+export function typeName(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
   if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
@@ -213,7 +213,7 @@ function child(path: string, key: string): string {
 }
 
 const compiledPatterns = new Map<string, RegExp>();
-function pattern(p: string): RegExp {
+export function pattern(p: string): RegExp {
   let re = compiledPatterns.get(p);
   if (re === undefined) {
     re = new RegExp(p);
@@ -226,7 +226,7 @@ function pattern(p: string): RegExp {
  * Returns a fresh, cleaned copy: nulls pruned (the API server prunes nulls of non-nullable fields
  * before defaulting), defaults applied, only declared keys kept. undefined when the value is invalid.
  */
-function walk(v: unknown, s: Schema, path: string, issues: Issue[]): unknown {
+export function walk(v: unknown, s: Schema, path: string, issues: Issue[]): unknown {
   switch (s.t) {
     case 'any':
       return structuredClone(v);
@@ -310,15 +310,15 @@ function fail(issues: Issue[], field: string, message: string): undefined {
 // test/unit/validate.test.ts checks them against copies in test/fixtures/crds/.
 // ---------------------------------------------------------------------------------------------
 
-const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
-const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+export const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+export const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 
-const str = (o: Omit<Extract<Schema, { t: 'string' }>, 't'> = {}): Schema => ({ t: 'string', ...o });
-const int = (o: Omit<Extract<Schema, { t: 'integer' }>, 't'> = {}): Schema => ({ t: 'integer', ...o });
-const arr = (items: Schema, o: { minItems?: number; maxItems?: number } = {}): Schema => ({ t: 'array', items, ...o });
-const obj = (properties: Record<string, Schema>, required: string[] = [], o: { ignoreUnknown?: boolean } = {}): Schema => ({ t: 'object', properties, required, ...o });
-const map = (values: Schema): Schema => ({ t: 'object', values });
-const ANY: Schema = { t: 'any' };
+export const str = (o: Omit<Extract<Schema, { t: 'string' }>, 't'> = {}): Schema => ({ t: 'string', ...o });
+export const int = (o: Omit<Extract<Schema, { t: 'integer' }>, 't'> = {}): Schema => ({ t: 'integer', ...o });
+export const arr = (items: Schema, o: { minItems?: number; maxItems?: number } = {}): Schema => ({ t: 'array', items, ...o });
+export const obj = (properties: Record<string, Schema>, required: string[] = [], o: { ignoreUnknown?: boolean } = {}): Schema => ({ t: 'object', properties, required, ...o });
+export const map = (values: Schema): Schema => ({ t: 'object', values });
+export const ANY: Schema = { t: 'any' };
 
 const stringMatchSchema = obj({ exact: str(), prefix: str(), regex: str() });
 
@@ -415,7 +415,7 @@ const LABEL_VALUE_MSG = "a valid label must be an empty string or consist of alp
 const QUALIFIED_NAME_RE = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 const LABEL_VALUE_RE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
-function subdomainErrors(v: string): string[] {
+export function subdomainErrors(v: string): string[] {
   const errs: string[] = [];
   if (v.length > 253) errs.push('must be no more than 253 characters');
   if (!pattern(DNS1123_SUBDOMAIN).test(v)) errs.push(SUBDOMAIN_MSG);
@@ -448,7 +448,7 @@ function labelValueErrors(v: string): string[] {
 }
 
 /** Label key (qualified name) and value errors, each as `Invalid value: "x": reason`. */
-function labelErrors(labels: Record<string, string>): string[] {
+export function labelErrors(labels: Record<string, string>): string[] {
   const errs: string[] = [];
   for (const [k, v] of Object.entries(labels)) {
     for (const e of labelKeyErrors(k)) errs.push(`Invalid value: ${JSON.stringify(k)}: ${e}`);
@@ -724,7 +724,7 @@ interface PodStatusRaw {
   containerStatuses?: { state?: { running?: { startedAt?: unknown } } }[];
 }
 
-interface MetaRaw {
+export interface MetaRaw {
   name: string;
   namespace: string;
   uid?: string;
@@ -734,7 +734,7 @@ interface MetaRaw {
   labels: Record<string, string>;
 }
 
-function parseMetadata(rawMeta: unknown, issues: Issue[]): MetaRaw | undefined {
+export function parseMetadata(rawMeta: unknown, issues: Issue[]): MetaRaw | undefined {
   if (rawMeta === undefined || rawMeta === null) {
     issues.push({ field: 'metadata.name', message: 'Required value: name is required' });
     return undefined;
@@ -766,7 +766,7 @@ function parseMetadata(rawMeta: unknown, issues: Issue[]): MetaRaw | undefined {
   return issues.length === before ? out : undefined;
 }
 
-function finishMeta(m: MetaRaw, kind: AnyResource['kind'], spec: unknown, ctx: ParseContext): ObjectMeta {
+export function finishMeta(m: MetaRaw, kind: string, spec: unknown, ctx: { now: () => string; previous?: { kind: string; spec?: unknown; metadata: ObjectMeta } }): ObjectMeta {
   const prev = ctx.previous !== undefined && ctx.previous.kind === kind ? ctx.previous : undefined;
   let generation = 1;
   if (prev !== undefined) {
@@ -1060,7 +1060,7 @@ export function admissionErrors(kind: AdmissionKind, raw: unknown): FieldError[]
 // Small utilities
 // ---------------------------------------------------------------------------------------------
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 

@@ -139,20 +139,10 @@ function serverIR(s: ModelServer, endpoints: number[], problems: Problem[], pdGr
     retryAttempts: retryAttempts(s, problems),
     retryIntervalMs: ms(tp?.retry?.retryIntervalMs, 'spec.trafficPolicy.retry.retryInterval'),
     endpoints,
-    unsupported: unsupportedFeature(s, problems),
+    unsupported: '',
     pdGroups,
     connector: connectorOf(s),
   };
-}
-
-/**
- * Prefill/decode disaggregation is not served yet. Sending whole requests to prefill or decode
- * pods would silently change what the operator configured, so such a ModelServer answers 501.
- */
-function unsupportedFeature(s: ModelServer, problems: Problem[]): string {
-  if (s.spec.workloadSelector.pdGroup === undefined) return '';
-  problems.push(problem(s, 'spec.workloadSelector.pdGroup', 'prefill/decode disaggregation is not supported by this router yet: requests to this ModelServer are answered 501', 'warning'));
-  return 'prefill/decode disaggregation (pdGroup)';
 }
 
 /** -1 when unset. The CRD sets no minimum; a negative count means "no retry", i.e. 0. */

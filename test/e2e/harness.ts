@@ -407,7 +407,7 @@ export async function scrape(metricsPort: number, host = '127.0.0.1'): Promise<{
 
 /** Kthena's text access-log fields, in Kthena's order (§8.2). */
 export const ACCESS_LOG_TEXT_FIELDS = [
-  'error', 'model_name', 'model_route', 'model_server', 'selected_pod', 'request_id', 'backend_type', 'backend_name',
+  'error', 'model_name', 'model_route', 'model_server', 'selected_pod', 'prefill_pod', 'request_id', 'backend_type', 'backend_name',
   'upstream_model', 'upstream_status_code', 'upstream_attempts', 'error_origin', 'gateway', 'http_route', 'inference_pool',
   'tokens', 'timings',
 ] as const;

@@ -54,3 +54,35 @@ describe('native-bench compare', () => {
     expect(c.stderr).toContain('unknown configuration "fastest"');
   });
 });
+
+describe('native-bench pd', () => {
+  it('runs the PD fleet and the aggregated one through the router, and the overhead targets', async () => {
+    const d = await tempDir('native-bench-pd-');
+    try {
+      const json = path.join(d, 'pd.json');
+      const r = await run(['pd', '--prompts', '2', '--per-prompt', '3', '--concurrency', '3', '--system-len', '64', '--question-len', '64',
+        '--output-len', '8', '--overhead-requests', '30', '--overhead-concurrency', '2', '--json', json]);
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(readFileSync(json, 'utf8'));
+      expect(out.setup).toMatchObject({ groups: 2, prefillPerGroup: 2, decodePerGroup: 2, pods: 8, connector: 'nixl' });
+      const [pd, agg] = out.serving as { name: string; errors: number; requests_per_s: number; backends: Record<string, number> }[];
+      expect(pd.name).toMatch(/^PD nixl/);
+      expect(agg.name).toMatch(/^aggregated/);
+      for (const row of [pd, agg]) {
+        expect(row.errors).toBe(0);
+        expect(Object.values(row.backends).reduce((a, b) => a + b, 0)).toBe(6);
+      }
+      // Through the PD fleet every answer comes from a decode pod; aggregated pods answer themselves.
+      expect(Object.keys(pd.backends).every((k) => k.includes('-decode-'))).toBe(true);
+      expect(Object.keys(agg.backends).every((k) => k.startsWith('agg-'))).toBe(true);
+      expect(out.overhead.map((o: { name: string }) => o.name)).toEqual(['direct to the pod (no router)', 'router, aggregated (one leg)', 'router, PD nixl (two legs)']);
+      for (const o of out.overhead) {
+        expect(o.errors).toBe(0);
+        expect(o.latency_ms.count).toBe(30);
+      }
+      expect(r.stdout).toContain('added p50 vs one leg');
+    } finally {
+      await cleanup(d);
+    }
+  }, 120_000);
+});

@@ -52,6 +52,13 @@ describe('compileSnapshot: prefill/decode tables', () => {
     expect(server.pd!.prefillByGroup[0][0]).toBe(server.endpoints[2]);
   });
 
+  it('maps each decode and prefill endpoint to its index in the server list (kvcache-aware scores gathered per phase)', () => {
+    const pd = server.pd!;
+    expect([...pd.decodeIdx]).toEqual([0, 1, 3]);
+    expect(pd.prefillIdxByGroup.map((g) => [...g])).toEqual([[2], []]);
+    pd.decode.forEach((e, i) => expect(server.endpoints[pd.decodeIdx[i]]).toBe(e));
+  });
+
   it('has no PD tables for a server without pdGroup', () => {
     expect(compileSnapshot(ir, 1, () => null).byModel.get('m')![0].rules[0].targets[0].server!.pd).toBeNull();
   });

@@ -33,6 +33,17 @@ describe('PrefixHasher', () => {
     expect(h.hash('m', 'a', 64, 128)).toBe(1);
   });
 
+  it('answers a repeated call (a PD request scheduling both phases) with the same hashes, and a changed argument afresh', () => {
+    const p = 'abcdefgh'.repeat(64); // 8 whole blocks of 64 bytes
+    const first = hashes(h, 'm', p, 64, 128);
+    expect(hashes(h, 'm', p, 64, 128)).toEqual(first);
+    expect(hashes(h, 'other', p, 64, 128)).not.toEqual(first);
+    expect(hashes(h, 'm', p, 32, 128)).toHaveLength(Math.ceil(Buffer.byteLength(p) / 32));
+    expect(hashes(h, 'm', p, 64, 2)).toEqual(first.slice(0, 2));
+    expect(hashes(h, 'm', p + 'x'.repeat(64), 64, 128)).toEqual([...first, ...hashes(h, 'm', p + 'x'.repeat(64), 64, 128).slice(first.length)]);
+    expect(hashes(h, 'm', p, 64, 128)).toEqual(first);
+  });
+
   it('gives equal leading hashes for a shared prefix and different ones after it', () => {
     const shared = 'system: be brief. '.repeat(10); // 180 bytes: blocks 0 and 1 are shared
     const a = hashes(h, 'm', shared + 'user: hello world, how are you today?', 64, 128);

@@ -153,7 +153,8 @@ describe('model mode over HTTP', () => {
     const f = await start([{ timeScale: 10, kvCacheTokens: 16 * 50 }]);
     const p = f.pods[0];
     const drained = async () => {
-      for (let i = 0; i < 200 && p.inflight > 0; i++) await sleep(5);
+      // Generous: the pod notices the cut connection on its own schedule (slower on a loaded machine).
+      for (let i = 0; i < 2000 && p.inflight > 0; i++) await sleep(5);
       expect(p.inflight).toBe(0);
       expect(p.state().engineModel).toMatchObject({ running: 0, waiting: 0, kvBlocksUsed: 0 });
     };

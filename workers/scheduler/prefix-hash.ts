@@ -65,6 +65,12 @@ export class PrefixHasher {
   // Lanes of the last digest (fields instead of a returned pair: no allocation).
   #h1 = 0;
   #h2 = 0;
+  // The last hash() call, for the repeat check.
+  #lastPrompt = '';
+  #lastModel = '';
+  #lastBlock = 0;
+  #lastMax = 0;
+  #lastCount = 0;
 
   constructor(maxBlocks: number = kDefaultMaxPrefixBlocks) {
     if (!Number.isInteger(maxBlocks) || maxBlocks < 1 || maxBlocks > 1 << 20) {
@@ -94,6 +100,12 @@ export class PrefixHasher {
     if (!(maxBlocksToMatch >= 1) || maxBlocksToMatch > this.maxBlocks || (maxBlocksToMatch | 0) !== maxBlocksToMatch) {
       throw new RangeError(`PrefixHasher: maxBlocksToMatch must be an integer in [1, ${this.maxBlocks}], got ${String(maxBlocksToMatch)}`);
     }
+    // The same request hashed again (a PD request schedules its decode pods, then the prefill pods
+    // of each group): the hashes are still in lo/hi. Identity of the prompt string is what is
+    // compared first, so a repeat costs nothing for a long prompt.
+    if (prompt === this.#lastPrompt && model === this.#lastModel && blockSizeToHash === this.#lastBlock && maxBlocksToMatch === this.#lastMax) {
+      return this.#lastCount;
+    }
     // H(model) first: on a cache miss it uses the encode buffer as scratch.
     let model0 = this.#models.get(model);
     if (model0 === undefined) model0 = this.#modelHash(model);
@@ -118,6 +130,11 @@ export class PrefixHasher {
       this.hi[count] = hi;
       count++;
     }
+    this.#lastPrompt = prompt;
+    this.#lastModel = model;
+    this.#lastBlock = blockSizeToHash;
+    this.#lastMax = maxBlocksToMatch;
+    this.#lastCount = count;
     return count;
   }
 

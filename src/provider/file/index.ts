@@ -1,5 +1,6 @@
 /**
- * File-mode provider: a directory of YAML manifests (ModelRoute, ModelServer, v1 Pod), watched.
+ * File-mode provider: a directory of YAML manifests (ModelRoute, ModelServer, v1 Pod; Gateway API,
+ * Inference Extension and v1 Service/Namespace/Secret, see resources/validate-gateway.ts), watched.
  *
  * Semantics (what an operator editing the directory relies on):
  *  - Every `*.yaml` / `*.yml` directly in the directory is read (not recursive; hidden files, such
@@ -26,8 +27,10 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { RouterError } from '../../errors.js';
+import type { GatewayResource } from '../../resources/gateway.js';
 import type { AnyResource, Problem, ResourceSet } from '../../resources/types.js';
-import { identityOf, parseManifestObject, toResourceSet } from '../../resources/validate.js';
+import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate-gateway.js';
+import { identityOf, parseManifestObject } from '../../resources/validate.js';
 
 export interface FileSnapshot {
   resources: ResourceSet;
@@ -54,7 +57,7 @@ export interface FileProviderOptions {
 }
 
 interface Held {
-  resource: AnyResource;
+  resource: AnyResource | GatewayResource;
   file: string;
 }
 
@@ -72,6 +75,7 @@ interface ParsedFile {
 }
 
 const MANIFEST_RE = /\.ya?ml$/i;
+const GATEWAY_NOT_SERVED = 'validated but not served: Gateway API and Inference Extension routing is not wired into this release yet';
 
 export class FileProvider {
   /** Rebuilds (or onChange calls) that threw; each was logged and the watcher kept running. */
@@ -308,7 +312,7 @@ export class FileProvider {
     const next = new Map<string, Held>();
     const owners = new Map<string, Doc>();
     for (const doc of docs) {
-      const id = identityOf(doc.raw);
+      const id = identityOf(doc.raw) ?? gatewayIdentityOf(doc.raw);
       if (id !== null) {
         const owner = owners.get(id.key);
         if (owner !== undefined) {
@@ -322,8 +326,15 @@ export class FileProvider {
         owners.set(id.key, doc);
       }
       const previous = id !== null ? this.#held.get(id.key)?.resource : undefined;
-      const r = parseManifestObject(doc.raw, { file: doc.file, now: () => now, previous });
+      const r = isGatewayManifest(doc.raw)
+        ? parseGatewayObject(doc.raw, { file: doc.file, now: () => now, previous: previous as GatewayResource | undefined })
+        : parseManifestObject(doc.raw, { file: doc.file, now: () => now, previous: previous as AnyResource | undefined });
       problems.push(...r.problems);
+      if (r.resource !== undefined && id !== null && isGatewayManifest(doc.raw)) {
+        // Validated and kept for the Gateway translator, which the serving path does not use yet:
+        // say so rather than hold the object silently.
+        problems.push({ kind: id.kind, namespace: id.namespace, name: id.name, file: doc.file, field: '', severity: 'warning', message: GATEWAY_NOT_SERVED });
+      }
       if (id === null) continue;
       if (r.resource !== undefined) next.set(id.key, { resource: r.resource, file: doc.file });
       else if (previous !== undefined) {
@@ -344,7 +355,7 @@ export class FileProvider {
   }
 
   #snapshotOf(held: Map<string, Held>, problems: Problem[], files: string[]): FileSnapshot {
-    return { resources: toResourceSet([...held.values()].map((h) => h.resource)), problems, files };
+    return { resources: toFullResourceSet([...held.values()].map((h) => h.resource)), problems, files };
   }
 
   #emit(snap: FileSnapshot): void {

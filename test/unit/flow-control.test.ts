@@ -1,0 +1,110 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { PriorityGate, SaturationDetector, type GateOutcome } from '../../workers/flow-control.js';
+import { allocateRegions, kScrapeStale } from '../../src/shared/layout.js';
+import { writeSlot } from '../helpers/slots.js';
+
+afterEach(() => { vi.useRealTimers(); });
+
+describe('PriorityGate', () => {
+  it('admits at once while the pool has room and nothing waits', () => {
+    const g = new PriorityGate();
+    const seen: GateOutcome[] = [];
+    expect(g.admit('p', 0, () => false, (o) => seen.push(o))).toBeNull();
+    expect(seen).toEqual(['admitted']);
+  });
+
+  it('sheds a negative priority with 429 semantics only while the pool is saturated', () => {
+    const g = new PriorityGate();
+    const seen: GateOutcome[] = [];
+    g.admit('p', -1, () => true, (o) => seen.push(o));
+    g.admit('p', -1, () => false, (o) => seen.push(o));
+    expect(seen).toEqual(['shed', 'admitted']);
+    expect(g.counts.shed).toBe(1);
+  });
+
+  it('serves higher bands first and FIFO within a band once room appears', () => {
+    vi.useFakeTimers();
+    const g = new PriorityGate({ recheckMs: 10 });
+    let room = 0;
+    const saturated = () => room <= 0;
+    const order: string[] = [];
+    const take = (name: string) => (o: GateOutcome) => { if (o === 'admitted') { order.push(name); room--; } };
+    g.admit('p', 0, saturated, take('a0'));
+    g.admit('p', 10, saturated, take('b10'));
+    g.admit('p', 0, saturated, take('c0'));
+    g.admit('p', 10, saturated, take('d10'));
+    const shed: GateOutcome[] = [];
+    g.admit('p', -5, saturated, (o) => shed.push(o));
+    expect(shed).toEqual(['shed']);
+    expect(g.waiting('p')).toBe(4);
+    vi.advanceTimersByTime(50);
+    expect(order).toEqual([]);
+    room = 3;
+    g.release('p');
+    expect(order).toEqual(['b10', 'd10', 'a0']);
+    room = 10;
+    vi.advanceTimersByTime(10);
+    expect(order).toEqual(['b10', 'd10', 'a0', 'c0']);
+    expect(g.waiting('p')).toBe(0);
+  });
+
+  it('a cancelled waiter is skipped and never called back', () => {
+    vi.useFakeTimers();
+    const g = new PriorityGate({ recheckMs: 5 });
+    let sat = true;
+    const seen: string[] = [];
+    const t = g.admit('p', 1, () => sat, () => seen.push('first'))!;
+    g.admit('p', 1, () => sat, () => seen.push('second'));
+    t.cancel();
+    expect(g.waiting('p')).toBe(1);
+    sat = false;
+    vi.advanceTimersByTime(5);
+    expect(seen).toEqual(['second']);
+  });
+
+  it('times out a waiter after maxWaitMs and refuses beyond maxQueued', () => {
+    vi.useFakeTimers();
+    const g = new PriorityGate({ maxWaitMs: 100, maxQueued: 2 });
+    const seen: GateOutcome[] = [];
+    g.admit('p', 0, () => true, (o) => seen.push(o));
+    g.admit('p', 0, () => true, (o) => seen.push(o));
+    g.admit('p', 0, () => true, (o) => seen.push(o));
+    expect(seen).toEqual(['full']);
+    vi.advanceTimersByTime(100);
+    expect(seen).toEqual(['full', 'timeout', 'timeout']);
+    expect(g.waiting('p')).toBe(0);
+    expect(g.counts).toMatchObject({ full: 1, timeout: 2 });
+  });
+
+  it('keeps pools apart', () => {
+    const g = new PriorityGate();
+    const seen: string[] = [];
+    g.admit('busy', 0, () => true, () => seen.push('busy'));
+    g.admit('idle', 0, () => false, () => seen.push('idle'));
+    expect(seen).toEqual(['idle']);
+    expect(g.waiting('busy')).toBe(1);
+  });
+});
+
+describe('SaturationDetector (GIE utilization detector)', () => {
+  const regions = allocateRegions(16, 1 << 16, 1024);
+  const ep = new Int32Array(regions.endpointSab);
+  const eps = [0, 1].map((slot) => ({ slot, gen: 1, podName: `p${slot}`, namespace: 'ns', ip: '127.0.0.1', startedAtSec: 0 }));
+
+  it('averages max(queue/5, kv/0.8) over the pool; unknown metrics count as full', () => {
+    const d = new SaturationDetector(ep);
+    writeSlot(ep, 0, { waiting: 5, running: 0, kv: 0.2 });
+    writeSlot(ep, 1, { waiting: 0, running: 0, kv: 0.4 });
+    expect(d.saturation(eps)).toBeCloseTo((1 + 0.5) / 2, 9);
+    writeSlot(ep, 1, { state: kScrapeStale });
+    expect(d.saturation(eps)).toBeCloseTo(1, 9);
+    expect(d.saturation([])).toBe(1);
+  });
+
+  it('counts the router in-flight requests beyond what the engine was running (before the next scrape)', () => {
+    const d = new SaturationDetector(ep);
+    writeSlot(ep, 0, { waiting: 0, running: 2, kv: 0, inflight: 12 });
+    writeSlot(ep, 1, { waiting: 0, running: 0, kv: 0 });
+    expect(d.saturation(eps)).toBeCloseTo((10 / 5 + 0) / 2, 9);
+  });
+});
