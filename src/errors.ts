@@ -174,6 +174,11 @@ export const Catalog = Object.freeze({
     message: 'cannot listen on %s',
     description: 'A port could not be bound (in use, or no permission); reported in the log and at start-up as exit code 1.',
   }),
+  RTR_ERR_WEBHOOK_CERT: entry({
+    code: 'RTR_ERR_WEBHOOK_CERT', status: 0, type: 'server_error', kthenaType: 'webhook',
+    message: 'webhook certificate unavailable: %s',
+    description: 'The validating webhook found no usable certificate (Secret, files or self-generated); the webhook is not served, routing is unaffected.',
+  }),
 });
 
 export type ErrorCode = keyof typeof Catalog;
