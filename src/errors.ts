@@ -79,6 +79,21 @@ export const Catalog = Object.freeze({
     message: 'request timed out after %s',
     description: 'Gateway API: HTTPRoute timeouts.request elapsed before the response was complete (a response already started is cut off).',
   }),
+  RTR_ERR_SHED: entry({
+    code: 'RTR_ERR_SHED', status: 429, type: 'rate_limit_error', kthenaType: 'inference_pool_selection',
+    message: 'system saturated, sheddable request dropped',
+    description: 'Inference Extension: the InferencePool is saturated (its engines\' queues or KV caches are full) and the request\'s InferenceObjective has a negative priority (sheddable), as GIE\'s admission answers.',
+  }),
+  RTR_ERR_QUEUE_FULL: entry({
+    code: 'RTR_ERR_QUEUE_FULL', status: 429, type: 'rate_limit_error', kthenaType: 'inference_pool_selection',
+    message: 'flow-control queue of InferencePool %s is full',
+    description: 'Inference Extension: the InferencePool is saturated and this worker already holds the maximum number of waiting requests for it.',
+  }),
+  RTR_ERR_QUEUE_TIMEOUT: entry({
+    code: 'RTR_ERR_QUEUE_TIMEOUT', status: 503, type: 'service_unavailable_error', kthenaType: 'inference_pool_selection',
+    message: 'request timed out in the flow-control queue of InferencePool %s',
+    description: 'Inference Extension: the request waited for room in a saturated InferencePool longer than the queue allows (60 s).',
+  }),
   RTR_ERR_MODEL_SERVER_NOT_FOUND: entry({
     code: 'RTR_ERR_MODEL_SERVER_NOT_FOUND', status: 404, type: 'not_found_error', kthenaType: 'pod_discovery',
     message: "can't find model server: %s",

@@ -27,6 +27,7 @@ import type { ScheduleRequest } from './scheduler/types.js';
 import { Redis } from 'ioredis';
 import type { HeaderModifierIR } from '../src/ir/gateway.js';
 import type { CompiledGatewaySnapshot } from './compile.js';
+import type { GateTicket, PriorityGate, SaturationDetector } from './flow-control.js';
 import {
   applyHeaderModifier, backendStatus, matchGateway, modifyPath, pickBackend, redirectLocation, selectListener,
 } from './gateway-match.js';
@@ -64,6 +65,9 @@ export interface WorkerContext {
   active: number;
   onIdle: (() => void) | null;
   renderMetrics: (() => Promise<string>) | null;
+  /** InferencePool admission (InferenceObjective priority bands, shedding). */
+  gate: PriorityGate;
+  saturation: SaturationDetector;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
 }
 
@@ -119,6 +123,9 @@ class RequestState {
   /** ResponseHeaderModifier filters to apply, rule's then backend's. */
   respMods: HeaderModifierIR[] | null = null;
   requestTimer: NodeJS.Timeout | null = null;
+  /** A request waiting in an InferencePool's flow-control queue, and the pool it counts against. */
+  ticket: GateTicket | null = null;
+  gatePool = '';
   upstreamHeaders: string[] = [];
   streamRequested = false;
   injectedUsage = false;
@@ -180,6 +187,8 @@ export function createHandler(ctx: WorkerContext, port: number = ctx.cfg.port, t
     rec.tEnd = performance.now();
     if (st.timer !== null) { clearTimeout(st.timer); st.timer = null; }
     if (st.requestTimer !== null) { clearTimeout(st.requestTimer); st.requestTimer = null; }
+    if (st.ticket !== null) { st.ticket.cancel(); st.ticket = null; }
+    if (st.gatePool !== '') ctx.gate.release(st.gatePool);
     // An SGLang prefill still answering after its decode leg ended (or a request that failed
     // otherwise) leaves nothing behind.
     cancelLeg(st);
@@ -575,7 +584,23 @@ export function createHandler(ctx: WorkerContext, port: number = ctx.cfg.port, t
       const ms = rule.requestTimeoutMs;
       st.requestTimer = setTimeout(() => { st.requestTimer = null; requestTimedOut(st, ms); }, ms);
     }
-    scheduleAndDispatch(st, server, null);
+    if (b.kind !== 'pool') { scheduleAndDispatch(st, server, null); return; }
+    // InferenceObjective priority (x-gateway-inference-objective; unknown or absent = 0): while
+    // the pool is saturated higher bands go first and negative ones are shed (GIE §2.7).
+    const pool = gw.match.ir.pools[b.pool];
+    const objective = headerValue(st, 'x-gateway-inference-objective');
+    let priority = 0;
+    if (objective !== '') for (const o of pool.objectives) if (o.name === objective) { priority = o.priority; break; }
+    const endpoints = server.endpoints;
+    st.gatePool = pool.key;
+    st.ticket = ctx.gate.admit(pool.key, priority, () => ctx.saturation.saturation(endpoints) >= 1, (outcome) => {
+      st.ticket = null;
+      if (st.finished) return;
+      if (outcome === 'admitted') { if (st.aborted) clientAborted(st); else scheduleAndDispatch(st, server, null); return; }
+      if (outcome === 'shed') respondError(st, 'RTR_ERR_SHED');
+      else if (outcome === 'full') respondError(st, 'RTR_ERR_QUEUE_FULL', pool.key);
+      else respondError(st, 'RTR_ERR_QUEUE_TIMEOUT', pool.key);
+    });
   }
 
   function setRequestHeader(st: RequestState, name: string, value: string): void {
@@ -1195,6 +1220,7 @@ export function createHandler(ctx: WorkerContext, port: number = ctx.cfg.port, t
     res.onAborted(() => {
       st.aborted = true;
       cancelLeg(st);
+      if (st.ticket !== null) { st.ticket.cancel(); st.ticket = null; }
       if (st.controller !== null) st.controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED'));
       else if (st.slot < 0) { upstreamDone(st); clientAborted(st); }
       // An attempt still queued in the pool is abandoned by its handler on onRequestStart.

@@ -15,6 +15,7 @@ import { compileSnapshot, type CompiledSnapshot } from './compile.js';
 import { Scheduler, type Profile } from './scheduler/framework.js';
 import type { MetricJSON } from './metrics.js';
 import { createHandler, type WorkerContext } from './pipeline.js';
+import { PriorityGate, SaturationDetector } from './flow-control.js';
 import { WorkerMetrics } from './metrics.js';
 import { AccessLogBuffer } from './accesslog.js';
 import type { RouterConfig } from '../src/config.js';
@@ -98,6 +99,8 @@ function main(): void {
     pools: new Map<string, Pool>(),
     active: 0,
     onIdle: null,
+    gate: new PriorityGate(),
+    saturation: new SaturationDetector(ep),
     renderMetrics: cfg.exposeMetricsOnRouterPort
       ? () => new Promise<string>((resolve, reject) => {
         const id = nextId++;

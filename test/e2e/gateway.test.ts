@@ -12,13 +12,30 @@ import {
   cleanup, docs, eventually, freePort, httpRequest, parseAccessLogText, startPods, startRouter, tempDir, unlink, writeFile, type RouterProc,
 } from './harness.js';
 import type { SimFleet, SimPod } from '../../src/sim/engine.js';
+import forge from 'node-forge';
+
+/** A self-signed certificate for an HTTPS listener's Secret. */
+function selfSigned(cn: string): { cert: string; key: string } {
+  const keys = forge.pki.rsa.generateKeyPair(2048);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = '01';
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + 86_400_000);
+  const attrs = [{ name: 'commonName', value: cn }];
+  cert.setSubject(attrs);
+  cert.setIssuer(attrs);
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+}
 
 const ip = (n: number): string => `127.0.25.${n}`;
 let dir = '';
 let router: RouterProc;
 let fleet: SimFleet;
 const pod = (name: string): SimPod => fleet.pod(name);
-const P = { a: 0, b: 0, web: 0, host: 0, inf: 0, late: 0, busy: 0 };
+const P = { a: 0, b: 0, web: 0, host: 0, inf: 0, late: 0, busy: 0, prio: 0, tls: 0 };
+const TLS = selfSigned('secure.example.com');
 let busy: net.Server;
 
 const podDoc = (name: string, n: number, labels: Record<string, string>, ns = 'default'): string =>
@@ -155,6 +172,46 @@ kind: ModelRoute
 metadata: {name: on-inf, namespace: default}
 spec: {modelName: routed-by-modelroute, parentRefs: [{name: inf}], rules: [{targetModels: [{modelServerName: ms-a}]}]}`,
     ),
+    'prio.yaml': docs(
+      gatewayDoc('prio', `[{name: http, port: ${P.prio}, protocol: HTTP}]`),
+      podDoc('prio-0', 30, { pool: 'prio' }),
+      `apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: prio, namespace: default}
+spec: {selector: {matchLabels: {pool: prio}}, targetPorts: [{number: 8000}]}`,
+      `apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceObjective
+metadata: {name: critical, namespace: default}
+spec: {priority: 10, poolRef: {name: prio}}`,
+      `apiVersion: llm-d.ai/v1alpha2
+kind: InferenceObjective
+metadata: {name: sheddable, namespace: default}
+spec: {priority: -1, poolRef: {name: prio}}`,
+      `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-prio, namespace: default}
+spec:
+  parentRefs: [{name: prio}]
+  rules:
+  - matches: [{path: {type: Exact, value: /v1/chat/completions}, headers: [{name: x-slow, value: "1"}]}]
+    timeouts: {request: 300ms}
+    backendRefs: [{name: v1, port: 80}]
+  - backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: prio}]`,
+    ),
+    'tls.yaml': docs(
+      gatewayDoc('secure', `[{name: https, port: ${P.tls}, protocol: HTTPS, hostname: secure.example.com, tls: {mode: Terminate, certificateRefs: [{name: secure-cert}]}}]`),
+      `apiVersion: v1
+kind: Secret
+metadata: {name: secure-cert, namespace: default}
+type: kubernetes.io/tls
+stringData: {tls.crt: ${JSON.stringify(TLS.cert)}, tls.key: ${JSON.stringify(TLS.key)}}`,
+      `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: secure-route, namespace: default}
+spec:
+  parentRefs: [{name: secure}]
+  rules: [{backendRefs: [{name: v2, port: 80}]}]`,
+    ),
     'late-route.yaml': docs(`apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: late-route, namespace: default}
@@ -189,9 +246,10 @@ beforeAll(async () => {
     { name: 'far-0', ip: ip(12), port: 8000, models: ['svc'] },
     { name: 'pool-0-8000', ip: ip(20), port: 8000, models: ['pooled'] },
     { name: 'pool-0-8001', ip: ip(20), port: 8001, models: ['pooled'] },
+    { name: 'prio-0', ip: ip(30), port: 8000, models: ['pooled'] },
   ]);
   for (const [f, text] of Object.entries(manifests())) await writeFile(path.join(dir, f), text);
-  router = await startRouter({ dir, args: ['--enable-gateway-api', '--enable-gateway-api-inference-extension'], env: { POD_NAMESPACE: 'default' } });
+  router = await startRouter({ dir, args: ['--enable-gateway-api', '--enable-gateway-api-inference-extension'], env: { POD_NAMESPACE: 'default', METRICS_SCRAPE_INTERVAL: '100ms' } });
   await router.waitReady();
   await eventually(async () => (await get(P.web, '/x').catch(() => null))?.status === 404, 10_000, 'web Gateway listening');
 }, 60_000);
@@ -322,6 +380,56 @@ describe('InferencePool (Inference Extension)', () => {
   it('a ModelRoute bound to the same Gateway answers its model; other models go to the pool', async () => {
     const r = await get(P.inf, '/v1/completions', { method: 'POST', body: { model: 'routed-by-modelroute', prompt: 'x', max_tokens: 2 } });
     expect(r.headers['x-sim-pod']).toBe('mr-a');
+  });
+});
+
+describe('InferenceObjective priority and HTTPRoute timeouts', () => {
+  it('sheds a negative-priority objective with 429 while the pool is saturated; others wait for room', async () => {
+    const body = { model: 'pooled', prompt: 'x', max_tokens: 2 };
+    expect((await get(P.prio, '/v1/completions', { body, headers: { 'x-gateway-inference-objective': 'sheddable' } })).status).toBe(200);
+    pod('prio-0').set({ metricsOverride: { waiting: 10 } });
+    try {
+      await eventually(async () => (await get(P.prio, '/v1/completions', { body, headers: { 'x-gateway-inference-objective': 'sheddable' } })).status === 429, 10_000, 'pool saturated');
+      const shed = await get(P.prio, '/v1/completions', { body, headers: { 'x-gateway-inference-objective': 'sheddable' } });
+      expect(JSON.parse(shed.text).error).toMatchObject({ code: 'RTR_ERR_SHED', message: 'system saturated, sheddable request dropped' });
+      const before = pod('prio-0').requests.length;
+      let done = false;
+      const waiting = get(P.prio, '/v1/completions', { body, headers: { 'x-gateway-inference-objective': 'critical' } }).finally(() => { done = true; });
+      await new Promise((r) => setTimeout(r, 400));
+      expect(done).toBe(false);
+      expect(pod('prio-0').requests.length).toBe(before);
+      pod('prio-0').set({ metricsOverride: {} });
+      expect((await waiting).status).toBe(200);
+    } finally {
+      pod('prio-0').set({ metricsOverride: {} });
+    }
+  });
+
+  it('timeouts.request answers 504 when the backend is slower', async () => {
+    pod('v1-0').set({ hangMs: 3000 });
+    try {
+      const r = await get(P.prio, '/v1/chat/completions', { headers: { 'x-slow': '1' }, body: { model: 'svc', messages: [{ role: 'user', content: 'hi' }] } });
+      expect(r.status).toBe(504);
+      expect(JSON.parse(r.text).error.code).toBe('RTR_ERR_REQUEST_TIMEOUT');
+    } finally {
+      pod('v1-0').set({ hangMs: 0 });
+    }
+  });
+});
+
+describe('HTTPS listeners', () => {
+  it('serves an HTTPS listener with the certificate of its Secret', async () => {
+    const https = await import('node:https');
+    const res = await new Promise<{ status: number; pod: string; cn: string }>((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port: P.tls, path: '/x', servername: 'secure.example.com', headers: { host: 'secure.example.com' }, rejectUnauthorized: false, agent: false }, (r) => {
+        const cert = (r.socket as import('node:tls').TLSSocket).getPeerCertificate();
+        r.resume();
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, pod: String(r.headers['x-sim-pod']), cn: String(cert.subject?.CN) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(res).toEqual({ status: 404, pod: 'v2-0', cn: 'secure.example.com' });
   });
 });
 
