@@ -94,6 +94,7 @@ export class ControlPlane {
   #portFailures = new Map<number, string>();
   #listenerProblems: Problem[] = [];
   #tlsDir: string | null = null;
+  #poolModelsKey = '[]';
 
   constructor(cfg: Readonly<RouterConfig>, log?: Logger) {
     this.cfg = cfg;
@@ -110,6 +111,7 @@ export class ControlPlane {
       modelIds: () => this.#publisher.modelIds.ids,
       log: this.log,
       registry: this.#hub.registry,
+      onRound: () => this.#checkPoolModels(),
     });
     this.ready = new Promise((r) => { this.#readyResolve = r; });
     this.stopped = new Promise((r) => { this.#stoppedResolve = r; });
@@ -347,7 +349,8 @@ export class ControlPlane {
         this.#hub.snapshotPublished('rejected');
         return;
       }
-      ir = withSlots;
+      ir = withPoolModels(withSlots, (key) => this.#scraper.view(key)?.models);
+      this.#poolModelsKey = JSON.stringify(ir.gateway.poolModels ?? []);
       // Same synchronous turn as the slot assignment: a scrape of a departed pod that completes
       // later must find its target gone rather than write into a slot given to another pod.
       this.#scraper.setTargets(scrapeTargets(ir));
@@ -379,6 +382,14 @@ export class ControlPlane {
         this.#readyResolve();
       });
     }
+  }
+
+  /** A scrape round changed what some InferencePool serves: GET /v1/models on its Gateways follows. */
+  #checkPoolModels(): void {
+    const ir = this.#publisher.current;
+    if (ir === null || ir.gateway.pools.length === 0) return;
+    const key = JSON.stringify(withPoolModels(ir, (k) => this.#scraper.view(k)?.models).gateway.poolModels ?? []);
+    if (key !== this.#poolModelsKey) this.#scheduleRebuild();
   }
 
   #allProblems(): Problem[] {
@@ -528,6 +539,25 @@ export class ControlPlane {
       this.#stoppedResolve(this.#startupListenFailure !== null ? 1 : 0);
     })();
   }
+}
+
+/**
+ * Fills GatewayIR.poolModels: per Gateway, the models the pods of the InferencePools its HTTPRoute
+ * rules reach report in /v1/models (sorted, unique).
+ */
+export function withPoolModels(ir: RoutingIR, modelsOf: (key: string) => readonly string[] | undefined): RoutingIR {
+  const g = ir.gateway;
+  if (g.pools.length === 0) return ir;
+  const perGateway = g.gateways.map(() => new Set<string>());
+  for (const l of g.listeners) {
+    for (const e of l.entries) {
+      for (const b of g.rules[e.rule].backends) {
+        if (b.kind !== 'pool') continue;
+        for (const i of g.pools[b.pool].endpoints) for (const m of modelsOf(g.endpoints[i].key) ?? []) perGateway[l.gatewayIndex].add(m);
+      }
+    }
+  }
+  return { ...ir, gateway: { ...g, poolModels: perGateway.map((s) => [...s].sort()) } };
 }
 
 /**

@@ -188,8 +188,10 @@ function compileGatewaySnapshot(ir: RoutingIR, origins: Set<string>): CompiledGa
     endpoints: b.endpoints.map((i) => endpoints[i]), unsupported: '', pd: null,
   })));
   const models = g.gateways.map((gw) => new Map(gw.models.map((m) => [m.name, new Set(m.routes)])));
-  const modelsBody = g.gateways.map((gw) => JSON.stringify({
-    object: 'list', data: gw.models.map((m) => ({ id: m.name, object: 'model', created: 0, owned_by: 'kthena' })),
+  const modelsBody = g.gateways.map((gw, i) => JSON.stringify({
+    object: 'list',
+    data: [...new Set([...gw.models.map((m) => m.name), ...(g.poolModels?.[i] ?? [])])].sort()
+      .map((id) => ({ id, object: 'model', created: 0, owned_by: 'kthena' })),
   }));
   return { match: compileGateway(g), backends, models, modelsBody };
 }

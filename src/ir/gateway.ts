@@ -234,6 +234,12 @@ export interface GatewayEntryIR {
 }
 
 export interface GatewayIR {
+  /**
+   * Per Gateway (parallel to `gateways`): model names the pods of its InferencePools serve, as
+   * scraped from their /v1/models (filled in by the control thread, not the translator; absent or
+   * empty until scraped). GET /v1/models on the Gateway lists them beside its ModelRoutes.
+   */
+  poolModels?: string[][];
   ports: PortIR[];
   listeners: ListenerIR[];
   gateways: GatewayEntryIR[];

@@ -271,13 +271,16 @@ describe('Gateways and ModelRoute binding (Kthena §6.3)', () => {
     }
   });
 
-  it('a Gateway-bound ModelRoute is not served on the router port, and GET /v1/models lists per Gateway', async () => {
+  it('a Gateway-bound ModelRoute is not served on the router port, and GET /v1/models lists per Gateway (ModelRoutes and pool models)', async () => {
     const r = await get(router.port, '/v1/chat/completions', { method: 'POST', body: { model: 'llama', messages: [{ role: 'user', content: 'hi' }] } });
     expect(r.status).toBe(404);
     const a = JSON.parse((await get(P.a, '/v1/models')).text) as { data: { id: string }[] };
     expect(a.data.map((m) => m.id)).toEqual(['llama']);
-    const inf = JSON.parse((await get(P.inf, '/v1/models')).text) as { data: { id: string }[] };
-    expect(inf.data.map((m) => m.id)).toEqual(['routed-by-modelroute']);
+    // Its ModelRoutes, and the models its InferencePool's pods serve (scraped from their /v1/models).
+    await eventually(async () => {
+      const inf = JSON.parse((await get(P.inf, '/v1/models')).text) as { data: { id: string }[] };
+      return JSON.stringify(inf.data.map((m) => m.id)) === JSON.stringify(['pooled', 'routed-by-modelroute']);
+    }, 10_000, 'pool models listed');
   });
 
   it('writes gateway= and http_route= / inference_pool= in the access log', async () => {
