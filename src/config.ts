@@ -81,8 +81,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'debug-port': { key: 'debugPort', type: 'int', min: 0, max: 65535, help: 'debug server port on 127.0.0.1 (default 15000; 0 disables)' },
   'tls-cert': { key: 'tlsCert', type: 'string', help: 'TLS certificate file for the router port (with --tls-key)' },
   'tls-key': { key: 'tlsKey', type: 'string', help: 'TLS private key file for the router port (with --tls-cert)' },
-  'enable-gateway-api': { key: 'enableGatewayApi', type: 'bool', help: 'Kubernetes mode: create GatewayClass kthena-router and the default Gateway, watch Gateway API kinds (routing by them: not in this release; refused in file mode)' },
-  'enable-gateway-api-inference-extension': { key: 'enableGatewayApiInferenceExtension', type: 'bool', help: 'Kubernetes mode: watch InferencePool resources (routing by them: not in this release; refused in file mode)' },
+  'enable-gateway-api': { key: 'enableGatewayApi', type: 'bool', help: 'route by Gateway API resources: Gateways (one listening port each listener port), HTTPRoutes, ModelRoute parentRefs' },
+  'enable-gateway-api-inference-extension': { key: 'enableGatewayApiInferenceExtension', type: 'bool', help: 'route HTTPRoute backends to InferencePools (needs --enable-gateway-api)' },
   'enable-webhook': { key: 'enableWebhook', type: 'bool', help: 'validating webhook (Kubernetes mode only; ignored in file mode)' },
   'expose-metrics-on-router-port': { key: 'exposeMetricsOnRouterPort', type: 'bool', help: 'also answer GET /metrics on the router port' },
   config: { key: 'configDir', type: 'string', help: 'directory of manifests to serve (file mode), watched for changes' },
@@ -245,7 +245,6 @@ export function loadConfig(command: RouterConfig['command'], argv: readonly stri
   if (cfg.kubeconfig !== '' && cfg.configDir !== '') throw invalid('--config DIR (file mode) and --kubeconfig FILE (Kubernetes mode) exclude each other');
   cfg.inCluster = command === 'serve' && cfg.kubeconfig === '' && cfg.configDir === '' && (env.KUBERNETES_SERVICE_HOST ?? '') !== '';
   const kubernetes = cfg.kubeconfig !== '' || cfg.inCluster;
-  if (cfg.enableGatewayApi && !kubernetes) throw invalid('--enable-gateway-api is not supported in file mode (Kubernetes mode only: --kubeconfig, or in a pod)');
   if (command === 'serve' && !kubernetes && cfg.configDir === '') throw invalid('--config DIR is required (a directory of ModelRoute, ModelServer and Pod manifests), or --kubeconfig FILE for Kubernetes mode');
   const ports = [cfg.port, cfg.metricsPort, cfg.debugPort].filter((p) => p !== 0);
   if (new Set(ports).size !== ports.length) throw invalid(`--port, --metrics-port and --debug-port must differ (got ${cfg.port}, ${cfg.metricsPort}, ${cfg.debugPort})`);

@@ -30,7 +30,11 @@ import { MetricsHub, startMetricsServer } from './admin/metrics.js';
 import type { MetricJSON } from '../workers/metrics.js';
 import { startDebugServer } from './admin/debug.js';
 import { createAccessLogSink } from './admin/accesslog-sink.js';
-import type { FromWorker, ToWorker, WorkerInit } from '../workers/worker.js';
+import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../workers/worker.js';
+import type { GatewayStatuses } from './ir/gateway.js';
+import type { Gateway, GatewayClass } from './resources/gateway.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import type { Server } from 'node:http';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -89,6 +93,16 @@ export class ControlPlane {
   #rebuildScheduled = false;
   #rebuilding: Promise<void> = Promise.resolve();
   #startupListenFailure: string | null = null;
+  #gatewayStatuses: GatewayStatuses = { gatewayClasses: [], gateways: [], httpRoutes: [], inferencePools: [] };
+  #bootstrap: (GatewayClass | Gateway)[] = [];
+  /** Gateway listener ports the workers serve (besides --port), as last sent. */
+  #listenPorts: ListenPort[] = [];
+  #listenKey = '';
+  /** Ports some worker could not bind: port -> error. */
+  #portFailures = new Map<number, string>();
+  #listenerProblems: Problem[] = [];
+  #tlsDir: string | null = null;
+  #poolModelsKey = '[]';
 
   constructor(cfg: Readonly<RouterConfig>, log?: Logger) {
     this.cfg = cfg;
@@ -105,6 +119,7 @@ export class ControlPlane {
       modelIds: () => this.#publisher.modelIds.ids,
       log: this.log,
       registry: this.#hub.registry,
+      onRound: () => this.#checkPoolModels(),
     });
     this.ready = new Promise((r) => { this.#readyResolve = r; });
     this.stopped = new Promise((r) => { this.#stoppedResolve = r; });
@@ -118,8 +133,7 @@ export class ControlPlane {
       // Loaded before anything starts: an unusable kubeconfig is a usage error (exit 2).
       const { KubernetesMode } = await import('./provider/kube/mode.js');
       this.#kube = KubernetesMode.fromConfig(cfg, { onChange: (snap) => this.#onKubeSnapshot(snap), log: this.log, registry: this.#hub.registry });
-      const ignored = ['webhookPort', 'webhookTlsCertFile', 'webhookTlsPrivateKeyFile', 'certSecretName', 'webhookServiceName', 'kubeApiQps', 'kubeApiBurst', 'enableWebhook'] as const;
-      this.log.info({ ignored, kubeconfig: cfg.kubeconfig || '(in-cluster)' }, 'Kubernetes mode; the webhook and kube API rate flags are accepted and ignored');
+      this.log.info({ ignored: ['kubeApiQps', 'kubeApiBurst'], kubeconfig: cfg.kubeconfig || '(in-cluster)' }, 'Kubernetes mode; the kube API rate flags are accepted and ignored');
     } else {
       const k8sOnly = ['webhookPort', 'webhookTlsCertFile', 'webhookTlsPrivateKeyFile', 'certSecretName', 'webhookServiceName', 'kubeApiQps', 'kubeApiBurst', 'enableWebhook'] as const;
       this.log.info({ ignored: k8sOnly }, 'file mode: Kubernetes-mode flags (webhook, kube API) are accepted and ignored');
@@ -154,6 +168,7 @@ export class ControlPlane {
           resources: () => this.#resources,
           problems: () => this.#allProblems(),
           podMetrics: (key: string) => this.#scraper.view(key),
+          gateway: () => ({ statuses: this.gatewayStatuses(), bootstrap: this.#bootstrap }),
           slotCounters: (slot: number) => {
             const ep = new Int32Array(this.#regions.endpointSab);
             return {
@@ -198,6 +213,10 @@ export class ControlPlane {
       log: this.log,
     });
     await this.#provider.start();
+    if (this.#kube !== null && cfg.enableWebhook) {
+      const { startWebhookFromConfig } = await import('./webhook/index.js');
+      this.#kube.startWebhook((kube) => startWebhookFromConfig(cfg, this.log, kube));
+    }
   }
 
   /**
@@ -244,7 +263,10 @@ export class ControlPlane {
       worker.on('message', (m: FromWorker) => {
         switch (m.type) {
           case 'listening':
-            if (m.ok) slot.listening = true;
+            if (m.ok) {
+              slot.listening = true;
+              if (this.#listenPorts.length > 0) this.#sendListeners(slot);
+            }
             else {
               this.#startupListenFailure = m.error ?? `${this.cfg.host}:${this.cfg.port}`;
               this.log.error({ worker: index, address: m.error }, new RouterError('RTR_ERR_LISTEN', m.error).message);
@@ -271,6 +293,9 @@ export class ControlPlane {
             if (p) { p.remaining.delete(index); if (p.remaining.size === 0) { this.#pendingAcks.delete(m.id); p.resolve(); } }
             break;
           }
+          case 'listeners-result':
+            this.#onListenersResult(m.failed);
+            break;
           case 'render-metrics':
             this.#hub.render().then(
               (r) => worker.postMessage({ type: 'metrics-text', id: m.id, text: r.body } satisfies ToWorker),
@@ -353,9 +378,14 @@ export class ControlPlane {
   async #rebuild(): Promise<void> {
     let ir: RoutingIR;
     try {
-      const out = translate(this.#resources, this.#scheduler);
+      const out = translate(this.#resources, this.#scheduler, {
+        enableGatewayApi: this.cfg.enableGatewayApi, enableInferenceExtension: this.cfg.enableGatewayApiInferenceExtension,
+        podNamespace: this.cfg.podNamespace, defaultPort: this.cfg.port,
+      });
       this.#translatorProblems = out.problems;
-      this.#kube?.translated(this.#resources, [...this.#providerProblems, ...this.#translatorProblems]);
+      this.#gatewayStatuses = out.gatewayStatuses;
+      this.#bootstrap = out.bootstrap;
+      this.#kube?.translated(this.#resources, [...this.#providerProblems, ...this.#translatorProblems], this.gatewayStatuses());
       const structural = validateIR(out.ir);
       if (structural.length > 0) {
         this.log.error({ problems: structural }, 'translated snapshot is invalid; keeping the last good snapshot');
@@ -368,7 +398,8 @@ export class ControlPlane {
         this.#hub.snapshotPublished('rejected');
         return;
       }
-      ir = withSlots;
+      ir = withPoolModels(withSlots, (key) => this.#scraper.view(key)?.models);
+      this.#poolModelsKey = JSON.stringify(ir.gateway.poolModels ?? []);
       // Same synchronous turn as the slot assignment: a scrape of a departed pod that completes
       // later must find its target gone rather than write into a slot given to another pod.
       this.#scraper.setTargets(scrapeTargets(ir));
@@ -388,6 +419,7 @@ export class ControlPlane {
     }
     // New model ids (a route added an adapter) show in the pods' bit sets now, not at their next scrape.
     this.#scraper.refreshModelBits();
+    this.#syncListeners(ir);
     this.#syncKvGc();
     // Ready (Kthena §8.4): a snapshot is live and the first scrape round over its pods is done, so
     // the first requests are scored on real engine metrics.
@@ -401,8 +433,95 @@ export class ControlPlane {
     }
   }
 
+  /** A scrape round changed what some InferencePool serves: GET /v1/models on its Gateways follows. */
+  #checkPoolModels(): void {
+    const ir = this.#publisher.current;
+    if (ir === null || ir.gateway.pools.length === 0) return;
+    const key = JSON.stringify(withPoolModels(ir, (k) => this.#scraper.view(k)?.models).gateway.poolModels ?? []);
+    if (key !== this.#poolModelsKey) this.#scheduleRebuild();
+  }
+
   #allProblems(): Problem[] {
-    return [...this.#routerConfigProblems, ...this.#providerProblems, ...this.#translatorProblems];
+    return [...this.#routerConfigProblems, ...this.#providerProblems, ...this.#translatorProblems, ...this.#listenerProblems];
+  }
+
+  /**
+   * Gateway listener ports: every worker listens on each port of the snapshot's Gateways (besides
+   * --port, which the default Gateway shares). HTTPS ports get the certificate of their first
+   * listener, written from its Secret into a private temporary directory (uWS reads files).
+   */
+  #syncListeners(ir: RoutingIR): void {
+    const secrets = new Map((this.#resources.secrets ?? []).map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
+    const ports: ListenPort[] = [];
+    for (const p of ir.gateway.ports) {
+      if (p.port === this.cfg.port) continue;
+      if (p.protocol === 'HTTP') { ports.push({ port: p.port, tls: null }); continue; }
+      const l = ir.gateway.listeners.find((x) => x.port === p.port && x.certificates.length > 0);
+      const secret = l !== undefined ? secrets.get(l.certificates[0]) : undefined;
+      if (secret?.tls === undefined) continue; // the translator reported the unresolved reference
+      this.#tlsDir ??= mkdtempSync(path.join(tmpdir(), 'kthena-router-tls-'));
+      const base = path.join(this.#tlsDir, `${secret.metadata.namespace}_${secret.metadata.name}`);
+      writeFileSync(`${base}.crt`, secret.tls.cert, { mode: 0o600 });
+      writeFileSync(`${base}.key`, secret.tls.key, { mode: 0o600 });
+      ports.push({ port: p.port, tls: { cert: `${base}.crt`, key: `${base}.key` } });
+    }
+    const key = JSON.stringify(ports);
+    if (key === this.#listenKey) return;
+    this.#listenKey = key;
+    this.#listenPorts = ports;
+    for (const w of this.#workers) if (w.worker !== null && w.listening) this.#sendListeners(w);
+  }
+
+  #sendListeners(w: WorkerSlot): void {
+    w.worker!.postMessage({ type: 'listeners', id: this.#collectId++, ports: this.#listenPorts } satisfies ToWorker);
+  }
+
+  /** A worker's bind result: a port that cannot be bound is reported, never silent. */
+  #onListenersResult(failed: { port: number; error: string }[]): void {
+    const now = new Map(failed.map((f) => [f.port, f.error]));
+    for (const p of this.#listenPorts) {
+      const err = now.get(p.port);
+      if (err !== undefined && !this.#portFailures.has(p.port)) {
+        this.log.error({ port: p.port }, new RouterError('RTR_ERR_LISTEN', `${err} (Gateway listener)`).message);
+        this.#portFailures.set(p.port, err);
+      } else if (err === undefined && this.#portFailures.has(p.port)) {
+        this.#portFailures.delete(p.port);
+      }
+    }
+    for (const p of [...this.#portFailures.keys()]) if (!this.#listenPorts.some((x) => x.port === p)) this.#portFailures.delete(p);
+    this.#listenerProblems = [...this.#portFailures].map(([port, error]) => ({
+      kind: 'Gateway', namespace: '', name: `port ${port}`, field: 'spec.listeners[].port', message: `${error}: listeners on this port are not programmed (PortUnavailable)`, severity: 'rejected' as const,
+    }));
+    this.#hub.setConfigProblems(this.#allProblems());
+    // Listener conditions changed (PortUnavailable): Kubernetes mode writes them.
+    this.#kube?.translated(this.#resources, [...this.#providerProblems, ...this.#translatorProblems], this.gatewayStatuses());
+  }
+
+  /** Gateway statuses as computed, with listeners on an unbindable port marked not programmed. */
+  gatewayStatuses(): GatewayStatuses {
+    if (this.#portFailures.size === 0) return this.#gatewayStatuses;
+    const ports = new Map<string, number>();
+    for (const l of this.#publisher.current?.gateway.listeners ?? []) ports.set(`${l.gateway}/${l.name}`, l.port);
+    return {
+      ...this.#gatewayStatuses,
+      gateways: this.#gatewayStatuses.gateways.map((g) => ({
+        ...g,
+        status: {
+          ...g.status,
+          listeners: g.status.listeners.map((l) => {
+            const port = ports.get(`${g.namespace}/${g.name}/${l.name}`);
+            const err = port !== undefined ? this.#portFailures.get(port) : undefined;
+            if (err === undefined) return l;
+            return {
+              ...l,
+              conditions: l.conditions.map((c) => (c.type === 'Programmed'
+                ? { ...c, status: 'False' as const, reason: 'PortUnavailable', message: err }
+                : c.type === 'Accepted' ? { ...c, status: 'False' as const, reason: 'PortUnavailable', message: err } : c)),
+            };
+          }),
+        },
+      })),
+    };
   }
 
   #reportProblems(): void {
@@ -466,10 +585,30 @@ export class ControlPlane {
       await Promise.all(this.#servers.map((s) => new Promise<void>((r) => { s.closeAllConnections?.(); s.close(() => r()); })));
       this.#servers = [];
       await this.#sink?.close();
+      if (this.#tlsDir !== null) rmSync(this.#tlsDir, { recursive: true, force: true });
       this.log.info({}, 'stopped');
       this.#stoppedResolve(this.#startupListenFailure !== null ? 1 : 0);
     })();
   }
+}
+
+/**
+ * Fills GatewayIR.poolModels: per Gateway, the models the pods of the InferencePools its HTTPRoute
+ * rules reach report in /v1/models (sorted, unique).
+ */
+export function withPoolModels(ir: RoutingIR, modelsOf: (key: string) => readonly string[] | undefined): RoutingIR {
+  const g = ir.gateway;
+  if (g.pools.length === 0) return ir;
+  const perGateway = g.gateways.map(() => new Set<string>());
+  for (const l of g.listeners) {
+    for (const e of l.entries) {
+      for (const b of g.rules[e.rule].backends) {
+        if (b.kind !== 'pool') continue;
+        for (const i of g.pools[b.pool].endpoints) for (const m of modelsOf(g.endpoints[i].key) ?? []) perGateway[l.gatewayIndex].add(m);
+      }
+    }
+  }
+  return { ...ir, gateway: { ...g, poolModels: perGateway.map((s) => [...s].sort()) } };
 }
 
 /**
@@ -495,6 +634,15 @@ export function scrapeTargets(ir: RoutingIR): ScrapeTarget[] {
     if (si === undefined || e.slot < 0) return;
     const s = ir.servers[si];
     out.push({ key: e.key, slot: e.slot, ip: e.ip, port: s.port, engine: s.engine, models: [...(models.get(i) ?? [])] });
+  });
+  // InferencePool endpoints (podIP:targetPort) are model servers too; Service backends are plain
+  // HTTP services and are not scraped. The pool does not name its engine: they are read with
+  // vLLM's metric names (an SGLang pool's pods then count as metrics-unknown).
+  const pooled = new Set<number>();
+  for (const p of ir.gateway.pools) for (const e of p.endpoints) pooled.add(e);
+  ir.gateway.endpoints.forEach((e, i) => {
+    if (!pooled.has(i) || e.slot < 0) return;
+    out.push({ key: e.key, slot: e.slot, ip: e.ip, port: e.port, engine: 'vLLM', models: [] });
   });
   return out;
 }

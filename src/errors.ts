@@ -64,6 +64,36 @@ export const Catalog = Object.freeze({
     message: '404 page not found',
     description: 'A path the router does not serve (only /healthz, /readyz and /v1/* are served on the router port).',
   }),
+  RTR_ERR_BACKEND_INVALID: entry({
+    code: 'RTR_ERR_BACKEND_INVALID', status: 500, type: 'server_error', kthenaType: 'inference_pool_discovery',
+    message: 'invalid backend: %s',
+    description: 'Gateway API: the HTTPRoute rule chose a backendRef that is not found, not permitted (no ReferenceGrant) or of an unsupported kind; its share of the traffic gets 500, as the Gateway API specification requires. Also a rule with no backendRefs (or only zero weights).',
+  }),
+  RTR_ERR_BACKEND_NO_ENDPOINT: entry({
+    code: 'RTR_ERR_BACKEND_NO_ENDPOINT', status: 503, type: 'service_unavailable_error', kthenaType: 'inference_pool_discovery',
+    message: 'no ready endpoint for backend: %s',
+    description: 'Gateway API: the chosen Service or InferencePool has no ready endpoint (or names an external endpoint picker with failureMode FailClose, which this router cannot call).',
+  }),
+  RTR_ERR_REQUEST_TIMEOUT: entry({
+    code: 'RTR_ERR_REQUEST_TIMEOUT', status: 504, type: 'timeout_error', kthenaType: 'proxy',
+    message: 'request timed out after %s',
+    description: 'Gateway API: HTTPRoute timeouts.request elapsed before the response was complete (a response already started is cut off).',
+  }),
+  RTR_ERR_SHED: entry({
+    code: 'RTR_ERR_SHED', status: 429, type: 'rate_limit_error', kthenaType: 'inference_pool_selection',
+    message: 'system saturated, sheddable request dropped',
+    description: 'Inference Extension: the InferencePool is saturated (its engines\' queues or KV caches are full) and the request\'s InferenceObjective has a negative priority (sheddable), as GIE\'s admission answers.',
+  }),
+  RTR_ERR_QUEUE_FULL: entry({
+    code: 'RTR_ERR_QUEUE_FULL', status: 429, type: 'rate_limit_error', kthenaType: 'inference_pool_selection',
+    message: 'flow-control queue of InferencePool %s is full',
+    description: 'Inference Extension: the InferencePool is saturated and this worker already holds the maximum number of waiting requests for it.',
+  }),
+  RTR_ERR_QUEUE_TIMEOUT: entry({
+    code: 'RTR_ERR_QUEUE_TIMEOUT', status: 503, type: 'service_unavailable_error', kthenaType: 'inference_pool_selection',
+    message: 'request timed out in the flow-control queue of InferencePool %s',
+    description: 'Inference Extension: the request waited for room in a saturated InferencePool longer than the queue allows (60 s).',
+  }),
   RTR_ERR_MODEL_SERVER_NOT_FOUND: entry({
     code: 'RTR_ERR_MODEL_SERVER_NOT_FOUND', status: 404, type: 'not_found_error', kthenaType: 'pod_discovery',
     message: "can't find model server: %s",
@@ -158,6 +188,11 @@ export const Catalog = Object.freeze({
     code: 'RTR_ERR_LISTEN', status: 0, type: 'server_error', kthenaType: 'internal',
     message: 'cannot listen on %s',
     description: 'A port could not be bound (in use, or no permission); reported in the log and at start-up as exit code 1.',
+  }),
+  RTR_ERR_WEBHOOK_CERT: entry({
+    code: 'RTR_ERR_WEBHOOK_CERT', status: 0, type: 'server_error', kthenaType: 'webhook',
+    message: 'webhook certificate unavailable: %s',
+    description: 'The validating webhook found no usable certificate (Secret, files or self-generated); the webhook is not served, routing is unaffected.',
   }),
   RTR_ERR_KUBE_API: entry({
     code: 'RTR_ERR_KUBE_API', status: 0, type: 'server_error', kthenaType: 'internal',

@@ -4,6 +4,7 @@
  * snapshot generation, never per request.
  */
 import type { RoutingIR, SchedulerIR, ServerIR, StringMatchIR } from '../src/ir/types.js';
+import { compileGateway, type CompiledGateway } from './gateway-match.js';
 
 export interface CompiledMatch {
   type: 0 | 1 | 2; // exact, prefix, regex
@@ -93,6 +94,23 @@ export interface CompiledSnapshot<P = unknown> {
   /** Largest endpoint count of any server (scratch arrays are sized to it). */
   maxEndpoints: number;
   ir: RoutingIR;
+  /** Gateway API routing; null while --enable-gateway-api is off (no ports). */
+  gateway: CompiledGatewaySnapshot | null;
+}
+
+/** The Gateway IR compiled for the request path (workers/gateway-match.ts), plus what dispatch needs. */
+export interface CompiledGatewaySnapshot {
+  match: CompiledGateway;
+  /**
+   * backends[rule][b]: Service and InferencePool backends as servers the upstream path already
+   * knows how to schedule and proxy to (null for an invalid backend). Endpoint objects are shared
+   * between backends that use the same podIP:port.
+   */
+  backends: (CompiledServer | null)[][];
+  /** Per Gateway index: model name or adapter -> keys of the ModelRoutes bound to that Gateway. */
+  models: Map<string, Set<string>>[];
+  /** Per Gateway index: GET /v1/models on that Gateway (its ModelRoute names and adapters). */
+  modelsBody: string[];
 }
 
 function compileMatch(m: StringMatchIR): CompiledMatch {
@@ -157,6 +175,27 @@ function compileServer(ir: RoutingIR, s: ServerIR): CompiledServer {
   };
 }
 
+function compileGatewaySnapshot(ir: RoutingIR, origins: Set<string>): CompiledGatewaySnapshot {
+  const g = ir.gateway;
+  const endpoints: CompiledEndpoint[] = g.endpoints.map((e) => {
+    const origin = originOf(e.ip, e.port);
+    origins.add(origin);
+    return { key: e.key, podName: e.pod, namespace: e.namespace, ip: e.ip, slot: e.slot, gen: e.gen, startedAtSec: e.startedAtSec, origin };
+  });
+  const backends = g.rules.map((rule) => rule.backends.map((b): CompiledServer | null => (b.kind === 'invalid' ? null : {
+    key: b.key, model: '', engine: 'vLLM', port: 0,
+    timeoutMs: rule.backendRequestTimeoutMs, retryAttempts: -1, retryIntervalMs: 0,
+    endpoints: b.endpoints.map((i) => endpoints[i]), unsupported: '', pd: null,
+  })));
+  const models = g.gateways.map((gw) => new Map(gw.models.map((m) => [m.name, new Set(m.routes)])));
+  const modelsBody = g.gateways.map((gw, i) => JSON.stringify({
+    object: 'list',
+    data: [...new Set([...gw.models.map((m) => m.name), ...(g.poolModels?.[i] ?? [])])].sort()
+      .map((id) => ({ id, object: 'model', created: 0, owned_by: 'kthena' })),
+  }));
+  return { match: compileGateway(g), backends, models, modelsBody };
+}
+
 export function compileSnapshot<P>(ir: RoutingIR, generation: number, compileProfile: (s: SchedulerIR) => P): CompiledSnapshot<P> {
   const servers = ir.servers.map((s) => compileServer(ir, s));
   const byModel = new Map<string, CompiledRoute[]>();
@@ -204,8 +243,10 @@ export function compileSnapshot<P>(ir: RoutingIR, generation: number, compilePro
   const data = [...names].sort().map((id) => ({ id, object: 'model', created: 0, owned_by: 'kthena' }));
   const modelIds = new Map<string, number>();
   ir.modelNames.forEach((n, i) => { const id = ir.modelIds[i]; if (id !== undefined && id >= 0) modelIds.set(n, id); });
+  const gateway = ir.gateway.ports.length > 0 ? compileGatewaySnapshot(ir, origins) : null;
+  if (gateway !== null) for (const rule of gateway.backends) for (const b of rule) if (b !== null) maxEndpoints = Math.max(maxEndpoints, b.endpoints.length);
   return {
     generation, profile: compileProfile(ir.scheduler), modelIds, byModel, byLora,
-    modelsBody: JSON.stringify({ object: 'list', data }), origins, maxEndpoints, ir,
+    modelsBody: JSON.stringify({ object: 'list', data }), origins, maxEndpoints, ir, gateway,
   };
 }

@@ -212,6 +212,18 @@ function entryMatches(m: GatewayRouteMatch, host: string, method: string, path: 
 }
 
 /**
+ * The listener of GatewayIR.listeners that a request on `port` with this Host header reaches
+ * (exact hostname, then longest wildcard, then the listener without hostname), or -1: no Gateway
+ * listens there, or none accepts the Host.
+ */
+export function selectListener(g: CompiledGateway, port: number, host: string): number {
+  const p = g.ports.get(port);
+  if (p === undefined) return -1;
+  const li = p.needsHost ? selectBy<number>(normalizeHost(host), p.exact, p.wildcard, p.any >= 0 ? p.any : null) : p.any;
+  return li === null ? -1 : li;
+}
+
+/**
  * Selects the listener (by Host on the port), then the first entry, in precedence order, whose
  * predicates (route hostname, method, path, headers, query) all hold. `path` excludes the query
  * string; `query` is the raw query string without '?'.

@@ -25,6 +25,12 @@ import type { Profile, PrefixHashes, Scheduler } from './scheduler/framework.js'
 import { KvCacheAwareScorer } from './scheduler/kvcache-aware.js';
 import type { ScheduleRequest } from './scheduler/types.js';
 import { Redis } from 'ioredis';
+import type { HeaderModifierIR } from '../src/ir/gateway.js';
+import type { CompiledGatewaySnapshot } from './compile.js';
+import type { GateTicket, PriorityGate, SaturationDetector } from './flow-control.js';
+import {
+  applyHeaderModifier, backendStatus, matchGateway, modifyPath, pickBackend, redirectLocation, selectListener,
+} from './gateway-match.js';
 import { formatAccessLogJson, formatAccessLogText, type AccessLogBuffer } from './accesslog.js';
 
 /** Kthena walks at most this many scheduled pods when no retry policy is set. */
@@ -59,6 +65,9 @@ export interface WorkerContext {
   active: number;
   onIdle: (() => void) | null;
   renderMetrics: (() => Promise<string>) | null;
+  /** InferencePool admission (InferenceObjective priority bands, shedding). */
+  gate: PriorityGate;
+  saturation: SaturationDetector;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
 }
 
@@ -106,6 +115,17 @@ class RequestState {
   legSlot = -1;
   /** performance.now() when the current decode leg was sent. */
   tDecode = 0;
+  // Gateway API (null/empty on ModelRoute paths)
+  /** Path and query sent upstream when a URLRewrite changed them; '' = the request's. */
+  upstreamPath = '';
+  /** A body that is not a JSON object, forwarded byte for byte (HTTPRoute backends). */
+  rawBody: Buffer | null = null;
+  /** ResponseHeaderModifier filters to apply, rule's then backend's. */
+  respMods: HeaderModifierIR[] | null = null;
+  requestTimer: NodeJS.Timeout | null = null;
+  /** A request waiting in an InferencePool's flow-control queue, and the pool it counts against. */
+  ticket: GateTicket | null = null;
+  gatePool = '';
   upstreamHeaders: string[] = [];
   streamRequested = false;
   injectedUsage = false;
@@ -146,8 +166,13 @@ class RequestState {
   }
 }
 
-export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: HttpRequest) => void {
+/**
+ * The request handler of one listening port: the router port (--port, also the default Gateway's
+ * listener) or a Gateway listener port.
+ */
+export function createHandler(ctx: WorkerContext, port: number = ctx.cfg.port, tls = ctx.cfg.tlsCert !== ''): (res: HttpResponse, req: HttpRequest) => void {
   const { cfg, header, reader } = ctx;
+  const routerPort = port === cfg.port;
 
   function headerValue(st: RequestState, name: string): string {
     const h = st.headers;
@@ -161,6 +186,9 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     const rec = st.rec;
     rec.tEnd = performance.now();
     if (st.timer !== null) { clearTimeout(st.timer); st.timer = null; }
+    if (st.requestTimer !== null) { clearTimeout(st.requestTimer); st.requestTimer = null; }
+    if (st.ticket !== null) { st.ticket.cancel(); st.ticket = null; }
+    if (st.gatePool !== '') ctx.gate.release(st.gatePool);
     // An SGLang prefill still answering after its decode leg ended (or a request that failed
     // otherwise) leaves nothing behind.
     cancelLeg(st);
@@ -224,7 +252,11 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     return null;
   }
 
-  function matchRoute(st: RequestState, snap: CompiledSnapshot, model: string): { route: CompiledRoute; target: CompiledTarget } | null {
+  /**
+   * `allowed`: the ModelRoutes bound to the request's Gateway (Kthena §6.3), or null without
+   * Gateway API, where a route with parentRefs never matches.
+   */
+  function matchRoute(st: RequestState, snap: CompiledSnapshot, model: string, allowed: Set<string> | null = null): { route: CompiledRoute; target: CompiledTarget } | null {
     let candidates = snap.byModel.get(model);
     st.isLora = false;
     if (candidates === undefined) {
@@ -235,7 +267,7 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     for (let i = 0; i < candidates.length; i++) {
       const route = candidates[i];
       // Without Gateway API a route bound to a Gateway never matches (Kthena §6.3).
-      if (route.hasParentRefs) continue;
+      if (allowed === null ? route.hasParentRefs : !allowed.has(route.key)) continue;
       for (let j = 0; j < route.rules.length; j++) {
         const rule = route.rules[j];
         if (!ruleMatches(st, rule, model)) continue;
@@ -378,6 +410,7 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     const rec = st.rec;
     const snap = reader.current();
     if (snap === null) { respondError(st, 'RTR_ERR_NOT_READY'); return; }
+    if (snap.gateway !== null) { onGatewayBody(st, buf, snap, snap.gateway); return; }
     const text = buf.toString('utf8');
     let parsed: unknown;
     try {
@@ -404,6 +437,15 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
 
     const m = matchRoute(st, snap, model);
     if (m === null) { respondError(st, 'RTR_ERR_NO_ROUTE'); return; }
+    serveModelRoute(st, snap, text, body, model, prompt, m);
+  }
+
+  /** A request matched a ModelRoute rule: its target, then scheduling and dispatch. */
+  function serveModelRoute(
+    st: RequestState, snap: CompiledSnapshot<Profile>, text: string, body: Record<string, unknown>, model: string, prompt: string,
+    m: { route: CompiledRoute; target: CompiledTarget },
+  ): void {
+    const rec = st.rec;
     rec.modelRoute = m.route.key;
     const t = m.target;
     if (t.kind === 'provider') {
@@ -443,6 +485,160 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       return;
     }
     schedule(st, server, null);
+  }
+
+  // ---- Gateway API ------------------------------------------------------------------------------
+
+  /**
+   * A request on a Gateway listener (docs/gateway-api.md): the listener by port and Host; on /v1/
+   * paths the ModelRoutes bound to that Gateway first (Kthena §6.3); then the HTTPRoutes attached
+   * to the listener, in the specification's precedence order, with their filters, and a weighted
+   * Service or InferencePool backend.
+   */
+  function onGatewayBody(st: RequestState, buf: Buffer, snap: CompiledSnapshot<Profile>, gw: CompiledGatewaySnapshot): void {
+    const rec = st.rec;
+    const host = headerValue(st, 'host');
+    const isV1 = rec.path.startsWith('/v1/');
+    const li = selectListener(gw.match, port, host);
+    if (li < 0) { respondError(st, isV1 ? 'RTR_ERR_NO_ROUTE' : 'RTR_ERR_PATH_NOT_FOUND'); return; }
+    const listener = gw.match.listeners[li].ir;
+    rec.gateway = listener.gateway;
+    let text = '';
+    let body: Record<string, unknown> | null = null;
+    if (buf.length > 0) {
+      text = buf.toString('utf8');
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
+      } catch { /* not JSON: HTTPRoute backends receive it as is */ }
+    }
+    const model = body !== null && typeof body.model === 'string' ? body.model : '';
+    if (model !== '') {
+      rec.modelName = model;
+      if (snap.byModel.has(model) || snap.byLora.has(model)) rec.modelLabel = model;
+    }
+    if (rec.logged) { ctx.metrics.downstreamStarted(rec.modelLabel); st.downstreamCounted = true; }
+    if (isV1 && body !== null && model.trim() !== '') {
+      const allowed = gw.models[listener.gatewayIndex].get(model);
+      if (allowed !== undefined) {
+        const prompt = extractPrompt(body);
+        if (prompt === null) { respondError(st, 'RTR_ERR_PROMPT_NOT_FOUND'); return; }
+        rec.inputTokens = estimateTokens(prompt);
+        const m = matchRoute(st, snap, model, allowed);
+        if (m !== null) { serveModelRoute(st, snap, text, body, model, prompt, m); return; }
+      }
+    }
+
+    const r = matchGateway(gw.match, port, host, st.method, rec.path, (n) => headerValue(st, n), st.query);
+    if (r.kind !== 'match') { respondError(st, isV1 ? 'RTR_ERR_NO_ROUTE' : 'RTR_ERR_PATH_NOT_FOUND'); return; }
+    const rule = r.rule.ir;
+    rec.httpRoute = gw.match.ir.routes[rule.route].key;
+    const f = rule.filters;
+    if (f.redirect !== null) {
+      const location = redirectLocation(f.redirect, { scheme: tls ? 'https' : 'http', host, path: rec.path, query: st.query }, listener.port, r.prefix);
+      rec.statusCode = f.redirect.statusCode;
+      st.responded = true;
+      const res = st.res;
+      res.cork(() => { res.writeStatus(statusLine(f.redirect!.statusCode)).writeHeader('location', location).end(); });
+      finish(st);
+      return;
+    }
+    if (rule.directStatus !== 0) { respondError(st, 'RTR_ERR_BACKEND_INVALID', `rule ${rule.ruleIndex} of HTTPRoute ${rec.httpRoute} has no backend with a weight`); return; }
+    const bi = pickBackend(r.rule, Math.random());
+    if (bi < 0) { respondError(st, 'RTR_ERR_BACKEND_INVALID', `rule ${rule.ruleIndex} of HTTPRoute ${rec.httpRoute} has no backend with a weight`); return; }
+    const b = rule.backends[bi];
+    rec.backendType = b.kind === 'pool' ? 'inference_pool' : b.kind === 'service' ? 'service' : '';
+    rec.backendName = b.key;
+    if (b.kind === 'pool') rec.inferencePool = b.key;
+    const status = backendStatus(gw.match, b);
+    if (status !== 0) {
+      if (status === 500) respondError(st, 'RTR_ERR_BACKEND_INVALID', `${b.key} (${b.reason})`);
+      else respondError(st, 'RTR_ERR_BACKEND_NO_ENDPOINT', b.key);
+      return;
+    }
+    const server = gw.backends[r.entry.rule][bi]!;
+    if (f.requestHeaders !== null) modifyRequestHeaders(st, f.requestHeaders);
+    if (b.requestHeaders !== null) modifyRequestHeaders(st, b.requestHeaders);
+    if (f.responseHeaders !== null || b.responseHeaders !== null) {
+      st.respMods = [];
+      if (f.responseHeaders !== null) st.respMods.push(f.responseHeaders);
+      if (b.responseHeaders !== null) st.respMods.push(b.responseHeaders);
+    }
+    if (f.rewrite !== null) {
+      if (f.rewrite.path !== null) {
+        const path = modifyPath(f.rewrite.path, rec.path, r.prefix);
+        st.upstreamPath = st.query === '' ? path : path + '?' + st.query;
+      }
+      if (f.rewrite.hostname !== '') setRequestHeader(st, 'host', f.rewrite.hostname);
+    }
+    st.server = server;
+    rec.upstreamModel = model;
+    if (body !== null) st.upstreamBody = buildUpstreamBody(st, text, body, server);
+    else st.rawBody = buf;
+    st.upstreamHeaders = upstreamHeaders(st);
+    const prompt = body !== null ? extractPrompt(body) ?? '' : '';
+    if (rec.inputTokens < 0 && prompt !== '') rec.inputTokens = estimateTokens(prompt);
+    st.profile = snap.profile;
+    st.sreq = { model, modelId: snap.modelIds.get(model) ?? -1, prompt, body: body ?? {}, engine: server.engine };
+    if (rule.requestTimeoutMs > 0) {
+      const ms = rule.requestTimeoutMs;
+      st.requestTimer = setTimeout(() => { st.requestTimer = null; requestTimedOut(st, ms); }, ms);
+    }
+    if (b.kind !== 'pool') { scheduleAndDispatch(st, server, null); return; }
+    // InferenceObjective priority (x-gateway-inference-objective; unknown or absent = 0): while
+    // the pool is saturated higher bands go first and negative ones are shed (GIE §2.7).
+    const pool = gw.match.ir.pools[b.pool];
+    const objective = headerValue(st, 'x-gateway-inference-objective');
+    let priority = 0;
+    if (objective !== '') for (const o of pool.objectives) if (o.name === objective) { priority = o.priority; break; }
+    const endpoints = server.endpoints;
+    st.gatePool = pool.key;
+    st.ticket = ctx.gate.admit(pool.key, priority, () => ctx.saturation.saturation(endpoints) >= 1, (outcome) => {
+      st.ticket = null;
+      if (st.finished) return;
+      if (outcome === 'admitted') { if (st.aborted) clientAborted(st); else scheduleAndDispatch(st, server, null); return; }
+      if (outcome === 'shed') respondError(st, 'RTR_ERR_SHED');
+      else if (outcome === 'full') respondError(st, 'RTR_ERR_QUEUE_FULL', pool.key);
+      else respondError(st, 'RTR_ERR_QUEUE_TIMEOUT', pool.key);
+    });
+  }
+
+  function setRequestHeader(st: RequestState, name: string, value: string): void {
+    const h = st.headers;
+    for (let i = 0; i < h.length; i += 2) if (h[i] === name) { h[i + 1] = value; return; }
+    h.push(name, value);
+  }
+
+  /** RequestHeaderModifier on the flat header list (names are lower case on both sides). */
+  function modifyRequestHeaders(st: RequestState, mod: HeaderModifierIR): void {
+    const pairs: [string, string][] = [];
+    const h = st.headers;
+    for (let i = 0; i < h.length; i += 2) pairs.push([h[i], h[i + 1]]);
+    const out = applyHeaderModifier(mod, pairs);
+    const flat: string[] = [];
+    for (const [k, v] of out) flat.push(k.toLowerCase(), v);
+    st.headers = flat;
+  }
+
+  /** HTTPRoute timeouts.request: the whole request, including retries and the response body. */
+  function requestTimedOut(st: RequestState, ms: number): void {
+    if (st.finished) return;
+    const controller = st.controller;
+    cancelLeg(st);
+    releaseAttempt(st, false);
+    upstreamDone(st);
+    if (st.responded) {
+      const rec = st.rec;
+      rec.errorType = 'proxy';
+      rec.errorCode = 'RTR_ERR_REQUEST_TIMEOUT';
+      rec.errorMessage = formatMessage(Catalog.RTR_ERR_REQUEST_TIMEOUT, `${ms}ms`);
+      st.aborted = true;
+      st.res.close();
+      finish(st);
+    } else {
+      respondError(st, 'RTR_ERR_REQUEST_TIMEOUT', `${ms}ms`);
+    }
+    controller?.abort(new RouterError('RTR_ERR_REQUEST_TIMEOUT', `${ms}ms`));
   }
 
   function upstreamHeaders(st: RequestState): string[] {
@@ -547,7 +743,7 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     try {
       poolFor(ep.origin).dispatch({
         origin: ep.origin,
-        path: st.query === '' ? rec.path : rec.path + '?' + st.query,
+        path: upstreamPathOf(st),
         method: st.method as Dispatcher.HttpMethod,
         headers: st.upstreamHeaders,
         body,
@@ -555,6 +751,11 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     } catch (err) {
       leg.fail(err as Error);
     }
+  }
+
+  function upstreamPathOf(st: RequestState): string {
+    if (st.upstreamPath !== '') return st.upstreamPath;
+    return st.query === '' ? st.rec.path : st.rec.path + '?' + st.query;
   }
 
   function releaseLeg(st: RequestState, failed: boolean): void {
@@ -675,10 +876,10 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     try {
       poolFor(ep.origin).dispatch({
         origin: ep.origin,
-        path: st.query === '' ? rec.path : rec.path + '?' + st.query,
+        path: upstreamPathOf(st),
         method: st.method as Dispatcher.HttpMethod,
         headers: st.upstreamHeaders,
-        body,
+        body: st.rawBody !== null ? st.rawBody : st.method === 'GET' && body === '' ? null : body,
       }, handler);
     } catch (err) {
       handler.fail(err as Error);
@@ -830,6 +1031,7 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       st.respHeaders = null;
       st.responded = true;
       res.writeStatus(statusLine(st.respStatus));
+      if (st.respMods !== null) { this.#writeModifiedHeaders(headers); res.onWritable((offset) => this.#onWritable(offset)); return; }
       for (const name in headers) {
         if (RESPONSE_SKIP.has(name)) continue;
         const v = headers[name];
@@ -838,6 +1040,21 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
         else for (let i = 0; i < v.length; i++) res.writeHeader(name, v[i]);
       }
       res.onWritable((offset) => this.#onWritable(offset));
+    }
+
+    /** ResponseHeaderModifier filters (Gateway API) applied to the upstream's headers. */
+    #writeModifiedHeaders(headers: Record<string, string | string[] | undefined>): void {
+      const st = this.#st;
+      let pairs: [string, string][] = [];
+      for (const name in headers) {
+        if (RESPONSE_SKIP.has(name)) continue;
+        const v = headers[name];
+        if (v === undefined) continue;
+        if (typeof v === 'string') pairs.push([name, v]);
+        else for (let i = 0; i < v.length; i++) pairs.push([name, v[i]]);
+      }
+      for (const mod of st.respMods!) pairs = applyHeaderModifier(mod, pairs);
+      for (const [k, v] of pairs) if (!RESPONSE_SKIP.has(k.toLowerCase())) st.res.writeHeader(k, v);
     }
 
     #onWritable(offset: number): boolean {
@@ -971,13 +1188,14 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
 
   return function handle(res: HttpResponse, req: HttpRequest): void {
     const url = req.getUrl();
-    if (url === '/healthz') { simple(res, 200, '{"message":"ok"}'); return; }
-    if (url === '/readyz') {
+    // Health and metrics only on the router port (Kthena: the default Gateway's listener).
+    if (routerPort && url === '/healthz') { simple(res, 200, '{"message":"ok"}'); return; }
+    if (routerPort && url === '/readyz') {
       if (Atomics.load(header, kHdrReady) === 1 && Atomics.load(header, kHdrDraining) === 0) simple(res, 200, '{"message":"router is ready"}');
       else simple(res, 503, '{"message":"router is not ready"}');
       return;
     }
-    if (url === '/metrics' && ctx.renderMetrics !== null) {
+    if (routerPort && url === '/metrics' && ctx.renderMetrics !== null) {
       let aborted = false;
       res.onAborted(() => { aborted = true; });
       ctx.renderMetrics().then(
@@ -986,10 +1204,15 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
       );
       return;
     }
-    if (!url.startsWith('/v1/')) { simple(res, 404, errorBody('RTR_ERR_PATH_NOT_FOUND', Catalog.RTR_ERR_PATH_NOT_FOUND.message)); return; }
+    const v1 = url.startsWith('/v1/');
+    // With Gateway API any path may match an HTTPRoute; access log and request metrics stay on
+    // /v1/* as in Kthena.
+    const gateway = v1 ? null : reader.current()?.gateway ?? null;
+    if (!v1 && gateway === null) { simple(res, 404, errorBody('RTR_ERR_PATH_NOT_FOUND', Catalog.RTR_ERR_PATH_NOT_FOUND.message)); return; }
 
     const st = new RequestState(res);
     const rec = st.rec;
+    rec.logged = v1;
     rec.t0 = performance.now();
     rec.startEpochMs = Date.now();
     ctx.active++;
@@ -997,6 +1220,7 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     res.onAborted(() => {
       st.aborted = true;
       cancelLeg(st);
+      if (st.ticket !== null) { st.ticket.cancel(); st.ticket = null; }
       if (st.controller !== null) st.controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED'));
       else if (st.slot < 0) { upstreamDone(st); clientAborted(st); }
       // An attempt still queued in the pool is abandoned by its handler on onRequestStart.
@@ -1031,7 +1255,13 @@ export function createHandler(ctx: WorkerContext): (res: HttpResponse, req: Http
     if (url === '/v1/models' && st.method === 'GET') {
       const snap = reader.current();
       rec.statusCode = 200;
-      simple(res, 200, snap === null ? '{"object":"list","data":[]}' : snap.modelsBody);
+      let models = snap === null ? '{"object":"list","data":[]}' : snap.modelsBody;
+      if (snap !== null && snap.gateway !== null) {
+        // What this Gateway can route: its ModelRoutes' names and adapters.
+        const li = selectListener(snap.gateway.match, port, headerValue(st, 'host'));
+        models = li < 0 ? '{"object":"list","data":[]}' : snap.gateway.modelsBody[snap.gateway.match.listeners[li].ir.gatewayIndex];
+      }
+      simple(res, 200, models);
       st.responded = true;
       finish(st);
       return;

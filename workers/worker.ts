@@ -15,6 +15,7 @@ import { compileSnapshot, type CompiledSnapshot } from './compile.js';
 import { Scheduler, type Profile } from './scheduler/framework.js';
 import type { MetricJSON } from './metrics.js';
 import { createHandler, type WorkerContext } from './pipeline.js';
+import { PriorityGate, SaturationDetector } from './flow-control.js';
 import { WorkerMetrics } from './metrics.js';
 import { AccessLogBuffer } from './accesslog.js';
 import type { RouterConfig } from '../src/config.js';
@@ -32,7 +33,15 @@ export type ToWorker =
   | { type: 'drain'; deadlineMs: number }
   | { type: 'snapshot-buffer'; sab: SharedArrayBuffer; id: number }
   | { type: 'metrics-text'; id: number; text: string | null }
+  /** The Gateway listener ports to serve besides the router port (the whole set, each time). */
+  | { type: 'listeners'; id: number; ports: ListenPort[] }
   | { type: 'crash' };
+
+export interface ListenPort {
+  port: number;
+  /** HTTPS: certificate and key files (PEM); null = plain HTTP. */
+  tls: { cert: string; key: string } | null;
+}
 
 export type FromWorker =
   | { type: 'listening'; ok: boolean; error?: string }
@@ -41,6 +50,8 @@ export type FromWorker =
   | { type: 'access'; lines: string }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; obj: object; msg: string }
   | { type: 'ack'; id: number }
+  /** Result of a 'listeners' message: the ports this worker could not bind. */
+  | { type: 'listeners-result'; id: number; failed: { port: number; error: string }[] }
   | { type: 'render-metrics'; id: number };
 
 const port = parentPort!;
@@ -50,6 +61,8 @@ const log = (level: 'info' | 'warn' | 'error', obj: object, msg: string): void =
 
 let app: TemplatedApp | null = null;
 let listenSocket: us_listen_socket | null = null;
+/** Gateway listener ports other than the router port: one App each (its handler knows its port). */
+const extra = new Map<number, { app: TemplatedApp; socket: us_listen_socket | null; tls: string }>();
 let closing = false;
 
 function main(): void {
@@ -86,6 +99,8 @@ function main(): void {
     pools: new Map<string, Pool>(),
     active: 0,
     onIdle: null,
+    gate: new PriorityGate(),
+    saturation: new SaturationDetector(ep),
     renderMetrics: cfg.exposeMetricsOnRouterPort
       ? () => new Promise<string>((resolve, reject) => {
         const id = nextId++;
@@ -100,16 +115,47 @@ function main(): void {
     ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []),
   ];
 
+  const serve = (a: TemplatedApp, p: number, tls: boolean): void => {
+    const handler = createHandler(ctx, p, tls);
+    a.any('/*', (res, req) => {
+      try {
+        handler(res, req);
+      } catch (err) {
+        log('error', { err: (err as Error).stack }, 'request handler threw');
+        try { res.cork(() => { res.writeStatus('500 Internal Server Error').end(); }); } catch { /* response already gone */ }
+      }
+    });
+  };
   app = cfg.tlsCert !== '' ? uws.SSLApp({ cert_file_name: cfg.tlsCert, key_file_name: cfg.tlsKey }) : uws.App();
-  const handler = createHandler(ctx);
-  app.any('/*', (res, req) => {
-    try {
-      handler(res, req);
-    } catch (err) {
-      log('error', { err: (err as Error).stack }, 'request handler threw');
-      try { res.cork(() => { res.writeStatus('500 Internal Server Error').end(); }); } catch { /* response already gone */ }
+  serve(app, cfg.port, cfg.tlsCert !== '');
+
+  /** Opens and closes Gateway listener ports to match `ports` (the router port is never touched). */
+  const setListeners = (ports: ListenPort[]): { port: number; error: string }[] => {
+    const failed: { port: number; error: string }[] = [];
+    const wanted = new Map(ports.filter((p) => p.port !== cfg.port).map((p) => [p.port, p]));
+    for (const [p, l] of extra) {
+      const w = wanted.get(p);
+      const tls = w?.tls ? `${w.tls.cert}|${w.tls.key}` : '';
+      if (w !== undefined && tls === l.tls) continue;
+      if (l.socket !== null) uws.us_listen_socket_close(l.socket);
+      (l.app as unknown as { close(): void }).close();
+      extra.delete(p);
     }
-  });
+    for (const [p, w] of wanted) {
+      if (extra.has(p)) continue;
+      const a = w.tls !== null ? uws.SSLApp({ cert_file_name: w.tls.cert, key_file_name: w.tls.key }) : uws.App();
+      serve(a, p, w.tls !== null);
+      let socket: us_listen_socket | false = false;
+      // uWS calls back synchronously from listen().
+      a.listen(cfg.host, p, (s) => { socket = s; });
+      if (socket) extra.set(p, { app: a, socket, tls: w.tls ? `${w.tls.cert}|${w.tls.key}` : '' });
+      else {
+        (a as unknown as { close(): void }).close();
+        failed.push({ port: p, error: `${cfg.host}:${p} could not be bound` });
+      }
+    }
+    return failed;
+  };
   app.listen(cfg.host, cfg.port, (s) => {
     if (!s) {
       post({ type: 'listening', ok: false, error: `${cfg.host}:${cfg.port}` });
@@ -138,6 +184,11 @@ function main(): void {
     closing = true;
     clearInterval(sweeper);
     if (listenSocket) { uws.us_listen_socket_close(listenSocket); listenSocket = null; }
+    for (const l of extra.values()) {
+      if (l.socket !== null) uws.us_listen_socket_close(l.socket);
+      (l.app as unknown as { close(): void }).close();
+    }
+    extra.clear();
     accessLog?.flush();
     accessLog?.close();
     const pools = [...ctx.pools.values()];
@@ -161,6 +212,9 @@ function main(): void {
         reader.replaceBuffer(m.sab);
         post({ type: 'ack', id: m.id });
         break;
+      case 'listeners':
+        if (!closing) post({ type: 'listeners-result', id: m.id, failed: setListeners(m.ports) });
+        break;
       case 'metrics-text': {
         const cb = pendingMetrics.get(m.id);
         pendingMetrics.delete(m.id);
@@ -170,6 +224,7 @@ function main(): void {
       case 'drain': {
         // Stop accepting; in-flight requests finish (bounded by the deadline), then exit.
         if (listenSocket) { uws.us_listen_socket_close(listenSocket); listenSocket = null; }
+        for (const l of extra.values()) if (l.socket !== null) { uws.us_listen_socket_close(l.socket); l.socket = null; }
         const done = (): void => { post({ type: 'metrics', id: 0, data: allMetrics() as unknown[] }); shutdown(); };
         if (ctx.active === 0) { done(); break; }
         ctx.onIdle = done;

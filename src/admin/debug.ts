@@ -4,6 +4,7 @@
  * plus our problems, snapshot and initial-config dumps. It exposes every watched spec, so it only
  * ever binds a loopback address.
  */
+import type { GatewayStatuses } from '../ir/gateway.js';
 import http from 'node:http';
 import net from 'node:net';
 import { RouterError } from '../errors.js';
@@ -50,6 +51,8 @@ export interface DebugSource {
    * shown as `router` on each pod; absent without it.
    */
   slotCounters?(slot: number): SlotCounters;
+  /** Statuses the translator computed for Gateway API objects (and the bootstrap objects assumed). */
+  gateway?(): { statuses: GatewayStatuses; bootstrap: readonly { kind: string; metadata: { namespace: string; name: string }; spec: unknown }[] };
   /**
    * Fault injection for tests and chaos drills, present only with KTHENA_ROUTER_FAULT_INJECTION=1:
    * `POST /debug/fault/crash-worker?index=N` makes worker N throw an uncaught exception.
@@ -212,13 +215,12 @@ class Dump {
         return { status: 200, body: { modelservers: nullIfEmpty(this.#res.modelServers.map((ms) => this.#serverView(ms))) } };
       case 'pods':
         return { status: 200, body: { pods: nullIfEmpty(this.#podViews(null, false)) } };
-      // Gateway API resources are not watched yet: Kthena's answer for an empty store.
       case 'gateways':
-        return { status: 200, body: { gateways: null } };
+        return { status: 200, body: { gateways: nullIfEmpty(this.#gatewayViews('gateways')) } };
       case 'httproutes':
-        return { status: 200, body: { httproutes: null } };
+        return { status: 200, body: { httproutes: nullIfEmpty(this.#gatewayViews('httproutes')) } };
       case 'inferencepools':
-        return { status: 200, body: { inferencepools: null } };
+        return { status: 200, body: { inferencepools: nullIfEmpty(this.#gatewayViews('inferencepools')) } };
       case 'problems':
         return { status: 200, body: { problems: [...this.#source.problems()] } };
       case 'snapshot':
@@ -247,15 +249,29 @@ class Dump {
         const views = this.#podViews(`${namespace}/${name}`, true);
         return views.length > 0 ? { status: 200, body: views[0] } : notFound('Pod not found');
       }
-      case 'gateways':
-        return notFound('Gateway not found');
-      case 'httproutes':
-        return notFound('HTTPRoute not found');
-      case 'inferencepools':
-        return notFound('InferencePool not found');
+      case 'gateways': case 'httproutes': case 'inferencepools': {
+        const v = this.#gatewayViews(kind).find((x) => x.namespace === namespace && x.name === name);
+        return v ? { status: 200, body: v } : notFound(`${kind === 'gateways' ? 'Gateway' : kind === 'httproutes' ? 'HTTPRoute' : 'InferencePool'} not found`);
+      }
       default:
         return notFound('not found');
     }
+  }
+
+  /** Kthena's {name, namespace, spec, status}, with the status this router computed (Kthena leaves it empty). */
+  #gatewayViews(kind: 'gateways' | 'httproutes' | 'inferencepools' | string): { name: string; namespace: string; spec: unknown; status: unknown }[] {
+    const g = this.#source.gateway?.();
+    if (g === undefined) return [];
+    const res = this.#res;
+    const objects: readonly { metadata: { namespace: string; name: string }; spec: unknown }[] =
+      kind === 'gateways' ? [...(res.gateways ?? []), ...g.bootstrap.filter((b) => b.kind === 'Gateway')]
+        : kind === 'httproutes' ? res.httpRoutes ?? [] : res.inferencePools ?? [];
+    const statuses: readonly { namespace: string; name: string; status: unknown }[] =
+      kind === 'gateways' ? g.statuses.gateways : kind === 'httproutes' ? g.statuses.httpRoutes : g.statuses.inferencePools;
+    const byKey = new Map(statuses.map((s) => [`${s.namespace}/${s.name}`, s.status]));
+    return objects.map((o) => ({
+      name: o.metadata.name, namespace: o.metadata.namespace, spec: o.spec, status: byKey.get(`${o.metadata.namespace}/${o.metadata.name}`) ?? {},
+    })).sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
   }
 }
 

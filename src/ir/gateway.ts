@@ -216,6 +216,10 @@ export interface GatewayEndpointIR {
   port: number;
   /** Endpoint slot, assigned by publish/; -1 from the translator. */
   slot: number;
+  /** kEpGen of the slot, assigned by publish/; 0 from the translator. */
+  gen: number;
+  /** Pod start, unix seconds (0 = unknown); kvcache-aware drops older block owners. */
+  startedAtSec: number;
 }
 
 export interface GatewayEntryIR {
@@ -230,6 +234,12 @@ export interface GatewayEntryIR {
 }
 
 export interface GatewayIR {
+  /**
+   * Per Gateway (parallel to `gateways`): model names the pods of its InferencePools serve, as
+   * scraped from their /v1/models (filled in by the control thread, not the translator; absent or
+   * empty until scraped). GET /v1/models on the Gateway lists them beside its ModelRoutes.
+   */
+  poolModels?: string[][];
   ports: PortIR[];
   listeners: ListenerIR[];
   gateways: GatewayEntryIR[];

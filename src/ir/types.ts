@@ -2,6 +2,7 @@
  * The routing IR: plain, frozen data built by the translator, encoded into the snapshot buffer by
  * publish/, decoded and compiled once per generation by each worker. Nothing here is per request.
  */
+import type { GatewayIR } from './gateway.js';
 
 export type MatchType = 'exact' | 'prefix' | 'regex';
 
@@ -134,4 +135,6 @@ export interface RoutingIR {
   modelNames: string[];
   /** Parallel to modelNames: stable ids assigned by publish/ (empty from the translator). */
   modelIds: number[];
+  /** Gateway API routing (src/ir/gateway.ts); empty (no ports) while --enable-gateway-api is off. */
+  gateway: GatewayIR;
 }

@@ -6,6 +6,8 @@
  */
 import protobuf from 'protobufjs';
 import type { RoutingIR, SchedulerIR } from '../ir/types.js';
+import type { GatewayIR } from '../ir/gateway.js';
+import { emptyGatewayIR } from '../translator/gateway/index.js';
 
 const schema = `
 syntax = "proto3";
@@ -28,6 +30,7 @@ message Scheduler {
 message Snapshot {
   repeated Route routes = 1; repeated Server servers = 2; repeated Endpoint endpoints = 3;
   Scheduler scheduler = 4; repeated string modelNames = 5; repeated sint32 modelIds = 6;
+  string gatewayJson = 7;
 }
 `;
 
@@ -65,6 +68,8 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
     scheduler: schedulerToWire(ir.scheduler),
     modelNames: ir.modelNames,
     modelIds: ir.modelIds,
+    // The Gateway IR is deep and changes rarely; JSON keeps one schema (src/ir/gateway.ts) for it.
+    gatewayJson: JSON.stringify(ir.gateway),
   };
   return SnapshotType.encode(SnapshotType.fromObject(wire)).finish();
 }
@@ -78,6 +83,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
     scheduler: WireScheduler;
     modelNames: string[];
     modelIds: number[];
+    gatewayJson: string;
   };
   return {
     routes: o.routes.map((r) => ({
@@ -99,6 +105,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
     scheduler: schedulerFromWire(o.scheduler),
     modelNames: o.modelNames,
     modelIds: o.modelIds,
+    gateway: o.gatewayJson === '' ? emptyGatewayIR() : JSON.parse(o.gatewayJson) as GatewayIR,
   };
 }
 

@@ -159,12 +159,18 @@ export class Publisher {
 
   /** Assigns endpoint slots (returns a new IR with slots filled in) or null when out of slots. */
   withSlots(ir: RoutingIR): RoutingIR | null {
-    const slots = this.slots.assign(ir.endpoints.map((e) => e.key));
+    // Gateway endpoints are podIP:port (keys "ns/pod:port"), ModelServer endpoints pods ("ns/pod"):
+    // the key sets never collide, and one allocation covers both.
+    const slots = this.slots.assign([...ir.endpoints.map((e) => e.key), ...ir.gateway.endpoints.map((e) => e.key)]);
     if (slots === null) return null;
     return {
       ...ir,
       endpoints: ir.endpoints.map((e) => { const slot = slots.get(e.key)!; return { ...e, slot, gen: this.slots.genOf(slot) }; }),
       modelIds: this.modelIds.assign(ir.modelNames),
+      gateway: {
+        ...ir.gateway,
+        endpoints: ir.gateway.endpoints.map((e) => { const slot = slots.get(e.key)!; return { ...e, slot, gen: this.slots.genOf(slot) }; }),
+      },
     };
   }
 

@@ -158,10 +158,11 @@ export function parseDurationMs(s: string): number | null {
 // A small structural-schema walker (the subset of OpenAPI v3 the Kthena CRDs use)
 // ---------------------------------------------------------------------------------------------
 
+/** The subset of OpenAPI v3 the Kthena CRDs use; deploy/crds is generated from these schemas. */
 export type Schema =
   | { t: 'string'; enum?: readonly string[]; minLength?: number; maxLength?: number; pattern?: string; default?: string }
   | { t: 'integer'; minimum?: number; maximum?: number; default?: number }
-  | { t: 'boolean' }
+  | { t: 'boolean'; default?: boolean }
   | { t: 'array'; items: Schema; minItems?: number; maxItems?: number }
   | {
     t: 'object';
@@ -178,6 +179,26 @@ const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
 export interface Issue { field: string; message: string }
+
+/**
+ * One webhook-rule failure, kept structured (the shape of Go's field.Error) so that file mode and
+ * the admission webhook render it from one place: file mode shows `detail` under `field`, the
+ * webhook renders Kthena's `field: Type: value: detail` text (src/webhook/messages.ts).
+ * 'Schema' carries a message already in that form (an OpenAPI or CEL failure).
+ */
+export interface FieldError {
+  field: string;
+  type: 'Required' | 'Invalid' | 'NotSupported' | 'Schema';
+  /** The offending value (Invalid, NotSupported). */
+  value?: unknown;
+  /** NotSupported: the accepted values. */
+  supported?: readonly string[];
+  detail: string;
+}
+
+function fileIssue(e: FieldError): Issue {
+  return { field: e.field, message: e.detail };
+}
 
 export function show(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
@@ -406,26 +427,54 @@ export function subdomainErrors(v: string): string[] {
   return errs;
 }
 
+/** Errors of one label key (a qualified name), as apimachinery's IsQualifiedName words them. */
+function labelKeyErrors(k: string): string[] {
+  const errs: string[] = [];
+  const slash = k.indexOf('/');
+  const prefix = slash >= 0 ? k.slice(0, slash) : null;
+  const name = slash >= 0 ? k.slice(slash + 1) : k;
+  if (prefix !== null) {
+    if (prefix === '') errs.push('prefix part must be non-empty');
+    else for (const e of subdomainErrors(prefix)) errs.push(`prefix part ${e}`);
+  }
+  if (name === '') errs.push('name part must be non-empty');
+  else {
+    if (name.length > 63) errs.push('name part must be no more than 63 characters');
+    if (!QUALIFIED_NAME_RE.test(name)) errs.push(QUALIFIED_NAME_MSG);
+  }
+  return errs;
+}
+
+function labelValueErrors(v: string): string[] {
+  const errs: string[] = [];
+  if (v.length > 63) errs.push('must be no more than 63 characters');
+  if (!LABEL_VALUE_RE.test(v)) errs.push(LABEL_VALUE_MSG);
+  return errs;
+}
+
 /** Label key (qualified name) and value errors, each as `Invalid value: "x": reason`. */
 export function labelErrors(labels: Record<string, string>): string[] {
   const errs: string[] = [];
   for (const [k, v] of Object.entries(labels)) {
-    const slash = k.indexOf('/');
-    const prefix = slash >= 0 ? k.slice(0, slash) : null;
-    const name = slash >= 0 ? k.slice(slash + 1) : k;
-    if (prefix !== null) {
-      if (prefix === '') errs.push(`Invalid value: ${JSON.stringify(k)}: prefix part must be non-empty`);
-      else for (const e of subdomainErrors(prefix)) errs.push(`Invalid value: ${JSON.stringify(k)}: prefix part ${e}`);
-    }
-    if (name === '') errs.push(`Invalid value: ${JSON.stringify(k)}: name part must be non-empty`);
-    else {
-      if (name.length > 63) errs.push(`Invalid value: ${JSON.stringify(k)}: name part must be no more than 63 characters`);
-      if (!QUALIFIED_NAME_RE.test(name)) errs.push(`Invalid value: ${JSON.stringify(k)}: ${QUALIFIED_NAME_MSG}`);
-    }
-    if (v.length > 63) errs.push(`Invalid value: ${JSON.stringify(v)}: must be no more than 63 characters`);
-    if (!LABEL_VALUE_RE.test(v)) errs.push(`Invalid value: ${JSON.stringify(v)}: ${LABEL_VALUE_MSG}`);
+    for (const e of labelKeyErrors(k)) errs.push(`Invalid value: ${JSON.stringify(k)}: ${e}`);
+    for (const e of labelValueErrors(v)) errs.push(`Invalid value: ${JSON.stringify(v)}: ${e}`);
   }
   return errs;
+}
+
+/**
+ * The first error metav1.LabelSelectorAsSelector reports for matchLabels (labels.NewRequirement:
+ * `key: Invalid value: "k": …` or `values[0]: Invalid value: "v": …`, reasons joined by "; "),
+ * keys in sorted order where Go would take map order. null when the selector is valid.
+ */
+function selectorError(labels: Record<string, string>): string | null {
+  for (const k of Object.keys(labels).sort()) {
+    const ke = labelKeyErrors(k);
+    if (ke.length > 0) return `key: Invalid value: ${JSON.stringify(k)}: ${ke.join('; ')}`;
+    const ve = labelValueErrors(labels[k]);
+    if (ve.length > 0) return `values[0]: Invalid value: ${JSON.stringify(labels[k])}: ${ve.join('; ')}`;
+  }
+  return null;
 }
 
 const RFC3339_RE = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -510,9 +559,41 @@ export function regexError(re: string): string | null {
   try {
     new RegExp(re);
   } catch (e) {
-    return `error parsing regexp: ${(e as Error).message}`;
+    return `error parsing regexp: ${goSyntaxMessage(re, (e as Error).message)}`;
   }
   return null;
+}
+
+/**
+ * Go's wording (regexp/syntax Error: `code: \`expr\``) for the syntax errors both engines reject,
+ * so that a broken regex is reported as Kthena's webhook reports it; JavaScript's own text for the
+ * rest.
+ */
+function goSyntaxMessage(re: string, js: string): string {
+  if (js.includes('Unterminated character class')) {
+    // Go quotes the class from its opening bracket to the end of the expression.
+    let open = -1;
+    for (let i = 0; i < re.length; i++) {
+      if (re[i] === '\\') { i++; continue; }
+      if (open < 0 && re[i] === '[') open = i;
+      else if (open >= 0 && re[i] === ']' && i > open + 1 + (re[open + 1] === '^' ? 1 : 0)) open = -1;
+    }
+    return `missing closing ]: \`${open >= 0 ? re.slice(open) : re}\``;
+  }
+  if (js.includes('Unterminated group')) return `missing closing ): \`${re}\``;
+  if (js.includes("Unmatched ')'")) return `unexpected ): \`${re}\``;
+  if (js.includes('\\ at end of pattern')) return 'trailing backslash at end of expression: ``';
+  if (js.includes('Nothing to repeat')) {
+    const m = /(^|[^\\])([*+?]|\{\d+(,\d*)?\})([*+])/.exec(re);
+    if (m !== null) return `invalid nested repetition operator: \`${m[2]}${m[4]}\``;
+    const op = /^(\(\?:|\(|\||)([*+?]|\{\d+(,\d*)?\})/.exec(re) ?? /[(|]([*+?])/.exec(re);
+    if (op !== null) return `missing argument to repetition operator: \`${op[2] ?? op[1]}\``;
+  }
+  if (js.includes('Range out of order')) {
+    const m = /([^\\\[])-([^\]])/.exec(re.slice(re.indexOf('[')));
+    if (m !== null) return `invalid character class range: \`${m[1]}-${m[2]}\``;
+  }
+  return js;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -614,7 +695,7 @@ export function parseManifestObject(raw: unknown, ctx: ParseContext): ParseResul
     const spec = walk(raw.spec, modelRouteSpecSchema, 'spec', issues) as ModelRoute['spec'] | undefined;
     if (spec !== undefined) modelRouteCel(spec, ctx.previous, issues);
     if (issues.length > 0 || meta === undefined || spec === undefined) return rejected(issues);
-    modelRouteWebhook(spec, issues);
+    issues.push(...modelRouteWebhook(spec).map(fileIssue));
     if (issues.length > 0) return rejected(issues);
     const route: ModelRoute = {
       apiVersion: KTHENA_API_VERSION, kind: 'ModelRoute',
@@ -629,7 +710,7 @@ export function parseManifestObject(raw: unknown, ctx: ParseContext): ParseResul
   let spec: ModelServer['spec'] | undefined;
   if (written !== undefined) spec = modelServerTyped(written, issues);
   if (issues.length > 0 || meta === undefined || spec === undefined) return rejected(issues);
-  modelServerWebhook(spec, issues);
+  issues.push(...modelServerWebhook(spec).map(fileIssue));
   if (issues.length > 0) return rejected(issues);
   const server: ModelServer = {
     apiVersion: KTHENA_API_VERSION, kind: 'ModelServer',
@@ -736,35 +817,54 @@ function modelRouteCel(spec: ModelRoute['spec'], previous: AnyResource | undefin
   }
 }
 
-function modelRouteWebhook(spec: ModelRoute['spec'], issues: Issue[]): void {
+/**
+ * Kthena's webhook rules for ModelRoute (pkg/kthena-router/webhook/validator.go), in its order.
+ * The rules the CRD's CEL already enforces are repeated, as Kthena's webhook does, so that the
+ * admission webhook answers like Kthena's even behind an older CRD.
+ */
+export function modelRouteWebhook(spec: ModelRoute['spec']): FieldError[] {
+  const errs: FieldError[] = [];
   const lora = spec.loraAdapters ?? [];
+  if ((spec.modelName ?? '') === '' && lora.length === 0) {
+    errs.push({ field: 'spec', type: 'Required', detail: 'either modelName or loraAdapters must be specified' });
+  }
   lora.forEach((a, i) => {
-    if (a === '') issues.push({ field: `spec.loraAdapters[${i}]`, message: 'lora adapter name cannot be an empty string' });
+    if (a === '') errs.push({ field: `spec.loraAdapters[${i}]`, type: 'Invalid', value: a, detail: 'lora adapter name cannot be an empty string' });
   });
   spec.rules.forEach((rule, i) => {
     const rf = `spec.rules[${i}]`;
+    if (rule.targetModels.length === 0) {
+      errs.push({ field: `${rf}.targetModels`, type: 'Required', detail: 'each rule must have at least one target model' });
+      return;
+    }
     let total = 0;
     rule.targetModels.forEach((t, j) => {
-      if ((t.externalModelProviderName ?? '') !== '' && lora.length > 0) {
-        issues.push({ field: `${rf}.targetModels[${j}].externalModelProviderName`, message: 'lora routes must target modelServerName' });
+      const server = t.modelServerName ?? '';
+      const provider = t.externalModelProviderName ?? '';
+      if ((server !== '') === (provider !== '')) {
+        errs.push({ field: `${rf}.targetModels[${j}]`, type: 'Invalid', value: `${server}/${provider}`, detail: 'exactly one of modelServerName or externalModelProviderName must be set' });
+      }
+      if (provider !== '' && lora.length > 0) {
+        errs.push({ field: `${rf}.targetModels[${j}].externalModelProviderName`, type: 'Invalid', value: provider, detail: 'lora routes must target modelServerName' });
       }
       total += t.weight;
     });
-    if (total === 0) issues.push({ field: `${rf}.targetModels`, message: 'total weight must be greater than zero' });
+    if (total === 0) errs.push({ field: `${rf}.targetModels`, type: 'Invalid', value: total, detail: 'total weight must be greater than zero' });
     const mm = rule.modelMatch;
     if (mm === undefined) return;
     for (const [key, sm] of Object.entries(mm.headers ?? {})) {
       // Not a Kthena rule: an empty name reads as a missing header, which no request can send.
-      if (key === '') issues.push({ field: `${rf}.modelMatch.headers`, message: 'header name must not be empty' });
+      if (key === '') errs.push({ field: `${rf}.modelMatch.headers`, type: 'Invalid', value: key, detail: 'header name must not be empty' });
       if (sm.regex === undefined) continue;
       const err = regexError(sm.regex);
-      if (err !== null) issues.push({ field: `${rf}.modelMatch.headers[${key}].regex`, message: err });
+      if (err !== null) errs.push({ field: `${rf}.modelMatch.headers[${key}].regex`, type: 'Invalid', value: sm.regex, detail: err });
     }
     if (mm.uri?.regex !== undefined) {
       const err = regexError(mm.uri.regex);
-      if (err !== null) issues.push({ field: `${rf}.modelMatch.uri.regex`, message: err });
+      if (err !== null) errs.push({ field: `${rf}.modelMatch.uri.regex`, type: 'Invalid', value: mm.uri.regex, detail: err });
     }
   });
+  return errs;
 }
 
 interface ModelServerSpecRaw {
@@ -808,22 +908,158 @@ function modelServerTyped(w: ModelServerSpecRaw, issues: Issue[]): ModelServer['
   return issues.length === before ? spec : undefined;
 }
 
-function modelServerWebhook(spec: ModelServer['spec'], issues: Issue[]): void {
+/** Kthena's webhook rules for ModelServer, in its order. */
+export function modelServerWebhook(spec: ModelServer['spec']): FieldError[] {
+  const errs: FieldError[] = [];
   const ws = 'spec.workloadSelector';
   const selector = (field: string, labels: Record<string, string>): void => {
     if (Object.keys(labels).length === 0) {
-      issues.push({ field, message: 'labels must contain at least one label' });
+      errs.push({ field, type: 'Required', detail: 'labels must contain at least one label' });
       return;
     }
-    for (const e of labelErrors(labels)) issues.push({ field, message: `invalid selector: ${e}` });
+    const e = selectorError(labels);
+    if (e !== null) errs.push({ field, type: 'Invalid', value: labels, detail: `invalid selector: ${e}` });
   };
   selector(`${ws}.matchLabels`, spec.workloadSelector.matchLabels);
   const pd = spec.workloadSelector.pdGroup;
   if (pd !== undefined) {
-    if (pd.groupKey === '') issues.push({ field: `${ws}.pdGroup.groupKey`, message: 'groupKey must be specified' });
+    if (pd.groupKey === '') errs.push({ field: `${ws}.pdGroup.groupKey`, type: 'Required', detail: 'groupKey must be specified' });
     selector(`${ws}.pdGroup.prefillLabels`, pd.prefillLabels);
     selector(`${ws}.pdGroup.decodeLabels`, pd.decodeLabels);
   }
+  return errs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ExternalModelProvider (admission only: the router does not route to providers yet) and the
+// admission entry point
+// ---------------------------------------------------------------------------------------------
+
+export const externalModelProviderSpecSchema: Schema = obj({
+  auth: obj({
+    scheme: str({ enum: ['Bearer', 'APIKey'] }),
+    secretRef: obj({ key: str(), name: str({ default: '' }), optional: { t: 'boolean' } }, ['key']),
+  }, ['secretRef']),
+  baseURL: str({ minLength: 1, pattern: '^https://.+' }),
+  headers: map(str()),
+  insecureSkipVerify: { t: 'boolean', default: false },
+  model: str({ maxLength: 256 }),
+  providerType: str({ enum: ['OpenAI', 'Anthropic'], default: 'OpenAI' }),
+}, ['baseURL']);
+
+interface ExternalModelProviderSpec {
+  providerType?: string;
+  model?: string;
+  baseURL: string;
+  insecureSkipVerify?: boolean;
+  auth?: { scheme?: string; secretRef: { name?: string; key: string; optional?: boolean } };
+  headers?: Record<string, string>;
+}
+
+/** Headers an ExternalModelProvider may not set statically (Kthena's common.IsReservedProviderHeader). */
+const RESERVED_PROVIDER_HEADERS = new Set([
+  'authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'host', 'content-length', 'connection',
+  'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te',
+]);
+const HEADER_TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** httpguts.ValidHeaderFieldValue: no control characters but horizontal tab, no DEL. */
+function validHeaderValue(v: string): boolean {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return false;
+  }
+  return true;
+}
+
+/**
+ * Go's url.Parse read of an https base URL: authority up to the first '/', '?' or '#'. A WHATWG
+ * URL would read `https:///x` as host "x" where Go sees an empty host.
+ */
+function baseUrlError(u: string): string | null {
+  if (!/^https:\/\//i.test(u)) return 'baseURL must use https';
+  const rest = u.slice('https://'.length);
+  const end = rest.search(/[/?#]/);
+  const authority = end < 0 ? rest : rest.slice(0, end);
+  const at = authority.lastIndexOf('@');
+  if (authority.slice(at + 1) === '') return 'baseURL must use https';
+  try {
+    new URL(u);
+  } catch {
+    return 'baseURL must use https';
+  }
+  const hash = u.indexOf('#');
+  const beforeHash = hash < 0 ? u : u.slice(0, hash);
+  const q = beforeHash.indexOf('?');
+  const query = q < 0 ? '' : beforeHash.slice(q + 1);
+  const fragment = hash < 0 ? '' : u.slice(hash + 1);
+  if (at >= 0 || query !== '' || fragment !== '') return 'baseURL must not contain userinfo, query, or fragment';
+  return null;
+}
+
+/** Kthena's webhook rules for ExternalModelProvider, in its order (header names sorted). */
+export function externalModelProviderWebhook(spec: ExternalModelProviderSpec): FieldError[] {
+  const errs: FieldError[] = [];
+  const pt = spec.providerType ?? '';
+  if (pt !== '' && pt !== 'OpenAI' && pt !== 'Anthropic') {
+    errs.push({ field: 'spec.providerType', type: 'NotSupported', value: pt, supported: ['OpenAI', 'Anthropic'], detail: '' });
+  }
+  const urlErr = baseUrlError(spec.baseURL);
+  if (urlErr !== null) errs.push({ field: 'spec.baseURL', type: 'Invalid', value: spec.baseURL, detail: urlErr });
+  const headers = spec.headers ?? {};
+  for (const name of Object.keys(headers).sort()) {
+    const field = `spec.headers[${name}]`;
+    if (!HEADER_TOKEN_RE.test(name)) {
+      errs.push({ field, type: 'Invalid', value: name, detail: 'header name is invalid' });
+      continue;
+    }
+    if (RESERVED_PROVIDER_HEADERS.has(name.toLowerCase())) {
+      errs.push({ field, type: 'Invalid', value: name, detail: 'header is reserved and cannot be configured as a static header' });
+    }
+    if (!validHeaderValue(headers[name])) errs.push({ field, type: 'Invalid', value: headers[name], detail: 'header value is invalid' });
+  }
+  const auth = spec.auth;
+  if (auth !== undefined) {
+    const scheme = auth.scheme ?? '';
+    if (scheme !== '' && scheme !== 'Bearer' && scheme !== 'APIKey') {
+      errs.push({ field: 'spec.auth.scheme', type: 'NotSupported', value: scheme, supported: ['Bearer', 'APIKey'], detail: '' });
+    }
+    if ((auth.secretRef.name ?? '') === '') errs.push({ field: 'spec.auth.secretRef.name', type: 'Required', detail: 'secret name is required' });
+    if (auth.secretRef.key === '') errs.push({ field: 'spec.auth.secretRef.key', type: 'Required', detail: 'secret key is required' });
+    if (auth.secretRef.optional === true) errs.push({ field: 'spec.auth.secretRef.optional', type: 'Invalid', value: true, detail: 'optional must be false or unset' });
+  }
+  return errs;
+}
+
+export type AdmissionKind = 'ModelRoute' | 'ModelServer' | 'ExternalModelProvider';
+
+/**
+ * What the validating webhook denies an object for: the CRD's OpenAPI and CEL checks first (on a
+ * cluster the API server has run them before calling the webhook, so they fire only behind an
+ * older or edited CRD), then Kthena's webhook rules. Empty: allowed. The spec is validated as the
+ * API server stores it (nulls pruned, defaults applied); metadata is the API server's business.
+ */
+export function admissionErrors(kind: AdmissionKind, raw: unknown): FieldError[] {
+  const schemaErrors = (issues: Issue[]): FieldError[] =>
+    issues.map((i) => ({ field: i.field, type: 'Schema', detail: i.message }));
+  const spec = isPlainObject(raw) ? raw.spec : undefined;
+  if (spec === undefined || spec === null) return [{ field: 'spec', type: 'Schema', detail: 'Required value' }];
+  const issues: Issue[] = [];
+  if (kind === 'ModelRoute') {
+    const s = walk(spec, modelRouteSpecSchema, 'spec', issues) as ModelRoute['spec'] | undefined;
+    if (s === undefined || issues.length > 0) return schemaErrors(issues);
+    return modelRouteWebhook(s);
+  }
+  if (kind === 'ModelServer') {
+    const w = walk(spec, modelServerSpecSchema, 'spec', issues) as ModelServerSpecRaw | undefined;
+    const s = w === undefined ? undefined : modelServerTyped(w, issues);
+    if (s === undefined || issues.length > 0) return schemaErrors(issues);
+    return modelServerWebhook(s);
+  }
+  // The CRD's CEL rule on secretRef.optional is left to the webhook rule, which words it as Kthena's webhook.
+  const s = walk(spec, externalModelProviderSpecSchema, 'spec', issues) as ExternalModelProviderSpec | undefined;
+  if (s === undefined || issues.length > 0) return schemaErrors(issues);
+  return externalModelProviderWebhook(s);
 }
 
 // ---------------------------------------------------------------------------------------------

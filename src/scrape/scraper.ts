@@ -122,6 +122,8 @@ export interface ScraperOptions {
   now?: () => number;
   /** Cap on each response body. Default 8 MiB. */
   maxBodyBytes?: number;
+  /** Called after every completed round (the control thread refreshes what depends on served models). */
+  onRound?: () => void;
 }
 
 export type ScrapeStateName = 'never' | 'fresh' | 'failing' | 'stale';
@@ -283,6 +285,7 @@ export class Scraper {
   readonly #loraScratch = new Int32Array(kModelBitWords);
 
   readonly #registry: Registry | undefined;
+  readonly #onRound: (() => void) | undefined;
   readonly #rounds: Counter<string>;
   readonly #errors: Counter<'stage'>;
   readonly #roundSeconds: Histogram<string>;
@@ -333,6 +336,7 @@ export class Scraper {
 
     this.#registry = opts.registry;
     const registers = opts.registry ? [opts.registry] : [];
+    this.#onRound = opts.onRound;
     this.#rounds = new Counter({
       name: 'kthena_router_scrape_rounds_total',
       help: 'Engine metrics scrape rounds completed.',
@@ -523,6 +527,7 @@ export class Scraper {
     this.#sweep();
     this.#rounds.inc();
     this.#roundSeconds.observe((performance.now() - t0) / 1000);
+    this.#onRound?.();
   }
 
   /** Marks stale every pod whose last success is older than the bound. */

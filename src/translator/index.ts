@@ -9,12 +9,22 @@ import type {
   EndpointIR, HeaderMatchIR, PdGroupIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, SchedulerIR, ServerIR, StringMatchIR, TargetIR,
 } from '../ir/types.js';
 import { ROUTER_DEFAULT_SCHEDULER } from '../routerconfig/defaults.js';
+import { translateGateway, type GatewayTranslateOptions } from './gateway/index.js';
+import type { GatewayStatuses } from '../ir/gateway.js';
+import type { Gateway, GatewayClass } from '../resources/gateway.js';
+
+/** Gateway API off (file-mode default before --enable-gateway-api): no gateway IR, no statuses. */
+export const GATEWAY_OFF: GatewayTranslateOptions = Object.freeze({ enableGatewayApi: false, enableInferenceExtension: false, podNamespace: 'default', defaultPort: 8080 });
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet, StringMatch } from '../resources/types.js';
 import { deepFreeze, regexError } from '../resources/validate.js';
 
 export interface TranslateResult {
   ir: RoutingIR;
   problems: Problem[];
+  /** Gateway API statuses (Gateway, listeners, HTTPRoute and InferencePool parents); empty while it is off. */
+  gatewayStatuses: GatewayStatuses;
+  /** Kthena's bootstrap objects assumed because they are missing (GatewayClass kthena-router, Gateway default). */
+  bootstrap: (GatewayClass | Gateway)[];
 }
 
 /** Node's timers fire at once for delays above 2^31-1 ms, so no IR duration may exceed it. */
@@ -24,7 +34,7 @@ export const MAX_DURATION_MS = 2147483647;
  * `scheduler` is the validated router configuration (`--router-config`), carried into the IR so
  * that workers compile their scheduling profile with the snapshot it belongs to.
  */
-export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTER_DEFAULT_SCHEDULER): TranslateResult {
+export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTER_DEFAULT_SCHEDULER, gatewayOpts: GatewayTranslateOptions = GATEWAY_OFF): TranslateResult {
   const problems: Problem[] = [];
 
   const servers = [...resources.modelServers].sort((a, b) => cmp(key(a), key(b)));
@@ -60,7 +70,26 @@ export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTE
     for (const a of r.loraAdapters) names.add(a);
   }
   const modelNames = [...names].sort(cmp);
-  return { ir: deepFreeze({ routes, servers: serverIRs, endpoints, scheduler, modelNames, modelIds: [] }), problems };
+  const gw = translateGateway(resources, gatewayOpts);
+  problems.push(...gw.problems);
+  // Held but unused while the flags are off: said once per object, never silent.
+  const off = (list: readonly { kind: string; metadata: { namespace: string; name: string } }[] | undefined, flag: string): void => {
+    for (const o of list ?? []) problems.push({ kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name, field: '', severity: 'warning', message: `ignored: ${flag} is off` });
+  };
+  if (!gatewayOpts.enableGatewayApi) {
+    off(resources.gatewayClasses, '--enable-gateway-api');
+    off(resources.gateways, '--enable-gateway-api');
+    off(resources.httpRoutes, '--enable-gateway-api');
+    off(resources.referenceGrants, '--enable-gateway-api');
+  }
+  if (!gatewayOpts.enableInferenceExtension) {
+    off(resources.inferencePools, '--enable-gateway-api-inference-extension');
+    off(resources.inferenceObjectives, '--enable-gateway-api-inference-extension');
+  }
+  return {
+    ir: deepFreeze({ routes, servers: serverIRs, endpoints, scheduler, modelNames, modelIds: [], gateway: gw.ir }),
+    problems, gatewayStatuses: gw.statuses, bootstrap: gw.bootstrap,
+  };
 }
 
 /**

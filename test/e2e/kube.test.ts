@@ -6,6 +6,7 @@
  * running and not ready; --enable-gateway-api bootstraps the GatewayClass and default Gateway.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import https from 'node:https';
 import path from 'node:path';
 import { FakeApiServer, writeKubeconfig, type KObj } from '../helpers/fake-apiserver.js';
 import type { SimFleet } from '../../src/sim/types.js';
@@ -42,8 +43,10 @@ async function podOf(url: string, model: string): Promise<string | number> {
   return r.status === 200 ? r.headers.get('x-sim-pod') ?? 'no-header' : r.status;
 }
 
+/** A router in Kubernetes mode; the webhook (Kthena's default: on, port 8443) only where a test asks for it. */
 async function kubeRouter(args: string[] = [], kc = kubeconfig): Promise<RouterProc> {
-  const r = await startRouter({ dir: '', workers: 1, args: ['--kubeconfig', kc, ...args], env: { POD_NAMESPACE: 'kthena-system', METRICS_SCRAPE_INTERVAL: '200ms' } });
+  const webhook = args.some((a) => a.startsWith('--webhook-port')) ? [] : ['--enable-webhook=false'];
+  const r = await startRouter({ dir: '', workers: 1, args: ['--kubeconfig', kc, ...webhook, ...args], env: { POD_NAMESPACE: 'kthena-system', METRICS_SCRAPE_INTERVAL: '200ms' } });
   routers.push(r);
   return r;
 }
@@ -175,7 +178,46 @@ describe('kthena-router serve --kubeconfig', () => {
     expect(gc.spec).toEqual({ controllerName: 'volcano.sh/kthena-router' });
     const gw = api.get('gateway.networking.k8s.io/v1', 'Gateway', 'kthena-system', 'default')!;
     expect(gw.spec).toEqual({ gatewayClassName: 'kthena-router', listeners: [{ name: 'default', port: g.port, protocol: 'HTTP', allowedRoutes: { namespaces: { from: 'All' } } }] });
+    // The first router releases the Lease; this one takes over and writes the Gateway API statuses.
+    await r.stop();
+    const cond = (o: any, type: string): string | undefined => o?.status?.conditions?.find((c: any) => c.type === type)?.status;
+    await eventually(() => cond(api.get('gateway.networking.k8s.io/v1', 'Gateway', 'kthena-system', 'default'), 'Programmed') === 'True', 15_000, 'Gateway Programmed');
+    const st = api.get('gateway.networking.k8s.io/v1', 'Gateway', 'kthena-system', 'default')!.status;
+    expect(cond({ status: st }, 'Accepted')).toBe('True');
+    expect(st.listeners.map((l: any) => [l.name, l.conditions.find((c: any) => c.type === 'Programmed').status])).toEqual([['default', 'True']]);
+    await eventually(() => cond(api.get('gateway.networking.k8s.io/v1', 'GatewayClass', undefined, 'kthena-router'), 'Accepted') === 'True', 5000, 'GatewayClass Accepted');
+    // Kthena §6.3: a ModelRoute without parentRefs binds only to Gateways of its own namespace, so
+    // the default Gateway (kthena-system) does not serve the route in namespace default.
+    expect(await podOf(g.url, 'chat-model')).toBe(404);
     await g.stop();
+  });
+});
+
+describe('the validating webhook in Kubernetes mode', () => {
+  it('gets its certificate through the API (Secret created) and answers AdmissionReviews over TLS', async () => {
+    const webhookPort = await freePort();
+    const r = await kubeRouter(['--webhook-port', String(webhookPort)]);
+    await r.waitReady();
+    await eventually(() => api.get('v1', 'Secret', 'kthena-system', 'kthena-router-webhook-certs') !== undefined, 10_000, 'certificate Secret');
+    const secret = api.get('v1', 'Secret', 'kthena-system', 'kthena-router-webhook-certs')!;
+    const ca = Buffer.from(secret.data!['ca.crt']!, 'base64').toString('utf8');
+    const review = (modelName: string) => JSON.stringify({
+      apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
+      request: { uid: 'u1', operation: 'CREATE', namespace: 'default', object: { ...route('x', modelName, 'srv-a'), spec: { ...route('x', modelName, 'srv-a').spec, ...(modelName === '' ? { modelName: undefined } : {}) } } },
+    });
+    const post = (body: string) => new Promise<any>((resolve, reject) => {
+      const req = https.request({
+        host: '127.0.0.1', port: webhookPort, path: '/validate/modelroute', method: 'POST', ca, servername: 'kthena-router-webhook.kthena-system.svc',
+        headers: { 'content-type': 'application/json' }, agent: false,
+      }, (res) => { let t = ''; res.on('data', (c) => { t += c; }); res.on('end', () => resolve(JSON.parse(t))); });
+      req.on('error', reject);
+      req.end(body);
+    });
+    await eventually(async () => { try { await post(review('ok')); return true; } catch { return false; } }, 10_000, 'webhook listening');
+    expect((await post(review('ok'))).response).toMatchObject({ uid: 'u1', allowed: true });
+    const denied = (await post(review(''))).response;
+    expect(denied.allowed).toBe(false);
+    await r.stop();
   });
 });
 

@@ -245,6 +245,7 @@ export class FakeApiServer {
       const [k, v] = term.split('=');
       if (k === 'metadata.name' && o.metadata.name !== v) return false;
       if (k === 'metadata.namespace' && o.metadata.namespace !== v) return false;
+      if (k === 'type' && o.type !== v) return false;
     }
     return true;
   }

@@ -191,7 +191,7 @@ describe('translator defends the snapshot against inputs that skipped validation
     ['an empty header name', (s: Record<string, unknown>) => { (s.rules as Record<string, unknown>[])[0]!.modelMatch = { headers: { '': { exact: 'x' } } }; },
       'spec.rules[0].modelMatch.headers', 'header name must not be empty'],
     ['a regex JavaScript cannot compile', (s: Record<string, unknown>) => { (s.rules as Record<string, unknown>[])[0]!.modelMatch = { uri: { regex: '(' } }; },
-      'spec.rules[0].modelMatch', 'error parsing regexp: Invalid regular expression: /(/: Unterminated group'],
+      'spec.rules[0].modelMatch', 'error parsing regexp: missing closing ): `(`'],
   ])('drops a route with %s and reports it', (_name, patch, field, message) => {
     const { ir, problems } = translate(withRoute(base(), patch));
     expect(ir.routes).toEqual([]);

@@ -237,7 +237,8 @@ describe('bench runLoad end to end', () => {
       lora,
       seed: 3,
       timeScale: 10,
-      requestTimeoutS: 3, // 0.3 s of wall time at k = 10
+      // 2 s of wall time at k = 10: far above a healthy request even on a loaded machine.
+      requestTimeoutS: 20,
       slo: { ttftMs: 1000 },
     });
     const m = r.models;

@@ -1,3 +1,4 @@
+import { emptyGatewayIR } from '../../src/translator/gateway/index.js';
 import { describe, it, expect } from 'vitest';
 import { compileSnapshot, testMatch } from '../../workers/compile.js';
 import type { RoutingIR, RouteIR } from '../../src/ir/types.js';
@@ -25,6 +26,7 @@ const ir: RoutingIR = {
   scheduler: DEFAULT_SCHEDULER,
   modelNames: ['lora-a', 'lora-x', 'm'],
   modelIds: [4, -1, 0],
+  gateway: emptyGatewayIR(),
 };
 
 describe('compileSnapshot: prefill/decode tables', () => {

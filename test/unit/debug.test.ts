@@ -1,3 +1,4 @@
+import { emptyGatewayIR } from '../../src/translator/gateway/index.js';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -59,6 +60,7 @@ const ir: RoutingIR = {
   scheduler: DEFAULT_SCHEDULER,
   modelNames: [],
   modelIds: [],
+  gateway: emptyGatewayIR(),
 };
 
 const problem: Problem = {

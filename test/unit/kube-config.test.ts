@@ -35,8 +35,8 @@ describe('Kubernetes mode selection', () => {
     expect(code(() => loadConfig('serve', [], {}))).toMatch(/--config DIR is required .* or --kubeconfig FILE for Kubernetes mode/);
   });
 
-  it('--enable-gateway-api: Kubernetes mode only', () => {
-    expect(code(() => loadConfig('serve', ['--config', '/m', '--enable-gateway-api'], {}))).toMatch(/not supported in file mode/);
+  it('--enable-gateway-api in both modes', () => {
+    expect(loadConfig('serve', ['--config', '/m', '--enable-gateway-api'], {}).enableGatewayApi).toBe(true);
     expect(loadConfig('serve', ['--kubeconfig', '/k', '--enable-gateway-api', '--enable-gateway-api-inference-extension'], {}).enableGatewayApi).toBe(true);
   });
 
@@ -63,10 +63,10 @@ describe('watched kinds table', () => {
   });
 
   it('watches Gateway API and Inference Extension kinds only when enabled', () => {
-    const on = (c: typeof ctx) => WATCHED_KINDS.filter((k) => k.enabled(c)).map((k) => k.kind);
+    const on = (c: typeof ctx) => WATCHED_KINDS.filter((k) => k.enabled(c)).map((k) => k.id ?? k.kind);
     expect(on({ ...ctx, gatewayApi: false, inferenceExtension: false })).toEqual(['ModelRoute', 'ModelServer', 'ExternalModelProvider', 'Pod', 'Secret', 'ConfigMap']);
     expect(on({ ...ctx, inferenceExtension: false })).toEqual(['ModelRoute', 'ModelServer', 'ExternalModelProvider', 'Pod', 'Secret', 'ConfigMap',
-      'GatewayClass', 'Gateway', 'HTTPRoute', 'ReferenceGrant', 'Namespace', 'Service', 'EndpointSlice']);
+      'GatewayClass', 'Gateway', 'HTTPRoute', 'ReferenceGrant', 'Namespace', 'Secret/tls', 'Service', 'EndpointSlice']);
     expect(on(ctx)).toContain('InferencePool');
   });
 });

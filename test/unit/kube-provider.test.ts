@@ -350,11 +350,18 @@ describe('KubeProvider', () => {
       data: { apiKey: Buffer.from('k').toString('base64') },
     });
     const gw: KObj = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'g', namespace: 'default' }, spec: { gatewayClassName: 'kthena-router', listeners: [{ name: 'http', port: 8080, protocol: 'HTTP' }] } };
-    const h = await setup([secret('cred', true), secret('other', false), gw], { gatewayApi: true });
-    const s = await h.until((x) => (x.raw.Secret ?? []).length === 1);
+    const pem = (what: string) => Buffer.from(`-----BEGIN ${what}-----\nAAAA\n-----END ${what}-----\n`).toString('base64');
+    const tls: KObj = {
+      apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'cert', namespace: 'default' },
+      data: { 'tls.crt': pem('CERTIFICATE'), 'tls.key': pem('PRIVATE KEY'), other: 'eA==' },
+    };
+    const h = await setup([secret('cred', true), secret('other', false), gw, tls], { gatewayApi: true });
+    const s = await h.until((x) => (x.raw.Secret ?? []).length === 1 && (x.resources.secrets ?? []).length === 1);
     expect(s.raw.Secret!.map((o) => o.metadata.name)).toEqual(['cred']);
     expect(s.resources.gateways!.map((o) => o.metadata.name)).toEqual(['g']);
-    expect(s.resources.secrets).toEqual([]);
+    // Listener certificates: TLS Secrets only (field selector type=kubernetes.io/tls), typed.
+    expect(s.resources.secrets!.map((o) => [o.metadata.name, o.type, o.tls?.cert.startsWith('-----BEGIN CERTIFICATE')])).toEqual([['cert', 'kubernetes.io/tls', true]]);
+    expect(JSON.stringify(h.provider.get('Secret/tls', 'default', 'cert'))).not.toContain('"other"');
     // ReferenceGrant is optional (CRD may be absent): the fake server has it, so it synced empty.
     expect(h.provider.syncState().every((x) => x.synced)).toBe(true);
   });

@@ -7,6 +7,7 @@ import { encodeSnapshot, decodeSnapshot } from '../../src/publish/codec.js';
 import { allocateRegions, epIndex, kEpInflight, kHdrGeneration, kHdrSnapLen0, snapshotHalfBytes } from '../../src/shared/layout.js';
 import type { RoutingIR } from '../../src/ir/types.js';
 import { DEFAULT_SCHEDULER } from '../../src/routerconfig/defaults.js';
+import { emptyGatewayIR } from '../../src/translator/gateway/index.js';
 
 function irWith(n: number, tag = 'r'): RoutingIR {
   return {
@@ -19,6 +20,7 @@ function irWith(n: number, tag = 'r'): RoutingIR {
     scheduler: DEFAULT_SCHEDULER,
     modelNames: ['lora', ...Array.from({ length: n }, (_, i) => `m${i}`)].sort(),
     modelIds: [],
+    gateway: emptyGatewayIR(),
   };
 }
 
@@ -27,6 +29,12 @@ describe('snapshot codec', () => {
     const ir = irWith(3);
     ir.routes[0].rules[0].match = null;
     ir.routes[1].rules[0].match = { headers: [], uri: { type: 'regex', value: '^/v1/' }, bodyModel: 'm1' };
+    expect(decodeSnapshot(encodeSnapshot(ir))).toEqual(ir);
+    ir.gateway = {
+      ...ir.gateway,
+      ports: [{ port: 9001, protocol: 'HTTP', exact: [['a.example.com', 0]], wildcard: [], any: -1 }],
+      endpoints: [{ key: 'ns/p:8000', namespace: 'ns', pod: 'p', ip: '127.0.0.2', port: 8000, slot: 3, gen: 2, startedAtSec: 5 }],
+    };
     expect(decodeSnapshot(encodeSnapshot(ir))).toEqual(ir);
   });
 });

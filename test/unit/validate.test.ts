@@ -100,7 +100,7 @@ describe('ModelRoute validation rejects what the API server and the Kthena webho
     ['backreference in a header regex', route(simpleSpec({ rules: [{ modelMatch: { headers: { x: { regex: '(a)\\1' } } }, targetModels: [target()] }] })),
       [['spec.rules[0].modelMatch.headers[x].regex', 'error parsing regexp: invalid escape sequence: `\\1`']]],
     ['uri regex that does not compile', route(simpleSpec({ rules: [{ modelMatch: { uri: { regex: '(' } }, targetModels: [target()] }] })),
-      [['spec.rules[0].modelMatch.uri.regex', 'error parsing regexp: Invalid regular expression: /(/: Unterminated group']]],
+      [['spec.rules[0].modelMatch.uri.regex', 'error parsing regexp: missing closing ): `(`']]],
     ['an empty header name', route(simpleSpec({ rules: [{ modelMatch: { headers: { '': { exact: 'x' } } }, targetModels: [target()] }] })),
       [['spec.rules[0].modelMatch.headers', 'header name must not be empty']]],
     ['header match not an object', route(simpleSpec({ rules: [{ modelMatch: { headers: { x: 'premium' } }, targetModels: [target()] }] })),
@@ -185,7 +185,7 @@ describe('ModelServer validation', () => {
     ['matchLabels value not a string', server(serverSpec({ workloadSelector: { matchLabels: { version: 1 } } })),
       [['spec.workloadSelector.matchLabels[version]', 'Invalid value: "integer": must be of type string']]],
     ['matchLabels with an invalid value (webhook)', server(serverSpec({ workloadSelector: { matchLabels: { app: 'has space' } } })),
-      [['spec.workloadSelector.matchLabels', "invalid selector: Invalid value: \"has space\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"]]],
+      [['spec.workloadSelector.matchLabels', "invalid selector: values[0]: Invalid value: \"has space\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"]]],
     ['pdGroup without groupKey', server(serverSpec({ workloadSelector: { matchLabels: { a: 'b' }, pdGroup: { prefillLabels: { r: 'p' }, decodeLabels: { r: 'd' } } } })),
       [['spec.workloadSelector.pdGroup.groupKey', 'Required value']]],
     ['pdGroup with an empty groupKey (webhook)', server(serverSpec({ workloadSelector: { matchLabels: { a: 'b' }, pdGroup: { groupKey: '', prefillLabels: { r: 'p' }, decodeLabels: { r: 'd' } } } })),
@@ -480,7 +480,16 @@ describe('regexError: RE2 semantics with a JavaScript engine', () => {
     ['[[:alpha:]]+', 'error parsing regexp: `[:alpha:]` is valid RE2 but JavaScript reads it differently; not supported by this router'],
     ['\\pL', 'error parsing regexp: `\\p` is valid RE2 but JavaScript reads it differently; not supported by this router'],
     ['[]a]', 'error parsing regexp: `[]` is valid RE2 but JavaScript reads it differently; not supported by this router'],
-    ['(', 'error parsing regexp: Invalid regular expression: /(/: Unterminated group'],
+    // Syntax errors both engines reject are worded as Go's regexp/syntax words them.
+    ['(', 'error parsing regexp: missing closing ): `(`'],
+    ['a(b', 'error parsing regexp: missing closing ): `a(b`'],
+    ['[', 'error parsing regexp: missing closing ]: `[`'],
+    ['a[bc', 'error parsing regexp: missing closing ]: `[bc`'],
+    ['a)', 'error parsing regexp: unexpected ): `a)`'],
+    ['*a', 'error parsing regexp: missing argument to repetition operator: `*`'],
+    ['a**', 'error parsing regexp: invalid nested repetition operator: `**`'],
+    ['\\', 'error parsing regexp: trailing backslash at end of expression: ``'],
+    ['[z-a]', 'error parsing regexp: invalid character class range: `z-a`'],
   ])('rejects %j', (re, msg) => {
     expect(regexError(re)).toBe(msg);
   });

@@ -76,7 +76,6 @@ interface ParsedFile {
 }
 
 const MANIFEST_RE = /\.ya?ml$/i;
-const GATEWAY_NOT_SERVED = 'validated but not served: Gateway API and Inference Extension routing is not wired into this release yet';
 
 export class FileProvider implements Provider {
   /** Rebuilds (or onChange calls) that threw; each was logged and the watcher kept running. */
@@ -331,11 +330,6 @@ export class FileProvider implements Provider {
         ? parseGatewayObject(doc.raw, { file: doc.file, now: () => now, previous: previous as GatewayResource | undefined })
         : parseManifestObject(doc.raw, { file: doc.file, now: () => now, previous: previous as AnyResource | undefined });
       problems.push(...r.problems);
-      if (r.resource !== undefined && id !== null && isGatewayManifest(doc.raw)) {
-        // Validated and kept for the Gateway translator, which the serving path does not use yet:
-        // say so rather than hold the object silently.
-        problems.push({ kind: id.kind, namespace: id.namespace, name: id.name, file: doc.file, field: '', severity: 'warning', message: GATEWAY_NOT_SERVED });
-      }
       if (id === null) continue;
       if (r.resource !== undefined) next.set(id.key, { resource: r.resource, file: doc.file });
       else if (previous !== undefined) {

@@ -73,29 +73,39 @@ export class KubeClient {
    * rejects with RTR_ERR_KUBE_API (statusCode 0) when no response arrived.
    */
   async request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<KubeResponse> {
+    const r = await this.#send(method, path, body === undefined ? undefined : Buffer.from(JSON.stringify(body)), { 'content-type': contentType });
+    let parsed: unknown = null;
+    if (r.text !== '') {
+      try { parsed = JSON.parse(r.text); } catch { parsed = null; }
+    }
+    return { status: r.status, body: parsed };
+  }
+
+  /**
+   * The same connection as a fetch-shaped function (the webhook's KubeFetch): text in, text out.
+   * Rejects only when no response arrived.
+   */
+  async fetch(path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; text(): Promise<string> }> {
+    const r = await this.#send(init.method ?? 'GET', path, init.body === undefined ? undefined : Buffer.from(init.body), init.headers ?? {});
+    return { status: r.status, text: async () => r.text };
+  }
+
+  async #send(method: string, path: string, payload: Buffer | undefined, extra: Record<string, string>): Promise<{ status: number; text: string }> {
     const init = await this.kc.applyToFetchOptions({});
     const headers: Record<string, string> = { accept: 'application/json' };
     new Headers(init.headers as HeadersInit).forEach((v, k) => { headers[k] = v; });
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (payload !== undefined) {
-      headers['content-type'] = contentType;
+      for (const [k, v] of Object.entries(extra)) headers[k.toLowerCase()] = v;
       headers['content-length'] = String(payload.length);
     }
     const url = new URL(this.server + path);
     const mod = url.protocol === 'https:' ? https : http;
-    return new Promise<KubeResponse>((resolve, reject) => {
+    return new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = mod.request(url, { method, headers, agent: init.agent as http.Agent | undefined, timeout: this.#timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (err) => reject(kubeApiError(0, `${method} ${path}: ${err.message}`, err)));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = null;
-          if (text !== '') {
-            try { parsed = JSON.parse(text); } catch { parsed = null; }
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
       });
       this.#inFlight.add(req);
       req.on('close', () => this.#inFlight.delete(req));

@@ -22,7 +22,7 @@ import { parseManifestObject, resourceIdentity, stableJson } from '../../resourc
 import type { Provider, ProviderLog, ProviderSnapshot } from '../types.js';
 import type { KubeClient } from './client.js';
 import { DEFAULT_BACKOFF, Informer, type BackoffOptions } from './informer.js';
-import { ROUTER_CONFIGMAP_KEY, WATCHED_KINDS, type KindContext, type RawObject, type WatchedKind } from './kinds.js';
+import { kindId, ROUTER_CONFIGMAP_KEY, WATCHED_KINDS, type KindContext, type RawObject, type WatchedKind } from './kinds.js';
 
 export interface KubeSnapshot extends ProviderSnapshot {
   /** The `routerConfiguration` key of ConfigMap kthena-router-config; null when absent. */
@@ -80,7 +80,7 @@ export class KubeProvider implements Provider {
         help: 'Kubernetes mode: 1 once the informer of this kind has listed its objects, else 0',
         labelNames: ['kind'] as const,
         registers: [opts.registry],
-        collect: () => { for (const i of this.informers) this.#syncedGauge!.set({ kind: i.kind.kind }, i.synced ? 1 : 0); },
+        collect: () => { for (const i of this.informers) this.#syncedGauge!.set({ kind: kindId(i.kind) }, i.synced ? 1 : 0); },
       });
       this.#restarts = new Counter({
         name: 'kthena_router_kube_watch_restarts_total',
@@ -92,11 +92,11 @@ export class KubeProvider implements Provider {
     this.informers = kinds.map((k) => new Informer(opts.client, k, opts.context, {
       onEvent: (type, obj) => this.#onEvent(k, type, obj),
       onSynced: () => {
-        this.#log?.info({ kind: k.kind }, 'informer synced');
+        this.#log?.info({ kind: kindId(k) }, 'informer synced');
         this.#markDirty();
       },
       onError: (err, retryInMs) => {
-        this.#restarts?.inc({ kind: k.kind, reason: 'error' });
+        this.#restarts?.inc({ kind: kindId(k), reason: 'error' });
         // An optional kind whose CRD is not installed answers 404 forever: said once.
         if (k.optional && err.statusCode === 404) {
           if (this.#absent.has(k.kind)) return;
@@ -104,12 +104,12 @@ export class KubeProvider implements Provider {
           this.#log?.info({ kind: k.kind, apiVersion: k.apiVersion }, 'optional kind not served by the API server (CRD not installed?); rechecking with backoff');
           return;
         }
-        this.#log?.warn({ kind: k.kind, statusCode: err.statusCode, retryInMs, err: err.message }, 'Kubernetes list/watch failed; retrying');
+        this.#log?.warn({ kind: kindId(k), statusCode: err.statusCode, retryInMs, err: err.message }, 'Kubernetes list/watch failed; retrying');
       },
       onList: (reason) => {
         if (reason === 'expired') {
-          this.#restarts?.inc({ kind: k.kind, reason: 'expired' });
-          this.#log?.info({ kind: k.kind }, 'resourceVersion expired (410 Gone); relisting');
+          this.#restarts?.inc({ kind: kindId(k), reason: 'expired' });
+          this.#log?.info({ kind: kindId(k) }, 'resourceVersion expired (410 Gone); relisting');
         }
       },
     }, opts.backoff ?? DEFAULT_BACKOFF));
@@ -121,12 +121,12 @@ export class KubeProvider implements Provider {
   }
 
   syncState(): { kind: string; synced: boolean; lists: number; watches: number; failures: number }[] {
-    return this.informers.map((i) => ({ kind: i.kind.kind, synced: i.synced, lists: i.lists, watches: i.watches, failures: i.failures }));
+    return this.informers.map((i) => ({ kind: kindId(i.kind), synced: i.synced, lists: i.lists, watches: i.watches, failures: i.failures }));
   }
 
-  /** The cached (trimmed) object, for the status writer. */
+  /** The cached (trimmed) object, for the status writer (by kind, or by informer id). */
   get(kind: string, namespace: string, name: string): RawObject | undefined {
-    return this.informers.find((i) => i.kind.kind === kind)?.get(namespace, name);
+    return this.informers.find((i) => kindId(i.kind) === kind)?.get(namespace, name);
   }
 
   /** Starts every informer and returns at once: an unreachable API server is retried, never fatal. */
@@ -230,7 +230,7 @@ export class KubeProvider implements Provider {
         const text = cm?.data?.[ROUTER_CONFIGMAP_KEY];
         routerConfig = typeof text === 'string' ? text : null;
       } else if (k.role === 'raw' || k.writesStatus) {
-        raw[k.kind] = [...inf.list()].sort(byKey);
+        raw[kindId(k)] = [...inf.list()].sort(byKey);
       }
     }
     problems.sort((a, b) => cmp(a.kind, b.kind) || cmp(a.namespace, b.namespace) || cmp(a.name, b.name) || cmp(a.field, b.field));

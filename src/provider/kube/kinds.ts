@@ -43,6 +43,8 @@ export type KindRole = 'resource' | 'raw' | 'routerConfig';
 
 export interface WatchedKind {
   kind: string;
+  /** Distinguishes two informers of one kind (metrics, logs, lookups); default: `kind`. */
+  id?: string;
   /** `v1` for the core group, else `group/version`. */
   apiVersion: string;
   plural: string;
@@ -114,6 +116,13 @@ function trimSecret(o: RawObject): RawObject {
   return { apiVersion: 'v1', kind: 'Secret', metadata: trimMeta(o.metadata), data: o.data ?? {} };
 }
 
+/** TLS Secrets for Gateway listeners: only the certificate material (validate-gateway reads it). */
+function trimTlsSecret(o: RawObject): RawObject {
+  const data: Record<string, string> = {};
+  for (const k of ['tls.crt', 'tls.key', 'ca.crt']) if (o.data?.[k] !== undefined) data[k] = o.data[k]!;
+  return { apiVersion: 'v1', kind: 'Secret', metadata: trimMeta(o.metadata), type: o.type ?? 'kubernetes.io/tls', data };
+}
+
 function trimConfigMap(o: RawObject): RawObject {
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: trimMeta(o.metadata), data: o.data ?? {} };
 }
@@ -144,6 +153,8 @@ export const WATCHED_KINDS: readonly WatchedKind[] = Object.freeze([
   { kind: 'HTTPRoute', apiVersion: GATEWAY_GROUP_VERSION, plural: 'httproutes', role: 'resource', enabled: gatewayApi, trim: trimCustom },
   { kind: 'ReferenceGrant', apiVersion: 'gateway.networking.k8s.io/v1beta1', plural: 'referencegrants', role: 'resource', enabled: gatewayApi, trim: trimCustom, optional: true },
   { kind: 'Namespace', apiVersion: 'v1', plural: 'namespaces', clusterScoped: true, role: 'resource', enabled: gatewayApi, trim: (o) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: trimMeta(o.metadata) }) },
+  // Listener certificates (certificateRefs): every TLS Secret, by field selector.
+  { kind: 'Secret', id: 'Secret/tls', apiVersion: 'v1', plural: 'secrets', role: 'resource', enabled: gatewayApi, fieldSelector: () => 'type=kubernetes.io/tls', trim: trimTlsSecret },
   { kind: 'Service', apiVersion: 'v1', plural: 'services', role: 'resource', enabled: gatewayApi, trim: (o) => ({ apiVersion: 'v1', kind: 'Service', metadata: trimMeta(o.metadata), spec: o.spec }) },
   // No typed EndpointSlice yet: kept raw for the translator that will read Service endpoints.
   { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', plural: 'endpointslices', role: 'raw', enabled: gatewayApi, trim: (o) => ({ ...o, metadata: trimMeta(o.metadata) }) },
@@ -169,6 +180,6 @@ export function objectPath(apiVersion: string, plural: string, namespace: string
   return `${prefix(apiVersion)}${ns}/${plural}/${encodeURIComponent(name)}${sub !== undefined ? `/${sub}` : ''}`;
 }
 
-export function kindByName(kind: string): WatchedKind | undefined {
-  return WATCHED_KINDS.find((k) => k.kind === kind);
+export function kindId(k: WatchedKind): string {
+  return k.id ?? k.kind;
 }

@@ -9,7 +9,9 @@ import type { Registry } from 'prom-client';
 import { Gauge } from 'prom-client';
 import type { RouterConfig } from '../../config.js';
 import type { Problem, ResourceSet } from '../../resources/types.js';
-import { computeStatuses } from '../../translator/status.js';
+import type { GatewayStatuses } from '../../ir/gateway.js';
+import { computeStatuses, gatewayStatusEntries } from '../../translator/status.js';
+import { backoffDelay } from './informer.js';
 import { LeaderElector } from '../../status/leader.js';
 import { StatusWriter } from '../../status/writer.js';
 import type { Provider, ProviderLog } from '../types.js';
@@ -41,6 +43,11 @@ export class KubernetesMode implements Provider {
   readonly writer: StatusWriter;
   readonly bootstrap: GatewayBootstrap | null;
   readonly #client: KubeClient;
+  readonly #log: ProviderLog | undefined;
+  readonly #backoff: BackoffOptions | undefined;
+  #webhook: { close(): Promise<void> } | null = null;
+  #webhookTimer: NodeJS.Timeout | null = null;
+  #stopped = false;
   #last: KubeSnapshot | null = null;
 
   /** From the validated config: --kubeconfig FILE, or in-cluster. Throws RTR_ERR_CONFIG_INVALID. */
@@ -54,6 +61,8 @@ export class KubernetesMode implements Provider {
 
   constructor(o: KubernetesModeOptions) {
     this.#client = o.client;
+    this.#log = o.log;
+    this.#backoff = o.backoff;
     this.provider = new KubeProvider({
       client: o.client,
       context: { podNamespace: o.podNamespace, gatewayApi: o.enableGatewayApi, inferenceExtension: o.enableGatewayApiInferenceExtension },
@@ -93,7 +102,34 @@ export class KubernetesMode implements Provider {
     this.bootstrap?.start();
   }
 
+  /**
+   * Starts the validating webhook (src/webhook) with this API connection (certificate Secret, CA
+   * bundle patch). In the background and retried with backoff: an API server that is unreachable
+   * at start must not stop the router (the webhook's failures never affect routing).
+   */
+  startWebhook(start: (kube: KubeClient['fetch']) => Promise<{ close(): Promise<void> }>): void {
+    let failures = 0;
+    const attempt = (): void => {
+      this.#webhookTimer = null;
+      if (this.#stopped) return;
+      start((path, init) => this.#client.fetch(path, init)).then((server) => {
+        if (this.#stopped) void server.close();
+        else this.#webhook = server;
+      }, (err: Error & { code?: string }) => {
+        failures++;
+        const delay = backoffDelay(failures, this.#backoff ?? { initialMs: 1000, maxMs: 60_000 });
+        this.#log?.error({ code: err.code, err: err.message, retryInMs: delay }, 'validating webhook not started; retrying (routing is unaffected)');
+        this.#webhookTimer = setTimeout(attempt, delay);
+        this.#webhookTimer.unref();
+      });
+    };
+    attempt();
+  }
+
   async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#webhookTimer !== null) clearTimeout(this.#webhookTimer);
+    await this.#webhook?.close();
     this.bootstrap?.stop();
     await this.provider.stop();
     await this.writer.stop();
@@ -103,11 +139,13 @@ export class KubernetesMode implements Provider {
   }
 
   /**
-   * A translation finished over `resources` with these problems (provider and translator):
-   * compute the statuses and let the writer reconcile them.
+   * A translation finished over `resources` with these problems (provider and translator), and
+   * the Gateway translator's statuses: compute ours and let the writer reconcile them all.
    */
-  translated(resources: ResourceSet, problems: readonly Problem[]): void {
+  translated(resources: ResourceSet, problems: readonly Problem[], gateway?: GatewayStatuses): void {
     if (this.#last === null) return;
-    this.writer.update(computeStatuses({ resources, problems, objects: this.#last.raw }));
+    const desired = computeStatuses({ resources, problems, objects: this.#last.raw });
+    if (gateway !== undefined) desired.push(...gatewayStatusEntries(gateway));
+    this.writer.update(desired);
   }
 }

@@ -197,7 +197,7 @@ export function translateGateway(resources: ResourceSet, opts: GatewayTranslateO
   const candidates = new Map<string, GatewayEndpointIR>();
   const endpointKey = (p: Pod, port: number): string => {
     const k = `${p.metadata.namespace}/${p.metadata.name}:${port}`;
-    if (!candidates.has(k)) candidates.set(k, { key: k, namespace: p.metadata.namespace, pod: p.metadata.name, ip: p.status.podIP!, port, slot: -1 });
+    if (!candidates.has(k)) candidates.set(k, { key: k, namespace: p.metadata.namespace, pod: p.metadata.name, ip: p.status.podIP!, port, slot: -1, gen: 0, startedAtSec: startedAtSec(p) });
     return k;
   };
   const addEndpoint = (p: Pod, port: number): string => {
@@ -844,4 +844,10 @@ export function validateGatewayIR(ir: GatewayIR): string[] {
     if (targets.length === 0) errs.push(`${at}: no listener`);
   });
   return errs;
+}
+
+function startedAtSec(p: Pod): number {
+  const at = p.status.containersStartedAt ?? p.status.startTime;
+  const t = at !== undefined ? Date.parse(at) : NaN;
+  return Number.isNaN(t) ? 0 : Math.floor(t / 1000);
 }
