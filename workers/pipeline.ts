@@ -294,6 +294,13 @@ export function createHandler(ctx: WorkerContext, port: number = ctx.cfg.port, t
     return ctx.kvAware;
   }
 
+  /** schedule() returned 0 (every candidate filtered out) or -1 (nothing scored). */
+  function schedulingFailed(st: RequestState, n: number): void {
+    respondError(st, 'RTR_ERR_SCHEDULING', n === 0
+      ? `pods have all been filtered out by ${JSON.stringify(ctx.scheduler.filteredBy)}`
+      : 'no score plugin scored any pod');
+  }
+
   /**
    * Filters, scores and the top-N pick over the shared endpoint state (workers/scheduler), then the
    * first attempt. `extra` carries kvcache-aware's scores when the profile has it.
@@ -301,12 +308,7 @@ export function createHandler(ctx: WorkerContext, port: number = ctx.cfg.port, t
   function scheduleAndDispatch(st: RequestState, server: CompiledServer, extra: Float64Array | null): void {
     const ranked = new Int32Array(kDefaultFallbackPods);
     const n = ctx.scheduler.schedule(st.profile!, server.endpoints, st.sreq!, ranked, extra);
-    if (n <= 0) {
-      respondError(st, 'RTR_ERR_SCHEDULING', n === 0
-        ? `pods have all been filtered out by ${JSON.stringify(ctx.scheduler.filteredBy)}`
-        : 'no score plugin scored any pod');
-      return;
-    }
+    if (n <= 0) { schedulingFailed(st, n); return; }
     st.prefixHashes = ctx.scheduler.takePrefixHashes();
     // The chosen pod is recorded as holding the prompt's prefix now, at the decision, not only
     // once the response succeeded (Kthena): otherwise every request of a burst that shares a
@@ -334,12 +336,7 @@ export function createHandler(ctx: WorkerContext, port: number = ctx.cfg.port, t
     if (pd.decode.length === 0) { respondError(st, 'RTR_ERR_SCHEDULING', 'no decode pod found'); return; }
     const ranked = new Int32Array(kDefaultFallbackPods);
     const n = ctx.scheduler.schedule(profile, pd.decode, sreq, ranked, extra !== null ? gather(extra, pd.decodeIdx) : null);
-    if (n <= 0) {
-      respondError(st, 'RTR_ERR_SCHEDULING', n === 0
-        ? `pods have all been filtered out by ${JSON.stringify(ctx.scheduler.filteredBy)}`
-        : 'no score plugin scored any pod');
-      return;
-    }
+    if (n <= 0) { schedulingFailed(st, n); return; }
     st.prefixHashes = ctx.scheduler.takePrefixHashes();
     // Prefill picks per group, best first; groups seen in ranked order (at most n of them).
     const groups: number[] = [];

@@ -79,8 +79,8 @@ spec: {selector: {app: v1}, ports: [{port: 80, targetPort: 8000}]}`,
 kind: Service
 metadata: {name: v2, namespace: default}
 spec: {selector: {app: v2}, ports: [{port: 80, targetPort: 8000}]}`,
-      podDoc('v1-0', 10, { app: 'v1' }),
-      podDoc('v2-0', 11, { app: 'v2' }),
+      podDoc('v1-0', 10, { app: 'v1', tier: 'web' }),
+      podDoc('v2-0', 11, { app: 'v2', tier: 'web' }),
       `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: matching, namespace: default}
@@ -117,7 +117,20 @@ spec:
     - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-Set, value: set}], add: [{name: X-Add, value: added}], remove: [X-Remove]}}
     - {type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: X-Response, value: "yes"}], remove: [x-sim-pod]}}
     backendRefs: [{name: v1, port: 80}]
-  - matches: [{path: {type: PathPrefix, value: /nobackend}}]`,
+  - matches: [{path: {type: PathPrefix, value: /nobackend}}]
+  - matches: [{path: {type: PathPrefix, value: /empty-service}}]
+    backendRefs: [{name: empty, port: 80}]
+  - matches: [{path: {type: Exact, value: /v1/chat/completions}, headers: [{name: x-backend-timeout, value: "1"}]}]
+    timeouts: {request: 5s, backendRequest: 300ms}
+    backendRefs: [{name: web-tier, port: 80}]`,
+      `apiVersion: v1
+kind: Service
+metadata: {name: web-tier, namespace: default}
+spec: {selector: {tier: web}, ports: [{port: 80, targetPort: 8000}]}`,
+      `apiVersion: v1
+kind: Service
+metadata: {name: empty, namespace: default}
+spec: {selector: {app: nobody}, ports: [{port: 80, targetPort: 8000}]}`,
       // Cross-namespace references: refused without a ReferenceGrant, allowed with one.
       podDoc('far-0', 12, { app: 'far' }, 'backends'),
       `apiVersion: v1
@@ -359,6 +372,28 @@ describe('HTTPRoute filters and backends', () => {
     expect(JSON.parse(refused.text).error.code).toBe('RTR_ERR_BACKEND_INVALID');
     const ok = await get(P.web, '/cross-granted');
     expect(ok.headers['x-sim-pod']).toBe('far-0');
+  });
+
+  it('answers 503 for a Service without ready endpoints', async () => {
+    const r = await get(P.web, '/empty-service');
+    expect(r.status).toBe(503);
+    expect(JSON.parse(r.text).error).toMatchObject({ code: 'RTR_ERR_BACKEND_NO_ENDPOINT', message: 'no ready endpoint for backend: default/empty' });
+  });
+
+  it('timeouts.backendRequest bounds each attempt: a slow endpoint is left for the next one', async () => {
+    pod('v1-0').set({ hangMs: 3000 });
+    const tried = pod('v1-0').requests.length;
+    try {
+      for (let i = 0; i < 30 && pod('v1-0').requests.length === tried; i++) {
+        const r = await get(P.web, '/v1/chat/completions', { headers: { 'x-backend-timeout': '1' }, body: { model: 'svc', messages: [{ role: 'user', content: `t${i}` }], max_tokens: 2 } });
+        expect(r.status).toBe(200);
+        expect(r.headers['x-sim-pod']).toBe('v2-0');
+      }
+      // The hung endpoint was tried (and left after 300 ms) at least once.
+      expect(pod('v1-0').requests.length).toBeGreaterThan(tried);
+    } finally {
+      pod('v1-0').set({ hangMs: 0 });
+    }
   });
 
   it('selects by hostname: the route hostname intersected with the listener wildcard', async () => {
