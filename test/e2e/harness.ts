@@ -15,16 +15,24 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 /** `--router-config` with least-request alone (see the file). */
 export const LEAST_REQUEST_CONFIG = path.join(ROOT, 'test', 'e2e', 'fixtures', 'least-request.yaml');
 
+/** Ports handed out in this process: the kernel may offer a just-closed port again at once. */
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = net.createServer();
+      s.unref();
+      s.on('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
     });
-  });
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 export async function tempDir(prefix = 'kthena-e2e-'): Promise<string> {
