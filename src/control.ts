@@ -2,6 +2,7 @@
  * The control thread: watches manifests, translates, publishes snapshots into shared memory,
  * supervises the worker threads and serves metrics and debug endpoints. It never proxies traffic.
  */
+import { computeStatuses } from './translator/status.js';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -169,6 +170,7 @@ export class ControlPlane {
           problems: () => this.#allProblems(),
           podMetrics: (key: string) => this.#scraper.view(key),
           gateway: () => ({ statuses: this.gatewayStatuses(), bootstrap: this.#bootstrap }),
+          kthenaStatus: (kind, namespace, name) => this.#kthenaStatuses().get(`${kind}/${namespace}/${name}`),
           slotCounters: (slot: number) => {
             const ep = new Int32Array(this.#regions.endpointSab);
             return {
@@ -439,6 +441,22 @@ export class ControlPlane {
     if (ir === null || ir.gateway.pools.length === 0) return;
     const key = JSON.stringify(withPoolModels(ir, (k) => this.#scraper.view(k)?.models).gateway.poolModels ?? []);
     if (key !== this.#poolModelsKey) this.#scheduleRebuild();
+  }
+
+  /**
+   * ModelRoute and ModelServer conditions (src/translator/status.ts) for the debug dumps; in
+   * Kubernetes mode the same computation is written to the API server.
+   */
+  #kthenaStatuses(): Map<string, Record<string, unknown>> {
+    const r = this.#resources;
+    const asObject = (kind: string) => (o: { metadata: { namespace: string; name: string; generation: number }; spec: unknown }) => ({
+      apiVersion: 'networking.serving.volcano.sh/v1alpha1', kind, metadata: { ...o.metadata }, spec: o.spec,
+    });
+    const desired = computeStatuses({
+      resources: r, problems: this.#allProblems(),
+      objects: { ModelRoute: r.modelRoutes.map(asObject('ModelRoute')), ModelServer: r.modelServers.map(asObject('ModelServer')) },
+    });
+    return new Map(desired.map((d) => [`${d.kind}/${d.namespace}/${d.name}`, d.status]));
   }
 
   #allProblems(): Problem[] {

@@ -52,6 +52,8 @@ export interface DebugSource {
    */
   slotCounters?(slot: number): SlotCounters;
   /** Statuses the translator computed for Gateway API objects (and the bootstrap objects assumed). */
+  /** The status conditions computed for a ModelRoute or ModelServer (src/translator/status.ts), when known. */
+  kthenaStatus?(kind: 'ModelRoute' | 'ModelServer', namespace: string, name: string): Record<string, unknown> | undefined;
   gateway?(): { statuses: GatewayStatuses; bootstrap: readonly { kind: string; metadata: { namespace: string; name: string }; spec: unknown }[] };
   /**
    * Fault injection for tests and chaos drills, present only with KTHENA_ROUTER_FAULT_INJECTION=1:
@@ -108,9 +110,6 @@ function goSecondsUTC(ts: string): string {
   return Number.isNaN(d.getTime()) ? ts : d.toISOString().slice(0, 19) + 'Z';
 }
 
-function routeView(r: ModelRoute): object {
-  return { name: r.metadata.name, namespace: r.metadata.namespace, spec: r.spec };
-}
 
 class Dump {
   readonly #res: ResourceSet;
@@ -121,6 +120,14 @@ class Dump {
     this.#source = source;
     this.#res = source.resources();
     this.#ir = source.ir();
+  }
+
+  /** Kthena's {name, namespace, spec}, plus the conditions this router computes (Kthena writes none). */
+  #routeView(r: ModelRoute): object {
+    const view: Record<string, unknown> = { name: r.metadata.name, namespace: r.metadata.namespace, spec: r.spec };
+    const status = this.#source.kthenaStatus?.('ModelRoute', r.metadata.namespace, r.metadata.name);
+    if (status !== undefined) view.status = status;
+    return view;
   }
 
   /** namespace/name of the pods a ModelServer currently routes to (the snapshot's endpoints). */
@@ -150,6 +157,8 @@ class Dump {
       if (decode.length > 0) view.decodePods = decode;
       if (prefill.length > 0) view.prefillPods = prefill;
     }
+    const status = this.#source.kthenaStatus?.('ModelServer', ms.metadata.namespace, ms.metadata.name);
+    if (status !== undefined) view.status = status;
     return view;
   }
 
@@ -210,7 +219,7 @@ class Dump {
   list(what: string): Reply {
     switch (what) {
       case 'modelroutes':
-        return { status: 200, body: { modelroutes: nullIfEmpty(this.#res.modelRoutes.map(routeView)) } };
+        return { status: 200, body: { modelroutes: nullIfEmpty(this.#res.modelRoutes.map((r) => this.#routeView(r))) } };
       case 'modelservers':
         return { status: 200, body: { modelservers: nullIfEmpty(this.#res.modelServers.map((ms) => this.#serverView(ms))) } };
       case 'pods':
@@ -239,7 +248,7 @@ class Dump {
     switch (kind) {
       case 'modelroutes': {
         const r = this.#res.modelRoutes.find((x) => x.metadata.namespace === namespace && x.metadata.name === name);
-        return r ? { status: 200, body: routeView(r) } : notFound('ModelRoute not found');
+        return r ? { status: 200, body: this.#routeView(r) } : notFound('ModelRoute not found');
       }
       case 'modelservers': {
         const ms = this.#res.modelServers.find((x) => x.metadata.namespace === namespace && x.metadata.name === name);

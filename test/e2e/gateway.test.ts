@@ -480,7 +480,7 @@ describe('Gateways come and go; statuses', () => {
     await eventually(async () => (await get(P.late, '/').then(() => false, () => true)), 10_000, 'late Gateway port closed');
   });
 
-  it('reports Gateway, listener and route conditions, and a port that cannot be bound', async () => {
+  it('reports Gateway, listener, route, pool, ModelRoute and ModelServer conditions, and a port that cannot be bound', async () => {
     const dbg = (p: string) => fetch(`http://127.0.0.1:${router.debugPort}/debug/config_dump/${p}`).then((r) => r.json()) as Promise<any>;
     const gws = (await dbg('gateways')).gateways as { name: string; status: { conditions: { type: string; status: string; reason: string }[]; listeners: { name: string; attachedRoutes: number; conditions: { type: string; status: string; reason: string }[] }[] } }[];
     const web = gws.find((g) => g.name === 'web')!;
@@ -501,6 +501,13 @@ describe('Gateways come and go; statuses', () => {
     const pool = pools.find((p) => p.name === 'pool')!;
     expect(pool.status.parents.map((p) => p.parentRef.name)).toEqual(['inf']);
     expect(pool.status.parents[0].conditions).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'Accepted', reason: 'Accepted' })]));
+    const mr = ((await dbg('modelroutes')).modelroutes as { name: string; status: { observedGeneration: number; conditions: { type: string; status: string; reason: string }[] } }[]).find((r) => r.name === 'llama-a')!;
+    expect(mr.status.conditions).toEqual(expect.arrayContaining([
+      expect.objectContaining({ type: 'Accepted', status: 'True', reason: 'Accepted' }),
+      expect.objectContaining({ type: 'ResolvedRefs', status: 'True' }),
+    ]));
+    const ms = ((await dbg('modelservers')).modelservers as { name: string; status: { conditions: { type: string; status: string }[] } }[]).find((s) => s.name === 'ms-a')!;
+    expect(ms.status.conditions).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'Ready', status: 'True' })]));
     const problems = (await dbg('problems')).problems as { message: string }[];
     expect(problems.some((p) => p.message.includes('PortUnavailable'))).toBe(true);
   });
