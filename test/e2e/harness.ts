@@ -15,24 +15,37 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 /** `--router-config` with least-request alone (see the file). */
 export const LEAST_REQUEST_CONFIG = path.join(ROOT, 'test', 'e2e', 'fixtures', 'least-request.yaml');
 
-/** Ports handed out in this process: the kernel may offer a just-closed port again at once. */
+/**
+ * Ports for routers and listeners. uWebSockets.js binds with SO_REUSEPORT, so a second router that
+ * got the same port (two test files asking the kernel for a free port at nearly the same moment)
+ * would silently share it and reset the other's connections. Each vitest worker therefore takes
+ * ports from its own block below the kernel's ephemeral range (32768-60999, where bind(0) and
+ * client sockets live), never twice, and checks each one is free before handing it out.
+ */
 const handedOut = new Set<number>();
+const kBlockSize = 1000;
+const poolId = Math.max(1, Number(process.env.VITEST_POOL_ID ?? '1') || 1);
+const blockBase = 20000 + ((poolId - 1) % 12) * kBlockSize;
+let nextOffset = (process.pid * 7) % kBlockSize;
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.unref();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
 
 export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = net.createServer();
-      s.unref();
-      s.on('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
+  for (let tries = 0; tries < kBlockSize; tries++) {
+    const port = blockBase + (nextOffset++ % kBlockSize);
     if (handedOut.has(port)) continue;
+    if (!(await isFree(port))) continue;
     handedOut.add(port);
     return port;
   }
+  throw new Error(`no free port left in ${blockBase}-${blockBase + kBlockSize - 1}`);
 }
 
 export async function tempDir(prefix = 'kthena-e2e-'): Promise<string> {
