@@ -2,6 +2,7 @@
  * The control thread: watches manifests, translates, publishes snapshots into shared memory,
  * supervises the worker threads and serves metrics and debug endpoints. It never proxies traffic.
  */
+import { createServer } from 'node:net';
 import { computeStatuses } from './translator/status.js';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
@@ -101,6 +102,10 @@ export class ControlPlane {
   #listenKey = '';
   /** Ports some worker could not bind: port -> error. */
   #portFailures = new Map<number, string>();
+  /** Gateway ports another process holds (found by probePort before the workers are told). */
+  #probeFailures = new Map<number, string>();
+  #wantedPorts: ListenPort[] = [];
+  #reprobe: NodeJS.Timeout | null = null;
   #listenerProblems: Problem[] = [];
   #tlsDir: string | null = null;
   #poolModelsKey = '[]';
@@ -187,6 +192,9 @@ export class ControlPlane {
           faults: cfg.faultInjection ? { crashWorker: (i: number) => this.#crashWorker(i) } : undefined,
         }, { port: cfg.debugPort, host: '127.0.0.1' }));
       }
+      // The workers bind with SO_REUSEPORT, which would silently share the port with another
+      // process doing the same (a second router): a plain bind first fails on any holder.
+      await probePort(cfg.host, cfg.port);
     } catch (err) {
       // No worker runs yet: close what did start and report the address (exit code 1).
       const e = err as { address?: string; port?: number; code?: string; message: string };
@@ -486,8 +494,38 @@ export class ControlPlane {
     const key = JSON.stringify(ports);
     if (key === this.#listenKey) return;
     this.#listenKey = key;
-    this.#listenPorts = ports;
+    void this.#probeListeners(ports);
+  }
+
+  /**
+   * Gateway ports held by another process are found before the workers bind them with
+   * SO_REUSEPORT (which could otherwise share a port silently with another router).
+   */
+  async #probeListeners(ports: ListenPort[]): Promise<void> {
+    this.#wantedPorts = ports;
+    const known = new Set(this.#listenPorts.map((p) => p.port));
+    const failed: { port: number; error: string }[] = [];
+    for (const p of ports) {
+      if (known.has(p.port)) continue;
+      try {
+        await probePort(this.cfg.host, p.port);
+      } catch (err) {
+        failed.push({ port: p.port, error: `${this.cfg.host}:${p.port} is in use by another process (${(err as { code?: string }).code ?? (err as Error).message})` });
+      }
+    }
+    for (const f of failed) if (!this.#probeFailures.has(f.port)) this.log.error({ port: f.port }, new RouterError('RTR_ERR_LISTEN', `${f.error} (Gateway listener)`).message);
+    this.#probeFailures = new Map(failed.map((f) => [f.port, f.error]));
+    this.#listenPorts = ports.filter((p) => !this.#probeFailures.has(p.port));
+    this.#onListenersResult([]);
     for (const w of this.#workers) if (w.worker !== null && w.listening) this.#sendListeners(w);
+    // A port another process holds is tried again until it is free (or no longer wanted).
+    if (this.#probeFailures.size > 0 && this.#reprobe === null && !this.#draining) {
+      this.#reprobe = setTimeout(() => {
+        this.#reprobe = null;
+        if (!this.#draining && this.#wantedPorts === ports) void this.#probeListeners(ports);
+      }, 5000);
+      this.#reprobe.unref();
+    }
   }
 
   #sendListeners(w: WorkerSlot): void {
@@ -496,8 +534,9 @@ export class ControlPlane {
 
   /** A worker's bind result: a port that cannot be bound is reported, never silent. */
   #onListenersResult(failed: { port: number; error: string }[]): void {
+    const wanted = this.#listenPorts;
     const now = new Map(failed.map((f) => [f.port, f.error]));
-    for (const p of this.#listenPorts) {
+    for (const p of wanted) {
       const err = now.get(p.port);
       if (err !== undefined && !this.#portFailures.has(p.port)) {
         this.log.error({ port: p.port }, new RouterError('RTR_ERR_LISTEN', `${err} (Gateway listener)`).message);
@@ -506,7 +545,8 @@ export class ControlPlane {
         this.#portFailures.delete(p.port);
       }
     }
-    for (const p of [...this.#portFailures.keys()]) if (!this.#listenPorts.some((x) => x.port === p)) this.#portFailures.delete(p);
+    for (const p of [...this.#portFailures.keys()]) if (!wanted.some((x) => x.port === p)) this.#portFailures.delete(p);
+    for (const [port, error] of this.#probeFailures) this.#portFailures.set(port, error);
     this.#listenerProblems = [...this.#portFailures].map(([port, error]) => ({
       kind: 'Gateway', namespace: '', name: `port ${port}`, field: 'spec.listeners[].port', message: `${error}: listeners on this port are not programmed (PortUnavailable)`, severity: 'rejected' as const,
     }));
@@ -682,3 +722,12 @@ export async function runRouter(cfg: Readonly<RouterConfig>): Promise<number> {
   return cp.stopped;
 }
 
+
+/** Binds and releases `host:port` without SO_REUSEPORT: rejects (EADDRINUSE, EACCES) when anything holds it. */
+function probePort(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen({ host, port, exclusive: true }, () => s.close(() => resolve()));
+  });
+}
