@@ -11,7 +11,7 @@ const never = (): Promise<never> => new Promise(() => undefined);
 
 describe('RedisBreaker', () => {
   it('opens after consecutive failures and then refuses without calling Redis', async () => {
-    let t = 0;
+    const t = 0;
     const b = new RedisBreaker(fakeClient(), { failureThreshold: 2, openMs: 1000, timeoutMs: 50, now: () => t });
     let calls = 0;
     const failing = () => { calls++; return Promise.reject(new Error('boom')); };
