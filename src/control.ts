@@ -94,6 +94,8 @@ export class ControlPlane {
   readonly stopped: Promise<number>;
   #rebuildScheduled = false;
   #rebuilding: Promise<void> = Promise.resolve();
+  /** Fault injection: the next rebuild rejects after translation (outside its own try). */
+  #failNextRebuild = false;
   #startupListenFailure: string | null = null;
   #gatewayStatuses: GatewayStatuses = { gatewayClasses: [], gateways: [], httpRoutes: [], inferencePools: [] };
   #bootstrap: (GatewayClass | Gateway)[] = [];
@@ -189,7 +191,11 @@ export class ControlPlane {
           ir: () => this.#publisher.current,
           generation: () => this.#publisher.generation,
           initialConfig: () => redactedConfig(cfg),
-          faults: cfg.faultInjection ? { crashWorker: (i: number) => this.#crashWorker(i) } : undefined,
+          faults: cfg.faultInjection ? {
+            crashWorker: (i: number) => this.#crashWorker(i),
+            failNextRebuild: () => { this.#failNextRebuild = true; this.#scheduleRebuild(); },
+            unhandledRejection: () => { void Promise.reject(new Error('unhandled rejection requested through fault injection')); },
+          } : undefined,
         }, { port: cfg.debugPort, host: '127.0.0.1' }));
       }
       // The workers bind with SO_REUSEPORT, which would silently share the port with another
@@ -344,6 +350,11 @@ export class ControlPlane {
     });
   }
 
+  unhandledRejection(reason: unknown): void {
+    this.#hub.unhandledRejection();
+    this.log.error({ err: (reason as Error)?.stack ?? String(reason) }, 'unhandled promise rejection on the control thread');
+  }
+
   #crashWorker(index: number): boolean {
     const w = this.#workers[index]?.worker;
     if (!w) return false;
@@ -382,6 +393,11 @@ export class ControlPlane {
     this.#rebuilding = this.#rebuilding.then(() => {
       this.#rebuildScheduled = false;
       return this.#rebuild();
+    }).catch((err: unknown) => {
+      // Without this, one rejected rebuild (a failed buffer growth, a publish that threw) would
+      // leave the chain rejected: every later change would be skipped, silently, for good.
+      this.#hub.translatorCrashed();
+      this.log.error({ err: (err as Error)?.stack ?? String(err) }, 'snapshot rebuild failed; keeping the last good snapshot');
     });
   }
 
@@ -419,6 +435,10 @@ export class ControlPlane {
       return;
     }
     this.#reportProblems();
+    if (this.#failNextRebuild) {
+      this.#failNextRebuild = false;
+      throw new Error('rebuild failure requested through fault injection');
+    }
     const bytes = this.#publisher.encode(ir);
     if (!this.#publisher.fits(bytes)) await this.#growSnapshotBuffer(bytes.byteLength);
     const result = this.#publisher.publish(ir, bytes);
@@ -709,6 +729,9 @@ export function scrapeTargets(ir: RoutingIR): ScrapeTarget[] {
 export async function runRouter(cfg: Readonly<RouterConfig>): Promise<number> {
   const cp = new ControlPlane(cfg);
   const onSignal = (sig: string): void => { cp.log.info({ signal: sig }, 'signal received'); void cp.stop(); };
+  // A promise nobody awaited must not end the process (Node's default for an unhandled rejection):
+  // it is a bug to report, not a reason to drop every connection.
+  process.on('unhandledRejection', (reason) => cp.unhandledRejection(reason));
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {

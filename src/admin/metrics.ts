@@ -111,6 +111,7 @@ export class MetricsHub {
   readonly #publish: Counter<'result'>;
   readonly #translatorCrashes: Counter;
   readonly #workerRestarts: Counter;
+  readonly #unhandled: Counter;
   readonly #workers: Gauge<'state'>;
 
   constructor(opts: MetricsHubOptions) {
@@ -158,6 +159,11 @@ export class MetricsHub {
       help: 'Worker threads restarted after exiting unexpectedly',
       registers: [registry],
     });
+    this.#unhandled = new Counter({
+      name: 'kthena_router_unhandled_rejections_total',
+      help: 'Promise rejections on the control thread that no handler caught (logged; the process keeps running)',
+      registers: [registry],
+    });
     this.#workers = new Gauge({
       name: 'kthena_router_workers',
       help: 'Worker threads serving traffic',
@@ -203,6 +209,10 @@ export class MetricsHub {
 
   workerRestarted(): void {
     this.#workerRestarts.inc();
+  }
+
+  unhandledRejection(): void {
+    this.#unhandled.inc();
   }
 
   setRunningWorkers(count: number): void {
