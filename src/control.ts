@@ -2,6 +2,9 @@
  * The control thread: watches manifests, translates, publishes snapshots into shared memory,
  * supervises the worker threads and serves metrics and debug endpoints. It never proxies traffic.
  */
+import { readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
+import { FileChangeWatcher } from './tls-watch.js';
 import { createServer } from 'node:net';
 import { computeStatuses } from './translator/status.js';
 import { Worker } from 'node:worker_threads';
@@ -9,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { redactedConfig, type RouterConfig } from './config.js';
 import { RouterError } from './errors.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, droppedLogLines, type Logger } from './log.js';
 import { FileProvider } from './provider/file/index.js';
 import type { Provider } from './provider/types.js';
 import type { KubernetesMode } from './provider/kube/mode.js';
@@ -94,6 +97,7 @@ export class ControlPlane {
   readonly stopped: Promise<number>;
   #rebuildScheduled = false;
   #rebuilding: Promise<void> = Promise.resolve();
+  #tlsWatch: FileChangeWatcher | null = null;
   /** Fault injection: the next rebuild rejects after translation (outside its own try). */
   #failNextRebuild = false;
   #startupListenFailure: string | null = null;
@@ -120,6 +124,7 @@ export class ControlPlane {
     this.#publisher = new Publisher(this.#regions);
     this.#hub = new MetricsHub({ collectWorkers: () => this.#collect() });
     const px = new Int32Array(this.#regions.prefixSab);
+    this.#hub.addCounter('kthena_router_log_dropped_lines_total', 'Application log lines dropped because stderr did not keep up and the bounded log buffer was full', droppedLogLines);
     this.#hub.addGauge('kthena_router_prefix_cache_entries', 'Entries in the shared prefix-cache index (all workers, all models)', () => Atomics.load(px, kPxHdrEntries));
     this.#scraper = new Scraper({
       ep: new Int32Array(this.#regions.endpointSab),
@@ -219,6 +224,10 @@ export class ControlPlane {
     }
     this.#hub.setRunningWorkers(this.#workers.filter((w) => w.worker !== null).length);
     this.#routerConfig?.start();
+    if (cfg.tlsCert !== '') {
+      this.#tlsWatch = new FileChangeWatcher([cfg.tlsCert, cfg.tlsKey], 2000, () => void this.#reloadTls());
+      await this.#tlsWatch.start();
+    }
     this.#scraper.start();
     this.#provider = this.#kube ?? new FileProvider(cfg.configDir, {
       onChange: (snap) => {
@@ -348,6 +357,32 @@ export class ControlPlane {
         }, delay);
       });
     });
+  }
+
+  /**
+   * The router's certificate or key changed: check that the pair loads, then have the workers
+   * re-listen with it one at a time (the others keep serving). A pair that does not load (a
+   * half-written renewal) keeps the previous certificate; the next change is tried again.
+   */
+  async #reloadTls(): Promise<void> {
+    const cfg = this.cfg;
+    try {
+      const [cert, key] = await Promise.all([readFile(cfg.tlsCert), readFile(cfg.tlsKey)]);
+      createSecureContext({ cert, key });
+    } catch (err) {
+      this.log.error({ cert: cfg.tlsCert, key: cfg.tlsKey, err: (err as Error).message }, 'router TLS certificate changed but does not load; keeping the previous one');
+      return;
+    }
+    for (const w of this.#workers) {
+      if (w.worker === null || this.#draining) continue;
+      const id = this.#collectId++;
+      const worker = w.worker;
+      await new Promise<void>((resolve) => {
+        this.#pendingAcks.set(id, { remaining: new Set([w.index]), resolve });
+        worker.postMessage({ type: 'reload-tls', id } satisfies ToWorker);
+      });
+    }
+    this.log.info({ cert: cfg.tlsCert }, 'router TLS certificate reloaded');
   }
 
   unhandledRejection(reason: unknown): void {
@@ -646,6 +681,7 @@ export class ControlPlane {
       Atomics.store(this.#header, kHdrDraining, 1);
       this.log.info({ drainTimeoutMs: this.cfg.drainTimeoutMs }, 'draining');
       await this.#provider?.stop();
+      this.#tlsWatch?.stop();
       this.#routerConfig?.stop();
       await this.#scraper.stop();
       await this.#kvGc?.stop();

@@ -173,6 +173,11 @@ export class MetricsHub {
     this.#workers.set({ state: 'running' }, 0);
   }
 
+  /** A counter whose cumulative value is read at scrape time. */
+  addCounter(name: string, help: string, read: () => number): void {
+    new Counter({ name, help, registers: [this.registry], collect() { this.reset(); this.inc(read()); } });
+  }
+
   /** A gauge whose value is read at scrape time (Kthena's GaugeFunc). */
   addGauge(name: string, help: string, read: () => number): void {
     new Gauge({ name, help, registers: [this.registry], collect() { this.set(read()); } });
