@@ -124,6 +124,6 @@ export function serveModelRoute(
     st.decodeBody = decodeBase(st.upstreamBody, pd.connector);
   }
   st.profile = snap.profile;
-  st.sreq = { model, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };
+  st.sreq = { model, engineModel: rec.upstreamModel, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };
   schedule(st, snap, server);
 }

@@ -3,10 +3,10 @@
  * docs/scheduler.md), for the aggregated path and for prefill/decode pairs, then the first try.
  * kvcache-aware's scores come first when the profile has it (an await on /tokenize and Redis).
  */
-import { Redis } from 'ioredis';
 import type { CompiledEndpoint, CompiledServer, CompiledSnapshot } from '../compile.js';
 import type { Profile } from '../scheduler/framework.js';
 import { KvCacheAwareScorer } from '../scheduler/kvcache-aware.js';
+import { workerRedis } from '../redis.js';
 import { dispatchAttempt, startAttempt } from './attempt.js';
 import { startPair } from './attempt-pd.js';
 import { clientAborted, internalError, respondError } from './finish.js';
@@ -17,16 +17,8 @@ const kDefaultFallbackPods = 5;
 
 function kvAwareScorer(ctx: WorkerContext): KvCacheAwareScorer {
   if (ctx.kvAware === null) {
-    const r = ctx.cfg.redis;
-    const redis = new Redis({
-      host: r.host, port: r.port, password: r.password || undefined,
-      // The offline queue holds commands while the first connection is made; the scorer bounds
-      // every lookup with its own timeout and fails fast while the client is reconnecting.
-      maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: (n) => Math.min(5000, 100 * n),
-    });
-    // Connection errors surface per request as kthena_router_kvcache_aware_errors_total{stage="redis"}.
-    redis.on('error', () => undefined);
-    ctx.kvAware = new KvCacheAwareScorer({ redis });
+    const breaker = workerRedis(ctx.cfg.redis);
+    ctx.kvAware = new KvCacheAwareScorer({ redis: breaker.client, breaker });
   }
   return ctx.kvAware;
 }
