@@ -3,11 +3,11 @@ import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import { Publisher, SlotAllocator } from '../../src/publish/publisher.js';
 import { SnapshotReader } from '../../workers/snapshot-reader.js';
-import { encodeSnapshot, decodeSnapshot } from '../../src/publish/codec.js';
+import { encodeSnapshot, decodeSnapshot } from '../../src/shared/snapshot-codec.js';
 import { allocateRegions, epIndex, kEpInflight, kHdrGeneration, kHdrSnapLen0, snapshotHalfBytes } from '../../src/shared/layout.js';
 import type { RoutingIR } from '../../src/ir/types.js';
 import { DEFAULT_SCHEDULER } from '../../src/routerconfig/defaults.js';
-import { emptyGatewayIR } from '../../src/translator/gateway/index.js';
+import { emptyGatewayIR } from '../../src/ir/gateway.js';
 
 function irWith(n: number, tag = 'r'): RoutingIR {
   return {
