@@ -19,6 +19,7 @@ import { createHandler, type WorkerContext } from './pipeline.js';
 import { PriorityGate, SaturationDetector } from './flow-control.js';
 import { WorkerMetrics } from './metrics.js';
 import { AccessLogBuffer } from './accesslog.js';
+import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
 import { RouterError } from '../src/errors.js';
 
 const port = parentPort!;
@@ -79,7 +80,7 @@ function main(): void {
   };
 
   const allMetrics = (): MetricJSON[] => [
-    ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []),
+    ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []), ...redisBreakerMetricsJSON(),
   ];
 
   const serve = (a: TemplatedApp, p: number, tls: boolean): void => {
@@ -162,6 +163,8 @@ function main(): void {
     ctx.pools.clear();
     const closers: Promise<unknown>[] = pools.map((p) => p.destroy());
     if (ctx.kvAware !== null) closers.push(ctx.kvAware.close());
+    // The Redis socket (and its reconnect timer) would keep this thread alive forever.
+    closeWorkerRedis();
     void Promise.allSettled(closers).then(() => {
       // close() exists on the native App (20.30) but is missing from the bundled typings.
       (app as unknown as { close(): void } | null)?.close();
