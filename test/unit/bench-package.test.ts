@@ -54,8 +54,12 @@ describe('native-bench package', () => {
     expect(path.resolve(benchDir, bench.bin!['native-bench']!)).toBe(path.resolve(root, rootPkg.bin!['native-bench']!));
   });
 
-  it('holds the engine simulator: the router tree has no src/sim', () => {
+  it('holds the engine simulator: the router tree has no src/sim and nothing imports it from there', () => {
     expect(readdirSync(path.join(root, 'src'))).not.toContain('sim');
     expect(readdirSync(path.join(benchDir, 'src', 'sim'))).toContain('engine.ts');
+    const stale = ['src', 'workers', 'test'].flatMap((d) => sources(path.join(root, d)))
+      .filter((f) => /from '(\.\.\/)+src\/sim\//.test(readFileSync(f, 'utf8')))
+      .map((f) => path.relative(root, f));
+    expect(stale).toEqual([]);
   });
 });
