@@ -11,7 +11,7 @@
  */
 import os from 'node:os';
 import { RouterError } from './errors.js';
-import { parseDurationMs } from './resources/validate.js';
+import { parseDurationMs } from './util/duration.js';
 
 export interface AccessLogConfig {
   enabled: boolean;
