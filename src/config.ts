@@ -64,11 +64,21 @@ export interface RouterConfig {
   lmcachePorts: { init: number[]; alloc: number[] };
   /** Entries of the shared prefix-cache index (PREFIX_CACHE_INDEX_ENTRIES); fixed at start. */
   prefixIndexEntries: number;
+  /**
+   * --inference-pool-picker: who picks an InferencePool's endpoint. 'inprocess' (Kthena's way):
+   * the route's scheduler profile, endpointPickerRef ignored; 'external': the pool's Endpoint
+   * Picker over ext_proc gRPC (docs/gateway-api.md).
+   */
+  inferencePoolPicker: 'inprocess' | 'external';
+  /** --endpoint-picker-timeout: bound on one Endpoint Picker answer, ms. */
+  endpointPickerTimeoutMs: number;
+  /** --endpoint-picker-tls: TLS (certificate not verified) to the Endpoint Picker, as its default --secure-serving. */
+  endpointPickerTls: boolean;
 }
 
 interface FlagSpec {
   key: keyof RouterConfig;
-  type: 'int' | 'bool' | 'string' | 'bytes';
+  type: 'int' | 'bool' | 'string' | 'bytes' | 'duration';
   min?: number;
   max?: number;
   help: string;
@@ -100,6 +110,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   'webhook-service-name': { key: 'webhookServiceName', type: 'string', help: 'webhook Service name (Kubernetes mode)' },
   'kube-api-qps': { key: 'kubeApiQps', type: 'int', min: 0, max: 100000, help: 'Kubernetes client QPS (Kubernetes mode; 0 = default)' },
   'kube-api-burst': { key: 'kubeApiBurst', type: 'int', min: 0, max: 100000, help: 'Kubernetes client burst (Kubernetes mode; 0 = default)' },
+  'inference-pool-picker': { key: 'inferencePoolPicker', type: 'string', help: "who picks an InferencePool's endpoint: inprocess (default, as Kthena: the route's scheduler, endpointPickerRef ignored) or external (the pool's Endpoint Picker over ext_proc gRPC)" },
+  'endpoint-picker-timeout': { key: 'endpointPickerTimeoutMs', type: 'duration', min: 1, max: 600_000, help: "bound on an Endpoint Picker's answer (default 10s); then the pool's failureMode applies" },
+  'endpoint-picker-tls': { key: 'endpointPickerTls', type: 'bool', help: 'TLS to the Endpoint Picker, certificate not verified (default true, as the reference picker serves a self-signed certificate); false for plaintext' },
   'upstream-connections': { key: 'upstreamConnections', type: 'int', min: 1, max: 4096, help: 'keep-alive connections per endpoint per worker (default 128)' },
 };
 
@@ -139,6 +152,9 @@ export function defaultConfig(): RouterConfig {
     redis: { host: 'redis-server', port: 6379, password: '' },
     lmcachePorts: { init: [7300], alloc: [7400] },
     prefixIndexEntries: 262_144,
+    inferencePoolPicker: 'inprocess',
+    endpointPickerTimeoutMs: 10_000,
+    endpointPickerTls: true,
   };
 }
 
@@ -190,6 +206,14 @@ export function loadConfig(command: RouterConfig['command'], argv: readonly stri
     switch (spec.type) {
       case 'bool': target[spec.key] = parseBool(value, `--${name}`); break;
       case 'string': target[spec.key] = value; break;
+      case 'duration': {
+        const ms = parseDurationMs(value);
+        if (ms === null || (spec.min !== undefined && ms < spec.min) || (spec.max !== undefined && ms > spec.max)) {
+          throw invalid(`--${name}: expected a duration like 500ms or 10s in [${spec.min}ms, ${spec.max}ms], got "${value}"`);
+        }
+        target[spec.key] = ms;
+        break;
+      }
       case 'bytes':
       case 'int': {
         const n = spec.type === 'bytes' ? parseBytes(value, `--${name}`) : Number(value);
@@ -240,6 +264,9 @@ export function loadConfig(command: RouterConfig['command'], argv: readonly stri
   }
   if (env.KTHENA_ROUTER_FAULT_INJECTION) cfg.faultInjection = parseBool(env.KTHENA_ROUTER_FAULT_INJECTION, 'KTHENA_ROUTER_FAULT_INJECTION');
 
+  if (cfg.inferencePoolPicker !== 'inprocess' && cfg.inferencePoolPicker !== 'external') {
+    throw invalid(`--inference-pool-picker: expected inprocess or external, got "${cfg.inferencePoolPicker as string}"`);
+  }
   if ((cfg.tlsCert === '') !== (cfg.tlsKey === '')) throw invalid('--tls-cert and --tls-key must be set together');
   if (cfg.enableGatewayApiInferenceExtension && !cfg.enableGatewayApi) throw invalid('--enable-gateway-api-inference-extension requires --enable-gateway-api');
   if (cfg.kubeconfig !== '' && cfg.configDir !== '') throw invalid('--config DIR (file mode) and --kubeconfig FILE (Kubernetes mode) exclude each other');
