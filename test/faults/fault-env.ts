@@ -9,7 +9,7 @@ import {
   cleanup, docs, freePort, modelRouteYaml, podYaml, serverYaml, startPods, startRouter, tempDir,
   type RouterProc,
 } from '../e2e/harness.js';
-import type { SimFleet, SimPodSpec } from '../../src/sim/engine.js';
+import type { SimFleet, SimPodSpec } from '../../native-bench/src/sim/engine.js';
 
 export interface FaultEnv {
   dir: string;
