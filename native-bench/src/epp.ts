@@ -19,12 +19,12 @@ import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 
 import { machineInfo } from './machine.js';
+import { startSimulatedPods } from './sim/engine.js';
 import { summarize, type Dist } from './stats.js';
 import { freePort, stopChild, waitReady } from './compare.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ROUTER_BIN = path.join(ROOT, 'bin', 'kthena-router.js');
-const SIM_ENGINE = path.join(ROOT, 'dist', 'src', 'sim', 'engine.js');
 const PROTO = path.join(ROOT, 'dist', 'workers', 'epp', 'proto.js');
 const SELF = fileURLToPath(import.meta.url);
 const MODEL = 'bench-7b';
@@ -171,8 +171,7 @@ spec:
 
 export async function runEppBench(o: { requests: number; concurrency: number; workers: number; log?: (l: string) => void }): Promise<EppBenchResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  if (!existsSync(ROUTER_BIN) || !existsSync(SIM_ENGINE) || !existsSync(PROTO)) throw new Error('dist/ is missing: run npm run build first');
-  const { startSimulatedPods } = await import(pathToFileURL(SIM_ENGINE).href) as typeof import('../../src/sim/engine.js');
+  if (!existsSync(ROUTER_BIN) || !existsSync(PROTO)) throw new Error('dist/ is missing: run npm run build first');
   const setup = { requests: o.requests, concurrency: o.concurrency, workers: o.workers, pods: 2, model: MODEL, picker: 'round robin over the subset hint, plaintext gRPC, own process' };
   log(`epp: ${JSON.stringify(setup)}`);
   const ipBase = `127.0.${200 + Math.floor(Math.random() * 40)}`;

@@ -4,7 +4,7 @@
  * (request sent to destination known, or failure), labelled by InferencePool. Series live in Maps
  * keyed by strings the snapshot already holds, so recording allocates nothing once a series exists.
  */
-import type { MetricJSON, MetricValueJSON } from '../metrics.js';
+import type { MetricJSON, MetricValueJSON } from '../../src/shared/metric-json.js';
 
 export const EPP_REQUESTS_TOTAL = 'kthena_router_endpoint_picker_requests_total';
 export const EPP_DURATION = 'kthena_router_endpoint_picker_duration_seconds';
