@@ -122,7 +122,7 @@ spec: {selector: {app: ${name}}, ports: [{port: 9002, targetPort: ${port}}]}`;
       { name: 'p-1', ip: ip(11), port: 8000, models: ['pooled'] },
     ]);
     main = await startEppServer({ host: ip(20), tls: true });
-    slow = await startEppServer({ host: ip(21), tls: true, behaviour: { delayMs: 3000 } });
+    slow = await startEppServer({ host: ip(21), tls: true, behaviour: { delayMs: 8000 } });
     await writeFile(path.join(dir, 'epp.yaml'), docs(
       podDoc('p-0', 10, { app: 'pool', live: 'yes' }),
       podDoc('p-1', 11, { app: 'pool', live: 'yes' }),
@@ -148,7 +148,7 @@ ${pools.map(([h, p]) => `  - matches: [{path: {type: PathPrefix, value: /}, head
     backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: ${p}}]`).join('\n')}`,
     ));
     router = await startRouter({
-      dir, args: ['--enable-gateway-api', '--enable-gateway-api-inference-extension', '--inference-pool-picker', 'external', '--endpoint-picker-timeout', '400ms'],
+      dir, args: ['--enable-gateway-api', '--enable-gateway-api-inference-extension', '--inference-pool-picker', 'external', '--endpoint-picker-timeout', '2s'],
       env: { POD_NAMESPACE: 'default' },
     });
     await router.waitReady();
@@ -211,16 +211,16 @@ ${pools.map(([h, p]) => `  - matches: [{path: {type: PathPrefix, value: /}, head
     const t = await send('close-slow');
     expect(t.status).toBe(504);
     expect(JSON.parse(t.text).error.code).toBe('RTR_ERR_EPP_TIMEOUT');
-    expect(t.ms).toBeGreaterThanOrEqual(380);
-    expect(t.ms).toBeLessThan(2900);
+    expect(t.ms).toBeGreaterThanOrEqual(1950);
+    expect(t.ms).toBeLessThan(7500);
   });
 
   it('FailOpen: a slow picker is bypassed after the timeout and the router picks in-process', async () => {
     const r = await send('open-slow');
     expect(r.status).toBe(200);
     expect(['p-0', 'p-1']).toContain(r.pod);
-    expect(r.ms).toBeGreaterThanOrEqual(380);
-    expect(r.ms).toBeLessThan(2900);
+    expect(r.ms).toBeGreaterThanOrEqual(1950);
+    expect(r.ms).toBeLessThan(7500);
   });
 
   it('a missing picker Service: ResolvedRefs=False on the pool, 503 with FailClose, in-process with FailOpen; no ref: in-process', async () => {
