@@ -102,6 +102,10 @@ export interface RouterConfig {
   faultInjection: boolean;
   /** Per-endpoint undici pool size in each worker. */
   upstreamConnections: number;
+  /** --upstream-timeout: bound on dial + response headers when trafficPolicy.timeout is unset, ms (0 = none). */
+  upstreamTimeoutMs: number;
+  /** --upstream-idle-timeout: longest gap between response bytes when trafficPolicy.timeout is unset, ms (0 = none). */
+  upstreamIdleTimeoutMs: number;
   webhookPort: number;
   webhookTlsCertFile: string;
   webhookTlsPrivateKeyFile: string;
@@ -201,6 +205,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: { key: 'kubeconfig', type: 'string', origin: 'ours', help: 'Kubernetes mode: watch the API server of this kubeconfig (in a pod without --config: the service account)' },
   'max-body-bytes': { key: 'maxBodyBytes', type: 'bytes', min: 1024, max: 1 << 30, origin: 'ours', help: 'largest accepted request body (default 32Mi)' },
   'upstream-connections': { key: 'upstreamConnections', type: 'int', min: 1, max: 4096, origin: 'ours', help: 'keep-alive connections per endpoint per worker (default 128)' },
+  'upstream-timeout': { key: 'upstreamTimeoutMs', type: 'duration', min: 0, max: 86_400_000, origin: 'ours', help: 'dial + response headers bound when a ModelServer sets no trafficPolicy.timeout (default 5m; 0s: none)' },
+  'upstream-idle-timeout': { key: 'upstreamIdleTimeoutMs', type: 'duration', min: 0, max: 86_400_000, origin: 'ours', help: 'longest gap between response bytes when a ModelServer sets no trafficPolicy.timeout (default 60s; 0s: none)' },
   'inference-pool-picker': {
     key: 'inferencePoolPicker', type: 'string', origin: 'ours', check: (v) => (v === 'inprocess' || v === 'external' ? null : 'expected inprocess or external'),
     help: "who picks an InferencePool's endpoint: inprocess (as Kthena: the route's scheduler, endpointPickerRef ignored) or external (the pool's Endpoint Picker over ext_proc gRPC) (default inprocess)",
@@ -245,6 +251,8 @@ export function defaultConfig(): RouterConfig {
     noEffectFlags: [],
     faultInjection: false,
     upstreamConnections: 128,
+    upstreamTimeoutMs: 5 * 60 * 1000,
+    upstreamIdleTimeoutMs: 60 * 1000,
     webhookPort: 8443,
     webhookTlsCertFile: '/etc/tls/tls.crt',
     webhookTlsPrivateKeyFile: '/etc/tls/tls.key',

@@ -17,6 +17,8 @@ const kMaxUsageBodyBytes = 4 * 1024 * 1024;
 export const enum Mode { Length, Chunked }
 
 export class ResponseWriter {
+  /** The upstream is paused on client backpressure (no byte can arrive: not an idle upstream). */
+  paused = false;
   readonly #st: RequestState;
   readonly #flow: UpstreamController;
   readonly mode: Mode;
@@ -188,6 +190,7 @@ export class ResponseWriter {
         if (!ok) return false;
         this.#pending = null;
       }
+      this.paused = false;
       this.#flow.resume();
       return true;
     } catch (err) {
@@ -223,7 +226,7 @@ export class ResponseWriter {
         ok = written;
         if (done) this.#ended = true;
       });
-      if (!ok && !this.#ended) { this.#pending = buf; this.#flow.pause(); }
+      if (!ok && !this.#ended) { this.#pending = buf; this.paused = true; this.#flow.pause(); }
       return;
     }
     if (this.#ended) return;
@@ -239,6 +242,6 @@ export class ResponseWriter {
         this.#ended = true;
       }
     });
-    if (!ok && !end) this.#flow.pause();
+    if (!ok && !end) { this.paused = true; this.#flow.pause(); }
   }
 }
