@@ -7,16 +7,24 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 
 export interface RedisServer {
   /** `redis://127.0.0.1:{port}` */
   url: string;
   port: number;
+  /** The redis-server process (fault tests SIGSTOP it to simulate a hung Redis). */
+  pid: number;
   /** SIGTERM, then SIGKILL after 5 s; resolves once the process has exited. Idempotent. */
   stop(): Promise<void>;
 }
 
-const CANDIDATES = [process.env.REDIS_SERVER, '/usr/bin/redis-server', '/usr/local/bin/redis-server'];
+// The places scripts/test-setup.mjs (npm test's pretest step) checks, in its order.
+const CANDIDATES = [
+  process.env.REDIS_SERVER,
+  ...(process.env.PATH ?? '').split(path.delimiter).filter((d) => d !== '').map((d) => path.join(d, 'redis-server')),
+  '/usr/bin/redis-server', '/usr/local/bin/redis-server',
+];
 const START_TIMEOUT_MS = 10_000;
 
 const live = new Set<ChildProcess>();
@@ -33,8 +41,8 @@ function installExitHook(): void {
 function findBinary(): string {
   for (const c of CANDIDATES) if (c && existsSync(c)) return c;
   throw new Error(
-    'redis-server not found (looked in /usr/bin and /usr/local/bin, and $REDIS_SERVER). ' +
-      'Install it with `apt-get install -y redis-server` (CI installs it before the tests).',
+    'redis-server not found (looked at $REDIS_SERVER, PATH, /usr/bin and /usr/local/bin). ' +
+      'npm test installs it when it can (scripts/test-setup.mjs); otherwise install the package redis-server.',
   );
 }
 
@@ -91,6 +99,8 @@ async function startOnce(bin: string, port: number): Promise<RedisServer | null>
     if (stopping) return stopping;
     stopping = (async () => {
       if (child.exitCode === null && child.signalCode === null) {
+        // A stopped (SIGSTOP) server would never act on SIGTERM.
+        child.kill('SIGCONT');
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
         await waitExit(child);
@@ -109,7 +119,7 @@ async function startOnce(bin: string, port: number): Promise<RedisServer | null>
       if (/address already in use/i.test(output)) return null;
       throw new Error(`redis-server exited (${child.exitCode ?? child.signalCode}) during start:\n${output}`);
     }
-    if (await ping(port)) return { url: `redis://127.0.0.1:${port}`, port, stop };
+    if (await ping(port)) return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid!, stop };
     await new Promise((r) => setTimeout(r, 20));
   }
   await stop();

@@ -9,21 +9,20 @@ import http from 'node:http';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
-import { startSimulatedPods } from '../../src/sim/engine.js';
-import type { SimFleet, SimPod, SimPodSpec } from '../../src/sim/engine.js';
-import { tokenizeChat, tokenizeText } from '../../src/sim/tokenize.js';
+import { startSimulatedPods } from '../../native-bench/src/sim/engine.js';
+import type { SimFleet, SimPod, SimPodSpec } from '../../native-bench/src/sim/engine.js';
+import { tokenizeChat, tokenizeText } from '../../native-bench/src/sim/tokenize.js';
 import {
   KV_ERRORS_TOTAL,
   KV_MATCH_RATIO,
   KV_REDIS_DURATION,
   KV_TOKENIZE_DURATION,
   KvCacheAwareScorer,
-  gcKvBlocks,
-  kvBlockHashes,
-  kvBlockKey,
 } from '../../workers/scheduler/kvcache-aware.js';
+import { kvBlockHashes, kvBlockKey } from '../../src/shared/kv-blocks.js';
+import { gcKvBlocks } from '../../src/kvgc.js';
 import type { SchedEndpoint, ScheduleRequest, SchedulerIR } from '../../workers/scheduler/types.js';
-import type { MetricJSON } from '../../workers/metrics.js';
+import type { MetricJSON } from '../../src/shared/metric-json.js';
 import { startRedis } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
 

@@ -9,10 +9,12 @@
  * can be bound, the Gateway's address) is left to the caller: a listener here is "Programmed" when
  * it is in the IR.
  */
+import { re2SyntaxError } from '../../shared/re2.js';
 import { isIP } from 'node:net';
 import type {
   BackendIR, ConditionIR, EndpointPickerIR, FiltersIR, GatewayEndpointIR, GatewayEntryIR, GatewayIR, GatewayStatuses, HeaderModifierIR, InferencePoolStatusIR, ListenerIR, ListenerStatusIR, MatchEntryIR, ParentRefIR, PathModifierIR, PoolIR, PortIR, RouteParentStatusIR, RuleIR,
 } from '../../ir/gateway.js';
+import { emptyGatewayIR } from '../../ir/gateway.js';
 import {
   GATEWAY_GROUP, INFERENCE_GROUP, KTHENA_CONTROLLER_NAME, KTHENA_GATEWAY_CLASS, type Gateway, type GatewayClass, type HTTPHeaderModifier,
   type HTTPPathModifier, type HTTPRoute, type HTTPRouteFilter, type HTTPRouteRule, type InferencePool, type LabelSelector, type Listener,
@@ -53,10 +55,6 @@ export interface GatewayTranslateResult {
 const MAX_DURATION_MS = 2147483647;
 const EPOCH = '1970-01-01T00:00:00Z';
 const HTTP_ROUTE_KIND = { group: GATEWAY_GROUP, kind: 'HTTPRoute' };
-
-export function emptyGatewayIR(): GatewayIR {
-  return { ports: [], listeners: [], gateways: [], routes: [], rules: [], pools: [], endpoints: [] };
-}
 
 /** Per-listener working state while translating. */
 interface ListenerState {
@@ -877,14 +875,8 @@ export function validateGatewayIR(ir: GatewayIR): string[] {
       if (!Number.isInteger(v) || v < 0 || v > MAX_DURATION_MS) errs.push(`${at}: ${name} ${v} must be an integer in 0-${MAX_DURATION_MS}`);
     }
   });
-  const compiles = (re: string): boolean => {
-    try {
-      new RegExp(`^(?:${re})$`);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  // The workers compile with RE2 (src/shared/re2.ts), so that is the engine to ask.
+  const compiles = (re: string): boolean => re2SyntaxError(`^(?:${re})$`) === null;
   ir.listeners.forEach((l, i) => {
     const at = `listeners[${i}] (${l.gateway}/${l.name})`;
     if (!idx(l.gatewayIndex, ir.gateways.length) || ir.gateways[l.gatewayIndex]!.key !== l.gateway) errs.push(`${at}: gatewayIndex does not name ${l.gateway}`);
