@@ -21,6 +21,7 @@ import { WorkerMetrics } from './metrics.js';
 import { AccessLogBuffer } from './accesslog.js';
 import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
 import { RouterError } from '../src/errors.js';
+import { AdmissionClient } from './admission.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -69,6 +70,7 @@ function main(): void {
     onIdle: null,
     gate: new PriorityGate(),
     saturation: new SaturationDetector(ep),
+    admission: init.admission !== undefined ? new AdmissionClient(init.admission, cfg.sessionBoost.enabled ? cfg.sessionBoost.header.toLowerCase() : '') : null,
     renderMetrics: cfg.exposeMetricsOnRouterPort
       ? () => new Promise<string>((resolve, reject) => {
         const id = nextId++;
@@ -159,6 +161,7 @@ function main(): void {
     extra.clear();
     accessLog?.flush();
     accessLog?.close();
+    ctx.admission?.close();
     const pools = [...ctx.pools.values()];
     ctx.pools.clear();
     const closers: Promise<unknown>[] = pools.map((p) => p.destroy());

@@ -20,7 +20,7 @@ import {
   kAdmAdmit, kAdmCancel, kAdmEnqueue, kAdmReject, kAdmRelease, kRejectClosed, kRejectTimeout,
   type AdmissionSettings, type FromAdmission, type ToAdmission,
 } from '../shared/admission.js';
-import type { MetricJSON, MetricValueJSON } from '../../workers/metrics.js';
+import type { MetricJSON, MetricValueJSON } from '../shared/metric-json.js';
 import { FairnessQueue, SessionBoostQueue, type ModelQueue, type Waiting } from './queue.js';
 import { SessionTracker, TokenTracker } from './usage.js';
 

@@ -19,6 +19,7 @@ import type { ScheduleRequest } from '../scheduler/types.js';
 import type { SnapshotReader } from '../snapshot-reader.js';
 import type { Usage } from '../sse.js';
 import type { Upstream } from './upstream.js';
+import type { AdmissionClient, AdmissionTicket } from '../admission.js';
 
 export interface WorkerContext {
   cfg: Readonly<RouterConfig>;
@@ -41,6 +42,8 @@ export interface WorkerContext {
   /** InferencePool admission (InferenceObjective priority bands, shedding). */
   gate: PriorityGate;
   saturation: SaturationDetector;
+  /** Kthena's fairness queue or session boost (the queue lives on the control thread), null when both are off. */
+  admission: AdmissionClient | null;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
 }
 
@@ -123,6 +126,10 @@ export class RequestState {
   /** A request waiting in an InferencePool's flow-control queue, and the pool it counts against. */
   ticket: GateTicket | null = null;
   gatePool = '';
+  /** The request's place in the router-wide fairness / session-boost queue (released by finish()). */
+  admission: AdmissionTicket | null = null;
+  /** Authenticated user (JWT `sub`), '' when anonymous: the fairness queue's user. */
+  userId = '';
   // bookkeeping
   downstreamCounted = false;
   upstreamCounted = false;
