@@ -20,6 +20,7 @@ import type { SnapshotReader } from '../snapshot-reader.js';
 import type { Usage } from '../sse.js';
 import type { Upstream } from './upstream.js';
 import type { AdmissionClient, AdmissionTicket } from '../admission.js';
+import type { EppCall, EppClient } from '../epp/client.js';
 
 export interface WorkerContext {
   cfg: Readonly<RouterConfig>;
@@ -44,6 +45,8 @@ export interface WorkerContext {
   saturation: SaturationDetector;
   /** Kthena's fairness queue or session boost (the queue lives on the control thread), null when both are off. */
   admission: AdmissionClient | null;
+  /** Endpoint Picker client (--inference-pool-picker=external), created on the first pick. */
+  epp: EppClient | null;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
 }
 
@@ -130,6 +133,8 @@ export class RequestState {
   admission: AdmissionTicket | null = null;
   /** Authenticated user (JWT `sub`), '' when anonymous: the fairness queue's user. */
   userId = '';
+  /** The Endpoint Picker exchange of an external pick, told the served endpoint when the request ends. */
+  epp: EppCall | null = null;
   // bookkeeping
   downstreamCounted = false;
   upstreamCounted = false;
