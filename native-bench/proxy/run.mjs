@@ -31,7 +31,7 @@ import {
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
 const MOCK_IPS = ['127.0.0.21', '127.0.0.22'];
-const ROUTER_READY_TIMEOUT_MS = 15_000;
+const ROUTER_READY_TIMEOUT_MS = 30_000;
 
 const USAGE = `Usage: node native-bench/proxy/run.mjs [options]
 
