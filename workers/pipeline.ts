@@ -466,7 +466,7 @@ export function createHandler(ctx: WorkerContext, port: number = ctx.cfg.port, t
     st.sreq = { model, engineModel: rec.upstreamModel, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };
     if (profile.hasKvcacheAware) {
       const extra = new Float64Array(server.endpoints.length);
-      void kvAwareScorer().score(snap.ir.scheduler.kvcacheAware, st.sreq, server.endpoints, extra).then((ok) => {
+      void kvAwareScorer().score(snap.ir.scheduler.args['kvcache-aware'], st.sreq, server.endpoints, extra).then((ok) => {
         if (st.finished) return;
         if (st.aborted) { clientAborted(st); return; }
         schedule(st, server, ok ? extra : null);
