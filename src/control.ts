@@ -112,7 +112,7 @@ export class ControlPlane {
 
   constructor(cfg: Readonly<RouterConfig>, log?: Logger) {
     this.cfg = cfg;
-    this.log = log ?? createLogger(cfg.logLevel);
+    this.log = log ?? createLogger(cfg.logLevel, cfg.appLog);
     this.#regions = allocateRegions(kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, cfg.prefixIndexEntries);
     this.#header = new Int32Array(this.#regions.headerSab);
     this.#publisher = new Publisher(this.#regions);
@@ -135,6 +135,7 @@ export class ControlPlane {
   async start(): Promise<void> {
     const cfg = this.cfg;
     this.log.info({ flags: redactedConfig(cfg) }, 'starting kthena-router');
+    if (cfg.noEffectFlags.length > 0) this.log.info({ flags: cfg.noEffectFlags }, 'klog flags accepted for Kthena compatibility; they have no effect here (docs/configuration.md)');
     if (cfg.kubeconfig !== '' || cfg.inCluster) {
       // Loaded before anything starts: an unusable kubeconfig is a usage error (exit 2).
       const { KubernetesMode } = await import('./control/kubernetes.js');
