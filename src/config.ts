@@ -9,6 +9,7 @@
  * flags. Adding a flag is one row in FLAGS (plus its field in RouterConfig); adding an environment
  * variable is one row in ENV.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { RouterError } from './errors.js';
 import { parseDurationMs } from './util/duration.js';
@@ -119,11 +120,21 @@ export interface RouterConfig {
   lmcachePorts: { init: number[]; alloc: number[] };
   /** Entries of the shared prefix-cache index (PREFIX_CACHE_INDEX_ENTRIES); fixed at start. */
   prefixIndexEntries: number;
+  /**
+   * --inference-pool-picker: who picks an InferencePool's endpoint. 'inprocess' (Kthena's way):
+   * the route's scheduler profile, endpointPickerRef ignored; 'external': the pool's Endpoint
+   * Picker over ext_proc gRPC (docs/gateway-api.md).
+   */
+  inferencePoolPicker: 'inprocess' | 'external';
+  /** --endpoint-picker-timeout: bound on one Endpoint Picker answer, ms. */
+  endpointPickerTimeoutMs: number;
+  /** --endpoint-picker-tls: TLS (certificate not verified) to the Endpoint Picker, as its default --secure-serving. */
+  endpointPickerTls: boolean;
   fairness: FairnessConfig;
   sessionBoost: SessionBoostConfig;
 }
 
-type FlagType = 'int' | 'float' | 'bool' | 'string' | 'bytes';
+type FlagType = 'int' | 'float' | 'bool' | 'string' | 'bytes' | 'duration';
 
 export interface FlagSpec {
   /** The config field the flag sets; absent: accepted, validated, and without effect (noEffectFlags). */
@@ -186,15 +197,49 @@ export const FLAGS: Record<string, FlagSpec> = {
   // Ours.
   config: { key: 'configDir', type: 'string', origin: 'ours', help: 'directory of manifests to serve (file mode), watched for changes' },
   'router-config': { key: 'routerConfigFile', type: 'string', origin: 'ours', help: "Kthena routerConfiguration YAML (scheduler plugins), hot reloaded; default: Kthena's Helm default profile" },
-  workers: { key: 'workers', type: 'int', min: 1, max: 256, origin: 'ours', help: 'worker threads (default: number of cores)' },
+  workers: { key: 'workers', type: 'int', min: 1, max: 256, origin: 'ours', help: 'worker threads (default: the container\'s CPU limit rounded up, else the number of cores)' },
   host: { key: 'host', type: 'string', origin: 'ours', help: 'address the router port binds (default 0.0.0.0)' },
   kubeconfig: { key: 'kubeconfig', type: 'string', origin: 'ours', help: 'Kubernetes mode: watch the API server of this kubeconfig (in a pod without --config: the service account)' },
   'max-body-bytes': { key: 'maxBodyBytes', type: 'bytes', min: 1024, max: 1 << 30, origin: 'ours', help: 'largest accepted request body (default 32Mi)' },
   'upstream-connections': { key: 'upstreamConnections', type: 'int', min: 1, max: 4096, origin: 'ours', help: 'keep-alive connections per endpoint per worker (default 128)' },
+  'inference-pool-picker': {
+    key: 'inferencePoolPicker', type: 'string', origin: 'ours', check: (v) => (v === 'inprocess' || v === 'external' ? null : 'expected inprocess or external'),
+    help: "who picks an InferencePool's endpoint: inprocess (as Kthena: the route's scheduler, endpointPickerRef ignored) or external (the pool's Endpoint Picker over ext_proc gRPC) (default inprocess)",
+  },
+  'endpoint-picker-timeout': { key: 'endpointPickerTimeoutMs', type: 'duration', min: 1, max: 600_000, origin: 'ours', help: "bound on an Endpoint Picker's answer; then the pool's failureMode applies (default 10s)" },
+  'endpoint-picker-tls': { key: 'endpointPickerTls', type: 'bool', origin: 'ours', help: 'TLS to the Endpoint Picker without verifying its certificate (the reference picker serves a self-signed one); false for plaintext (default true)' },
 };
 
 /** pflag shorthands (klog's one-letter Go flag `v` gets `-v`). */
 const SHORTHANDS: Record<string, string> = { v: 'v' };
+
+/**
+ * The default worker count: the cores this process may use. os.availableParallelism() sees every
+ * core of the node, not the container's CPU limit, and Kthena's chart runs the router with a
+ * 500m/512Mi limit: one worker per node core there would be throttled and could run out of memory.
+ * So a CFS quota (cgroup v2 cpu.max, or v1 cpu.cfs_quota_us / cpu.cfs_period_us) caps it, rounded up.
+ */
+export function defaultWorkers(read: (file: string) => string | null = readOrNull, cores = os.availableParallelism()): number {
+  let limit = Infinity;
+  const v2 = read('/sys/fs/cgroup/cpu.max');
+  if (v2 !== null) {
+    const [quota, period] = v2.trim().split(/\s+/);
+    if (quota !== 'max' && Number(quota) > 0 && Number(period) > 0) limit = Math.ceil(Number(quota) / Number(period));
+  } else {
+    const quota = Number(read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us')?.trim());
+    const period = Number(read('/sys/fs/cgroup/cpu/cpu.cfs_period_us')?.trim());
+    if (quota > 0 && period > 0) limit = Math.ceil(quota / period);
+  }
+  return Math.max(1, Math.min(cores, limit));
+}
+
+function readOrNull(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
 
 export function defaultConfig(): RouterConfig {
   return {
@@ -205,7 +250,7 @@ export function defaultConfig(): RouterConfig {
     port: 8080,
     metricsPort: 9090,
     debugPort: 15000,
-    workers: Math.max(1, os.availableParallelism()),
+    workers: defaultWorkers(),
     tlsCert: '',
     tlsKey: '',
     enableGatewayApi: false,
@@ -239,6 +284,9 @@ export function defaultConfig(): RouterConfig {
     redis: { host: 'redis-server', port: 6379, password: '' },
     lmcachePorts: { init: [7300], alloc: [7400] },
     prefixIndexEntries: 262_144,
+    inferencePoolPicker: 'inprocess',
+    endpointPickerTimeoutMs: 10_000,
+    endpointPickerTls: true,
     // Kthena's defaults (pkg/kthena-router/datastore and the chart's values.yaml).
     fairness: {
       enabled: false, windowMs: 3_600_000, inputTokenWeight: 1, outputTokenWeight: 2, queueTimeoutMs: 60_000,
@@ -294,6 +342,12 @@ function setFlag(cfg: RouterConfig, name: string, spec: FlagSpec, value: string)
     case 'float':
       parsed = parseNumber(value, label, spec.type === 'int', spec.min ?? -Infinity, spec.max ?? Infinity);
       break;
+    case 'duration': {
+      const ms = parseDurationMs(value);
+      if (ms === null || ms < (spec.min ?? 0) || ms > (spec.max ?? Infinity)) throw invalid(`${label}: expected a duration like 500ms or 10s in [${spec.min}ms, ${spec.max}ms], got "${value}"`);
+      parsed = ms;
+      break;
+    }
   }
   const problem = spec.check?.(value) ?? null;
   if (problem !== null) throw invalid(`${label}: ${problem}, got "${value}"`);
