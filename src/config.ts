@@ -9,6 +9,7 @@
  * flags. Adding a flag is one row in FLAGS (plus its field in RouterConfig); adding an environment
  * variable is one row in ENV.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { RouterError } from './errors.js';
 import { parseDurationMs } from './util/duration.js';
@@ -100,8 +101,13 @@ export interface RouterConfig {
   noEffectFlags: string[];
   /** Enables POST /debug/fault/* on the debug port (tests, chaos drills). */
   faultInjection: boolean;
-  /** Per-endpoint undici pool size in each worker. */
+  /** Per-endpoint connection pool size in each worker. */
   upstreamConnections: number;
+  /**
+   * The client of the upstream leg to plain-HTTP pods: 'h1' (workers/upstream/, the default) or
+   * 'undici' (the previous one, kept to compare in benchmarks and as a way back).
+   */
+  upstreamClient: 'h1' | 'undici';
   webhookPort: number;
   webhookTlsCertFile: string;
   webhookTlsPrivateKeyFile: string;
@@ -196,11 +202,15 @@ export const FLAGS: Record<string, FlagSpec> = {
   // Ours.
   config: { key: 'configDir', type: 'string', origin: 'ours', help: 'directory of manifests to serve (file mode), watched for changes' },
   'router-config': { key: 'routerConfigFile', type: 'string', origin: 'ours', help: "Kthena routerConfiguration YAML (scheduler plugins), hot reloaded; default: Kthena's Helm default profile" },
-  workers: { key: 'workers', type: 'int', min: 1, max: 256, origin: 'ours', help: 'worker threads (default: number of cores)' },
+  workers: { key: 'workers', type: 'int', min: 1, max: 256, origin: 'ours', help: 'worker threads (default: the container\'s CPU limit rounded up, else the number of cores)' },
   host: { key: 'host', type: 'string', origin: 'ours', help: 'address the router port binds (default 0.0.0.0)' },
   kubeconfig: { key: 'kubeconfig', type: 'string', origin: 'ours', help: 'Kubernetes mode: watch the API server of this kubeconfig (in a pod without --config: the service account)' },
   'max-body-bytes': { key: 'maxBodyBytes', type: 'bytes', min: 1024, max: 1 << 30, origin: 'ours', help: 'largest accepted request body (default 32Mi)' },
   'upstream-connections': { key: 'upstreamConnections', type: 'int', min: 1, max: 4096, origin: 'ours', help: 'keep-alive connections per endpoint per worker (default 128)' },
+  'upstream-client': {
+    key: 'upstreamClient', type: 'string', origin: 'ours', check: (v) => (v === 'h1' || v === 'undici' ? null : 'expected h1 or undici'),
+    help: "advanced: client of the upstream leg to plain-HTTP pods, h1 (the router's own HTTP/1.1 client) or undici (default h1)",
+  },
   'inference-pool-picker': {
     key: 'inferencePoolPicker', type: 'string', origin: 'ours', check: (v) => (v === 'inprocess' || v === 'external' ? null : 'expected inprocess or external'),
     help: "who picks an InferencePool's endpoint: inprocess (as Kthena: the route's scheduler, endpointPickerRef ignored) or external (the pool's Endpoint Picker over ext_proc gRPC) (default inprocess)",
@@ -212,6 +222,34 @@ export const FLAGS: Record<string, FlagSpec> = {
 /** pflag shorthands (klog's one-letter Go flag `v` gets `-v`). */
 const SHORTHANDS: Record<string, string> = { v: 'v' };
 
+/**
+ * The default worker count: the cores this process may use. os.availableParallelism() sees every
+ * core of the node, not the container's CPU limit, and Kthena's chart runs the router with a
+ * 500m/512Mi limit: one worker per node core there would be throttled and could run out of memory.
+ * So a CFS quota (cgroup v2 cpu.max, or v1 cpu.cfs_quota_us / cpu.cfs_period_us) caps it, rounded up.
+ */
+export function defaultWorkers(read: (file: string) => string | null = readOrNull, cores = os.availableParallelism()): number {
+  let limit = Infinity;
+  const v2 = read('/sys/fs/cgroup/cpu.max');
+  if (v2 !== null) {
+    const [quota, period] = v2.trim().split(/\s+/);
+    if (quota !== 'max' && Number(quota) > 0 && Number(period) > 0) limit = Math.ceil(Number(quota) / Number(period));
+  } else {
+    const quota = Number(read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us')?.trim());
+    const period = Number(read('/sys/fs/cgroup/cpu/cpu.cfs_period_us')?.trim());
+    if (quota > 0 && period > 0) limit = Math.ceil(quota / period);
+  }
+  return Math.max(1, Math.min(cores, limit));
+}
+
+function readOrNull(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
 export function defaultConfig(): RouterConfig {
   return {
     command: 'serve',
@@ -221,7 +259,7 @@ export function defaultConfig(): RouterConfig {
     port: 8080,
     metricsPort: 9090,
     debugPort: 15000,
-    workers: Math.max(1, os.availableParallelism()),
+    workers: defaultWorkers(),
     tlsCert: '',
     tlsKey: '',
     enableGatewayApi: false,
@@ -245,6 +283,7 @@ export function defaultConfig(): RouterConfig {
     noEffectFlags: [],
     faultInjection: false,
     upstreamConnections: 128,
+    upstreamClient: 'h1',
     webhookPort: 8443,
     webhookTlsCertFile: '/etc/tls/tls.crt',
     webhookTlsPrivateKeyFile: '/etc/tls/tls.key',
