@@ -94,6 +94,16 @@ export const Catalog = Object.freeze({
     message: 'request timed out in the flow-control queue of InferencePool %s',
     description: 'Inference Extension: the request waited for room in a saturated InferencePool longer than the queue allows (60 s).',
   }),
+  RTR_ERR_EPP_UNAVAILABLE: entry({
+    code: 'RTR_ERR_EPP_UNAVAILABLE', status: 503, type: 'service_unavailable_error', kthenaType: 'inference_pool_selection',
+    message: 'endpoint picker of InferencePool failed: %s',
+    description: 'Inference Extension, --inference-pool-picker=external, failureMode FailClose: the pool\'s Endpoint Picker could not be used (its Service is missing or has no ready pod, the stream failed, it named no destination or only endpoints this router does not know).',
+  }),
+  RTR_ERR_EPP_TIMEOUT: entry({
+    code: 'RTR_ERR_EPP_TIMEOUT', status: 504, type: 'timeout_error', kthenaType: 'inference_pool_selection',
+    message: 'endpoint picker of InferencePool %s did not answer in time',
+    description: 'Inference Extension, --inference-pool-picker=external, failureMode FailClose: the pool\'s Endpoint Picker did not answer within --endpoint-picker-timeout (default 10s).',
+  }),
   RTR_ERR_MODEL_SERVER_NOT_FOUND: entry({
     code: 'RTR_ERR_MODEL_SERVER_NOT_FOUND', status: 404, type: 'not_found_error', kthenaType: 'pod_discovery',
     message: "can't find model server: %s",

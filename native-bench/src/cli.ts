@@ -528,6 +528,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   run: runCommand,
   compare: (argv) => compareCommand(argv),
   pd: (argv) => pdCommand(argv),
+  epp: async (argv) => (await import('./epp.js')).eppCommand(argv),
   proxy: script('proxy/run.mjs'),
   report: script('proxy/report.mjs'),
 };

@@ -19,6 +19,7 @@ import type { ScheduleRequest } from '../scheduler/types.js';
 import type { SnapshotReader } from '../snapshot-reader.js';
 import type { Usage } from '../sse.js';
 import type { Upstream } from './upstream.js';
+import type { EppCall, EppClient } from '../epp/client.js';
 
 export interface WorkerContext {
   cfg: Readonly<RouterConfig>;
@@ -41,6 +42,8 @@ export interface WorkerContext {
   /** InferencePool admission (InferenceObjective priority bands, shedding). */
   gate: PriorityGate;
   saturation: SaturationDetector;
+  /** Endpoint Picker client (--inference-pool-picker=external), created on the first pick. */
+  epp: EppClient | null;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
 }
 
@@ -123,6 +126,8 @@ export class RequestState {
   /** A request waiting in an InferencePool's flow-control queue, and the pool it counts against. */
   ticket: GateTicket | null = null;
   gatePool = '';
+  /** The Endpoint Picker exchange of an external pick, told the served endpoint when the request ends. */
+  epp: EppCall | null = null;
   // bookkeeping
   downstreamCounted = false;
   upstreamCounted = false;
