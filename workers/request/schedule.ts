@@ -39,6 +39,9 @@ export function schedule(st: RequestState, snap: CompiledSnapshot<Profile>, serv
     } catch (err) {
       internalError(st, err);
     }
+  }, (err: unknown) => {
+    // score() never rejects by contract; a bug there must still end this request, not the worker.
+    if (!st.finished) internalError(st, err);
   });
 }
 
