@@ -104,7 +104,7 @@ export class RequestState {
   /** Tries made so far (1-based index of the current one). */
   attempt = 0;
   maxAttempts = 0;
-  upstreamBody = '';
+  upstreamBody: Buffer | string = '';
   /** Path and query sent upstream when a URLRewrite changed them; '' = the request's. */
   upstreamPath = '';
   /** A body that is not a JSON object, forwarded byte for byte (HTTPRoute backends). */
