@@ -31,7 +31,7 @@ export function schedule(st: RequestState, snap: CompiledSnapshot<Profile>, serv
   const run = server.pd !== null ? schedulePd : scheduleAggregated;
   if (!st.profile!.hasKvcacheAware) { run(st, server, null); return; }
   const extra = new Float64Array(server.endpoints.length);
-  void kvAwareScorer(st.l.ctx).score(snap.ir.scheduler.kvcacheAware, st.sreq!, server.endpoints, extra).then((ok) => {
+  void kvAwareScorer(st.l.ctx).score(snap.ir.scheduler.args['kvcache-aware'], st.sreq!, server.endpoints, extra).then((ok) => {
     if (st.finished) return;
     try {
       if (st.aborted) clientAborted(st);
