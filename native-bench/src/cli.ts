@@ -529,6 +529,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   compare: (argv) => compareCommand(argv),
   pd: (argv) => pdCommand(argv),
   epp: async (argv) => (await import('./epp.js')).eppCommand(argv),
+  soak: async (argv) => (await import('./soak.js')).soakCommand(argv),
   proxy: script('proxy/run.mjs'),
   report: script('proxy/report.mjs'),
 };
@@ -543,6 +544,7 @@ Commands
              leg costs the router (native-bench pd --help)
   proxy      router overhead against nginx and the engines directly (native-bench proxy --help)
   report     regenerate docs/benchmarks.md from the newest results in native-bench/results/
+  soak       the router for N minutes under load with faults injected (native-bench soak --help)
 `;
 
 /** Entry point of bin/native-bench.js; resolves with the exit code. */
