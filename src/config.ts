@@ -103,6 +103,12 @@ export interface RouterConfig {
   faultInjection: boolean;
   /** Per-endpoint connection pool size in each worker. */
   upstreamConnections: number;
+  /** Passive outlier detection (workers/outlier.ts): consecutive failures that eject (0 = off). */
+  outlierConsecutive: number;
+  /** First ejection, ms (the n-th lasts n times as long). */
+  outlierBaseEjectionMs: number;
+  /** Most endpoints of one server ejected at once, percent. */
+  outlierMaxEjectionPercent: number;
   /** --upstream-timeout: bound on dial + response headers when trafficPolicy.timeout is unset, ms (0 = none). */
   upstreamTimeoutMs: number;
   /** --upstream-idle-timeout: longest gap between response bytes when trafficPolicy.timeout is unset, ms (0 = none). */
@@ -211,6 +217,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: { key: 'kubeconfig', type: 'string', origin: 'ours', help: 'Kubernetes mode: watch the API server of this kubeconfig (in a pod without --config: the service account)' },
   'max-body-bytes': { key: 'maxBodyBytes', type: 'bytes', min: 1024, max: 1 << 30, origin: 'ours', help: 'largest accepted request body (default 32Mi)' },
   'upstream-connections': { key: 'upstreamConnections', type: 'int', min: 1, max: 4096, origin: 'ours', help: 'keep-alive connections per endpoint per worker (default 128)' },
+  'outlier-consecutive-failures': { key: 'outlierConsecutive', type: 'int', min: 0, max: 1000, origin: 'ours', help: 'consecutive failed attempts that eject an endpoint (default 5; 0 disables)' },
+  'outlier-base-ejection': { key: 'outlierBaseEjectionMs', type: 'duration', min: 1000, max: 300_000, origin: 'ours', help: 'first ejection; the n-th lasts n times as long, at most 5m (default 10s)' },
+  'outlier-max-ejection-percent': { key: 'outlierMaxEjectionPercent', type: 'int', min: 0, max: 100, origin: 'ours', help: "most of a server's endpoints ejected at once, percent (default 50)" },
   'upstream-timeout': { key: 'upstreamTimeoutMs', type: 'duration', min: 0, max: 86_400_000, origin: 'ours', help: 'dial + response headers bound when a ModelServer sets no trafficPolicy.timeout (default 5m; 0s: none)' },
   'upstream-idle-timeout': { key: 'upstreamIdleTimeoutMs', type: 'duration', min: 0, max: 86_400_000, origin: 'ours', help: 'longest gap between response bytes when a ModelServer sets no trafficPolicy.timeout (default 60s; 0s: none)' },
   'upstream-client': {
@@ -289,6 +298,9 @@ export function defaultConfig(): RouterConfig {
     noEffectFlags: [],
     faultInjection: false,
     upstreamConnections: 128,
+    outlierConsecutive: 5,
+    outlierBaseEjectionMs: 10_000,
+    outlierMaxEjectionPercent: 50,
     upstreamTimeoutMs: 5 * 60 * 1000,
     upstreamIdleTimeoutMs: 60 * 1000,
     upstreamClient: 'h1',

@@ -24,7 +24,7 @@ import { parseRouterConfig } from './routerconfig/parse.js';
 import { translate, validateIR } from './translator/index.js';
 import { Publisher } from './publish/publisher.js';
 import {
-  allocateRegions, epIndex, kEpFailuresTotal, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kEpRequestsTotal, kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, kHdrDraining, kHdrReady, kHdrScrapeReady, kPxHdrEntries,
+  allocateRegions, epIndex, kEndpointStride, kEpConsecFailures, kEpEjectedUntilSec, kEpEjections, kEpFailuresTotal, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kEpRequestsTotal, kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, kHdrDraining, kHdrReady, kHdrScrapeReady, kPxHdrEntries,
   snapshotHalfBytes, type SharedRegions,
 } from './shared/layout.js';
 import type { SchedulerIR } from './ir/types.js';
@@ -131,6 +131,13 @@ export class ControlPlane {
     this.#publisher = new Publisher(this.#regions);
     this.#hub = new MetricsHub({ collectWorkers: () => this.#collect() });
     const px = new Int32Array(this.#regions.prefixSab);
+    this.#hub.addGauge('kthena_router_outlier_ejected_endpoints', 'Endpoints currently ejected by passive outlier detection', () => {
+      const ep = new Int32Array(this.#regions.endpointSab);
+      const now = Date.now() / 1000;
+      let n = 0;
+      for (let slot = 0, slots = ep.length / kEndpointStride; slot < slots; slot++) if (Atomics.load(ep, epIndex(slot, kEpEjectedUntilSec)) > now) n++;
+      return n;
+    });
     this.#hub.addCounter('kthena_router_log_dropped_lines_total', 'Application log lines dropped because stderr did not keep up and the bounded log buffer was full', droppedLogLines);
     this.#hub.addGauge('kthena_router_prefix_cache_entries', 'Entries in the shared prefix-cache index (all workers, all models)', () => Atomics.load(px, kPxHdrEntries));
     this.#scraper = new Scraper({
@@ -208,6 +215,10 @@ export class ControlPlane {
               inflightDecode: Atomics.load(ep, epIndex(slot, kEpInflightDecode)),
               requestsTotal: Atomics.load(ep, epIndex(slot, kEpRequestsTotal)),
               failuresTotal: Atomics.load(ep, epIndex(slot, kEpFailuresTotal)),
+              consecutiveFailures: Atomics.load(ep, epIndex(slot, kEpConsecFailures)),
+              ejectedUntilSec: Atomics.load(ep, epIndex(slot, kEpEjectedUntilSec)),
+              ejected: Atomics.load(ep, epIndex(slot, kEpEjectedUntilSec)) > Date.now() / 1000,
+              ejections: Atomics.load(ep, epIndex(slot, kEpEjections)),
             };
           },
           ir: () => this.#publisher.current,

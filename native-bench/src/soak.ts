@@ -118,6 +118,10 @@ async function waitFor(fn: () => Promise<boolean>, ms: number, what: string): Pr
   throw new Error(`${what}: not within ${ms} ms`);
 }
 
+function mean(xs: number[]): number {
+  return Math.round(xs.reduce((a, b) => a + b, 0) / xs.length);
+}
+
 function pct(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
@@ -294,7 +298,13 @@ export async function soakCommand(argv: string[]): Promise<number> {
       note: 'shared machine: compare within this run',
       requests: ok + failed, ok, failed, inFlightOnCrashedWorker: crashLost.length, lost: lost.length,
       lostDetails: lost.slice(0, 20).map((o) => ({ at: Math.round(o.start / 1000), detail: o.detail })),
-      rssMb: { afterWarmUp: rssFirst, max: rssMax, last: rss[rss.length - 1], growthPct: Math.round(((rssMax - rssFirst) / rssFirst) * 1000) / 10 },
+      // RSS oscillates with GC cycles (±20 % on a 200 MB process); the trend is the mean of the
+      // last third of the samples after warm-up against the first third.
+      rssMb: {
+        afterWarmUp: rssFirst, max: rssMax, last: rss[rss.length - 1], growthPct: Math.round(((rssMax - rssFirst) / rssFirst) * 1000) / 10,
+        firstThirdMean: mean(rss.slice(0, Math.max(1, Math.floor(rss.length / 3)))),
+        lastThirdMean: mean(rss.slice(rss.length - Math.max(1, Math.floor(rss.length / 3)))),
+      },
       metricsBytes: { first: sizes[0], max: Math.max(...sizes), last: sizes[sizes.length - 1] },
       scrapeMs: { p50: pct(scrape, 0.5), max: scrape[scrape.length - 1] },
       faults, samples,
@@ -304,9 +314,9 @@ export async function soakCommand(argv: string[]): Promise<number> {
     await writeFile(file, JSON.stringify(report, null, 2) + '\n');
     process.stdout.write([
       `## native-bench soak: ${minutes} min, concurrency ${concurrency} (${report.note})`, '',
-      `| requests | ok | lost | in flight on the crashed worker | RSS after warm-up → max (MB) | /metrics bytes first → max | scrape ms p50 / max |`,
-      '|---|---|---|---|---|---|---|',
-      `| ${report.requests} | ${ok} | ${lost.length} | ${crashLost.length} | ${rssFirst} → ${rssMax} (+${report.rssMb.growthPct} %) | ${report.metricsBytes.first} → ${report.metricsBytes.max} | ${report.scrapeMs.p50} / ${report.scrapeMs.max} |`,
+      `| requests | ok | lost | in flight on the crashed worker | RSS after warm-up → max (MB) | RSS mean first → last third (MB) | /metrics bytes first → max | scrape ms p50 / max |`,
+      '|---|---|---|---|---|---|---|---|',
+      `| ${report.requests} | ${ok} | ${lost.length} | ${crashLost.length} | ${rssFirst} → ${rssMax} (+${report.rssMb.growthPct} %) | ${report.rssMb.firstThirdMean} → ${report.rssMb.lastThirdMean} | ${report.metricsBytes.first} → ${report.metricsBytes.max} | ${report.scrapeMs.p50} / ${report.scrapeMs.max} |`,
       '', `Faults: ${faults.map((f) => `${(f.t / 1000).toFixed(0)} s ${f.what}`).join('; ')}`,
       ...(lost.length > 0 ? ['', 'Lost requests (first 20):', ...report.lostDetails.map((d) => `- ${d.at} s: ${d.detail}`)] : []),
       '', `JSON: ${path.relative(process.cwd(), file)}`, '',

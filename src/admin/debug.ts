@@ -52,6 +52,12 @@ export interface SlotCounters {
   inflightDecode: number;
   requestsTotal: number;
   failuresTotal: number;
+  /** Passive outlier detection (workers/outlier.ts). */
+  consecutiveFailures: number;
+  /** Unix seconds until which the endpoint is ejected; 0 when it never was. */
+  ejectedUntilSec: number;
+  ejected: boolean;
+  ejections: number;
 }
 
 export interface DebugServerOptions {

@@ -49,7 +49,11 @@ export const kHeaderInts = 16;
  * Endpoint slot fields (Int32 indexes relative to slot * kEndpointStride).
  *
  * Worker-written fields (Atomics.add/sub, exact across threads): kEpInflight*, kEpRequestsTotal,
- * kEpFailuresTotal, kEpPrefixEntries.
+ * kEpFailuresTotal, kEpPrefixEntries, and the outlier fields kEpConsecFailures, kEpEjectedUntilSec,
+ * kEpEjections: a failure is Atomics.add on the consecutive count; the worker whose add reaches the
+ * threshold (exactly one: the add returns the old value) stores 0 into it, Atomics.add(kEpEjections)
+ * and stores the ejection end; readers Atomics.load kEpEjectedUntilSec only, and a stale read
+ * costs at most one request routed as if the ejection had not happened (or just ended).
  *
  * Scraper-written fields (the control thread is the only writer) are guarded by the per-slot
  * seqlock kEpSeq:
@@ -84,6 +88,10 @@ export const kEpTpotUs = 13; // mean time per output token over the last scrape 
 export const kEpPrefixHitPpm = 14; // engine prefix-cache hit rate over the last interval, ppm; -1 = unknown
 export const kEpLastScrapeSec = 15; // unix seconds of the last successful scrape (0 = never)
 export const kEpScrapeFailures = 16; // consecutive failed scrapes
+// --- passive outlier detection (workers write with Atomics; workers/outlier.ts) ---
+export const kEpConsecFailures = 17; // consecutive failed attempts (connect, reset, timeout, 5xx); 0 after a success
+export const kEpEjectedUntilSec = 18; // unix seconds until which the endpoint is ejected (0 = not ejected)
+export const kEpEjections = 19; // times ejected since the slot was assigned (the backoff grows with it)
 export const kEpModelBits = 32; // kModelBitWords words: bit i set = model id i in the pod's /v1/models
 export const kEpLoraActiveBits = 64; // kModelBitWords words: bit i set = adapter id i running or waiting (lora_requests_info)
 export const kModelBitWords = 32;

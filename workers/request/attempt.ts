@@ -10,11 +10,24 @@ import { performance } from 'node:perf_hooks';
 import { Catalog, errorBody, formatMessage, RouterError } from '../../src/errors.js';
 import { epIndex, kEpFailuresTotal, kEpInflight, kEpRequestsTotal } from '../../src/shared/layout.js';
 import type { CompiledEndpoint } from '../compile.js';
+import { outlierFailure, outlierSuccess, type OutlierPolicy } from '../outlier.js';
 import { clientAborted, finish, internalError, respondError, upstreamDone } from './finish.js';
 import { upstreamPathOf } from './forward.js';
 import { ResponseWriter } from './response.js';
 import type { LiveTry, RequestState } from './state.js';
 import type { UpstreamController, UpstreamHandler, UpstreamHeaders } from './upstream.js';
+
+const policies = new WeakMap<object, OutlierPolicy>();
+
+/** The outlier policy of a (frozen) config, made once. */
+export function outlierPolicy(cfg: { outlierConsecutive: number; outlierBaseEjectionMs: number; outlierMaxEjectionPercent: number }): OutlierPolicy {
+  let p = policies.get(cfg);
+  if (p === undefined) {
+    p = { consecutive: cfg.outlierConsecutive, baseEjectionSec: Math.max(1, Math.round(cfg.outlierBaseEjectionMs / 1000)), maxEjectionPercent: cfg.outlierMaxEjectionPercent };
+    policies.set(cfg, p);
+  }
+  return p;
+}
 
 /** Starts try number st.attempt (aggregated: startAttempt; PD: attempt-pd's startPair). */
 export type Launch = (st: RequestState) => void;
@@ -214,6 +227,12 @@ export class Attempt implements UpstreamHandler, LiveTry {
     const rec = st.rec;
     this.#done = true;
     if (st.pd !== null && this.#slot >= 0) ctx.metrics.pdPhase(1, rec, false, (performance.now() - this.tSent) / 1000);
+    // The pod's fault (connect, reset, timeout, 5xx), not a client that went away.
+    if (this.#slot >= 0 && (err as { code?: string }).code !== 'RTR_ERR_CLIENT_ABORTED' && !st.aborted) {
+      if (outlierFailure(ctx.ep, this.#slot, outlierPolicy(ctx.cfg))) {
+        ctx.log('warn', { pod: this.ep.podName, consecutiveFailures: ctx.cfg.outlierConsecutive }, 'endpoint ejected by outlier detection');
+      }
+    }
     this.#release(true);
     if (st.current === this) st.current = null;
     // An SGLang prefill leg of a failed decode leg is cancelled (Kthena: a decode failure cancels the prefill).
@@ -307,6 +326,7 @@ export class Attempt implements UpstreamHandler, LiveTry {
         if (st.pd !== null) ctx.scheduler.postSchedule(st.profile, st.prefixHashes, st.pairPrefill![(st.attempt - 1) % st.rankedCount], st.sreq!.modelId);
       }
       if (st.pd !== null) ctx.metrics.pdPhase(1, st.rec, status < 400, (performance.now() - this.tSent) / 1000);
+      if (this.#slot >= 0) outlierSuccess(ctx.ep, this.#slot);
       this.#release(false);
       upstreamDone(st);
       if (st.aborted) { clientAborted(st); return; }

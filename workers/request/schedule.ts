@@ -7,7 +7,8 @@ import type { CompiledEndpoint, CompiledServer, CompiledSnapshot } from '../comp
 import type { Profile } from '../scheduler/framework.js';
 import { KvCacheAwareScorer } from '../scheduler/kvcache-aware.js';
 import { workerRedis } from '../redis.js';
-import { dispatchAttempt, startAttempt } from './attempt.js';
+import { demoteEjected } from '../outlier.js';
+import { dispatchAttempt, outlierPolicy, startAttempt } from './attempt.js';
 import { startPair } from './attempt-pd.js';
 import { clientAborted, internalError, respondError } from './finish.js';
 import type { RequestState, WorkerContext } from './state.js';
@@ -58,6 +59,8 @@ export function scheduleAggregated(st: RequestState, server: CompiledServer, ext
   const ranked = new Int32Array(kDefaultFallbackPods);
   const n = scheduler.schedule(st.profile!, server.endpoints, st.sreq!, ranked, extra);
   if (n <= 0) { schedulingFailed(st, n); return; }
+  // Ejected pods (outlier detection) go behind the healthy ones: tried only if those fail.
+  demoteEjected(st.l.ctx.ep, server.endpoints, ranked, n, outlierPolicy(st.l.ctx.cfg));
   st.prefixHashes = scheduler.takePrefixHashes();
   // The chosen pod is recorded as holding the prompt's prefix now, at the decision, not only
   // once the response succeeded (Kthena): otherwise every request of a burst that shares a
