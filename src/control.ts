@@ -38,6 +38,9 @@ import { ROUTER_DEFAULT_SCHEDULER } from './routerconfig/defaults.js';
 import { RouterConfigWatcher } from './routerconfig/watch.js';
 import { Scraper, type ScrapeTarget } from './scrape/scraper.js';
 import { KvBlockGc } from './kvgc.js';
+import { AdmissionService } from './admission/service.js';
+import { ScrapedBackendView } from './admission/backend-view.js';
+import type { AdmissionSettings } from './shared/admission.js';
 import type { Problem, ResourceSet } from './resources/types.js';
 import { MetricsHub, startMetricsServer } from './admin/metrics.js';
 import { startDebugServer } from './admin/debug.js';
@@ -94,6 +97,9 @@ export class ControlPlane {
   #gatewayStatuses: GatewayStatuses = { gatewayClasses: [], gateways: [], httpRoutes: [], inferencePools: [] };
   #bootstrap: (GatewayClass | Gateway)[] = [];
   #poolModelsKey = '[]';
+  /** Kthena's fairness queue or session boost: one queue per model for the whole router (null when off). */
+  #admission: AdmissionService | null = null;
+  #backendView: ScrapedBackendView | null = null;
 
   constructor(cfg: Readonly<RouterConfig>, log?: Logger) {
     this.cfg = cfg;
@@ -106,7 +112,7 @@ export class ControlPlane {
     this.#hub.addCounter('kthena_router_log_dropped_lines_total', 'Application log lines dropped because stderr did not keep up and the bounded log buffer was full', droppedLogLines);
     this.#hub.addGauge('kthena_router_prefix_cache_entries', 'Entries in the shared prefix-cache index (all workers, all models)', () => Atomics.load(px, kPxHdrEntries));
     this.#pool = new WorkerPool({
-      cfg, regions: () => this.#regions, hub: this.#hub, log: this.log,
+      cfg, regions: () => this.#regions, hub: this.#hub, log: this.log, admission: () => this.#admission,
       events: {
         onStartFailure: (address, fatal) => {
           this.#startupListenFailure = address;
@@ -133,8 +139,17 @@ export class ControlPlane {
       modelIds: () => this.#publisher.modelIds.ids,
       log: this.log,
       registry: this.#hub.registry,
-      onRound: () => this.#checkPoolModels(),
+      onRound: () => { this.#checkPoolModels(); this.#backendView?.invalidate(); this.#admission?.backendChanged(); },
     });
+    const adm = admissionSettings(cfg);
+    if (adm !== null) {
+      const ep = new Int32Array(this.#regions.endpointSab);
+      this.#backendView = new ScrapedBackendView(ep, {
+        slots: () => (this.#publisher.current?.endpoints ?? []).map((e) => e.slot),
+        modelIds: () => this.#publisher.modelIds.ids,
+      });
+      this.#admission = new AdmissionService(adm, this.#backendView.view);
+    }
     this.ready = new Promise((r) => { this.#readyResolve = r; });
     this.stopped = new Promise((r) => { this.#stoppedResolve = r; });
   }
@@ -279,6 +294,11 @@ export class ControlPlane {
     const bytes = this.#publisher.encode(ir);
     if (!this.#publisher.fits(bytes)) await this.#growSnapshotBuffer(bytes.byteLength);
     const result = this.#publisher.publish(ir, bytes);
+    if (result === 'published' && this.#admission !== null) {
+      this.#backendView!.invalidate();
+      this.#admission.retainModels(new Set(ir.routes.flatMap((r) => [r.modelName, ...r.loraAdapters])));
+      this.#admission.backendChanged();
+    }
     this.#hub.snapshotPublished(result === 'too-large' ? 'rejected' : result);
     if (result === 'published') {
       this.#hub.setSnapshotGeneration(this.#publisher.generation);
@@ -558,4 +578,14 @@ export async function runRouter(cfg: Readonly<RouterConfig>): Promise<number> {
     return cp.stopped;
   }
   return cp.stopped;
+}
+
+/** The admission queue settings from the validated config; null when fairness and session boost are off. */
+function admissionSettings(cfg: Readonly<RouterConfig>): AdmissionSettings | null {
+  if (cfg.fairness.enabled) return { mode: 'fairness', fairness: cfg.fairness };
+  if (cfg.sessionBoost.enabled) {
+    const b = cfg.sessionBoost;
+    return { mode: 'session-boost', sessionBoost: { header: b.header.toLowerCase(), maxSessions: b.maxSessions, inflightPerPod: b.inflightPerPod, gracePeriodMs: b.gracePeriodMs, timeoutMs: b.timeoutMs } };
+  }
+  return null;
 }

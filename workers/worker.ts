@@ -8,7 +8,6 @@
  */
 import { parentPort, workerData, threadId } from 'node:worker_threads';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
-import type { Pool } from 'undici';
 import { loadNativeUws, type Uws } from './uws.js';
 import { SnapshotReader } from './snapshot-reader.js';
 import { compileSnapshot, type CompiledSnapshot } from './compile.js';
@@ -22,6 +21,7 @@ import { WorkerMetrics } from './metrics.js';
 import { AccessLogBuffer } from './accesslog.js';
 import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
 import { RouterError } from '../src/errors.js';
+import { AdmissionClient } from './admission.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -67,11 +67,11 @@ function main(): void {
     kvAware: null,
     metrics: new WorkerMetrics(),
     accessLog,
-    pools: new Map<string, Pool>(),
     active: 0,
     onIdle: null,
     gate: new PriorityGate(),
     saturation: new SaturationDetector(ep),
+    admission: init.admission !== undefined ? new AdmissionClient(init.admission, cfg.sessionBoost.enabled ? cfg.sessionBoost.header.toLowerCase() : '') : null,
     epp: null,
     renderMetrics: cfg.exposeMetricsOnRouterPort
       ? () => new Promise<string>((resolve, reject) => {
@@ -166,9 +166,7 @@ function main(): void {
     const snap = reader.current();
     if (snap === null || snap.generation === sweptGeneration) return;
     sweptGeneration = snap.generation;
-    for (const [origin, pool] of ctx.pools) {
-      if (!snap.origins.has(origin)) { ctx.pools.delete(origin); void pool.close().catch(() => undefined); }
-    }
+    ctx.upstream?.sweep(snap.origins);
   }, 1000);
   sweeper.unref();
 
@@ -184,9 +182,8 @@ function main(): void {
     extra.clear();
     accessLog?.flush();
     accessLog?.close();
-    const pools = [...ctx.pools.values()];
-    ctx.pools.clear();
-    const closers: Promise<unknown>[] = pools.map((p) => p.destroy());
+    ctx.admission?.close();
+    const closers: Promise<unknown>[] = ctx.upstream !== undefined ? [ctx.upstream.destroy()] : [];
     if (ctx.kvAware !== null) closers.push(ctx.kvAware.close());
     // The Redis socket (and its reconnect timer) would keep this thread alive forever.
     closeWorkerRedis();

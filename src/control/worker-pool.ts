@@ -4,7 +4,7 @@
  * listener ports, snapshot buffer growth, TLS reloads, drain. The control plane decides what to
  * tell the workers; this module delivers it to every live worker and to every later one.
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { RouterConfig } from '../config.js';
@@ -47,6 +47,8 @@ export interface WorkerPoolOptions {
   hub: MetricsHub;
   log: Logger;
   events: WorkerPoolEvents;
+  /** The router-wide admission queue (fairness / session boost), when enabled: one port per worker. */
+  admission: () => { attach(index: number, port: MessagePort): void; detach(index: number): void; metricsJSON(): MetricJSON[] } | null;
 }
 
 export class WorkerPool {
@@ -84,6 +86,9 @@ export class WorkerPool {
     const id = this.#messageId++;
     const waiting = new Map<number, (data: MetricJSON[]) => void>();
     const answers = new Map<number, Promise<MetricJSON[]>>();
+    // The admission queue's families, as if from one more worker that never retires (id -1).
+    const admission = this.#o.admission();
+    if (admission !== null) answers.set(-1, Promise.resolve(admission.metricsJSON()));
     for (const w of this.#workers) {
       if (w.worker === null) continue;
       answers.set(w.id, new Promise<MetricJSON[]>((resolve) => waiting.set(w.index, resolve)));
@@ -154,7 +159,16 @@ export class WorkerPool {
   #spawn(index: number): Promise<void> {
     const { cfg, hub, log, events } = this.#o;
     const init: WorkerInit = { index, cfg, regions: this.#o.regions() };
-    const worker = new Worker(workerFile, { workerData: init, name: `kthena-router-worker-${index}` });
+    const admission = this.#o.admission();
+    let transfer: MessagePort[] | undefined;
+    if (admission !== null) {
+      // One port per worker incarnation; a restarted worker gets a fresh one (detach() closed the old).
+      const ch = new MessageChannel();
+      admission.attach(index, ch.port1);
+      init.admission = ch.port2;
+      transfer = [ch.port2];
+    }
+    const worker = new Worker(workerFile, { workerData: init, transferList: transfer, name: `kthena-router-worker-${index}` });
     const slot: WorkerSlot = this.#workers[index] ?? { index, worker: null, id: 0, listening: false, restarts: 0, finalMetrics: null };
     slot.worker = worker;
     slot.id = worker.threadId;
@@ -214,6 +228,7 @@ export class WorkerPool {
       });
       worker.on('exit', (code) => {
         settle();
+        this.#o.admission()?.detach(index);
         slot.worker = null;
         if (slot.finalMetrics !== null) hub.retire(slot.finalMetrics, slot.id);
         else hub.retireWorker(slot.id);

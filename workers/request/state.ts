@@ -5,7 +5,6 @@
  * here: a retry is a fresh object, never a reset of fields.
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import type { Pool } from 'undici';
 import type { RouterConfig } from '../../src/config.js';
 import type { HeaderModifierIR } from '../../src/ir/gateway.js';
 import type { CompiledEndpoint, CompiledPd, CompiledServer, CompiledSnapshot } from '../compile.js';
@@ -19,6 +18,7 @@ import type { ScheduleRequest } from '../scheduler/types.js';
 import type { SnapshotReader } from '../snapshot-reader.js';
 import type { Usage } from '../sse.js';
 import type { Upstream } from './upstream.js';
+import type { AdmissionClient, AdmissionTicket } from '../admission.js';
 import type { EppCall, EppClient } from '../epp/client.js';
 
 export interface WorkerContext {
@@ -31,9 +31,10 @@ export interface WorkerContext {
   kvAware: KvCacheAwareScorer | null;
   metrics: WorkerMetrics;
   accessLog: AccessLogBuffer | null;
-  /** undici pools by origin (the sweeper in worker.ts closes the ones that left the snapshot). */
-  pools: Map<string, Pool>;
-  /** The upstream client for pod endpoints; created over `pools` when not set. */
+  /**
+   * The upstream client for pod endpoints (--upstream-client); created by the first handler when
+   * not set. It owns its pools; the sweeper in worker.ts closes those of origins that left.
+   */
   upstream?: Upstream;
   /** Requests accepted and not finished (drain waits for 0). */
   active: number;
@@ -42,6 +43,8 @@ export interface WorkerContext {
   /** InferencePool admission (InferenceObjective priority bands, shedding). */
   gate: PriorityGate;
   saturation: SaturationDetector;
+  /** Kthena's fairness queue or session boost (the queue lives on the control thread), null when both are off. */
+  admission: AdmissionClient | null;
   /** Endpoint Picker client (--inference-pool-picker=external), created on the first pick. */
   epp: EppClient | null;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
@@ -104,7 +107,7 @@ export class RequestState {
   /** Tries made so far (1-based index of the current one). */
   attempt = 0;
   maxAttempts = 0;
-  upstreamBody = '';
+  upstreamBody: Buffer | string = '';
   /** Path and query sent upstream when a URLRewrite changed them; '' = the request's. */
   upstreamPath = '';
   /** A body that is not a JSON object, forwarded byte for byte (HTTPRoute backends). */
@@ -126,6 +129,10 @@ export class RequestState {
   /** A request waiting in an InferencePool's flow-control queue, and the pool it counts against. */
   ticket: GateTicket | null = null;
   gatePool = '';
+  /** The request's place in the router-wide fairness / session-boost queue (released by finish()). */
+  admission: AdmissionTicket | null = null;
+  /** Authenticated user (JWT `sub`), '' when anonymous: the fairness queue's user. */
+  userId = '';
   /** The Endpoint Picker exchange of an external pick, told the served endpoint when the request ends. */
   epp: EppCall | null = null;
   // bookkeeping
