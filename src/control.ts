@@ -404,7 +404,7 @@ export class ControlPlane {
       }
       const withSlots = this.#publisher.withSlots(out.ir);
       if (withSlots === null) {
-        this.log.error({ endpoints: out.ir.endpoints.length }, 'more endpoints than endpoint slots; keeping the last good snapshot');
+        this.log.error({ endpoints: out.ir.endpoints.length }, 'more endpoints than endpoint slots, or more local rate-limit buckets than bucket slots; keeping the last good snapshot');
         this.#hub.snapshotPublished('rejected');
         return;
       }

@@ -50,6 +50,32 @@ export interface RouteIR {
   loraAdapters: string[];
   hasParentRefs: boolean;
   rules: RuleIR[];
+  /** spec.rateLimit, or null when the route has none (or neither token field). */
+  rateLimit: RateLimitIR | null;
+}
+
+/**
+ * A route's token rate limits (Kthena reference §5.1, docs/traffic-policy.md). Every model the
+ * route serves (modelName and each LoRA adapter) has its own budget per direction, as Kthena keys
+ * its limiters by the request model.
+ */
+export interface RateLimitIR {
+  /** 0: no limit in that direction. */
+  inputTokensPerUnit: number;
+  outputTokensPerUnit: number;
+  unitSeconds: number;
+  /** '' for local buckets (shared memory, one budget per router); else the Redis `host:port`. */
+  redisAddress: string;
+  /** Local buckets, one per (model, direction) with a limit; slots assigned by publish/ (empty from the translator). */
+  buckets: RateLimitBucketIR[];
+}
+
+export interface RateLimitBucketIR {
+  model: string;
+  direction: 'input' | 'output';
+  /** Slot in the rate-limit region and its generation (src/shared/layout.ts). */
+  slot: number;
+  gen: number;
 }
 
 export interface ServerIR {
