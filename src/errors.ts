@@ -72,7 +72,7 @@ export const Catalog = Object.freeze({
   RTR_ERR_BACKEND_NO_ENDPOINT: entry({
     code: 'RTR_ERR_BACKEND_NO_ENDPOINT', status: 503, type: 'service_unavailable_error', kthenaType: 'inference_pool_discovery',
     message: 'no ready endpoint for backend: %s',
-    description: 'Gateway API: the chosen Service or InferencePool has no ready endpoint (or names an external endpoint picker with failureMode FailClose, which this router cannot call).',
+    description: 'Gateway API: the chosen Service or InferencePool has no ready endpoint.',
   }),
   RTR_ERR_REQUEST_TIMEOUT: entry({
     code: 'RTR_ERR_REQUEST_TIMEOUT', status: 504, type: 'timeout_error', kthenaType: 'proxy',

@@ -263,12 +263,15 @@ export function pickBackend(rule: CompiledRule, r: number): number {
 
 /**
  * The HTTP status a request gets without reaching an endpoint, or 0 to schedule over
- * backend.endpoints: 500 for an invalid backend, 503 for a pool whose external picker would be
- * required (FailClose) or a backend with no ready endpoint.
+ * backend.endpoints: 500 for an invalid backend, 503 for a backend with no ready endpoint, or for
+ * a pool whose external picker would be required (FailClose).
  */
 export function backendStatus(g: CompiledGateway, b: BackendIR): number {
   if (b.kind === 'invalid') return b.status;
-  if (b.kind === 'pool' && g.ir.pools[b.pool]!.picker === 'fail-close') return 503;
+  if (b.kind === 'pool') {
+    const epp = g.ir.pools[b.pool]!.epp;
+    if (epp !== null && !epp.failOpen) return 503;
+  }
   return b.endpoints.length === 0 ? 503 : 0;
 }
 

@@ -198,13 +198,37 @@ export interface PoolIR {
   /** Ready pods matching the selector x every targetPort. */
   endpoints: number[];
   /**
-   * 'in-process': no endpointPickerRef, our scheduler picks. 'fail-open' / 'fail-close': an
-   * external picker is named; calling it is not supported yet, so FailOpen falls back to our pick
-   * and FailClose answers 503.
+   * Who picks the endpoint of a request. 'in-process': the route's scheduler profile over
+   * `endpoints`, whatever endpointPickerRef says (Kthena's way, and the default). 'external': the
+   * pool's Endpoint Picker over Envoy's ext_proc protocol (`epp`), selected by
+   * --inference-pool-picker=external.
    */
-  picker: 'in-process' | 'fail-open' | 'fail-close';
+  picker: 'in-process' | 'external';
+  /** The Endpoint Picker to call; set iff picker is 'external'. */
+  epp: EndpointPickerIR | null;
   /** InferenceObjectives applying to this pool, by name (sorted); priority unset = 0. */
   objectives: { name: string; priority: number }[];
+}
+
+/**
+ * An InferencePool's Endpoint Picker (GIE endpointPickerRef, a Service). Workers dial `addresses`
+ * (the Service's ready pods at the target port, like a Service backend) or, when the Service has no
+ * selector or a named targetPort, `dns`; one HTTP/2 channel per distinct EndpointPickerIR.
+ */
+export interface EndpointPickerIR {
+  /** namespace/name of the Service. */
+  service: string;
+  /** 'ip:port' ('[ip]:port' for IPv6) of the Service's ready pods, sorted. */
+  addresses: string[];
+  /** 'name.namespace.svc:port' when the pods cannot be resolved here, else ''. */
+  dns: string;
+  /** failureMode FailOpen: when the picker fails, the router picks in-process; FailClose: 503. */
+  failOpen: boolean;
+  /**
+   * Why the picker cannot be called ('' when it can): the Service is missing, an ExternalName, of
+   * another kind or has no such port (ResolvedRefs=False). Requests then take the failureMode path.
+   */
+  unresolved: string;
 }
 
 export interface GatewayEndpointIR {

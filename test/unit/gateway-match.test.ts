@@ -563,13 +563,29 @@ describe('Inference Extension (InferencePoolResolvedRefsCondition, HTTPRouteInva
     expect(backendStatus(g, m.rule.ir.backends[0]!)).toBe(500);
   });
 
-  it('answers 503 for FailClose with an external picker, schedules in-process for FailOpen', () => {
-    const close = matched(g, { port: 8084, host: 'x', path: '/fail-close' });
-    expect(backendStatus(g, close.rule.ir.backends[0]!)).toBe(503);
-    const open = matched(g, { port: 8084, host: 'x', path: '/fail-open' });
-    expect(backendStatus(g, open.rule.ir.backends[0]!)).toBe(0);
-    const pool = out.statuses.inferencePools.find((p) => p.name === 'pool-epp-missing')!;
-    expect(pool.status.parents[0]!.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`)).toEqual(['Accepted=True/Accepted', 'ResolvedRefs=False/InvalidExtensionRef']);
+  it('schedules every pool in-process by default, whatever endpointPickerRef names, and says so in the status', () => {
+    for (const path of ['/fail-close', '/fail-open']) {
+      const m = matched(g, { port: 8084, host: 'x', path });
+      expect(backendStatus(g, m.rule.ir.backends[0]!)).toBe(0);
+    }
+    expect(out.ir.pools.map((p) => [p.name, p.picker, p.epp])).toEqual([
+      ['pool-a', 'in-process', null], ['pool-b', 'in-process', null], ['pool-epp-missing', 'in-process', null], ['pool-fail-open', 'in-process', null],
+    ]);
+    const conds = out.statuses.inferencePools.find((p) => p.name === 'pool-epp-missing')!.status.parents[0]!.conditions;
+    expect(conds.map((c) => `${c.type}=${c.status}/${c.reason}`)).toEqual(['Accepted=True/Accepted', 'ResolvedRefs=True/ResolvedRefs']);
+    expect(conds[0]!.message).toContain('picked in-process');
+    expect(conds[1]!.message).toContain('endpointPickerRef app/no-such-epp is not called');
+  });
+
+  it('with the external picker, resolves the EPP Service to its ready pods, and a missing one to ResolvedRefs=False', () => {
+    const ext = translateGateway(rs, { ...OPTS, inferencePoolPicker: 'external' });
+    const pool = (n: string) => ext.ir.pools.find((p) => p.name === n)!;
+    expect(pool('pool-a').picker).toBe('in-process');
+    expect(pool('pool-epp-missing').epp).toEqual({ service: 'app/no-such-epp', addresses: [], dns: '', failOpen: false, unresolved: 'endpointPickerRef Service app/no-such-epp not found' });
+    expect(pool('pool-fail-open').epp).toEqual({ service: 'app/epp', addresses: ['127.0.43.70:9002'], dns: '', failOpen: true, unresolved: '' });
+    const conds = (n: string) => ext.statuses.inferencePools.find((p) => p.name === n)!.status.parents[0]!.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`);
+    expect(conds('pool-epp-missing')).toEqual(['Accepted=True/Accepted', 'ResolvedRefs=False/InvalidExtensionRef']);
+    expect(conds('pool-fail-open')).toEqual(['Accepted=True/Accepted', 'ResolvedRefs=True/ResolvedRefs']);
   });
 
   it('answers 503 for a valid pool without ready endpoints', () => {

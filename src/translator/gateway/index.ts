@@ -11,12 +11,12 @@
  */
 import { isIP } from 'node:net';
 import type {
-  BackendIR, ConditionIR, FiltersIR, GatewayEndpointIR, GatewayEntryIR, GatewayIR, GatewayStatuses, HeaderModifierIR, InferencePoolStatusIR, ListenerIR, ListenerStatusIR, MatchEntryIR, ParentRefIR, PathModifierIR, PoolIR, PortIR, RouteParentStatusIR, RuleIR,
+  BackendIR, ConditionIR, EndpointPickerIR, FiltersIR, GatewayEndpointIR, GatewayEntryIR, GatewayIR, GatewayStatuses, HeaderModifierIR, InferencePoolStatusIR, ListenerIR, ListenerStatusIR, MatchEntryIR, ParentRefIR, PathModifierIR, PoolIR, PortIR, RouteParentStatusIR, RuleIR,
 } from '../../ir/gateway.js';
 import {
   GATEWAY_GROUP, INFERENCE_GROUP, KTHENA_CONTROLLER_NAME, KTHENA_GATEWAY_CLASS, type Gateway, type GatewayClass, type HTTPHeaderModifier,
   type HTTPPathModifier, type HTTPRoute, type HTTPRouteFilter, type HTTPRouteRule, type InferencePool, type LabelSelector, type Listener,
-  type ReferenceGrant,
+  type ReferenceGrant, type Service,
 } from '../../resources/gateway.js';
 import type { ModelRoute, ObjectMeta, Pod, Problem, ResourceSet } from '../../resources/types.js';
 import { deepFreeze } from '../../resources/validate.js';
@@ -30,6 +30,11 @@ export interface GatewayTranslateOptions {
   podNamespace: string;
   /** --port: the default Gateway's listener port. */
   defaultPort: number;
+  /**
+   * --inference-pool-picker: 'inprocess' (default, Kthena's way: endpointPickerRef is a placeholder
+   * and the route's scheduler profile picks) or 'external' (call the pool's Endpoint Picker).
+   */
+  inferencePoolPicker?: 'inprocess' | 'external';
 }
 
 export interface GatewayTranslateResult {
@@ -206,6 +211,7 @@ export function translateGateway(resources: ResourceSet, opts: GatewayTranslateO
     return k;
   };
   const poolsByKey = new Map((opts.enableInferenceExtension ? resources.inferencePools ?? [] : []).map((p) => [key(p), p]));
+  const external = opts.inferencePoolPicker === 'external';
 
   // ---- Routes --------------------------------------------------------------------------------
   const routes = [...(resources.httpRoutes ?? [])].sort(oldestFirst);
@@ -388,34 +394,38 @@ export function translateGateway(resources: ResourceSet, opts: GatewayTranslateO
       if (p.metadata.namespace !== pool.metadata.namespace || sel.length === 0 || !sel.every(([lk, lv]) => p.metadata.labels[lk] === lv)) continue;
       for (const tp of pool.spec.targetPorts) eps.push(addEndpoint(p, tp.number));
     }
-    const epp = pool.spec.endpointPickerRef;
+    const epp = external ? endpointPicker(pool, services, pods) : null;
     poolIndex.set(pk, poolIRs.length);
     poolEndpointKeys.push(eps);
     poolIRs.push({
       key: pk, namespace: pool.metadata.namespace, name: pool.metadata.name, appProtocol: pool.spec.appProtocol,
       endpoints: [],
-      picker: epp === undefined ? 'in-process' : epp.failureMode === 'FailOpen' ? 'fail-open' : 'fail-close',
+      picker: epp === null ? 'in-process' : 'external',
+      epp,
       objectives: objectives
         .filter((o) => o.metadata.namespace === pool.metadata.namespace && objectiveApplies(o.spec, pool))
         .map((o) => ({ name: o.metadata.name, priority: o.spec.priority ?? 0 }))
         .sort((a, b) => cmp(a.name, b.name)),
     });
-    if (epp !== undefined) {
-      problems.push(problem(pool, 'spec.endpointPickerRef', epp.failureMode === 'FailOpen'
-        ? 'calling an external endpoint picker is not supported yet: requests are scheduled in-process (failureMode FailOpen)'
-        : 'calling an external endpoint picker is not supported yet: requests to this pool are answered 503 (failureMode FailClose)', 'warning'));
+    if (epp !== null && epp.unresolved !== '') {
+      problems.push(problem(pool, 'spec.endpointPickerRef', `${epp.unresolved}: requests to this pool ${epp.failOpen
+        ? 'are scheduled in-process (failureMode FailOpen)' : 'are answered 503 (failureMode FailClose)'}`, 'warning'));
     }
   }
   for (const pool of poolsByKey.values()) {
     const m = pool.metadata;
     const parentKeys = [...(poolParents.get(key(pool)) ?? [])].sort(cmp);
-    const resolved = eppResolved(pool, services);
+    const resolved = external ? eppResolved(pool, services) : inProcessResolved(pool);
+    const ref = pool.spec.endpointPickerRef;
+    const pickedBy = external && ref !== undefined
+      ? `endpoints are picked by the Endpoint Picker ${m.namespace}/${ref.name} (failureMode ${ref.failureMode})`
+      : 'endpoints are picked in-process by the router';
     const parents: RouteParentStatusIR[] = parentKeys.map((gk) => {
       const g = gwByKey.get(gk)!.gw;
       return {
         parentRef: { group: GATEWAY_GROUP, kind: 'Gateway', namespace: g.metadata.namespace, name: g.metadata.name },
         controllerName: KTHENA_CONTROLLER_NAME,
-        conditions: [cond('Accepted', 'True', 'Accepted', 'InferencePool is accepted by the Gateway', m), resolved],
+        conditions: [cond('Accepted', 'True', 'Accepted', `InferencePool is accepted by the Gateway; ${pickedBy}`, m), resolved],
       };
     });
     statuses.inferencePools.push({ namespace: m.namespace, name: m.name, generation: m.generation, status: { parents } } satisfies InferencePoolStatusIR);
@@ -730,16 +740,73 @@ function objectiveApplies(spec: { poolRef?: { kind: string; name: string }; pool
   return spec.poolSelector !== undefined && selectorMatches(spec.poolSelector, pool.metadata.labels);
 }
 
-function eppResolved(pool: InferencePool, services: Map<string, { spec: { type: string } }>): ConditionIR {
+/**
+ * Why an endpointPickerRef cannot be called ('' when it can): GIE allows only a core Service, not
+ * an ExternalName one, and requires the Service port.
+ */
+function eppProblem(pool: InferencePool, services: Map<string, Service>): string {
+  const epp = pool.spec.endpointPickerRef;
+  if (epp === undefined) return 'no endpointPickerRef';
+  const k = `${pool.metadata.namespace}/${epp.name}`;
+  if (epp.group !== '' || epp.kind !== 'Service') return `endpointPickerRef ${epp.group}/${epp.kind} ${k} is not a Service`;
+  const svc = services.get(k);
+  if (svc === undefined) return `endpointPickerRef Service ${k} not found`;
+  if (svc.spec.type === 'ExternalName') return `endpointPickerRef Service ${k} is an ExternalName Service`;
+  if (epp.port === undefined) return `endpointPickerRef Service ${k} has no port (required for a Service)`;
+  if (!svc.spec.ports.some((p) => p.port === epp.port!.number)) return `endpointPickerRef Service ${k} has no port ${epp.port.number}`;
+  return '';
+}
+
+/** With --inference-pool-picker=external: the ResolvedRefs condition of the pool's endpointPickerRef. */
+function eppResolved(pool: InferencePool, services: Map<string, Service>): ConditionIR {
+  const m = pool.metadata;
+  if (pool.spec.endpointPickerRef === undefined) return cond('ResolvedRefs', 'True', 'ResolvedRefs', 'No endpointPickerRef: scheduled in-process by the router', m);
+  const bad = eppProblem(pool, services);
+  if (bad !== '') return cond('ResolvedRefs', 'False', 'InvalidExtensionRef', bad, m);
+  return cond('ResolvedRefs', 'True', 'ResolvedRefs', 'All references are resolved', m);
+}
+
+/**
+ * With --inference-pool-picker=inprocess (default) the endpointPickerRef is not called, so it is
+ * not resolved either: Kthena's examples name a placeholder Service that does not exist.
+ */
+function inProcessResolved(pool: InferencePool): ConditionIR {
   const m = pool.metadata;
   const epp = pool.spec.endpointPickerRef;
-  if (epp === undefined) return cond('ResolvedRefs', 'True', 'ResolvedRefs', 'No endpoint picker: scheduled in-process by the router', m);
-  const k = `${m.namespace}/${epp.name}`;
-  if (epp.group !== '' || epp.kind !== 'Service') return cond('ResolvedRefs', 'False', 'InvalidExtensionRef', `endpointPickerRef ${epp.group}/${epp.kind} ${k} is not a Service`, m);
-  const svc = services.get(k);
-  if (svc === undefined) return cond('ResolvedRefs', 'False', 'InvalidExtensionRef', `endpointPickerRef Service ${k} not found`, m);
-  if (svc.spec.type === 'ExternalName') return cond('ResolvedRefs', 'False', 'InvalidExtensionRef', `endpointPickerRef Service ${k} is an ExternalName Service`, m);
-  return cond('ResolvedRefs', 'True', 'ResolvedRefs', 'All references are resolved', m);
+  if (epp === undefined) return cond('ResolvedRefs', 'True', 'ResolvedRefs', 'No endpointPickerRef: scheduled in-process by the router', m);
+  return cond('ResolvedRefs', 'True', 'ResolvedRefs',
+    `endpointPickerRef ${m.namespace}/${epp.name} is not called: the router schedules this pool in-process (--inference-pool-picker=inprocess)`, m);
+}
+
+/**
+ * The Endpoint Picker of a pool that has an endpointPickerRef, for --inference-pool-picker=external;
+ * null when the pool has none (scheduled in-process). A ref that does not resolve still yields a
+ * picker (with `unresolved`), so that requests take the failureMode path (GIE conformance
+ * InferencePoolInvalidEPPService expects a 5xx under FailClose).
+ */
+function endpointPicker(pool: InferencePool, services: Map<string, Service>, pods: readonly Pod[]): EndpointPickerIR | null {
+  const ref = pool.spec.endpointPickerRef;
+  if (ref === undefined) return null;
+  const ns = pool.metadata.namespace;
+  const out: EndpointPickerIR = { service: `${ns}/${ref.name}`, addresses: [], dns: '', failOpen: ref.failureMode === 'FailOpen', unresolved: eppProblem(pool, services) };
+  if (out.unresolved !== '') return out;
+  const svc = services.get(out.service)!;
+  const sp = svc.spec.ports.find((p) => p.port === ref.port!.number)!;
+  if (svc.spec.selector === undefined || typeof sp.targetPort === 'string' || Object.keys(svc.spec.selector).length === 0) {
+    // Endpoints managed by hand or a named port: only cluster DNS knows where the picker runs.
+    out.dns = `${ref.name}.${ns}.svc:${sp.port}`;
+    return out;
+  }
+  const sel = Object.entries(svc.spec.selector);
+  const tp = sp.targetPort;
+  const addrs = new Set<string>();
+  for (const p of pods) {
+    if (p.metadata.namespace !== ns || !sel.every(([lk, lv]) => p.metadata.labels[lk] === lv)) continue;
+    const ip = p.status.podIP!;
+    addrs.add(isIP(ip) === 6 ? `[${ip}]:${tp}` : `${ip}:${tp}`);
+  }
+  out.addresses = [...addrs].sort(cmp);
+  return out;
 }
 
 export interface Condition extends ConditionIR {
