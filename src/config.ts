@@ -64,6 +64,8 @@ export interface RouterConfig {
   lmcachePorts: { init: number[]; alloc: number[] };
   /** Entries of the shared prefix-cache index (PREFIX_CACHE_INDEX_ENTRIES); fixed at start. */
   prefixIndexEntries: number;
+  /** Global rate limits while their Redis cannot answer: refuse (429) instead of allowing. */
+  rateLimitFailClosed: boolean;
 }
 
 interface FlagSpec {
@@ -100,6 +102,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'webhook-service-name': { key: 'webhookServiceName', type: 'string', help: 'webhook Service name (Kubernetes mode)' },
   'kube-api-qps': { key: 'kubeApiQps', type: 'int', min: 0, max: 100000, help: 'Kubernetes client QPS (Kubernetes mode; 0 = default)' },
   'kube-api-burst': { key: 'kubeApiBurst', type: 'int', min: 0, max: 100000, help: 'Kubernetes client burst (Kubernetes mode; 0 = default)' },
+  'rate-limit-fail-closed': { key: 'rateLimitFailClosed', type: 'bool', help: 'refuse (429) requests on routes with a global (Redis) rate limit while that Redis cannot answer (default: allow them, logged and counted)' },
   'upstream-connections': { key: 'upstreamConnections', type: 'int', min: 1, max: 4096, help: 'keep-alive connections per endpoint per worker (default 128)' },
 };
 
@@ -138,6 +141,7 @@ export function defaultConfig(): RouterConfig {
     kubeApiBurst: 0,
     redis: { host: 'redis-server', port: 6379, password: '' },
     lmcachePorts: { init: [7300], alloc: [7400] },
+    rateLimitFailClosed: false,
     prefixIndexEntries: 262_144,
   };
 }

@@ -94,6 +94,16 @@ export const Catalog = Object.freeze({
     message: 'request timed out in the flow-control queue of InferencePool %s',
     description: 'Inference Extension: the request waited for room in a saturated InferencePool longer than the queue allows (60 s).',
   }),
+  RTR_ERR_INPUT_RATE_LIMIT: entry({
+    code: 'RTR_ERR_INPUT_RATE_LIMIT', status: 429, type: 'rate_limit_error', kthenaType: 'input_rate_limit',
+    message: 'input token rate limit exceeded',
+    description: 'The matched ModelRoute\'s `rateLimit.inputTokensPerUnit` budget for the request model holds fewer tokens than the request\'s input estimate (a request larger than the whole budget is always refused); also a global limit while its Redis cannot answer with --rate-limit-fail-closed. The request metric\'s error_type is `rate_limit`, as Kthena\'s.',
+  }),
+  RTR_ERR_OUTPUT_RATE_LIMIT: entry({
+    code: 'RTR_ERR_OUTPUT_RATE_LIMIT', status: 429, type: 'rate_limit_error', kthenaType: 'output_rate_limit',
+    message: 'output token rate limit exceeded',
+    description: 'The matched ModelRoute\'s `rateLimit.outputTokensPerUnit` budget for the request model holds less than one token (earlier responses used it up). The request metric\'s error_type is `rate_limit`, as Kthena\'s.',
+  }),
   RTR_ERR_MODEL_SERVER_NOT_FOUND: entry({
     code: 'RTR_ERR_MODEL_SERVER_NOT_FOUND', status: 404, type: 'not_found_error', kthenaType: 'pod_discovery',
     message: "can't find model server: %s",
