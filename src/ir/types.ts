@@ -147,6 +147,14 @@ export interface SchedulerIR {
   kvcacheAware: { blockSizeToHash: number; maxBlocksToMatch: number; vllmTokenizerPort: number; sglangTokenizerPort: number };
 }
 
+/** JWT authentication of /v1/* requests (routerConfiguration `auth:`), workers/auth/jwt.ts. */
+export interface AuthIR {
+  issuer: string;
+  /** Empty: `aud` is not checked. */
+  audiences: string[];
+  jwksUri: string;
+}
+
 export interface RoutingIR {
   /** Oldest first: creationTimestamp, then resourceVersion, then namespace/name. */
   routes: RouteIR[];
@@ -163,4 +171,6 @@ export interface RoutingIR {
   modelIds: number[];
   /** Gateway API routing (src/ir/gateway.ts); empty (no ports) while --enable-gateway-api is off. */
   gateway: GatewayIR;
+  /** JWT authentication from the router configuration; absent or null: off. Set by the control thread after translation. */
+  auth?: AuthIR | null;
 }

@@ -5,7 +5,7 @@
  * the same build only; they are never persisted, but keep them stable anyway.
  */
 import protobuf from 'protobufjs';
-import type { RoutingIR, SchedulerIR } from '../ir/types.js';
+import type { AuthIR, RoutingIR, SchedulerIR } from '../ir/types.js';
 import type { GatewayIR } from '../ir/gateway.js';
 import { emptyGatewayIR } from '../translator/gateway/index.js';
 
@@ -33,6 +33,7 @@ message Snapshot {
   repeated Route routes = 1; repeated Server servers = 2; repeated Endpoint endpoints = 3;
   Scheduler scheduler = 4; repeated string modelNames = 5; repeated sint32 modelIds = 6;
   string gatewayJson = 7;
+  string authJson = 8;
 }
 `;
 
@@ -77,6 +78,7 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
     modelIds: ir.modelIds,
     // The Gateway IR is deep and changes rarely; JSON keeps one schema (src/ir/gateway.ts) for it.
     gatewayJson: JSON.stringify(ir.gateway),
+    authJson: ir.auth ? JSON.stringify(ir.auth) : '',
   };
   return SnapshotType.encode(SnapshotType.fromObject(wire)).finish();
 }
@@ -94,6 +96,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
     modelNames: string[];
     modelIds: number[];
     gatewayJson: string;
+    authJson: string;
   };
   return {
     routes: o.routes.map((r) => ({
@@ -121,6 +124,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
     modelNames: o.modelNames,
     modelIds: o.modelIds,
     gateway: o.gatewayJson === '' ? emptyGatewayIR() : JSON.parse(o.gatewayJson) as GatewayIR,
+    ...(o.authJson === '' ? {} : { auth: JSON.parse(o.authJson) as AuthIR }),
   };
 }
 
