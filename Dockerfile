@@ -11,6 +11,8 @@ COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --ignore-scripts
 COPY src ./src
 COPY workers ./workers
+# `kthena-router demo` and `sim` run native-bench's engine simulator.
+COPY native-bench/src ./native-bench/src
 RUN npm run build
 
 FROM node:20-bookworm-slim

@@ -15,6 +15,20 @@ export default tseslint.config(
     },
   },
   {
+    // native-bench is its own package (native-bench/package.json): it may use the router's shared
+    // contracts but not its internals, so the load tool cannot drift into testing private code.
+    // The KV-block key scheme is the one exception until it moves to src/shared/ (issue 17).
+    files: ['native-bench/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{
+          regex: '^(\\.\\./)+(src/(?!shared/)|workers/(?!scheduler/kvcache-aware\\.js$))',
+          message: 'native-bench may import only src/shared/ from the router (and the KV-block key scheme).',
+        }],
+      }],
+    },
+  },
+  {
     files: ['test/**'],
     rules: { 'no-console': 'off', '@typescript-eslint/no-explicit-any': 'off' },
   },

@@ -73,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
       return runDemo(cfg, root);
     }
     case 'sim': {
-      const { runSimCommand } = await import('./sim/cli.js');
+      const { runSimCommand } = await import('../native-bench/src/sim/cli.js');
       try {
         const fleet = await runSimCommand(rest);
         if (fleet === null) return 0;

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RouterConfig } from './config.js';
 import { ControlPlane } from './control.js';
-import { startSimulatedPods, type SimPodSpec } from './sim/engine.js';
+import { startSimulatedPods, type SimPodSpec } from '../native-bench/src/sim/engine.js';
 
 export async function runDemo(cfg: Readonly<RouterConfig>, root: string): Promise<number> {
   const fleetFile = path.join(root, 'examples', 'demo-fleet.json');

@@ -3,6 +3,7 @@
  * matchers, cumulative weights, per-endpoint origins and pre-joined label strings. Runs once per
  * snapshot generation, never per request.
  */
+import { compileRe2, type Re2Matcher } from '../src/shared/re2.js';
 import type { RoutingIR, SchedulerIR, ServerIR, StringMatchIR } from '../src/ir/types.js';
 import { compileGateway, type CompiledGateway } from './gateway-match.js';
 import { compileRateLimit, type CompiledRateLimit } from './ratelimit/limiter.js';
@@ -10,7 +11,7 @@ import { compileRateLimit, type CompiledRateLimit } from './ratelimit/limiter.js
 export interface CompiledMatch {
   type: 0 | 1 | 2; // exact, prefix, regex
   value: string;
-  re: RegExp | null;
+  re: Re2Matcher | null;
 }
 
 export interface CompiledHeaderMatch extends CompiledMatch {
@@ -120,12 +121,10 @@ export interface CompiledGatewaySnapshot {
 
 function compileMatch(m: StringMatchIR): CompiledMatch {
   const type = m.type === 'exact' ? 0 : m.type === 'prefix' ? 1 : 2;
-  let re: RegExp | null = null;
-  if (type === 2) {
-    // Validation already rejected patterns JS cannot compile; a pattern that still fails here
-    // matches nothing, as Kthena treats an invalid regex at run time.
-    try { re = new RegExp(m.value); } catch { re = /(?!)/; }
-  }
+  // RE2 semantics and linear-time matching (src/shared/re2.ts). Validation already rejected
+  // patterns RE2 cannot compile; one that still fails here matches nothing, as Kthena treats an
+  // invalid regex at run time.
+  const re = type === 2 ? compileRe2(m.value) : null;
   return { type, value: m.value, re };
 }
 

@@ -13,6 +13,7 @@
  * header, which is what uWS `req.getHeader` does; so an empty header value reads as absent (no
  * header match in the spec can require an empty value: values are 1-4096 characters).
  */
+import { compileRe2Anchored, type Re2Matcher } from '../src/shared/re2.js';
 import type {
   BackendIR, GatewayIR, HeaderModifierIR, ListenerIR, MatchEntryIR, PathModifierIR, RedirectIR, RuleIR,
 } from '../src/ir/gateway.js';
@@ -21,7 +22,7 @@ export interface CompiledValueMatch {
   name: string;
   /** Exact value, or null for a regex match. */
   exact: string | null;
-  re: RegExp | null;
+  re: Re2Matcher | null;
 }
 
 export interface CompiledRule {
@@ -44,7 +45,7 @@ export interface GatewayRouteMatch {
   host: string;
   /** Internal: 0 Exact, 1 RegularExpression, 2 PathPrefix. */
   pathKind: 0 | 1 | 2;
-  re: RegExp | null;
+  re: Re2Matcher | null;
   method: string;
   headers: CompiledValueMatch[];
   query: CompiledValueMatch[];
@@ -85,8 +86,9 @@ export interface CompiledGateway {
 
 const PATH_KIND = { Exact: 0, RegularExpression: 1, PathPrefix: 2 } as const;
 
-function anchored(re: string): RegExp {
-  return new RegExp(`^(?:${re})$`);
+/** Gateway API regexes match the whole value; RE2 semantics and linear time (src/shared/re2.ts). */
+function anchored(re: string): Re2Matcher {
+  return compileRe2Anchored(re);
 }
 
 function compileValue(m: { name: string; type: 'Exact' | 'RegularExpression'; value: string }): CompiledValueMatch {

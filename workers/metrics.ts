@@ -60,6 +60,24 @@ function level(parent: Level, key: string | number): Level {
 const NONE = 'none';
 const UNRESOLVED = 'unresolved';
 
+/**
+ * The `path` label: the client picks the URL, so an unbounded label set would let any client grow
+ * /metrics without limit (20,000 distinct /v1/... paths made it 90 MB and a scrape 8-10 s). The
+ * OpenAI API paths keep their own value; every other path (Kthena labels it as sent) is folded into
+ * PATH_LABEL_OTHER (docs/compat.md).
+ */
+export const PATH_LABEL_OTHER = 'other';
+export const KNOWN_PATHS: ReadonlySet<string> = new Set([
+  '/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/models', '/v1/responses',
+  '/v1/moderations', '/v1/rerank', '/v1/score', '/v1/audio/transcriptions', '/v1/audio/translations',
+  '/v1/audio/speech', '/v1/images/generations', '/v1/images/edits', '/v1/images/variations',
+  '/v1/batches', '/v1/files',
+]);
+
+export function pathLabel(path: string): string {
+  return KNOWN_PATHS.has(path) ? path : PATH_LABEL_OTHER;
+}
+
 class ScalarSeries {
   value = 0;
   constructor(readonly labels: Record<string, string>) {}
@@ -140,12 +158,13 @@ export class WorkerMetrics {
     const backendType = rec.backendType || UNRESOLVED;
     const backendName = rec.backendName || NONE;
     const upstreamModel = rec.upstreamModel || NONE;
-    const leaf = level(level(level(level(level(this.#tokenTree, model), rec.path), type), route), backendType);
+    const path = pathLabel(rec.path);
+    const leaf = level(level(level(level(level(this.#tokenTree, model), path), type), route), backendType);
     const byName = level(leaf, backendName);
     let s = byName.get(upstreamModel) as ScalarSeries | undefined;
     if (s === undefined) {
       s = new ScalarSeries({
-        model, path: rec.path, token_type: type, model_route: route,
+        model, path, token_type: type, model_route: route,
         backend_type: backendType, backend_name: backendName, upstream_model: upstreamModel,
       });
       byName.set(upstreamModel, s);
@@ -167,12 +186,13 @@ export class WorkerMetrics {
     const backendName = rec.backendName || NONE;
     const upstreamModel = rec.upstreamModel || NONE;
     // Label objects (and the status string) are built only when a series is first seen.
-    const byName = level(level(level(level(level(this.#requestTree, model), rec.path), rec.statusCode), route), backendType);
+    const path = pathLabel(rec.path);
+    const byName = level(level(level(level(level(this.#requestTree, model), path), rec.statusCode), route), backendType);
     const byUpstream = level(byName, backendName);
     let e = byUpstream.get(upstreamModel) as RequestEntry | undefined;
     if (e === undefined) {
       const h = new HistogramSeries({
-        model, path: rec.path, status_code: '' + rec.statusCode, model_route: route,
+        model, path, status_code: '' + rec.statusCode, model_route: route,
         backend_type: backendType, backend_name: backendName, upstream_model: upstreamModel,
       });
       e = new RequestEntry(h);
@@ -203,10 +223,11 @@ export class WorkerMetrics {
   pdPhase(phase: 0 | 1, rec: RequestRecord, ok: boolean, seconds: number): void {
     const model = rec.modelLabel || 'unknown';
     const status = ok ? '200' : '500';
-    const byPath = level(level(this.#phaseTree[phase], model), rec.path);
+    const path = pathLabel(rec.path);
+    const byPath = level(level(this.#phaseTree[phase], model), path);
     let h = byPath.get(status) as HistogramSeries | undefined;
     if (h === undefined) {
-      h = new HistogramSeries({ model, path: rec.path, status_code: status });
+      h = new HistogramSeries({ model, path, status_code: status });
       byPath.set(status, h);
       this.#phases[phase].push(h);
     }

@@ -23,8 +23,8 @@ import type { SnapshotReader } from './snapshot-reader.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { Profile, PrefixHashes, Scheduler } from './scheduler/framework.js';
 import { KvCacheAwareScorer } from './scheduler/kvcache-aware.js';
+import { workerRedis } from './redis.js';
 import type { ScheduleRequest } from './scheduler/types.js';
-import { Redis } from 'ioredis';
 import type { HeaderModifierIR } from '../src/ir/gateway.js';
 import type { CompiledGatewaySnapshot } from './compile.js';
 import type { GateTicket, PriorityGate, SaturationDetector } from './flow-control.js';
@@ -280,16 +280,8 @@ export function createHandler(ctx: WorkerContext, port: number = ctx.cfg.port, t
 
   function kvAwareScorer(): KvCacheAwareScorer {
     if (ctx.kvAware === null) {
-      const r = cfg.redis;
-      const redis = new Redis({
-        host: r.host, port: r.port, password: r.password || undefined,
-        // The offline queue holds commands while the first connection is made; the scorer bounds
-        // every lookup with its own timeout and fails fast while the client is reconnecting.
-        maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy: (n) => Math.min(5000, 100 * n),
-      });
-      // Connection errors surface per request as kthena_router_kvcache_aware_errors_total{stage="redis"}.
-      redis.on('error', () => undefined);
-      ctx.kvAware = new KvCacheAwareScorer({ redis });
+      const breaker = workerRedis(cfg.redis);
+      ctx.kvAware = new KvCacheAwareScorer({ redis: breaker.client, breaker });
     }
     return ctx.kvAware;
   }
@@ -471,7 +463,7 @@ export function createHandler(ctx: WorkerContext, port: number = ctx.cfg.port, t
     const schedule = pd !== null ? schedulePd : scheduleAndDispatch;
     const profile = snap.profile;
     st.profile = profile;
-    st.sreq = { model, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };
+    st.sreq = { model, engineModel: rec.upstreamModel, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };
     if (profile.hasKvcacheAware) {
       const extra = new Float64Array(server.endpoints.length);
       void kvAwareScorer().score(snap.ir.scheduler.kvcacheAware, st.sreq, server.endpoints, extra).then((ok) => {

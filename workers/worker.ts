@@ -18,6 +18,7 @@ import { createHandler, type WorkerContext } from './pipeline.js';
 import { PriorityGate, SaturationDetector } from './flow-control.js';
 import { WorkerMetrics } from './metrics.js';
 import { AccessLogBuffer } from './accesslog.js';
+import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
 import type { RouterConfig } from '../src/config.js';
 import type { SharedRegions } from '../src/shared/layout.js';
 import { RouterError } from '../src/errors.js';
@@ -112,7 +113,7 @@ function main(): void {
   };
 
   const allMetrics = (): MetricJSON[] => [
-    ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []),
+    ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []), ...redisBreakerMetricsJSON(),
   ];
 
   const serve = (a: TemplatedApp, p: number, tls: boolean): void => {
@@ -195,6 +196,8 @@ function main(): void {
     ctx.pools.clear();
     const closers: Promise<unknown>[] = pools.map((p) => p.destroy());
     if (ctx.kvAware !== null) closers.push(ctx.kvAware.close());
+    // The Redis socket (and its reconnect timer) would keep this thread alive forever.
+    closeWorkerRedis();
     void Promise.allSettled(closers).then(() => {
       // close() exists on the native App (20.30) but is missing from the bundled typings.
       (app as unknown as { close(): void } | null)?.close();

@@ -20,7 +20,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { runLoad, resultToJson } from './runner.js';
@@ -29,10 +29,10 @@ import { generatedSharedPrefix } from './workloads.js';
 import { headline, writeMarkdown, type Headline } from './report.js';
 import { ttftCdfChart, writeSvg } from './svg.js';
 import { machineInfo } from './machine.js';
+import { startSimulatedPods } from './sim/engine.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ROUTER_BIN = path.join(ROOT, 'bin', 'kthena-router.js');
-const SIM_ENGINE = path.join(ROOT, 'dist', 'src', 'sim', 'engine.js');
 const MODEL = 'bench-7b';
 
 export const COMPARE_USAGE = `Usage: native-bench compare --workload long-prefix|low-sharing [options]
@@ -154,8 +154,6 @@ async function startRedis(): Promise<RedisProc | null> {
   return { port, stop: () => stopChild(child) };
 }
 
-interface SimFleetLike { pods: { name: string; ip: string; port: number; url: string }[]; close(): Promise<void> }
-
 export interface CompareOptions {
   workload: 'long-prefix' | 'low-sharing';
   quick: boolean;
@@ -183,8 +181,7 @@ export interface CompareResult {
 
 export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  if (!existsSync(ROUTER_BIN) || !existsSync(SIM_ENGINE)) throw new Error('dist/ is missing: run npm run build first');
-  const { startSimulatedPods } = await import(pathToFileURL(SIM_ENGINE).href) as { startSimulatedPods(specs: object[], opts?: object): Promise<SimFleetLike> };
+  if (!existsSync(ROUTER_BIN) || !existsSync(path.join(ROOT, 'dist', 'src', 'cli.js'))) throw new Error('dist/ is missing: run npm run build first');
   const shape = SHAPES[o.workload];
   const pods = o.pods ?? 3;
   // Low sharing is the heavier case (4,096 uncached tokens per request): fewer groups keep --quick

@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 
@@ -23,12 +23,12 @@ import { runLoad, resultToJson, type LoadResult } from './runner.js';
 import { generatedSharedPrefix } from './workloads.js';
 import { headline, type Headline } from './report.js';
 import { machineInfo } from './machine.js';
+import { startSimulatedPods } from './sim/engine.js';
 import { summarize, type Dist } from './stats.js';
 import { freePort, stopChild, waitReady } from './compare.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ROUTER_BIN = path.join(ROOT, 'bin', 'kthena-router.js');
-const SIM_ENGINE = path.join(ROOT, 'dist', 'src', 'sim', 'engine.js');
 const MODEL = 'bench-7b';
 const GROUP_KEY = 'modelserving.volcano.sh/group-name';
 const ROLE = 'modelserving.volcano.sh/rolename';
@@ -87,9 +87,7 @@ export interface OverheadRow {
   latency_ms: Dist | null;
 }
 
-interface SimPodLike { name: string; ip: string; port: number; url: string }
-interface SimFleetLike { pods: SimPodLike[]; close(): Promise<void> }
-type StartPods = (specs: object[], opts?: object) => Promise<SimFleetLike>;
+type StartPods = typeof startSimulatedPods;
 
 interface PodDesc { name: string; ip: string; labels: Record<string, string> }
 
@@ -275,8 +273,7 @@ export interface PdResult {
 
 export async function runPd(o: PdOptions): Promise<PdResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  if (!existsSync(ROUTER_BIN) || !existsSync(SIM_ENGINE)) throw new Error('dist/ is missing: run npm run build first');
-  const { startSimulatedPods } = await import(pathToFileURL(SIM_ENGINE).href) as { startSimulatedPods: StartPods };
+  if (!existsSync(ROUTER_BIN) || !existsSync(path.join(ROOT, 'dist', 'src', 'cli.js'))) throw new Error('dist/ is missing: run npm run build first');
   const setup = {
     groups: o.groups, prefillPerGroup: o.prefill, decodePerGroup: o.decode, pods: o.groups * (o.prefill + o.decode), connector: o.connector,
     prompts: o.prompts, perPrompt: o.perPrompt, systemLen: o.systemLen, questionLen: o.questionLen, outputLen: o.outputLen,

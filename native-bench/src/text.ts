@@ -2,7 +2,7 @@
  * Prompt text whose token count is known without a tokenizer.
  *
  * Every generated text is a run of words of exactly four characters: a space and three lowercase
- * letters (" qzv"). Under the simulator's tokenizer (src/sim/tokenize.ts: words with their leading
+ * letters (" qzv"). Under the simulator's tokenizer (native-bench/src/sim/tokenize.ts: words with their leading
  * whitespace, cut into pieces of at most 4 code points) each such word is exactly one token, and
  * texts concatenate without merging across words, so a text of n words is n tokens wherever it
  * sits in a prompt. The one exception is the very first word of a chat message, which the ChatML

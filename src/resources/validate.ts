@@ -14,6 +14,7 @@
  * keys in brackets: `spec.rules[0].modelMatch.headers[user-type].regex`) so that they read like
  * kubectl's errors.
  */
+import { re2SyntaxError } from '../shared/re2.js';
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type {
@@ -493,107 +494,15 @@ export function normalizeTimestamp(v: unknown): string | null {
 // Regexes: Go RE2 semantics checked with JavaScript's engine
 // ---------------------------------------------------------------------------------------------
 
-const GO_LETTER_ESCAPES = 'aftnrvxdDsSwWbBAzQEpPC';
-
 /**
- * Kthena compiles match regexes with Go's regexp (RE2); our workers compile them with JavaScript's
- * `new RegExp(value)` (no flags). A regex is accepted only when both engines accept it and read it
- * the same way, so a route that Kthena's webhook would refuse is refused here too, and a route we
- * accept never matches differently from Kthena:
- *  - JS-only constructs RE2 rejects: lookahead/lookbehind `(?=` `(?!` `(?<=` `(?<!`, backreferences
- *    `\1`..`\9` and `\k<name>`, unknown letter escapes such as `\u0041` (Go: "invalid or unsupported
- *    Perl syntax" / "invalid escape sequence");
- *  - RE2 repeat counts above 1000 (Go: "invalid repeat count");
- *  - RE2 syntax JavaScript would reject or silently read differently: inline flags `(?i)`, `(?P<name>`,
- *    `\a` `\A` `\z` `\Q` `\E` `\p` `\P` `\C` `\x{..}`, POSIX classes `[[:alpha:]]` and a leading `]`
- *    in a class (`[]a]`).
+ * Kthena compiles match regexes with Go's regexp (RE2), and so do our workers (re2js, RE2
+ * semantics: src/shared/re2.ts). A regex is accepted exactly when Go's regexp.Compile accepts it,
+ * and refused with Go's own error text (lookaround, backreferences, `\u0041`, repeat counts above
+ * 1000, syntax errors), as Kthena's webhook reports it.
  * Returns the error message, or null when the regex is fine.
  */
 export function regexError(re: string): string | null {
-  const unsupported = (what: string): string => `error parsing regexp: invalid or unsupported Perl syntax: \`${what}\``;
-  const differs = (what: string): string => `error parsing regexp: \`${what}\` is valid RE2 but JavaScript reads it differently; not supported by this router`;
-  let inClass = false;
-  for (let i = 0; i < re.length; i++) {
-    const c = re[i];
-    if (c === '\\') {
-      const n = re[i + 1] ?? '';
-      // Go refuses a backreference and any letter escape it does not define; JavaScript (no `u`
-      // flag) reads unknown letter escapes as the bare letter.
-      if ((n >= '1' && n <= '9') || (/[A-Za-z]/.test(n) && !GO_LETTER_ESCAPES.includes(n))) {
-        return `error parsing regexp: invalid escape sequence: \`\\${n}\``;
-      }
-      if (n !== '' && 'aAzQEpPC'.includes(n)) return differs(`\\${n}`);
-      if (n === 'x' && re[i + 2] === '{') return differs('\\x{');
-      i++;
-      continue;
-    }
-    if (inClass) {
-      if (c === ']') inClass = false;
-      else if (c === '[' && re[i + 1] === ':') return differs(re.slice(i, re.indexOf(']', i) + 1 || undefined));
-      continue;
-    }
-    if (c === '[') {
-      inClass = true;
-      const start = i;
-      if (re[i + 1] === '^') i++;
-      // RE2 reads a leading ']' as a literal; JavaScript reads `[]` as an empty class, `[^]` as any.
-      if (re[i + 1] === ']') return differs(re.slice(start, i + 2));
-      continue;
-    }
-    if (c === '(' && re[i + 1] === '?') {
-      const rest = re.slice(i + 2);
-      for (const look of ['<=', '<!', '=', '!']) {
-        if (rest.startsWith(look)) return unsupported(`(?${look}`);
-      }
-      if (rest.startsWith('P<')) return differs('(?P<');
-      if (/^[a-zA-Z-]+[:)]/.test(rest)) return differs(`(?${/^[a-zA-Z-]+/.exec(rest)![0]}`);
-      continue;
-    }
-    if (c === '{') {
-      const m = /^\{(\d+)(,(\d*))?\}/.exec(re.slice(i));
-      if (m !== null && (Number(m[1]) > 1000 || (m[3] !== undefined && m[3] !== '' && Number(m[3]) > 1000))) {
-        return `error parsing regexp: invalid repeat count: \`${m[0]}\``;
-      }
-    }
-  }
-  try {
-    new RegExp(re);
-  } catch (e) {
-    return `error parsing regexp: ${goSyntaxMessage(re, (e as Error).message)}`;
-  }
-  return null;
-}
-
-/**
- * Go's wording (regexp/syntax Error: `code: \`expr\``) for the syntax errors both engines reject,
- * so that a broken regex is reported as Kthena's webhook reports it; JavaScript's own text for the
- * rest.
- */
-function goSyntaxMessage(re: string, js: string): string {
-  if (js.includes('Unterminated character class')) {
-    // Go quotes the class from its opening bracket to the end of the expression.
-    let open = -1;
-    for (let i = 0; i < re.length; i++) {
-      if (re[i] === '\\') { i++; continue; }
-      if (open < 0 && re[i] === '[') open = i;
-      else if (open >= 0 && re[i] === ']' && i > open + 1 + (re[open + 1] === '^' ? 1 : 0)) open = -1;
-    }
-    return `missing closing ]: \`${open >= 0 ? re.slice(open) : re}\``;
-  }
-  if (js.includes('Unterminated group')) return `missing closing ): \`${re}\``;
-  if (js.includes("Unmatched ')'")) return `unexpected ): \`${re}\``;
-  if (js.includes('\\ at end of pattern')) return 'trailing backslash at end of expression: ``';
-  if (js.includes('Nothing to repeat')) {
-    const m = /(^|[^\\])([*+?]|\{\d+(,\d*)?\})([*+])/.exec(re);
-    if (m !== null) return `invalid nested repetition operator: \`${m[2]}${m[4]}\``;
-    const op = /^(\(\?:|\(|\||)([*+?]|\{\d+(,\d*)?\})/.exec(re) ?? /[(|]([*+?])/.exec(re);
-    if (op !== null) return `missing argument to repetition operator: \`${op[2] ?? op[1]}\``;
-  }
-  if (js.includes('Range out of order')) {
-    const m = /([^\\\[])-([^\]])/.exec(re.slice(re.indexOf('[')));
-    if (m !== null) return `invalid character class range: \`${m[1]}-${m[2]}\``;
-  }
-  return js;
+  return re2SyntaxError(re);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
  * deep-equal IR and the publisher can skip it. Problems are returned, never thrown; a resource that
  * cannot be translated is left out and reported, the rest still routes.
  */
+import { re2SyntaxError } from '../shared/re2.js';
 import { isIP } from 'node:net';
 import type {
   EndpointIR, HeaderMatchIR, PdGroupIR, RateLimitIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, SchedulerIR, ServerIR, StringMatchIR, TargetIR,
@@ -379,11 +380,9 @@ export function validateIR(ir: RoutingIR): string[] {
       const checkMatch = (sm: StringMatchIR, where: string): void => {
         if (sm.type !== 'exact' && sm.type !== 'prefix' && sm.type !== 'regex') errs.push(`${where}: unknown match type ${JSON.stringify(sm.type)}`);
         if (sm.type === 'regex') {
-          try {
-            new RegExp(sm.value);
-          } catch (e) {
-            errs.push(`${where}: regex does not compile: ${(e as Error).message}`);
-          }
+          // The workers compile with RE2 (src/shared/re2.ts), so that is the engine to ask.
+          const err = re2SyntaxError(sm.value);
+          if (err !== null) errs.push(`${where}: regex does not compile: ${err}`);
         }
       };
       m.headers.forEach((h, k) => {

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimFleet } from '../../src/sim/types.js';
+import type { SimFleet } from '../../native-bench/src/sim/types.js';
 import {
   chat, cleanup, docs, freePort, modelRouteYaml, podYaml, postJson, rawRequest, serverYaml, startPods, startRouter, tempDir,
   writeFile, type RouterProc,

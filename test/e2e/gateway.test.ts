@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cleanup, docs, eventually, freePort, httpRequest, parseAccessLogText, startPods, startRouter, tempDir, unlink, writeFile, type RouterProc,
 } from './harness.js';
-import type { SimFleet, SimPod } from '../../src/sim/engine.js';
+import type { SimFleet, SimPod } from '../../native-bench/src/sim/engine.js';
 import forge from 'node-forge';
 
 /** A self-signed certificate for an HTTPS listener's Secret. */

@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startSimulatedPods, type SimFleet, type SimPodSpec } from '../../src/sim/engine.js';
+import { startSimulatedPods, type SimFleet, type SimPodSpec } from '../../native-bench/src/sim/engine.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** `--router-config` with least-request alone (see the file). */

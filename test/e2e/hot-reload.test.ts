@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimFleet } from '../../src/sim/types.js';
+import type { SimFleet } from '../../native-bench/src/sim/types.js';
 import {
   chat, cleanup, configProblems, docs, eventually, freePort, modelRouteYaml, podYaml, rename, serverYaml, spread, startPods,
   startRouter, tempDir, unlink, writeFile, type ModelRouteSpec, type RouterProc,

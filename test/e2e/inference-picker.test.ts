@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, docs, eventually, httpRequest, ROOT, startPods, startRouter, tempDir, writeFile, type RouterProc } from './harness.js';
-import type { SimFleet } from '../../src/sim/engine.js';
+import type { SimFleet } from '../../native-bench/src/sim/engine.js';
 
 const ip = (n: number): string => `127.0.27.${n}`;
 const EXAMPLES = path.join(ROOT, 'test', 'fixtures', 'kthena-examples');

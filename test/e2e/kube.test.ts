@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import https from 'node:https';
 import path from 'node:path';
 import { FakeApiServer, writeKubeconfig, type KObj } from '../helpers/fake-apiserver.js';
-import type { SimFleet } from '../../src/sim/types.js';
+import type { SimFleet } from '../../native-bench/src/sim/types.js';
 import { chat, cleanup, eventually, freePort, startPods, startRouter, tempDir, type RouterProc } from './harness.js';
 
 const G = 'networking.serving.volcano.sh/v1alpha1';

@@ -11,7 +11,7 @@ import {
   cleanup, connectionRefused, docs, eventually, freePort, httpRequest, openStream, podYaml, routeYaml, runCli, sampleValue,
   scrape, serverYaml, startPods, startRouter, tempDir, within, writeFile, type RouterProc,
 } from './harness.js';
-import type { SimFleet } from '../../src/sim/engine.js';
+import type { SimFleet } from '../../native-bench/src/sim/engine.js';
 
 const PORT = 8000;
 const ip = (n: number): string => `127.0.22.${n}`;

@@ -11,7 +11,7 @@ import {
   parseAccessLogText, podYaml, routeYaml, sampleValue, scrape, serverYaml, startPods, startRouter, tempDir, writeFile,
   type RouterProc,
 } from './harness.js';
-import type { SimFleet } from '../../src/sim/engine.js';
+import type { SimFleet } from '../../native-bench/src/sim/engine.js';
 
 const PORT = 8000;
 const ip = (n: number): string => `127.0.21.${n}`;

@@ -9,7 +9,7 @@ import {
   accessLinesFor, chat, cleanup, docs, eventually, findSamples, openStream, parseAccessLogText, routeYaml, scrape, sseEvents,
   startPods, startRouter, tempDir, within, writeFile, type RouterProc,
 } from './harness.js';
-import type { SimFleet, SimPod, SimPodSpec } from '../../src/sim/engine.js';
+import type { SimFleet, SimPod, SimPodSpec } from '../../native-bench/src/sim/engine.js';
 import http from 'node:http';
 import path from 'node:path';
 

@@ -15,7 +15,7 @@ import {
   type RouterProc, type SseStream,
   LEAST_REQUEST_CONFIG,
 } from './harness.js';
-import type { SimFleet, SimPod } from '../../src/sim/engine.js';
+import type { SimFleet, SimPod } from '../../native-bench/src/sim/engine.js';
 import path from 'node:path';
 
 const PORT = 8000;

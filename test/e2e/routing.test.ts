@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RecordedRequest, SimFleet, SimPod } from '../../src/sim/types.js';
+import type { RecordedRequest, SimFleet, SimPod } from '../../native-bench/src/sim/types.js';
 import {
   chat, cleanup, docs, freePort, modelRouteYaml, podYaml, postJson, rawRequest, serverYaml, spread, sseEvents, startPods,
   startRouter, tempDir, writeFile, type ModelRouteSpec, type RouterProc,

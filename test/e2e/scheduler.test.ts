@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimFleet, SimPod } from '../../src/sim/types.js';
+import type { SimFleet, SimPod } from '../../native-bench/src/sim/types.js';
 import { spawn } from 'node:child_process';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import {

@@ -12,6 +12,8 @@ export interface RedisServer {
   /** `redis://127.0.0.1:{port}` */
   url: string;
   port: number;
+  /** The redis-server process (fault tests SIGSTOP it to simulate a hung Redis). */
+  pid: number;
   /** SIGTERM, then SIGKILL after 5 s; resolves once the process has exited. Idempotent. */
   stop(): Promise<void>;
 }
@@ -91,6 +93,8 @@ async function startOnce(bin: string, port: number): Promise<RedisServer | null>
     if (stopping) return stopping;
     stopping = (async () => {
       if (child.exitCode === null && child.signalCode === null) {
+        // A stopped (SIGSTOP) server would never act on SIGTERM.
+        child.kill('SIGCONT');
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
         await waitExit(child);
@@ -109,7 +113,7 @@ async function startOnce(bin: string, port: number): Promise<RedisServer | null>
       if (/address already in use/i.test(output)) return null;
       throw new Error(`redis-server exited (${child.exitCode ?? child.signalCode}) during start:\n${output}`);
     }
-    if (await ping(port)) return { url: `redis://127.0.0.1:${port}`, port, stop };
+    if (await ping(port)) return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid!, stop };
     await new Promise((r) => setTimeout(r, 20));
   }
   await stop();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { tokenizeChat, tokenizeText } from '../../src/sim/tokenize.js';
+import { tokenizeChat, tokenizeText } from '../../native-bench/src/sim/tokenize.js';
 import { hashUnit } from '../../native-bench/src/rng.js';
 import { indexWord, randomWords } from '../../native-bench/src/text.js';
 import { Rng } from '../../native-bench/src/rng.js';

@@ -9,9 +9,9 @@ import http from 'node:http';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
-import { startSimulatedPods } from '../../src/sim/engine.js';
-import type { SimFleet, SimPod, SimPodSpec } from '../../src/sim/engine.js';
-import { tokenizeChat, tokenizeText } from '../../src/sim/tokenize.js';
+import { startSimulatedPods } from '../../native-bench/src/sim/engine.js';
+import type { SimFleet, SimPod, SimPodSpec } from '../../native-bench/src/sim/engine.js';
+import { tokenizeChat, tokenizeText } from '../../native-bench/src/sim/tokenize.js';
 import {
   KV_ERRORS_TOTAL,
   KV_MATCH_RATIO,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { histogramMean, keepKnown, keepNonZero, prefixHitRate } from '../../src/scrape/delta.js';
 import { ENGINE_METRICS, parseEngineMetrics } from '../../src/scrape/engines.js';
-import { EngineMetrics } from '../../src/sim/metrics.js';
+import { EngineMetrics } from '../../native-bench/src/sim/metrics.js';
 
 const M = 'meta-llama/Llama-3.1-8B-Instruct';
 

@@ -10,8 +10,8 @@ import {
   kEpScrapeFailures, kEpScrapeState, kEpSeq, kEpTpotUs, kEpTtftUs, kEpWaiting, kModelBitWords,
   kScrapeFailing, kScrapeFresh, kScrapeNever, kScrapeStale,
 } from '../../src/shared/layout.js';
-import { startSimulatedPods } from '../../src/sim/engine.js';
-import type { SimFleet, SimPodSpec } from '../../src/sim/engine.js';
+import { startSimulatedPods } from '../../native-bench/src/sim/engine.js';
+import type { SimFleet, SimPodSpec } from '../../native-bench/src/sim/engine.js';
 
 // Addresses 127.0.30.0/24 belong to this suite.
 const M = 'meta-llama/Llama-3.1-8B-Instruct';

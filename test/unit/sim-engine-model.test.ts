@@ -9,9 +9,9 @@ import http from 'node:http';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { startSimulatedPods } from '../../src/sim/engine.js';
-import type { SimFleet, SimPodSpec } from '../../src/sim/engine.js';
-import { simSpecsFromArgs, loadFleetFile } from '../../src/sim/cli.js';
+import { startSimulatedPods } from '../../native-bench/src/sim/engine.js';
+import type { SimFleet, SimPodSpec } from '../../native-bench/src/sim/engine.js';
+import { simSpecsFromArgs, loadFleetFile } from '../../native-bench/src/sim/cli.js';
 import { parseEngineMetrics } from '../../src/scrape/engines.js';
 import { FamilySelector, parsePrometheus } from '../../src/scrape/prom.js';
 import { kvBlockHashes, kvBlockKey } from '../../workers/scheduler/kvcache-aware.js';

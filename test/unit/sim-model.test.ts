@@ -1,11 +1,11 @@
 /**
- * The simulator's engine model (src/sim/model.ts), driven step by step in virtual time: every
+ * The simulator's engine model (native-bench/src/sim/model.ts), driven step by step in virtual time: every
  * assertion is on simulated milliseconds computed from the step formula, never on the wall clock.
  */
 import { describe, expect, it } from 'vitest';
 
-import { EngineModel, ModelReject, resolveModelConfig } from '../../src/sim/model.js';
-import type { Seq, SimModelSpec, StepOutcome } from '../../src/sim/model.js';
+import { EngineModel, ModelReject, resolveModelConfig } from '../../native-bench/src/sim/model.js';
+import type { Seq, SimModelSpec, StepOutcome } from '../../native-bench/src/sim/model.js';
 
 /** a = 10 ms, b = 0.1 ms/token, c = 1 ms/sequence: round numbers for hand-computed expectations. */
 const COEF: SimModelSpec = { stepMs: 10, prefillMsPerToken: 0.1, decodeMsPerSeq: 1 };

@@ -5,9 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 
-import { startSimulatedPods } from '../../src/sim/engine.js';
-import type { SimFleet, SimPodSpec } from '../../src/sim/engine.js';
-import { loadFleetFile, runSimCommand, simSpecsFromArgs } from '../../src/sim/cli.js';
+import { startSimulatedPods } from '../../native-bench/src/sim/engine.js';
+import type { SimFleet, SimPodSpec } from '../../native-bench/src/sim/engine.js';
+import { loadFleetFile, runSimCommand, simSpecsFromArgs } from '../../native-bench/src/sim/cli.js';
 
 const BASE = 'deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B';
 const FAST = { ttftMs: 2, itlMs: 1, outputTokens: 4 };

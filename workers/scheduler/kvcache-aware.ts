@@ -27,6 +27,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { Pool } from 'undici';
 
+import { RedisBreaker } from '../../src/shared/redis-breaker.js';
 import type { MetricJSON, MetricValueJSON } from '../metrics.js';
 import type { SchedEndpoint, ScheduleRequest, SchedulerIR } from './types.js';
 
@@ -229,6 +230,11 @@ function histogramValues(values: MetricValueJSON[], name: string, h: Histogram, 
 export interface KvAwareOptions {
   /** Shared Redis client (the caller owns it; close() does not quit it). */
   redis: Redis;
+  /**
+   * The client's circuit breaker, shared with the thread's other Redis users (workers/redis.ts).
+   * Default: a breaker of this scorer's own, bounding every lookup by `redisTimeoutMs`.
+   */
+  breaker?: RedisBreaker;
   /** Per tokenize attempt, milliseconds. Default 5000 (Kthena). */
   tokenizeTimeoutMs?: number;
   /** Bound on the Redis lookup, milliseconds. Default 5000 (Kthena's context timeout). */
@@ -242,13 +248,9 @@ const MAX_POOLS = 64;
 
 class TokenizeError extends Error {}
 
-/** Statuses of an ioredis client in which a command can be expected to go out promptly. */
-const REDIS_USABLE: ReadonlySet<string> = new Set(['ready', 'wait', 'connecting', 'connect']);
-
 export class KvCacheAwareScorer {
-  readonly #redis: Redis;
+  readonly #breaker: RedisBreaker;
   readonly #tokenizeTimeoutMs: number;
-  readonly #redisTimeoutMs: number;
   readonly #random: () => number;
   readonly #pools = new Map<string, Pool>();
   readonly #series = new Map<string, ModelSeries>();
@@ -266,9 +268,11 @@ export class KvCacheAwareScorer {
     const rt = opts.redisTimeoutMs ?? 5000;
     if (!(Number.isFinite(rt) && rt > 0)) throw new TypeError(`redisTimeoutMs must be a number > 0, got ${rt}`);
     if (opts.random !== undefined && typeof opts.random !== 'function') throw new TypeError('random must be a function');
-    this.#redis = opts.redis;
+    if (opts.breaker !== undefined && !(opts.breaker instanceof RedisBreaker && opts.breaker.client === opts.redis)) {
+      throw new TypeError('KvCacheAwareScorer options.breaker must be a RedisBreaker around options.redis');
+    }
+    this.#breaker = opts.breaker ?? new RedisBreaker(opts.redis, { timeoutMs: rt });
     this.#tokenizeTimeoutMs = tt;
-    this.#redisTimeoutMs = rt;
     this.#random = opts.random ?? Math.random;
   }
 
@@ -286,7 +290,10 @@ export class KvCacheAwareScorer {
   ): Promise<boolean> {
     const n = endpoints.length;
     out.fill(NaN, 0, n);
-    if (n === 0 || req.model === '' || this.#closed) return false;
+    // The engine's own model name (Kthena uses the client-facing modelName, which finds nothing
+    // whenever the ModelServer's spec.model differs: docs/compat.md).
+    const model = req.engineModel || req.model;
+    if (n === 0 || model === '' || this.#closed) return false;
     const messages = req.body.messages;
     const isChat = Array.isArray(messages);
     // Kthena: nil when there is neither text nor messages.
@@ -296,7 +303,7 @@ export class KvCacheAwareScorer {
     let tokens: number[];
     const t0 = performance.now();
     try {
-      tokens = await this.#tokenize(args, req, isChat, endpoints);
+      tokens = await this.#tokenize(args, model, req, isChat, endpoints);
     } catch {
       series.tokenizeErrors++;
       series.hasTokenizeErrors = true;
@@ -308,7 +315,7 @@ export class KvCacheAwareScorer {
 
     const blockSize = args.blockSizeToHash;
     const maxBlocks = args.maxBlocksToMatch;
-    const keys = blockKeys(req.model, tokens, blockSize, maxBlocks);
+    const keys = blockKeys(model, tokens, blockSize, maxBlocks);
     const nBlocks = keys.length;
 
     const owners: string[] = new Array(n);
@@ -445,16 +452,16 @@ export class KvCacheAwareScorer {
    * Kthena's request body; one retry, sent to the next candidate when there is one (the first
    * pod failing is the likely reason for the retry).
    */
-  async #tokenize(args: SchedulerIR['kvcacheAware'], req: ScheduleRequest, isChat: boolean, endpoints: readonly SchedEndpoint[]): Promise<number[]> {
+  async #tokenize(args: SchedulerIR['kvcacheAware'], model: string, req: ScheduleRequest, isChat: boolean, endpoints: readonly SchedEndpoint[]): Promise<number[]> {
     const sglang = req.engine === 'SGLang';
     const port = sglang ? args.sglangTokenizerPort : args.vllmTokenizerPort;
     let body: string;
     if (isChat) {
       body = sglang
-        ? JSON.stringify({ model: req.model, messages: req.body.messages, add_special_tokens: false })
-        : JSON.stringify({ model: req.model, messages: req.body.messages, add_special_tokens: false, add_generation_prompt: true });
+        ? JSON.stringify({ model, messages: req.body.messages, add_special_tokens: false })
+        : JSON.stringify({ model, messages: req.body.messages, add_special_tokens: false, add_generation_prompt: true });
     } else {
-      body = JSON.stringify({ model: req.model, prompt: req.prompt, add_special_tokens: true });
+      body = JSON.stringify({ model, prompt: req.prompt, add_special_tokens: true });
     }
     const n = endpoints.length;
     const start = Math.min(n - 1, Math.floor(this.#random() * n));
@@ -489,37 +496,23 @@ export class KvCacheAwareScorer {
     return tokens as number[];
   }
 
-  /** rows[b][i] = write time of block b by endpoint i (null = not held). */
+  /**
+   * rows[b][i] = write time of block b by endpoint i (null = not held). Through the breaker: bounded
+   * by its timeout, refused at once while Redis is known to be failing.
+   */
   #lookup(keys: readonly string[], owners: readonly string[]): Promise<(string | null)[][]> {
-    const redis = this.#redis;
-    if (!REDIS_USABLE.has(redis.status)) return Promise.reject(new Error(`redis client is ${redis.status}`));
-    const pipe = redis.pipeline();
-    for (let b = 0; b < keys.length; b++) pipe.hmget(keys[b], ...owners);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('redis lookup timed out')), this.#redisTimeoutMs);
-      pipe.exec().then(
-        (results) => {
-          clearTimeout(timer);
-          if (results === null || results.length !== keys.length) {
-            reject(new Error('redis pipeline was discarded'));
-            return;
-          }
-          const rows: (string | null)[][] = new Array(results.length);
-          for (let b = 0; b < results.length; b++) {
-            const [err, row] = results[b];
-            if (err) {
-              reject(err);
-              return;
-            }
-            rows[b] = row as (string | null)[];
-          }
-          resolve(rows);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      );
+    return this.#breaker.run(async (redis) => {
+      const pipe = redis.pipeline();
+      for (let b = 0; b < keys.length; b++) pipe.hmget(keys[b], ...owners);
+      const results = await pipe.exec();
+      if (results === null || results.length !== keys.length) throw new Error('redis pipeline was discarded');
+      const rows: (string | null)[][] = new Array(results.length);
+      for (let b = 0; b < results.length; b++) {
+        const [err, row] = results[b];
+        if (err) throw err;
+        rows[b] = row as (string | null)[];
+      }
+      return rows;
     });
   }
 }

@@ -25,6 +25,11 @@ export interface SchedEndpoint {
 export interface ScheduleRequest {
   /** The model the client asked for (Kthena's ctx.Model: the route's modelName or a LoRA adapter). */
   model: string;
+  /**
+   * The name the engine serves (ModelServer spec.model, or the LoRA adapter): what the engine
+   * tokenizes under and what its runtime writes KV-block keys under. Empty = same as `model`.
+   */
+  engineModel?: string;
   /** Id of `model` in the snapshot's modelIds (bit number in the endpoint model bit sets); -1 = none. */
   modelId: number;
   /** Prompt string as Kthena builds it (text prompt, or ChatML rendering of messages). */

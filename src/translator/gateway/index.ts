@@ -9,6 +9,7 @@
  * can be bound, the Gateway's address) is left to the caller: a listener here is "Programmed" when
  * it is in the IR.
  */
+import { re2SyntaxError } from '../../shared/re2.js';
 import { isIP } from 'node:net';
 import type {
   BackendIR, ConditionIR, EndpointPickerIR, FiltersIR, GatewayEndpointIR, GatewayEntryIR, GatewayIR, GatewayStatuses, HeaderModifierIR, InferencePoolStatusIR, ListenerIR, ListenerStatusIR, MatchEntryIR, ParentRefIR, PathModifierIR, PoolIR, PortIR, RouteParentStatusIR, RuleIR,
@@ -877,14 +878,8 @@ export function validateGatewayIR(ir: GatewayIR): string[] {
       if (!Number.isInteger(v) || v < 0 || v > MAX_DURATION_MS) errs.push(`${at}: ${name} ${v} must be an integer in 0-${MAX_DURATION_MS}`);
     }
   });
-  const compiles = (re: string): boolean => {
-    try {
-      new RegExp(`^(?:${re})$`);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  // The workers compile with RE2 (src/shared/re2.ts), so that is the engine to ask.
+  const compiles = (re: string): boolean => re2SyntaxError(`^(?:${re})$`) === null;
   ir.listeners.forEach((l, i) => {
     const at = `listeners[${i}] (${l.gateway}/${l.name})`;
     if (!idx(l.gatewayIndex, ir.gateways.length) || ir.gateways[l.gatewayIndex]!.key !== l.gateway) errs.push(`${at}: gatewayIndex does not name ${l.gateway}`);

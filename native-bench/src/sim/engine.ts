@@ -6,11 +6,11 @@
  * traffic flows.
  *
  * Each completion is a Job that goes hanging -> waiting -> running -> done. Two engines behind it
- * (src/sim/types.ts, "Two modes per pod"):
+ * (native-bench/src/sim/types.ts, "Two modes per pod"):
  * - fixed delays: admission is a plain FIFO bounded by `maxRunning`, one timer per job;
- * - model: the job's sequence lives in an EngineModel (src/sim/model.ts) paced by a ModelDriver
- *   (src/sim/driver.ts); tokens arrive in step outcomes.
- * PD legs (src/sim/pd.ts), LoRA load/unload, reported timing and the request outcome recorded on
+ * - model: the job's sequence lives in an EngineModel (native-bench/src/sim/model.ts) paced by a ModelDriver
+ *   (native-bench/src/sim/driver.ts); tokens arrive in step outcomes.
+ * PD legs (native-bench/src/sim/pd.ts), LoRA load/unload, reported timing and the request outcome recorded on
  * `requests` work in both.
  */
 
@@ -20,7 +20,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { isIPv4 } from 'node:net';
 
-import { KV_DEFAULT_BLOCK_SIZE, kvBlockHashes, kvBlockKey } from '../../workers/scheduler/kvcache-aware.js';
+import { KV_DEFAULT_BLOCK_SIZE, kvBlockHashes, kvBlockKey } from '../../../workers/scheduler/kvcache-aware.js';
 import { ModelDriver, SimClock } from './driver.js';
 import { KvEventPublisher, validateKvEventsSpec } from './kv-events.js';
 import { EngineMetrics, validateMetricsOverride, validateSimMetricsSpec } from './metrics.js';

@@ -11,7 +11,7 @@
  * Two ways to publish:
  * - fixed-delay pods (no engine model) call `publish` once a prompt is prefilled and never remove
  *   anything;
- * - model-mode pods mirror their prefix cache (src/sim/model.ts): `storeBlock` when a block enters
+ * - model-mode pods mirror their prefix cache (native-bench/src/sim/model.ts): `storeBlock` when a block enters
  *   the cache, `removeBlock` when it is evicted, reference-counted per Redis key (Kthena's hash is
  *   per block, not chained, so two cached blocks can share a key), batched into one pipeline per
  *   event-loop turn.
@@ -19,7 +19,7 @@
 
 import { Redis } from 'ioredis';
 
-import { KV_DEFAULT_BLOCK_SIZE, kvBlockHashes, kvBlockKey, kvOwnerId } from '../../workers/scheduler/kvcache-aware.js';
+import { KV_DEFAULT_BLOCK_SIZE, kvBlockHashes, kvBlockKey, kvOwnerId } from '../../../workers/scheduler/kvcache-aware.js';
 
 export interface SimKvEventsSpec {
   /** `redis://host:port[/db]` */

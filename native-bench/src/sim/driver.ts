@@ -1,5 +1,5 @@
 /**
- * Paces an EngineModel (src/sim/model.ts) against the wall clock. The model computes each step in
+ * Paces an EngineModel (native-bench/src/sim/model.ts) against the wall clock. The model computes each step in
  * virtual time; the driver runs a step once the virtual clock has reached its start and hands its
  * outcome to the pod when the virtual clock reaches its end. Wall timers only decide when tokens
  * are delivered, never what the simulated times are: a late timer delays delivery, and if the

@@ -2,7 +2,7 @@
  * The engine model behind a simulated pod in model mode (`SimPodSpec.model`): a vLLM-V1-style
  * continuous-batching scheduler over a paged KV cache with prefix caching, LoRA slots and
  * remote-KV (PD) admission, advanced one step at a time on a virtual clock. Pure: no timers, no
- * I/O, so unit tests drive it deterministically and the HTTP driver (src/sim/driver.ts) only paces
+ * I/O, so unit tests drive it deterministically and the HTTP driver (native-bench/src/sim/driver.ts) only paces
  * its steps against the wall clock.
  *
  * ## Step model
@@ -305,7 +305,7 @@ export interface RemoteKvSpec {
 }
 
 export interface SeqInput {
-  /** Prompt token ids (src/sim/tokenize.ts). */
+  /** Prompt token ids (native-bench/src/sim/tokenize.ts). */
   tokens: readonly number[];
   /** Tokens to generate (>= 1). */
   maxTokens: number;

@@ -6,11 +6,11 @@
  *
  * - fixed delays (the default, what the router's e2e suites use): every request waits `ttftMs` for
  *   its first token and `itlMs` between tokens, at most `maxRunning` at once;
- * - model (`model: {...}`, even `{}`): an engine model (src/sim/model.ts) with continuous
+ * - model (`model: {...}`, even `{}`): an engine model (native-bench/src/sim/model.ts) with continuous
  *   batching on a step clock, a block-hashed prefix cache with finite KV capacity, LoRA slots and
  *   PD transfers; `ttftMs`, `itlMs` and `maxRunning` are ignored; a request generates `max_tokens`
  *   tokens (as with `ignore_eos`; `outputTokens` when it has none) and `usage` carries
- *   `prompt_tokens_details.cached_tokens`; prompt token counts come from src/sim/tokenize.ts
+ *   `prompt_tokens_details.cached_tokens`; prompt token counts come from native-bench/src/sim/tokenize.ts
  *   instead of the chars/4 estimate.
  *
  * ## Time scale and reported timing
@@ -43,7 +43,7 @@ export type SimEngine = 'vLLM' | 'SGLang';
 
 /**
  * PD role: 'both' (default) serves whole requests and has no KV connector; 'prefill' and 'decode'
- * speak the engine's PD protocol (src/sim/pd.ts).
+ * speak the engine's PD protocol (native-bench/src/sim/pd.ts).
  */
 export type SimRole = 'prefill' | 'decode' | 'both';
 
@@ -101,13 +101,13 @@ export interface SimPodSpec {
   /** KV cache size in tokens, the denominator of the reported cache usage. Default 16384. */
   kvCacheTokens?: number;
   /**
-   * Publish KV events as the Kthena runtime sidecar does (src/sim/kv-events.ts): once a prompt is
+   * Publish KV events as the Kthena runtime sidecar does (native-bench/src/sim/kv-events.ts): once a prompt is
    * prefilled, HSET `matrix:kv:block:{model}@{hash}` `{name}.{namespace}` = unix seconds for every
    * full block of its token ids. Off by default.
    */
   kvEvents?: { redisUrl: string; namespace: string; blockSize?: number };
   /**
-   * Metric family names (src/sim/metrics.ts): 'current' (default; vLLM 0.10+ `kv_cache_usage_perc`,
+   * Metric family names (native-bench/src/sim/metrics.ts): 'current' (default; vLLM 0.10+ `kv_cache_usage_perc`,
    * `inter_token_latency_seconds`, `prefix_cache_*`) or 'legacy' (`gpu_cache_usage_perc`,
    * `time_per_output_token_seconds`, `gpu_prefix_cache_*`; SGLang `time_per_output_token_seconds`).
    */
@@ -116,11 +116,11 @@ export interface SimPodSpec {
   extraMetricSeries?: SimExtraSeries[];
   /**
    * Run the engine model (continuous batching, prefix cache, KV capacity, LoRA slots, PD transfer)
-   * instead of fixed delays; `{}` takes every default (MODEL_DEFAULTS in src/sim/model.ts). In this
+   * instead of fixed delays; `{}` takes every default (MODEL_DEFAULTS in native-bench/src/sim/model.ts). In this
    * mode `kvCacheTokens` is the KV capacity (default 400000).
    */
   model?: SimModelSpec;
-  /** PD role (src/sim/pd.ts). Default 'both'. */
+  /** PD role (native-bench/src/sim/pd.ts). Default 'both'. */
   role?: SimRole;
   /** SGLang decode leg: how long (simulated ms) to wait for the prefill of its room. Default 30000. */
   bootstrapTimeoutMs?: number;

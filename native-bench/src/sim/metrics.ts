@@ -19,7 +19,7 @@
  *   requests by reason (vLLM), and the cache configuration info gauge (`block_size`,
  *   `num_gpu_blocks`; SGLang `page_size`, `num_pages`) that GIE-style routers read.
  *
- * A pod in model mode (src/sim/model.ts) observes simulated seconds, so a scraper sees the same
+ * A pod in model mode (native-bench/src/sim/model.ts) observes simulated seconds, so a scraper sees the same
  * latencies whatever the time scale.
  */
 
