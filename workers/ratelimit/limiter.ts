@@ -9,7 +9,7 @@
  *      debt when it holds fewer (Kthena skipped the charge, so a response larger than the bucket
  *      was never counted).
  * Local limits use the shared buckets (one budget for every worker thread); global limits one Redis
- * script call. Redis unreachable: allowed (fail open, the default) or refused (--rate-limit-redis-failure
+ * script call, behind the shared Redis circuit breaker. Redis unreachable: allowed (fail open, the default) or refused (--rate-limit-redis-failure
  * closed), logged once per outage, counted in kthena_router_rate_limit_redis_errors_total.
  */
 import type { RateLimitIR } from '../../src/ir/types.js';
@@ -174,7 +174,7 @@ export class RateLimiter {
     ];
   }
 
-  close(): Promise<void> {
-    return this.#redis.close();
+  close(): void {
+    this.#redis.close();
   }
 }

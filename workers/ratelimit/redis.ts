@@ -14,6 +14,7 @@
  * bucket holds fewer (Kthena's later ReconcileN does the same).
  */
 import { Redis } from 'ioredis';
+import { RedisBreaker } from '../../src/shared/redis-breaker.js';
 
 export const kKeyPrefix = 'kthena:ratelimit:';
 
@@ -111,18 +112,19 @@ export function globalLimit(model: string, inCapacity: number, outCapacity: numb
 export interface RedisBucketsOptions {
   /** Bound on one script call, ms (Kthena: 5 s). */
   commandTimeoutMs: number;
-  /** After a failure, calls skip Redis for this long (ms) and get the failure answer at once. */
+  /** How long a breaker that opened fails fast before one probe goes out, ms. */
   openMs: number;
 }
 
 /**
- * One Redis connection per distinct address (Kthena used the first address for every route), with
- * a small circuit breaker: while the connection is not ready, or for `openMs` after a failed call,
- * a call fails at once instead of waiting; ioredis reconnects in the background, so service comes
- * back by itself when Redis does.
+ * One Redis connection per distinct address (Kthena used the first address for every route), each
+ * behind the shared circuit breaker (src/shared/redis-breaker.ts): while the connection is down
+ * calls fail at once (no offline queue), three consecutive failures or timeouts open the breaker,
+ * and one probe per `openMs` decides when it closes. ioredis reconnects in the background, so
+ * limits apply again by themselves when Redis returns.
  */
 export class RedisBuckets {
-  readonly #clients = new Map<string, { client: ScriptClient | null; openUntil: number }>();
+  readonly #breakers = new Map<string, RedisBreaker | null>();
   readonly #opts: RedisBucketsOptions;
 
   constructor(opts: RedisBucketsOptions) {
@@ -131,23 +133,22 @@ export class RedisBuckets {
 
   /** Opens connections for `addresses` and closes the others (once per snapshot). */
   use(addresses: ReadonlySet<string>): void {
-    for (const [address, entry] of this.#clients) {
+    for (const [address, breaker] of this.#breakers) {
       if (!addresses.has(address)) {
-        entry.client?.disconnect();
-        this.#clients.delete(address);
+        breaker?.close();
+        this.#breakers.delete(address);
       }
     }
     for (const address of addresses) {
-      if (this.#clients.has(address)) continue;
+      if (this.#breakers.has(address)) continue;
       const hp = parseAddress(address);
-      let client: ScriptClient | null = null;
+      let breaker: RedisBreaker | null = null;
       if (hp !== null) {
-        client = new Redis({
+        const client = new Redis({
           host: hp.host, port: hp.port,
-          // Fail fast while disconnected (the breaker answers) instead of queueing requests.
+          // Fail fast while disconnected instead of queueing requests behind a dead connection.
           enableOfflineQueue: false,
           maxRetriesPerRequest: 0,
-          commandTimeout: this.#opts.commandTimeoutMs,
           connectTimeout: 2000,
           retryStrategy: (times: number) => Math.min(100 * times, 1000),
         }) as ScriptClient;
@@ -156,39 +157,35 @@ export class RedisBuckets {
         client.on('error', () => {});
         client.defineCommand('rlAdmit', { numberOfKeys: 2, lua: ADMIT });
         client.defineCommand('rlCharge', { numberOfKeys: 1, lua: CHARGE });
+        breaker = new RedisBreaker(client, { timeoutMs: this.#opts.commandTimeoutMs, openMs: this.#opts.openMs });
       }
-      this.#clients.set(address, { client, openUntil: 0 });
+      this.#breakers.set(address, breaker);
     }
   }
 
-  #client(address: string): { client: ScriptClient; entry: { openUntil: number } } | Error {
-    const entry = this.#clients.get(address);
-    if (entry === undefined || entry.client === null) return new Error(`not a Redis address: "${address}"`);
-    if (entry.client.status !== 'ready') return new Error(`Redis ${address} is ${entry.client.status}`);
-    if (entry.openUntil > performance.now()) return new Error(`Redis ${address} failed recently`);
-    return { client: entry.client, entry };
+  #breaker(address: string): RedisBreaker | Error {
+    const b = this.#breakers.get(address);
+    return b === undefined || b === null ? new Error(`not a Redis address: "${address}"`) : b;
   }
 
   /** 0 allowed, 1 input exceeded, 2 output exceeded; rejects when Redis could not answer. */
   admit(address: string, g: GlobalLimit, inputTokens: number): Promise<number> {
-    const c = this.#client(address);
-    if (c instanceof Error) return Promise.reject(c);
-    return c.client.rlAdmit(
+    const b = this.#breaker(address);
+    if (b instanceof Error) return Promise.reject(b);
+    return b.run((c) => (c as ScriptClient).rlAdmit(
       g.inKey, g.outKey, inputTokens, g.inCapacity, g.inRate, g.expire, g.outCapacity, g.outRate, g.expire,
-    ).then((v) => Number(v), (err: unknown) => { c.entry.openUntil = performance.now() + this.#opts.openMs; throw err; });
+    )).then(Number);
   }
 
   /** Charges output tokens; rejects when Redis could not answer. */
   charge(address: string, g: GlobalLimit, n: number): Promise<void> {
-    const c = this.#client(address);
-    if (c instanceof Error) return Promise.reject(c);
-    return c.client.rlCharge(g.outKey, g.outCapacity, g.outRate, g.expire, n)
-      .then(() => undefined, (err: unknown) => { c.entry.openUntil = performance.now() + this.#opts.openMs; throw err; });
+    const b = this.#breaker(address);
+    if (b instanceof Error) return Promise.reject(b);
+    return b.run((c) => (c as ScriptClient).rlCharge(g.outKey, g.outCapacity, g.outRate, g.expire, n)).then(() => undefined);
   }
 
-  async close(): Promise<void> {
-    const all = [...this.#clients.values()];
-    this.#clients.clear();
-    await Promise.all(all.map(async (e) => { if (e.client !== null) await e.client.quit().catch(() => e.client!.disconnect()); }));
+  close(): void {
+    for (const b of this.#breakers.values()) b?.close();
+    this.#breakers.clear();
   }
 }
