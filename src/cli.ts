@@ -1,33 +1,43 @@
 /**
- * `kthena-router serve|demo|sim|version`. Exit codes: 0 clean stop, 1 runtime failure (a port
+ * `kthena-router [serve|demo|sim|version] [flags]` (no command: serve). Exit codes: 0 clean stop, 1 runtime failure (a port
  * cannot be bound, the native uWS binary is missing), 2 invalid flags or environment.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FLAGS, loadConfig, type RouterConfig } from './config.js';
+import { ENV, FLAGS, loadConfig, type FlagSpec, type RouterConfig } from './config.js';
 import { RouterError } from './errors.js';
 import { runRouter } from './control.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function usage(): string {
-  const lines = Object.entries(FLAGS).map(([name, f]) => `  --${name.padEnd(42)} ${f.help}`);
+  const flags = (origin: FlagSpec['origin']): string[] => Object.entries(FLAGS).filter(([, f]) => f.origin === origin)
+    .map(([name, f]) => `  --${name.padEnd(42)} ${f.help}`);
   return [
-    'Usage: kthena-router <command> [flags]',
+    'Usage: kthena-router [command] [flags]',
     '',
     'Commands:',
-    '  serve    route OpenAI-compatible traffic by the manifests in --config DIR, or by the Kubernetes API',
-    '           (--kubeconfig FILE; in a pod without --config: the service account)',
+    '  serve    (the default: flags alone, as Kthena\'s image is started) route OpenAI-compatible traffic by',
+    '           the manifests in --config DIR, or by the Kubernetes API (--kubeconfig FILE; in a pod without',
+    '           --config: the service account)',
     '  demo     start simulated engine pods on loopback and the router on :8080 (examples/)',
     '  sim      start simulated engine pods only (see --help of sim)',
     '  version  print the version',
     '',
-    'Flags (serve, demo):',
-    ...lines,
+    'Flags take --name=value or --name value; booleans --flag or --flag=true|false.',
     '',
-    'Environment: DRAIN_TIMEOUT (5m), METRICS_SCRAPE_INTERVAL (1s), ACCESS_LOG_ENABLED (true),',
-    '  ACCESS_LOG_FORMAT (text|json), ACCESS_LOG_OUTPUT (stdout|stderr|FILE), POD_NAMESPACE, LOG_LEVEL (info).',
+    'Kthena\'s flags:',
+    ...flags('kthena'),
+    '',
+    'klog\'s flags (Kthena\'s binary registers them; -v N is --v=N):',
+    ...flags('klog'),
+    '',
+    'This router\'s flags (serve, demo):',
+    ...flags('ours'),
+    '',
+    'Environment:',
+    ...ENV.map((e) => `  ${e.name.padEnd(44)} ${e.help}`),
   ].join('\n');
 }
 
@@ -49,11 +59,14 @@ function config(command: RouterConfig['command'], argv: string[]): Readonly<Rout
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  // Kthena's image runs its binary with flags and no command (its chart's `args:` replace our
+  // `CMD ["serve"]`): flags alone, or nothing at all, mean serve.
+  const implicit = argv.length === 0 || (argv[0]!.startsWith('-') && !['--help', '-h', '--version'].includes(argv[0]!));
+  const [command, ...rest] = implicit ? ['serve', ...argv] : argv;
   // `sim` has its own options and help text.
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help' || (command !== 'sim' && rest.includes('--help'))) {
+  if (command === '--help' || command === '-h' || command === 'help' || (command !== 'sim' && (rest.includes('--help') || rest.includes('-h')))) {
     process.stdout.write(usage() + '\n');
-    return command === undefined ? 2 : 0;
+    return 0;
   }
   switch (command) {
     case 'version':

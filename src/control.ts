@@ -12,7 +12,7 @@ import { RouterError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { FileProvider } from './provider/file/index.js';
 import type { Provider } from './provider/types.js';
-import type { KubernetesMode } from './provider/kube/mode.js';
+import type { KubernetesMode } from './control/kubernetes.js';
 import type { KubeSnapshot } from './provider/kube/index.js';
 import { parseRouterConfig } from './routerconfig/parse.js';
 import { translate, validateIR } from './translator/index.js';
@@ -29,10 +29,10 @@ import { KvBlockGc } from './kvgc.js';
 import type { Problem, ResourceSet } from './resources/types.js';
 import type { RoutingIR } from './ir/types.js';
 import { MetricsHub, startMetricsServer } from './admin/metrics.js';
-import type { MetricJSON } from '../workers/metrics.js';
+import type { MetricJSON } from './shared/metric-json.js';
 import { startDebugServer } from './admin/debug.js';
 import { createAccessLogSink } from './admin/accesslog-sink.js';
-import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../workers/worker.js';
+import type { FromWorker, ListenPort, ToWorker, WorkerInit } from './shared/messages.js';
 import type { GatewayStatuses } from './ir/gateway.js';
 import type { Gateway, GatewayClass } from './resources/gateway.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -114,7 +114,7 @@ export class ControlPlane {
 
   constructor(cfg: Readonly<RouterConfig>, log?: Logger) {
     this.cfg = cfg;
-    this.log = log ?? createLogger(cfg.logLevel);
+    this.log = log ?? createLogger(cfg.logLevel, cfg.appLog);
     this.#regions = allocateRegions(kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, cfg.prefixIndexEntries);
     this.#header = new Int32Array(this.#regions.headerSab);
     this.#publisher = new Publisher(this.#regions);
@@ -137,9 +137,10 @@ export class ControlPlane {
   async start(): Promise<void> {
     const cfg = this.cfg;
     this.log.info({ flags: redactedConfig(cfg) }, 'starting kthena-router');
+    if (cfg.noEffectFlags.length > 0) this.log.info({ flags: cfg.noEffectFlags }, 'klog flags accepted for Kthena compatibility; they have no effect here (docs/configuration.md)');
     if (cfg.kubeconfig !== '' || cfg.inCluster) {
       // Loaded before anything starts: an unusable kubeconfig is a usage error (exit 2).
-      const { KubernetesMode } = await import('./provider/kube/mode.js');
+      const { KubernetesMode } = await import('./control/kubernetes.js');
       this.#kube = KubernetesMode.fromConfig(cfg, { onChange: (snap) => this.#onKubeSnapshot(snap), log: this.log, registry: this.#hub.registry });
       this.log.info({ ignored: ['kubeApiQps', 'kubeApiBurst'], kubeconfig: cfg.kubeconfig || '(in-cluster)' }, 'Kubernetes mode; the kube API rate flags are accepted and ignored');
     } else {

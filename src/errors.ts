@@ -149,6 +149,11 @@ export const Catalog = Object.freeze({
     message: 'upstream did not answer within %s',
     description: 'One attempt exceeded ModelServer trafficPolicy.timeout before response headers; retried on the next endpoint.',
   }),
+  RTR_ERR_UPSTREAM_PROTOCOL: entry({
+    code: 'RTR_ERR_UPSTREAM_PROTOCOL', status: 503, type: 'service_unavailable_error', kthenaType: 'proxy',
+    message: 'upstream response unusable: %s',
+    description: 'One attempt\'s response broke HTTP/1.1 framing (conflicting Content-Length and Transfer-Encoding, a malformed or oversized head, an unexpected 101, bytes after the response) or the connection closed before its end; the connection is closed and, before any byte reached the client, the attempt is retried on the next endpoint.',
+  }),
   RTR_ERR_UPSTREAM_STATUS: entry({
     code: 'RTR_ERR_UPSTREAM_STATUS', status: 503, type: 'service_unavailable_error', kthenaType: 'proxy',
     message: 'upstream answered %s',

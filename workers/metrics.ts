@@ -8,23 +8,7 @@
  * (volcano-sh/kthena:pkg/kthena-router/metrics/metrics.go); docs/metrics.md lists them.
  */
 import type { RequestRecord } from './record.js';
-
-/** One sample, exactly as prom-client's `registry.getMetricsAsJSON()` gives it. */
-export interface MetricValueJSON {
-  value: number;
-  labels: Record<string, string | number>;
-  /** Set on histogram samples: `<name>_bucket`, `<name>_sum`, `<name>_count`. */
-  metricName?: string;
-}
-
-/** One family, exactly as prom-client's `registry.getMetricsAsJSON()` gives it. */
-export interface MetricJSON {
-  name: string;
-  help: string;
-  type: 'counter' | 'gauge' | 'histogram';
-  values: MetricValueJSON[];
-  aggregator: 'sum';
-}
+import type { MetricJSON, MetricValueJSON } from '../src/shared/metric-json.js';
 
 export const REQUESTS_TOTAL = 'kthena_router_requests_total';
 export const REQUEST_DURATION = 'kthena_router_request_duration_seconds';

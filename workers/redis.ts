@@ -8,7 +8,7 @@
 import { Redis } from 'ioredis';
 
 import { RedisBreaker } from '../src/shared/redis-breaker.js';
-import type { MetricJSON } from './metrics.js';
+import type { MetricJSON } from '../src/shared/metric-json.js';
 
 export const REDIS_BREAKER_OPEN = 'kthena_router_redis_breaker_open';
 export const REDIS_BREAKER_OPENED_TOTAL = 'kthena_router_redis_breaker_opened_total';

@@ -2,7 +2,7 @@
  * Worker side of the snapshot protocol (see src/shared/layout.ts for the write/read order).
  * `current()` costs one Atomics.load when nothing changed.
  */
-import { decodeSnapshot } from '../src/publish/codec.js';
+import { decodeSnapshot } from '../src/shared/snapshot-codec.js';
 import type { RoutingIR } from '../src/ir/types.js';
 import { kHdrGeneration, kHdrSnapLen0, snapshotHalfBytes } from '../src/shared/layout.js';
 

@@ -13,47 +13,14 @@ import { loadNativeUws, type Uws } from './uws.js';
 import { SnapshotReader } from './snapshot-reader.js';
 import { compileSnapshot, type CompiledSnapshot } from './compile.js';
 import { Scheduler, type Profile } from './scheduler/framework.js';
-import type { MetricJSON } from './metrics.js';
+import type { MetricJSON } from '../src/shared/metric-json.js';
+import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../src/shared/messages.js';
 import { createHandler, type WorkerContext } from './pipeline.js';
 import { PriorityGate, SaturationDetector } from './flow-control.js';
 import { WorkerMetrics } from './metrics.js';
 import { AccessLogBuffer } from './accesslog.js';
 import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
-import type { RouterConfig } from '../src/config.js';
-import type { SharedRegions } from '../src/shared/layout.js';
 import { RouterError } from '../src/errors.js';
-
-export interface WorkerInit {
-  index: number;
-  cfg: Readonly<RouterConfig>;
-  regions: SharedRegions;
-}
-
-export type ToWorker =
-  | { type: 'collect'; id: number }
-  | { type: 'drain'; deadlineMs: number }
-  | { type: 'snapshot-buffer'; sab: SharedArrayBuffer; id: number }
-  | { type: 'metrics-text'; id: number; text: string | null }
-  /** The Gateway listener ports to serve besides the router port (the whole set, each time). */
-  | { type: 'listeners'; id: number; ports: ListenPort[] }
-  | { type: 'crash' };
-
-export interface ListenPort {
-  port: number;
-  /** HTTPS: certificate and key files (PEM); null = plain HTTP. */
-  tls: { cert: string; key: string } | null;
-}
-
-export type FromWorker =
-  | { type: 'listening'; ok: boolean; error?: string }
-  | { type: 'fatal'; code: string; message: string }
-  | { type: 'metrics'; id: number; data: unknown[] }
-  | { type: 'access'; lines: string }
-  | { type: 'log'; level: 'info' | 'warn' | 'error'; obj: object; msg: string }
-  | { type: 'ack'; id: number }
-  /** Result of a 'listeners' message: the ports this worker could not bind. */
-  | { type: 'listeners-result'; id: number; failed: { port: number; error: string }[] }
-  | { type: 'render-metrics'; id: number };
 
 const port = parentPort!;
 const init = workerData as WorkerInit;

@@ -11,25 +11,7 @@ import { RouterError } from '../errors.js';
 import type { RoutingIR } from '../ir/types.js';
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet } from '../resources/types.js';
 import { listen } from './metrics.js';
-
-/** Engine metrics of one pod as the scraper last saw them (Kthena's PodInfo fields). */
-export interface PodMetricsView {
-  gpuCacheUsage: number;
-  requestWaitingNum: number;
-  requestRunningNum: number;
-  tpot: number;
-  ttft: number;
-  /** Model ids from the pod's /v1/models (LoRA adapters included). */
-  models?: readonly string[];
-  /** Scraper bookkeeping (ours; Kthena has none): shown under `scrape` in the pod dump. */
-  scrapeState?: 'never' | 'fresh' | 'failing' | 'stale';
-  lastScrapeTime?: string | null;
-  consecutiveFailures?: number;
-  lastError?: string | null;
-  prefixCacheHitRate?: number | null;
-  loraRunning?: readonly string[];
-  loraWaiting?: readonly string[];
-}
+import type { PodMetricsView } from '../scrape/scraper.js';
 
 export interface DebugSource {
   /** What the provider currently knows (validated, defaulted). */

@@ -8,10 +8,8 @@
 import http from 'node:http';
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PrometheusContentType } from 'prom-client';
-import type { MetricJSON, MetricValueJSON } from '../../workers/metrics.js';
+import type { MetricJSON, MetricValueJSON } from '../shared/metric-json.js';
 import type { Problem } from '../resources/types.js';
-
-export type { MetricJSON, MetricValueJSON } from '../../workers/metrics.js';
 
 /**
  * One pending answer per live worker, keyed by a worker id that is never reused (a Worker's

@@ -273,6 +273,11 @@ export interface GatewayIR {
   endpoints: GatewayEndpointIR[];
 }
 
+/** The Gateway IR with nothing in it: Gateway API disabled, or a snapshot published without one. */
+export function emptyGatewayIR(): GatewayIR {
+  return { ports: [], listeners: [], gateways: [], routes: [], rules: [], pools: [], endpoints: [] };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Statuses
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { RoutingIR } from '../ir/types.js';
-import { encodeSnapshot } from './codec.js';
+import { encodeSnapshot } from '../shared/snapshot-codec.js';
 import { RateLimitSlotAllocator } from './ratelimit-slots.js';
 import {
   epIndex, kEpGen, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kEpLoraActiveBits, kEpModelBits, kEndpointStride,

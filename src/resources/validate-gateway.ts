@@ -13,6 +13,7 @@
  * the fields the router reads are checked and everything else is ignored.
  */
 import type { AnyResource, ObjectMeta, Problem, ResourceSet } from './types.js';
+import { gepDurationMs } from '../util/duration.js';
 import {
   ANY, DNS1123_LABEL, DNS1123_SUBDOMAIN, type Issue, type Schema, arr, deepFreeze, finishMeta, int, isPlainObject, labelErrors,
   map, obj, parseMetadata, regexError, show, str, toResourceSet, typeName, walk,
@@ -625,16 +626,6 @@ function pathCel(p: { type: string; value: string }, field: string, issues: Issu
     [/^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|[%][0-9a-fA-F]{2})+$/.test(v), 'must only contain valid characters (matching ^(?:[-A-Za-z0-9/._~!$&\'()*+,;=:@]|[%][0-9a-fA-F]{2})+$) for types [\'Exact\', \'PathPrefix\']'],
   ];
   for (const [ok, message] of checks) if (!ok) issues.push({ field, message });
-}
-
-/** GEP-2257 duration ("1h30m", "500ms"), already checked against the CRD pattern, in ms. */
-export function gepDurationMs(s: string): number {
-  let total = 0;
-  for (const m of s.matchAll(/([0-9]{1,5})(h|ms|m|s)/g)) {
-    const n = Number(m[1]);
-    total += m[2] === 'h' ? n * 3_600_000 : m[2] === 'm' ? n * 60_000 : m[2] === 's' ? n * 1000 : n;
-  }
-  return total;
 }
 
 type RawServiceSpec = Omit<Service['spec'], 'ports'> & { ports?: (Omit<Service['spec']['ports'][number], 'targetPort'> & { targetPort?: unknown })[] };

@@ -66,7 +66,6 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 
-import type { PodMetricsView } from '../admin/debug.js';
 import {
   kEndpointStride,
   kEpKvUsagePpm,
@@ -127,6 +126,25 @@ export interface ScraperOptions {
 }
 
 export type ScrapeStateName = 'never' | 'fresh' | 'failing' | 'stale';
+
+/** Engine metrics of one pod as the scraper last saw them (Kthena's PodInfo fields). */
+export interface PodMetricsView {
+  gpuCacheUsage: number;
+  requestWaitingNum: number;
+  requestRunningNum: number;
+  tpot: number;
+  ttft: number;
+  /** Model ids from the pod's /v1/models (LoRA adapters included). */
+  models?: readonly string[];
+  /** Scraper bookkeeping (ours; Kthena has none): shown under `scrape` in the pod dump. */
+  scrapeState?: 'never' | 'fresh' | 'failing' | 'stale';
+  lastScrapeTime?: string | null;
+  consecutiveFailures?: number;
+  lastError?: string | null;
+  prefixCacheHitRate?: number | null;
+  loraRunning?: readonly string[];
+  loraWaiting?: readonly string[];
+}
 
 /** What /debug/config_dump/pods shows for a pod: Kthena's fields plus our scrape status. */
 export interface PodScrapeView extends PodMetricsView {

@@ -12,8 +12,7 @@
  *    may take over (renewDeadline < leaseDuration);
  *  - stop() releases a held Lease (empty holder), so a successor takes over without waiting.
  */
-import type { KubeClient } from '../provider/kube/client.js';
-import { objectPath } from '../provider/kube/kinds.js';
+import { objectPath, type KubeClient } from '../kube/client.js';
 
 export interface LeaderElectionOptions {
   client: KubeClient;

@@ -17,8 +17,7 @@
  */
 import type { Registry } from 'prom-client';
 import { Counter } from 'prom-client';
-import type { KubeClient } from '../provider/kube/client.js';
-import { objectPath } from '../provider/kube/kinds.js';
+import { objectPath, type KubeClient } from '../kube/client.js';
 import { stableJson } from '../resources/validate.js';
 import type { DesiredStatus } from '../translator/status.js';
 

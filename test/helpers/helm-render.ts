@@ -5,12 +5,13 @@
  * cannot drift outside what the tests render:
  *
  *  - actions `{{ }}` with `{{-` / `-}}` whitespace trimming, comments `{{/* … *\/}}`;
+ *  - `with` / `else` / `end` (dot rebound to the value when it is truthy);
  *  - `if` / `else if` / `else` / `end` (Go truthiness: false, 0, nil, "" and empty list/map are
  *    false), `range` over a list (dot rebound to the element, `$` the root), `define` + `include`;
  *  - pipelines `a | f b` (the value is passed as the last argument) and parentheses;
  *  - fields `.Values.x.y`, `$.Values…`, `.Release.{Name,Namespace,Service}`, `.Chart.{Name,Version,AppVersion}`,
  *    `.Files.Get "path"`; a missing field is nil and prints as "" (Helm removes "<no value>");
- *  - functions toYaml, nindent, indent, quote, default, required, eq, ne, and, or, not.
+ *  - functions toYaml, nindent, indent, quote, default, required, int, eq, ne, and, or, not.
  *
  * Values are read as Helm reads them: YAML through JSON, so every number is a float64 and prints
  * with Go's %v (`8080`, but `1e+06`); toYaml sorts keys and drops the final newline as Helm's does.
@@ -23,7 +24,8 @@ type Node =
   | { t: 'text'; s: string }
   | { t: 'action'; pipe: Pipe }
   | { t: 'if'; branches: { cond: Pipe; body: Node[] }[]; otherwise: Node[] }
-  | { t: 'range'; pipe: Pipe; body: Node[] };
+  | { t: 'range'; pipe: Pipe; body: Node[] }
+  | { t: 'with'; pipe: Pipe; body: Node[]; otherwise: Node[] };
 
 type Arg =
   | { t: 'field'; root: '.' | '$'; path: string[] }
@@ -155,13 +157,22 @@ function parse(tokens: Token[], file: string, defines: Map<string, Node[]>): Nod
         nodes.push({ t: 'range', pipe, body: r.nodes });
         continue;
       }
+      if (word === 'with') {
+        if (s.includes(':=')) throw new Error(`${file}: with and variables is outside the chart's template subset`);
+        const pipe = pipeOf(s.slice(4), file);
+        const r = block(['end', 'else']);
+        const otherwise = r.end === 'else' ? block(['end']).nodes : [];
+        if (r.end !== 'end' && r.end !== 'else') throw new Error(`${file}: unsupported {{ ${r.end} }}`);
+        nodes.push({ t: 'with', pipe, body: r.nodes, otherwise });
+        continue;
+      }
       if (word === 'define') {
         const name = JSON.parse(s.slice(6).trim()) as string;
         const r = block(['end']);
         defines.set(name, r.nodes);
         continue;
       }
-      if (['with', 'template', 'block', 'break', 'continue'].includes(word) || s.includes(':=')) {
+      if (['template', 'block', 'break', 'continue'].includes(word) || s.includes(':=')) {
         throw new Error(`${file}: {{ ${s} }} is outside the chart's template subset`);
       }
       nodes.push({ t: 'action', pipe: pipeOf(s, file) });
@@ -267,6 +278,11 @@ export class ChartRenderer {
           out += this.#exec(b !== undefined ? b.body : n.otherwise, dot, file);
           break;
         }
+        case 'with': {
+          const v = this.#pipe(n.pipe, dot, file);
+          out += truthy(v) ? this.#exec(n.body, v, file) : this.#exec(n.otherwise, dot, file);
+          break;
+        }
         case 'range': {
           const list = this.#pipe(n.pipe, dot, file);
           if (list === null || list === undefined) break;
@@ -340,6 +356,12 @@ export class ChartRenderer {
         want(2);
         if (args[1] === null || args[1] === undefined || args[1] === '') throw new Error(`execution error: ${String(args[0])}`);
         return args[1];
+      case 'int': {
+        // Sprig's int: numbers truncate, numeric strings parse, anything else is 0.
+        want(1);
+        const n = typeof args[0] === 'number' ? args[0] : typeof args[0] === 'string' ? Number.parseInt(args[0], 10) : 0;
+        return Number.isFinite(n) ? Math.trunc(n) : 0;
+      }
       case 'eq': want(2); return args[0] === args[1];
       case 'ne': want(2); return args[0] !== args[1];
       case 'not': want(1); return !truthy(args[0]);

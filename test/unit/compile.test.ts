@@ -1,4 +1,4 @@
-import { emptyGatewayIR } from '../../src/translator/gateway/index.js';
+import { emptyGatewayIR } from '../../src/ir/gateway.js';
 import { describe, it, expect } from 'vitest';
 import { compileSnapshot, testMatch } from '../../workers/compile.js';
 import type { RoutingIR, RouteIR } from '../../src/ir/types.js';

@@ -1,4 +1,4 @@
-import { emptyGatewayIR } from '../../src/translator/gateway/index.js';
+import { emptyGatewayIR } from '../../src/ir/gateway.js';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -561,9 +561,13 @@ describe('helm-render follows Go template semantics for the subset', () => {
     expect(tpl('k:{{- toYaml .Values.a | nindent 2 }}')).toBe('k:\n  b: 1\n  list:\n  - x\n  - y');
     expect(tpl('{{- define "n" -}}{{ .Chart.Name }}-{{ .Chart.Version }}{{- end -}}\n{{ include "n" . }}')).toBe('t-1.2.3');
   });
+  it('with rebinds dot to a truthy value and runs else otherwise; int truncates (Kthena\'s chart uses both)', () => {
+    expect(tpl('{{ with .Values.a }}{{ .b }}{{ $.Release.Name }}{{ end }}|{{ with .Values.zero }}no{{ else }}{{ .Values.a.b }}{{ end }}')).toBe('1rel|1');
+    expect(tpl('{{ int .Values.a.b }} {{ int "15000" }} {{ .Values.nope | int }}')).toBe('1 15000 0');
+  });
   it('refuses what it does not implement, so the chart cannot leave the subset unnoticed', () => {
     expect(() => tpl('{{ printf "%s" "x" }}')).toThrow(/outside the chart's template subset/);
-    expect(() => tpl('{{ with .Values.a }}{{ .b }}{{ end }}')).toThrow(/outside the chart's template subset/);
+    expect(() => tpl('{{ with $x := .Values.a }}{{ .b }}{{ end }}')).toThrow(/outside the chart's template subset/);
     expect(() => tpl('{{ $x := 1 }}')).toThrow(/outside the chart's template subset/);
     expect(() => tpl('{{ required "need it" .Values.nope }}')).toThrow(/need it/);
   });

@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { KubeClient } from '../../src/provider/kube/client.js';
-import { collectionPath, objectPath, WATCHED_KINDS } from '../../src/provider/kube/kinds.js';
+import { KubeClient, objectPath } from '../../src/kube/client.js';
+import { collectionPath, WATCHED_KINDS } from '../../src/provider/kube/kinds.js';
 
 const code = (f: () => unknown): string | undefined => {
   try { f(); } catch (e) { return `${(e as { code?: string }).code}: ${(e as Error).message}`; }

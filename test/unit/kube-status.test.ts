@@ -5,8 +5,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { KubeConfig } from '@kubernetes/client-node';
 import { FakeApiServer, type KObj } from '../helpers/fake-apiserver.js';
-import { KubeClient } from '../../src/provider/kube/client.js';
-import { KubernetesMode } from '../../src/provider/kube/mode.js';
+import { KubeClient } from '../../src/kube/client.js';
+import { KubernetesMode } from '../../src/control/kubernetes.js';
 import { LeaderElector } from '../../src/status/leader.js';
 import { computeStatuses, gatewayStatusEntries, type StatusInput } from '../../src/translator/status.js';
 import { StatusWriter } from '../../src/status/writer.js';

@@ -18,12 +18,11 @@ import {
   KV_REDIS_DURATION,
   KV_TOKENIZE_DURATION,
   KvCacheAwareScorer,
-  gcKvBlocks,
-  kvBlockHashes,
-  kvBlockKey,
 } from '../../workers/scheduler/kvcache-aware.js';
+import { kvBlockHashes, kvBlockKey } from '../../src/shared/kv-blocks.js';
+import { gcKvBlocks } from '../../src/kvgc.js';
 import type { SchedEndpoint, ScheduleRequest, SchedulerIR } from '../../workers/scheduler/types.js';
-import type { MetricJSON } from '../../workers/metrics.js';
+import type { MetricJSON } from '../../src/shared/metric-json.js';
 import { startRedis } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
 

@@ -4,7 +4,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MetricsHub, startMetricsServer, type WorkerAnswers } from '../../src/admin/metrics.js';
 import { RequestRecord } from '../../workers/record.js';
-import { DURATION_BUCKETS, WorkerMetrics, type MetricJSON } from '../../workers/metrics.js';
+import { DURATION_BUCKETS, WorkerMetrics } from '../../workers/metrics.js';
+import type { MetricJSON } from '../../src/shared/metric-json.js';
 
 function record(fields: Partial<RequestRecord> = {}): RequestRecord {
   const rec = new RequestRecord();

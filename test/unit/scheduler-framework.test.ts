@@ -11,7 +11,7 @@ import {
   kEpGen,
   kScrapeStale,
 } from '../../src/shared/layout.js';
-import type { MetricJSON } from '../../workers/metrics.js';
+import type { MetricJSON } from '../../src/shared/metric-json.js';
 import { Scheduler } from '../../workers/scheduler/framework.js';
 import { MATCH_RATIO_BUCKETS, PLUGIN_DURATION, PLUGIN_DURATION_BUCKETS, PREFIX_EVICTIONS, PREFIX_MATCH_RATIO } from '../../workers/scheduler/metrics.js';
 import type { ScheduleRequest, SchedEndpoint } from '../../workers/scheduler/types.js';

@@ -14,7 +14,7 @@ import type { SimFleet, SimPodSpec } from '../../native-bench/src/sim/engine.js'
 import { simSpecsFromArgs, loadFleetFile } from '../../native-bench/src/sim/cli.js';
 import { parseEngineMetrics } from '../../src/scrape/engines.js';
 import { FamilySelector, parsePrometheus } from '../../src/scrape/prom.js';
-import { kvBlockHashes, kvBlockKey } from '../../workers/scheduler/kvcache-aware.js';
+import { kvBlockHashes, kvBlockKey } from '../../src/shared/kv-blocks.js';
 import { startRedis } from '../helpers/redis.js';
 
 const BASE = 'deepseek-ai/DeepSeek-R1-Distill-Qwen-7B';

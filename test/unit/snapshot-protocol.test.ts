@@ -3,11 +3,11 @@ import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import { Publisher, SlotAllocator } from '../../src/publish/publisher.js';
 import { SnapshotReader } from '../../workers/snapshot-reader.js';
-import { encodeSnapshot, decodeSnapshot } from '../../src/publish/codec.js';
+import { encodeSnapshot, decodeSnapshot } from '../../src/shared/snapshot-codec.js';
 import { allocateRegions, epIndex, kEpInflight, kHdrGeneration, kHdrSnapLen0, snapshotHalfBytes } from '../../src/shared/layout.js';
 import type { RoutingIR } from '../../src/ir/types.js';
 import { DEFAULT_SCHEDULER } from '../../src/routerconfig/defaults.js';
-import { emptyGatewayIR } from '../../src/translator/gateway/index.js';
+import { emptyGatewayIR } from '../../src/ir/gateway.js';
 
 function irWith(n: number, tag = 'r'): RoutingIR {
   return {
@@ -96,14 +96,15 @@ describe('snapshot double buffer', () => {
     const result = new Promise<{ errors: number; bad: number; seen: number; gen: number }>((resolve) => w.once('message', resolve));
     let n = 0;
     const end = Date.now() + 400;
-    while (Date.now() < end) {
+    // At least 200 publications however slow a shared machine is (a time bound alone made the
+    // count depend on load); the reader is busy-reading all the while.
+    while (Date.now() < end || n < 200) {
       pub.publish(irWith(1 + (n % 40), n % 2 ? 'a' : 'b'));
       n++;
       if (n % 50 === 0) await new Promise((r) => setImmediate(r));
     }
     const r = await result;
     await w.terminate();
-    expect(n).toBeGreaterThan(100);
     expect(r.seen).toBeGreaterThan(0);
     expect(r.errors).toBe(0);
     expect(r.bad).toBe(0);

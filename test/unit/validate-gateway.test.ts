@@ -7,7 +7,8 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { gatewayIdentityOf, gepDurationMs, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../src/resources/validate-gateway.js';
+import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../src/resources/validate-gateway.js';
+import { gepDurationMs } from '../../src/util/duration.js';
 import type { Gateway, HTTPRoute, InferenceObjective, InferencePool, Secret, Service } from '../../src/resources/gateway.js';
 import { FileProvider, type FileSnapshot } from '../../src/provider/file/index.js';
 

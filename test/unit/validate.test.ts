@@ -4,9 +4,10 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import {
-  KTHENA_API_VERSION, modelRouteSpecSchema, modelServerSpecSchema, normalizeTimestamp, parseDurationMs,
+  KTHENA_API_VERSION, modelRouteSpecSchema, modelServerSpecSchema, normalizeTimestamp,
   parseManifestObject, regexError, toResourceSet,
 } from '../../src/resources/validate.js';
+import { parseDurationMs } from '../../src/util/duration.js';
 import type { AnyResource, ModelRoute, ModelServer, Pod } from '../../src/resources/types.js';
 
 const fixtures = fileURLToPath(new URL('../fixtures/', import.meta.url));

@@ -13,7 +13,7 @@
  * closed), logged once per outage, counted in kthena_router_rate_limit_redis_errors_total.
  */
 import type { RateLimitIR } from '../../src/ir/types.js';
-import type { MetricJSON, MetricValueJSON } from '../metrics.js';
+import type { MetricJSON, MetricValueJSON } from '../../src/shared/metric-json.js';
 import { SharedBuckets, type BucketSpec } from './bucket.js';
 import { globalLimit, RedisBuckets, type GlobalLimit } from './redis.js';
 

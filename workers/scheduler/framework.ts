@@ -31,7 +31,7 @@
  * response succeeded).
  */
 import type { SchedulerIR } from '../../src/ir/types.js';
-import type { MetricJSON } from '../metrics.js';
+import type { MetricJSON } from '../../src/shared/metric-json.js';
 import { EndpointView } from './endpoint-view.js';
 import { SchedulerMetrics } from './metrics.js';
 import { createFilter, createScore, kNoScores, kRandomScale, kScoredAll, kScoredSome, nextRandom30, type PluginDeps, type ScoreResult } from './plugins.js';

@@ -1,8 +1,7 @@
 /**
- * The `kvcache-aware` score plugin (reference §3.3, volcano-sh/kthena
- * pkg/kthena-router/scheduler/plugins/kvcache_aware.go): score each candidate by how long a prefix
- * of the prompt's token blocks its engine already holds in KV cache, as the engines' runtime
- * sidecars report it in Redis.
+ * The `kvcache-aware` score plugin (volcano-sh/kthena:pkg/kthena-router/scheduler/plugins/
+ * kvcache_aware.go): score each candidate by how long a prefix of the prompt's token blocks its
+ * engine already holds in KV cache, as the engines' runtime sidecars report it in Redis.
  *
  * One score() call:
  *   1. tokenize the prompt remotely on a random candidate pod (`POST /tokenize` on the engine's
@@ -10,8 +9,7 @@
  *   2. cut the token ids into blocks of `blockSizeToHash` tokens, at most `maxBlocksToMatch` blocks,
  *      the trailing partial block included (as Kthena: it counts in the denominator and, since
  *      engines only report full blocks, it never matches unless the prompt ends on a boundary);
- *   3. block hash = SHA-256 over the block's token ids as big-endian uint32, first 8 bytes
- *      big-endian, & 0x7FFFFFFFFFFFFFFF (not chained; the Kthena runtime computes the same);
+ *   3. block hashes and Redis keys as src/shared/kv-blocks.ts defines them (the runtime's scheme);
  *   4. one Redis pipeline, per block `HMGET matrix:kv:block:{model}@{hash} {pod}.{ns}...` for the
  *      candidates only (Kthena does HGETALL and then drops non-candidates: same result, less data);
  *      an owner whose write time (unix seconds) is <= the pod's start time is dropped (the cache
@@ -22,23 +20,13 @@
  * Nothing here throws into the scheduler: a tokenizer or Redis failure counts
  * `kthena_router_kvcache_aware_errors_total{stage}` and makes the plugin contribute nothing.
  */
-import { createHash } from 'node:crypto';
-
 import type { Redis } from 'ioredis';
 import { Pool } from 'undici';
 
 import { RedisBreaker } from '../../src/shared/redis-breaker.js';
-import type { MetricJSON, MetricValueJSON } from '../metrics.js';
+import type { MetricJSON, MetricValueJSON } from '../../src/shared/metric-json.js';
+import { kvBlockKeys, kvOwnerId } from '../../src/shared/kv-blocks.js';
 import type { SchedEndpoint, ScheduleRequest, SchedulerIR } from './types.js';
-
-export const KV_BLOCK_KEY_PREFIX = 'matrix:kv:block:';
-/** Kthena's defaults (kvcache_aware.go). */
-export const KV_DEFAULT_BLOCK_SIZE = 16;
-export const KV_DEFAULT_MAX_BLOCKS = 128;
-/** Age after which the hourly GC deletes an owner field (Kthena: 24 h, the runtime's key expiry). */
-export const KV_FIELD_MAX_AGE_SEC = 86400;
-/** Kthena's GC SCAN COUNT. */
-export const KV_GC_SCAN_COUNT = 100;
 
 export const KV_MATCH_RATIO = 'kthena_router_kvcache_aware_match_ratio';
 export const KV_REDIS_DURATION = 'kthena_router_kvcache_aware_redis_duration_seconds';
@@ -49,125 +37,6 @@ export const MATCH_RATIO_BUCKETS: readonly number[] = Object.freeze([0, 0.1, 0.2
 export const KV_DURATION_BUCKETS: readonly number[] = Object.freeze([
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ]);
-
-const MASK63 = 0x7fffffffffffffffn;
-
-// ---------------------------------------------------------------------------------------------
-// Block hashing (shared with the simulator's KV-event publisher, src/sim/kv-events.ts)
-// ---------------------------------------------------------------------------------------------
-
-let scratch = new Uint8Array(KV_DEFAULT_BLOCK_SIZE * KV_DEFAULT_MAX_BLOCKS * 4);
-
-/** Writes tokens[0..n) as big-endian uint32 (Go's uint32(int): wraps modulo 2^32) into `scratch`. */
-function encodeTokens(tokens: ArrayLike<number>, n: number): Uint8Array {
-  const bytes = n * 4;
-  if (scratch.length < bytes) scratch = new Uint8Array(Math.max(bytes, scratch.length * 2));
-  const b = scratch;
-  for (let i = 0, o = 0; i < n; i++, o += 4) {
-    const t = tokens[i] >>> 0;
-    b[o] = t >>> 24;
-    b[o + 1] = (t >>> 16) & 0xff;
-    b[o + 2] = (t >>> 8) & 0xff;
-    b[o + 3] = t & 0xff;
-  }
-  return b;
-}
-
-function hashRange(b: Uint8Array, start: number, end: number): bigint {
-  const d = createHash('sha256').update(b.subarray(start, end)).digest();
-  return d.readBigUInt64BE(0) & MASK63;
-}
-
-function blockCount(nTokens: number, blockSize: number, maxBlocks: number): number {
-  return Math.min(Math.ceil(nTokens / blockSize), maxBlocks);
-}
-
-/**
- * Kthena's block hashes of a token sequence: blocks of `blockSize` tokens (the last one may be
- * partial), at most `maxBlocks` of them, each hashed on its own (not chained). Kthena's
- * computeStandardizedHash / the runtime's compute_standardized_hash.
- */
-export function kvBlockHashes(tokens: ArrayLike<number>, blockSize: number, maxBlocks: number): bigint[] {
-  checkBlockArgs(blockSize, maxBlocks);
-  const nBlocks = blockCount(tokens.length, blockSize, maxBlocks);
-  const n = Math.min(tokens.length, nBlocks * blockSize);
-  const b = encodeTokens(tokens, n);
-  const out: bigint[] = new Array(nBlocks);
-  for (let i = 0; i < nBlocks; i++) {
-    out[i] = hashRange(b, i * blockSize * 4, Math.min((i + 1) * blockSize, n) * 4);
-  }
-  return out;
-}
-
-/** Redis key of one block: `matrix:kv:block:{model}@{decimal hash}`. */
-export function kvBlockKey(model: string, hash: bigint | string): string {
-  return KV_BLOCK_KEY_PREFIX + model + '@' + hash;
-}
-
-/** The owner field the runtime writes: `{podName}.{namespace}`. */
-export function kvOwnerId(podName: string, namespace: string): string {
-  return podName + '.' + namespace;
-}
-
-function checkBlockArgs(blockSize: number, maxBlocks: number): void {
-  if (!Number.isInteger(blockSize) || blockSize < 1) throw new TypeError(`blockSize must be an integer >= 1, got ${blockSize}`);
-  if (!(maxBlocks >= 1) || (maxBlocks !== Infinity && !Number.isInteger(maxBlocks))) {
-    throw new TypeError(`maxBlocks must be an integer >= 1 (or Infinity), got ${maxBlocks}`);
-  }
-}
-
-/** The Redis keys of every block of `tokens` for `model`, in block order. */
-function blockKeys(model: string, tokens: ArrayLike<number>, blockSize: number, maxBlocks: number): string[] {
-  const nBlocks = blockCount(tokens.length, blockSize, maxBlocks);
-  const n = Math.min(tokens.length, nBlocks * blockSize);
-  const b = encodeTokens(tokens, n);
-  const prefix = KV_BLOCK_KEY_PREFIX + model + '@';
-  const keys: string[] = new Array(nBlocks);
-  for (let i = 0; i < nBlocks; i++) {
-    keys[i] = prefix + hashRange(b, i * blockSize * 4, Math.min((i + 1) * blockSize, n) * 4);
-  }
-  return keys;
-}
-
-// ---------------------------------------------------------------------------------------------
-// GC
-// ---------------------------------------------------------------------------------------------
-
-/**
- * Deletes the owner fields of one key whose write time is older than the cutoff, in one atomic
- * step: a field the runtime rewrites between our read and our delete is never lost (Kthena's
- * HGETALL-then-HDEL has that race). Unparsable values are kept, as Kthena does.
- */
-const GC_SCRIPT = `
-local h = redis.call('HGETALL', KEYS[1])
-local cutoff = tonumber(ARGV[1])
-local n = 0
-for i = 1, #h, 2 do
-  local v = h[i + 1]
-  if string.match(v, '^%d+$') and tonumber(v) < cutoff then
-    redis.call('HDEL', KEYS[1], h[i])
-    n = n + 1
-  end
-end
-return n`;
-
-/**
- * One GC step, as Kthena's hourly gcStaleFields does it: `SCAN cursor MATCH matrix:kv:block:*
- * COUNT 100`, then delete every owner field written more than `maxAgeSec` before `nowSec`
- * (strictly older, as Kthena). Returns the next cursor ('0' once the keyspace has been walked).
- * Rejects on a Redis error (the caller logs it and tries again next hour from the same cursor).
- */
-export async function gcKvBlocks(redis: Redis, nowSec: number, maxAgeSec = KV_FIELD_MAX_AGE_SEC, cursor = '0'): Promise<string> {
-  const [next, keys] = await redis.scan(cursor, 'MATCH', KV_BLOCK_KEY_PREFIX + '*', 'COUNT', KV_GC_SCAN_COUNT);
-  if (keys.length > 0) {
-    const cutoff = String(Math.floor(nowSec - maxAgeSec));
-    const pipe = redis.pipeline();
-    for (const key of keys) pipe.eval(GC_SCRIPT, 1, key, cutoff);
-    const results = await pipe.exec();
-    for (const r of results ?? []) if (r[0]) throw r[0];
-  }
-  return next;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Metrics
@@ -315,7 +184,7 @@ export class KvCacheAwareScorer {
 
     const blockSize = args.blockSizeToHash;
     const maxBlocks = args.maxBlocksToMatch;
-    const keys = blockKeys(model, tokens, blockSize, maxBlocks);
+    const keys = kvBlockKeys(model, tokens, blockSize, maxBlocks);
     const nBlocks = keys.length;
 
     const owners: string[] = new Array(n);

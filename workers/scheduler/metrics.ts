@@ -17,7 +17,7 @@
  * (volcano-sh/kthena:pkg/kthena-router/metrics/metrics.go). Series (and their label objects) are
  * created the first time a (model, plugin) pair is observed; an observation allocates nothing.
  */
-import type { MetricJSON, MetricValueJSON } from '../metrics.js';
+import type { MetricJSON, MetricValueJSON } from '../../src/shared/metric-json.js';
 
 export const PLUGIN_DURATION = 'kthena_router_scheduler_plugin_duration_seconds';
 export const PREFIX_MATCH_RATIO = 'kthena_router_prefix_cache_match_ratio';

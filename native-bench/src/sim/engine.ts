@@ -20,7 +20,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { isIPv4 } from 'node:net';
 
-import { KV_DEFAULT_BLOCK_SIZE, kvBlockHashes, kvBlockKey } from '../../../workers/scheduler/kvcache-aware.js';
+import { KV_DEFAULT_BLOCK_SIZE, kvBlockHashes, kvBlockKey } from '../../../src/shared/kv-blocks.js';
 import { ModelDriver, SimClock } from './driver.js';
 import { KvEventPublisher, validateKvEventsSpec } from './kv-events.js';
 import { EngineMetrics, validateMetricsOverride, validateSimMetricsSpec } from './metrics.js';

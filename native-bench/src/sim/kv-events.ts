@@ -19,7 +19,7 @@
 
 import { Redis } from 'ioredis';
 
-import { KV_DEFAULT_BLOCK_SIZE, kvBlockHashes, kvBlockKey, kvOwnerId } from '../../../workers/scheduler/kvcache-aware.js';
+import { KV_DEFAULT_BLOCK_SIZE, kvBlockHashes, kvBlockKey, kvOwnerId } from '../../../src/shared/kv-blocks.js';
 
 export interface SimKvEventsSpec {
   /** `redis://host:port[/db]` */

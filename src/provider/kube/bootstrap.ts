@@ -5,9 +5,9 @@
  * namespaces. Each is created only when missing (a user's edits are kept). An unreachable API
  * server is retried with backoff in the background; start-up never waits for it.
  */
-import type { KubeClient } from './client.js';
-import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF } from './informer.js';
-import { GATEWAY_GROUP_VERSION, objectPath } from './kinds.js';
+import { objectPath, type KubeClient } from '../../kube/client.js';
+import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF } from '../../kube/backoff.js';
+import { GATEWAY_GROUP_VERSION } from './kinds.js';
 
 export const GATEWAY_CLASS_NAME = 'kthena-router';
 export const CONTROLLER_NAME = 'volcano.sh/kthena-router';

@@ -20,8 +20,9 @@ import type { AnyResource, Problem } from '../../resources/types.js';
 import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate-gateway.js';
 import { parseManifestObject, resourceIdentity, stableJson } from '../../resources/validate.js';
 import type { Provider, ProviderLog, ProviderSnapshot } from '../types.js';
-import type { KubeClient } from './client.js';
-import { DEFAULT_BACKOFF, Informer, type BackoffOptions } from './informer.js';
+import type { KubeClient } from '../../kube/client.js';
+import { DEFAULT_BACKOFF, type BackoffOptions } from '../../kube/backoff.js';
+import { Informer } from './informer.js';
 import { kindId, ROUTER_CONFIGMAP_KEY, WATCHED_KINDS, type KindContext, type RawObject, type WatchedKind } from './kinds.js';
 
 export interface KubeSnapshot extends ProviderSnapshot {

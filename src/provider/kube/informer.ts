@@ -13,8 +13,9 @@
  *  - sync state: `synced` turns true once the first list has been applied.
  */
 import { ListWatch, type KubernetesObject, type Watch } from '@kubernetes/client-node';
-import type { KubeClient } from './client.js';
-import { kubeApiError } from './client.js';
+import type { KubeClient } from '../../kube/client.js';
+import { kubeApiError } from '../../kube/client.js';
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from '../../kube/backoff.js';
 import { collectionPath, type KindContext, type RawObject, type WatchedKind } from './kinds.js';
 
 export interface InformerEvents {
@@ -27,23 +28,9 @@ export interface InformerEvents {
   onList?(reason: 'initial' | 'expired' | 'retry'): void;
 }
 
-export interface BackoffOptions {
-  initialMs: number;
-  maxMs: number;
-  /** [0,1) source for the jitter (tests pass a fixed one). */
-  random?: () => number;
-}
-
-export const DEFAULT_BACKOFF: BackoffOptions = Object.freeze({ initialMs: 200, maxMs: 30_000 });
-
 const PAGE = 500;
 /** A watch ending sooner than this with no event at all is treated as a failure (backoff). */
 const MIN_HEALTHY_WATCH_MS = 1000;
-
-export function backoffDelay(failures: number, o: BackoffOptions): number {
-  const d = Math.min(o.maxMs, o.initialMs * 2 ** Math.min(Math.max(failures - 1, 0), 30));
-  return Math.round(d / 2 + (o.random ?? Math.random)() * d / 2);
-}
 
 interface ListBody { metadata?: { resourceVersion?: string; continue?: string }; items?: RawObject[] }
 

@@ -10,6 +10,7 @@
  *    typed resource yet (ExternalModelProvider status, credential Secrets, EndpointSlices);
  *  - `routerConfig`: the ConfigMap whose `routerConfiguration` key is the router configuration.
  */
+import { apiPrefix } from '../../kube/client.js';
 
 /** A Kubernetes object as JSON (the shape list and watch return). */
 export interface RawObject {
@@ -164,20 +165,10 @@ export const WATCHED_KINDS: readonly WatchedKind[] = Object.freeze([
   { kind: 'InferenceObjective', apiVersion: 'inference.networking.x-k8s.io/v1alpha2', plural: 'inferenceobjectives', role: 'resource', enabled: inferenceExtension, trim: trimCustom, optional: true },
 ] satisfies WatchedKind[]);
 
-function prefix(apiVersion: string): string {
-  return apiVersion === 'v1' ? '/api/v1' : `/apis/${apiVersion}`;
-}
-
 /** The list/watch path of a kind (every namespace, or the one its entry names). */
 export function collectionPath(k: WatchedKind, ctx: KindContext): string {
   const ns = k.namespace?.(ctx);
-  return `${prefix(k.apiVersion)}${ns !== undefined && !k.clusterScoped ? `/namespaces/${encodeURIComponent(ns)}` : ''}/${k.plural}`;
-}
-
-/** The path of one object (optionally a subresource such as `status`). */
-export function objectPath(apiVersion: string, plural: string, namespace: string | undefined, name: string, sub?: string): string {
-  const ns = namespace !== undefined && namespace !== '' ? `/namespaces/${encodeURIComponent(namespace)}` : '';
-  return `${prefix(apiVersion)}${ns}/${plural}/${encodeURIComponent(name)}${sub !== undefined ? `/${sub}` : ''}`;
+  return `${apiPrefix(k.apiVersion)}${ns !== undefined && !k.clusterScoped ? `/namespaces/${encodeURIComponent(ns)}` : ''}/${k.plural}`;
 }
 
 export function kindId(k: WatchedKind): string {

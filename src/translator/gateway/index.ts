@@ -14,6 +14,7 @@ import { isIP } from 'node:net';
 import type {
   BackendIR, ConditionIR, EndpointPickerIR, FiltersIR, GatewayEndpointIR, GatewayEntryIR, GatewayIR, GatewayStatuses, HeaderModifierIR, InferencePoolStatusIR, ListenerIR, ListenerStatusIR, MatchEntryIR, ParentRefIR, PathModifierIR, PoolIR, PortIR, RouteParentStatusIR, RuleIR,
 } from '../../ir/gateway.js';
+import { emptyGatewayIR } from '../../ir/gateway.js';
 import {
   GATEWAY_GROUP, INFERENCE_GROUP, KTHENA_CONTROLLER_NAME, KTHENA_GATEWAY_CLASS, type Gateway, type GatewayClass, type HTTPHeaderModifier,
   type HTTPPathModifier, type HTTPRoute, type HTTPRouteFilter, type HTTPRouteRule, type InferencePool, type LabelSelector, type Listener,
@@ -54,10 +55,6 @@ export interface GatewayTranslateResult {
 const MAX_DURATION_MS = 2147483647;
 const EPOCH = '1970-01-01T00:00:00Z';
 const HTTP_ROUTE_KIND = { group: GATEWAY_GROUP, kind: 'HTTPRoute' };
-
-export function emptyGatewayIR(): GatewayIR {
-  return { ports: [], listeners: [], gateways: [], routes: [], rules: [], pools: [], endpoints: [] };
-}
 
 /** Per-listener working state while translating. */
 interface ListenerState {

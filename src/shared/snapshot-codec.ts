@@ -6,8 +6,7 @@
  */
 import protobuf from 'protobufjs';
 import type { AuthIR, RoutingIR, SchedulerIR } from '../ir/types.js';
-import type { GatewayIR } from '../ir/gateway.js';
-import { emptyGatewayIR } from '../translator/gateway/index.js';
+import { emptyGatewayIR, type GatewayIR } from '../ir/gateway.js';
 
 const schema = `
 syntax = "proto3";

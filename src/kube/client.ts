@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
-import { RouterError } from '../../errors.js';
+import { RouterError } from '../errors.js';
 
 export interface KubeResponse {
   status: number;
@@ -130,4 +130,15 @@ export class KubeClient {
     }
     return r.body;
   }
+}
+
+/** `/api/v1` for the core group, else `/apis/{group}/{version}`. */
+export function apiPrefix(apiVersion: string): string {
+  return apiVersion === 'v1' ? '/api/v1' : `/apis/${apiVersion}`;
+}
+
+/** The path of one object (optionally a subresource such as `status`). */
+export function objectPath(apiVersion: string, plural: string, namespace: string | undefined, name: string, sub?: string): string {
+  const ns = namespace !== undefined && namespace !== '' ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  return `${apiPrefix(apiVersion)}${ns}/${plural}/${encodeURIComponent(name)}${sub !== undefined ? `/${sub}` : ''}`;
 }
