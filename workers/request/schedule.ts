@@ -1,0 +1,131 @@
+/**
+ * Scheduling: filters, scores and the top-N pick over the shared endpoint state (workers/scheduler,
+ * docs/scheduler.md), for the aggregated path and for prefill/decode pairs, then the first try.
+ * kvcache-aware's scores come first when the profile has it (an await on /tokenize and Redis).
+ */
+import type { CompiledEndpoint, CompiledServer, CompiledSnapshot } from '../compile.js';
+import type { Profile } from '../scheduler/framework.js';
+import { KvCacheAwareScorer } from '../scheduler/kvcache-aware.js';
+import { workerRedis } from '../redis.js';
+import { dispatchAttempt, startAttempt } from './attempt.js';
+import { startPair } from './attempt-pd.js';
+import { clientAborted, internalError, respondError } from './finish.js';
+import type { RequestState, WorkerContext } from './state.js';
+
+/** Kthena walks at most this many scheduled pods when no retry policy is set. */
+const kDefaultFallbackPods = 5;
+
+function kvAwareScorer(ctx: WorkerContext): KvCacheAwareScorer {
+  if (ctx.kvAware === null) {
+    const breaker = workerRedis(ctx.cfg.redis);
+    ctx.kvAware = new KvCacheAwareScorer({ redis: breaker.client, breaker });
+  }
+  return ctx.kvAware;
+}
+
+/**
+ * Schedules `server` for the request (st.profile and st.sreq set) and starts the first try; with
+ * kvcache-aware in the profile, after its scores arrived.
+ */
+export function schedule(st: RequestState, snap: CompiledSnapshot<Profile>, server: CompiledServer): void {
+  const run = server.pd !== null ? schedulePd : scheduleAggregated;
+  if (!st.profile!.hasKvcacheAware) { run(st, server, null); return; }
+  const extra = new Float64Array(server.endpoints.length);
+  void kvAwareScorer(st.l.ctx).score(snap.ir.scheduler.kvcacheAware, st.sreq!, server.endpoints, extra).then((ok) => {
+    if (st.finished) return;
+    try {
+      if (st.aborted) clientAborted(st);
+      else run(st, server, ok ? extra : null);
+    } catch (err) {
+      internalError(st, err);
+    }
+  });
+}
+
+/** schedule() returned 0 (every candidate filtered out) or -1 (nothing scored). */
+function schedulingFailed(st: RequestState, n: number): void {
+  respondError(st, 'RTR_ERR_SCHEDULING', n === 0
+    ? `pods have all been filtered out by ${JSON.stringify(st.l.ctx.scheduler.filteredBy)}`
+    : 'no score plugin scored any pod');
+}
+
+/** The aggregated path. `extra` carries kvcache-aware's scores when the profile has it. */
+export function scheduleAggregated(st: RequestState, server: CompiledServer, extra: Float64Array | null): void {
+  const scheduler = st.l.ctx.scheduler;
+  const ranked = new Int32Array(kDefaultFallbackPods);
+  const n = scheduler.schedule(st.profile!, server.endpoints, st.sreq!, ranked, extra);
+  if (n <= 0) { schedulingFailed(st, n); return; }
+  st.prefixHashes = scheduler.takePrefixHashes();
+  // The chosen pod is recorded as holding the prompt's prefix now, at the decision, not only
+  // once the response succeeded (Kthena): otherwise every request of a burst that shares a
+  // prefix arrives before the first one finished, finds no entry and is spread at random, and
+  // once they finish every pod holds the prefix, so affinity never forms (measured with
+  // native-bench compare). A failed try leaves a stale hint; the pod that finally serves
+  // is inserted by the post-schedule hook as before.
+  scheduler.postSchedule(st.profile!, st.prefixHashes, server.endpoints[ranked[0]], st.sreq!.modelId);
+  st.ranked = ranked;
+  st.rankedCount = n;
+  st.maxAttempts = server.retryAttempts >= 0 ? server.retryAttempts + 1 : n;
+  dispatchAttempt(st, startAttempt);
+}
+
+/**
+ * Kthena §4.1: the decode pods of every group go through the profile; for the decode pods chosen
+ * the prefill pods of the same group are scheduled, once per group (Kthena: once per decode pod),
+ * and the j-th decode pod of a group is paired with its j-th best prefill pod, so that a retry
+ * after a failed pair tries another prefill pod too.
+ */
+export function schedulePd(st: RequestState, server: CompiledServer, extra: Float64Array | null): void {
+  const scheduler = st.l.ctx.scheduler;
+  const pd = server.pd!;
+  const profile = st.profile!;
+  const sreq = st.sreq!;
+  if (pd.decode.length === 0) { respondError(st, 'RTR_ERR_SCHEDULING', 'no decode pod found'); return; }
+  const ranked = new Int32Array(kDefaultFallbackPods);
+  const n = scheduler.schedule(profile, pd.decode, sreq, ranked, extra !== null ? gather(extra, pd.decodeIdx) : null);
+  if (n <= 0) { schedulingFailed(st, n); return; }
+  st.prefixHashes = scheduler.takePrefixHashes();
+  // Prefill picks per group, best first; groups seen in ranked order (at most n of them).
+  const groups: number[] = [];
+  const wanted: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const g = pd.decodeGroup[ranked[i]];
+    const at = groups.indexOf(g);
+    if (at < 0) { groups.push(g); wanted.push(1); } else wanted[at]++;
+  }
+  const picks: (Int32Array | null)[] = [];
+  for (let j = 0; j < groups.length; j++) {
+    const prefills = pd.prefillByGroup[groups[j]];
+    if (prefills.length === 0) { picks.push(null); continue; }
+    const out = new Int32Array(Math.min(wanted[j], prefills.length));
+    const m = scheduler.schedule(profile, prefills, sreq, out, extra !== null ? gather(extra, pd.prefillIdxByGroup[groups[j]]) : null);
+    picks.push(m > 0 ? out.subarray(0, m) : null);
+  }
+  const used = new Int32Array(groups.length);
+  const pairDecode = new Int32Array(n);
+  const pairPrefill: CompiledEndpoint[] = [];
+  for (let i = 0; i < n; i++) {
+    const j = groups.indexOf(pd.decodeGroup[ranked[i]]);
+    const pick = picks[j];
+    if (pick === null) continue;
+    pairDecode[pairPrefill.length] = ranked[i];
+    pairPrefill.push(pd.prefillByGroup[groups[j]][pick[used[j]++ % pick.length]]);
+  }
+  if (pairPrefill.length === 0) { respondError(st, 'RTR_ERR_SCHEDULING', 'no valid prefill-decode pod pairs found'); return; }
+  // Both pods of the first pair hold the prompt's prefix from now on (see scheduleAggregated).
+  scheduler.postSchedule(profile, st.prefixHashes, pd.decode[pairDecode[0]], sreq.modelId);
+  scheduler.postSchedule(profile, st.prefixHashes, pairPrefill[0], sreq.modelId);
+  st.pd = pd;
+  st.ranked = pairDecode;
+  st.rankedCount = pairPrefill.length;
+  st.pairPrefill = pairPrefill;
+  st.maxAttempts = server.retryAttempts >= 0 ? server.retryAttempts + 1 : pairPrefill.length;
+  dispatchAttempt(st, startPair);
+}
+
+/** values[idx[i]] for each i (kvcache-aware scores of all of a server's pods, for one PD role). */
+function gather(values: Float64Array, idx: Int32Array): Float64Array {
+  const out = new Float64Array(idx.length);
+  for (let i = 0; i < idx.length; i++) out[i] = values[idx[i]];
+  return out;
+}
