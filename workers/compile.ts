@@ -213,11 +213,11 @@ export function compileSnapshot<P>(ir: RoutingIR, generation: number, compilePro
   }
   const rateLimitRedis = new Set<string>();
   for (const r of ir.routes) {
-    if (r.rateLimit !== null && r.rateLimit.redisAddress !== '') rateLimitRedis.add(r.rateLimit.redisAddress);
+    if (r.rateLimit != null && r.rateLimit.redisAddress !== '') rateLimitRedis.add(r.rateLimit.redisAddress);
     const route: CompiledRoute = {
       key: r.key,
       hasParentRefs: r.hasParentRefs,
-      rateLimit: r.rateLimit === null ? null : compileRateLimit(r.rateLimit, r.modelName !== '' ? [r.modelName, ...r.loraAdapters] : r.loraAdapters),
+      rateLimit: r.rateLimit == null ? null : compileRateLimit(r.rateLimit, r.modelName !== '' ? [r.modelName, ...r.loraAdapters] : r.loraAdapters),
       rules: r.rules.map((rule) => {
         const cumulative = new Int32Array(rule.targets.length);
         let sum = 0;

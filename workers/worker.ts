@@ -18,6 +18,7 @@ import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../src/shared
 import { createHandler, type WorkerContext } from './pipeline.js';
 import { PriorityGate, SaturationDetector } from './flow-control.js';
 import { WorkerMetrics } from './metrics.js';
+import { RateLimiter } from './ratelimit/limiter.js';
 import { AccessLogBuffer } from './accesslog.js';
 import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
 import { RouterError } from '../src/errors.js';
@@ -69,6 +70,7 @@ function main(): void {
     onIdle: null,
     gate: new PriorityGate(),
     saturation: new SaturationDetector(ep),
+    rateLimiter: new RateLimiter({ rateLimitSab: regions.rateLimitSab, failClosed: cfg.rateLimitFailClosed, log }),
     renderMetrics: cfg.exposeMetricsOnRouterPort
       ? () => new Promise<string>((resolve, reject) => {
         const id = nextId++;
@@ -80,7 +82,7 @@ function main(): void {
   };
 
   const allMetrics = (): MetricJSON[] => [
-    ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []), ...redisBreakerMetricsJSON(),
+    ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []), ...redisBreakerMetricsJSON(), ...ctx.rateLimiter.metricsJSON(),
   ];
 
   const serve = (a: TemplatedApp, p: number, tls: boolean): void => {
@@ -141,6 +143,8 @@ function main(): void {
     const snap = reader.current();
     if (snap === null || snap.generation === sweptGeneration) return;
     sweptGeneration = snap.generation;
+    // Connections for new global rate limits before their first request needs them.
+    ctx.rateLimiter.sync(snap);
     for (const [origin, pool] of ctx.pools) {
       if (!snap.origins.has(origin)) { ctx.pools.delete(origin); void pool.close().catch(() => undefined); }
     }
@@ -165,6 +169,7 @@ function main(): void {
     if (ctx.kvAware !== null) closers.push(ctx.kvAware.close());
     // The Redis socket (and its reconnect timer) would keep this thread alive forever.
     closeWorkerRedis();
+    ctx.rateLimiter.close();
     void Promise.allSettled(closers).then(() => {
       // close() exists on the native App (20.30) but is missing from the bundled typings.
       (app as unknown as { close(): void } | null)?.close();

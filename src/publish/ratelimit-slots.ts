@@ -35,7 +35,7 @@ export class RateLimitSlotAllocator {
     const wanted = new Map<string, { model: string; direction: 'input' | 'output' }>();
     for (const r of routes) {
       const rl = r.rateLimit;
-      if (rl === null || rl.redisAddress !== '') continue;
+      if (rl == null || rl.redisAddress !== '') continue;
       for (const model of modelsOf(r)) {
         if (rl.inputTokensPerUnit > 0) wanted.set(bucketKey(r.key, model, 'input'), { model, direction: 'input' });
         if (rl.outputTokensPerUnit > 0) wanted.set(bucketKey(r.key, model, 'output'), { model, direction: 'output' });
@@ -70,7 +70,7 @@ export class RateLimitSlotAllocator {
 
     return routes.map((r) => {
       const rl = r.rateLimit;
-      if (rl === null || rl.redisAddress !== '') return r;
+      if (rl == null || rl.redisAddress !== '') return r;
       const buckets: RateLimitBucketIR[] = [];
       for (const model of modelsOf(r)) {
         for (const direction of ['input', 'output'] as const) {

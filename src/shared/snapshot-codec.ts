@@ -64,8 +64,8 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
         targets: rule.targets.map((t) => ({ kind: t.kind, key: t.key, server: t.server, weight: t.weight })),
         totalWeight: rule.totalWeight,
       })),
-      hasRateLimit: r.rateLimit !== null,
-      rateLimit: r.rateLimit === null ? undefined : {
+      hasRateLimit: r.rateLimit != null,
+      rateLimit: r.rateLimit == null ? undefined : {
         ...r.rateLimit,
         buckets: r.rateLimit.buckets.map((b) => ({ model: b.model, output: b.direction === 'output', slot: b.slot, gen: b.gen })),
       },

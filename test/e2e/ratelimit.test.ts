@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  accessLinesFor, chat, cleanup, docs, eventually, modelRouteYaml, podYaml, sampleValue, scrape, serverYaml, startPods,
+  accessLinesFor, chat, cleanup, docs, eventually, findSamples, modelRouteYaml, podYaml, sampleValue, scrape, serverYaml, startPods,
   startRouter, tempDir, writeFile, type RouterProc,
 } from './harness.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
@@ -41,7 +41,7 @@ function limitedRoute(name: string, model: string, limit: Limit | null, o: { lor
 
 function common(): string[] {
   return [
-    serverYaml('rl-server', { port: PORT, labels: { app: 'rl' } }),
+    serverYaml('rl-server', { port: PORT, labels: { app: 'rl' }, model: 'base' }),
     podYaml('rl-1', ip(1), { labels: { app: 'rl' } }),
     podYaml('rl-2', ip(2), { labels: { app: 'rl' } }),
   ];
@@ -105,7 +105,8 @@ describe('local token rate limits (one budget per router)', () => {
     expect(accessLinesFor(router, id)[0]).toContain(' 429 error=input_rate_limit:input token rate limit exceeded ');
     const m = await scrape(router.metricsPort);
     expect(sampleValue(m.samples, 'kthena_router_rate_limit_exceeded_total', { model: 'in-model', limit_type: 'input_tokens', path: CHAT })).toBe(1);
-    expect(sampleValue(m.samples, 'kthena_router_requests_total', { model: 'in-model', status_code: '429', error_type: 'rate_limit' })).toBe(1);
+    const refused = findSamples(m.samples, 'kthena_router_requests_total', { model: 'in-model', status_code: '429' });
+    expect(refused.map((s) => [s.labels.error_type, s.labels.model_route, s.value])).toEqual([['rate_limit', 'default/in-route', 1]]);
     // A route without a limit is never refused.
     expect(await statuses(router, 'free-model', 6)).toEqual([200, 200, 200, 200, 200, 200]);
   });

@@ -97,6 +97,15 @@ export class RateLimiter {
     this.#log = opts.log;
   }
 
+  #synced: object | null = null;
+
+  /** Keeps one connection per Redis address of `snap` (cheap when the snapshot did not change). */
+  sync(snap: { rateLimitRedis: ReadonlySet<string> }): void {
+    if (this.#synced === snap) return;
+    this.#synced = snap;
+    this.useRedis(snap.rateLimitRedis);
+  }
+
   /** The Redis addresses the live snapshot uses (connections are opened before the first request). */
   useRedis(addresses: ReadonlySet<string>): void {
     this.#redis.use(addresses);

@@ -123,8 +123,14 @@ export interface RedisBucketsOptions {
  * and one probe per `openMs` decides when it closes. ioredis reconnects in the background, so
  * limits apply again by themselves when Redis returns.
  */
+interface Conn {
+  readonly breaker: RedisBreaker;
+  /** Settles when the first connection is up, or after connectTimeout: until then calls wait instead of failing. */
+  first: Promise<void> | null;
+}
+
 export class RedisBuckets {
-  readonly #breakers = new Map<string, RedisBreaker | null>();
+  readonly #breakers = new Map<string, Conn | null>();
   readonly #opts: RedisBucketsOptions;
 
   constructor(opts: RedisBucketsOptions) {
@@ -133,16 +139,16 @@ export class RedisBuckets {
 
   /** Opens connections for `addresses` and closes the others (once per snapshot). */
   use(addresses: ReadonlySet<string>): void {
-    for (const [address, breaker] of this.#breakers) {
+    for (const [address, conn] of this.#breakers) {
       if (!addresses.has(address)) {
-        breaker?.close();
+        conn?.breaker.close();
         this.#breakers.delete(address);
       }
     }
     for (const address of addresses) {
       if (this.#breakers.has(address)) continue;
       const hp = parseAddress(address);
-      let breaker: RedisBreaker | null = null;
+      let conn: Conn | null = null;
       if (hp !== null) {
         const client = new Redis({
           host: hp.host, port: hp.port,
@@ -157,35 +163,41 @@ export class RedisBuckets {
         client.on('error', () => {});
         client.defineCommand('rlAdmit', { numberOfKeys: 2, lua: ADMIT });
         client.defineCommand('rlCharge', { numberOfKeys: 1, lua: CHARGE });
-        breaker = new RedisBreaker(client, { timeoutMs: this.#opts.commandTimeoutMs, openMs: this.#opts.openMs });
+        const c: Conn = { breaker: new RedisBreaker(client, { timeoutMs: this.#opts.commandTimeoutMs, openMs: this.#opts.openMs }), first: null };
+        // The connection is opening right after a snapshot brought this address: the first
+        // requests wait for it (bounded) rather than being counted as a Redis failure.
+        c.first = new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 2000);
+          timer.unref();
+          client.once('ready', () => { clearTimeout(timer); resolve(); });
+        }).then(() => { c.first = null; });
+        conn = c;
       }
-      this.#breakers.set(address, breaker);
+      this.#breakers.set(address, conn);
     }
   }
 
-  #breaker(address: string): RedisBreaker | Error {
-    const b = this.#breakers.get(address);
-    return b === undefined || b === null ? new Error(`not a Redis address: "${address}"`) : b;
+  #run<T>(address: string, fn: (c: ScriptClient) => Promise<T>): Promise<T> {
+    const conn = this.#breakers.get(address);
+    if (conn === undefined || conn === null) return Promise.reject(new Error(`not a Redis address: "${address}"`));
+    if (conn.first !== null) return conn.first.then(() => conn.breaker.run((c) => fn(c as ScriptClient)));
+    return conn.breaker.run((c) => fn(c as ScriptClient));
   }
 
   /** 0 allowed, 1 input exceeded, 2 output exceeded; rejects when Redis could not answer. */
   admit(address: string, g: GlobalLimit, inputTokens: number): Promise<number> {
-    const b = this.#breaker(address);
-    if (b instanceof Error) return Promise.reject(b);
-    return b.run((c) => (c as ScriptClient).rlAdmit(
+    return this.#run(address, (c) => c.rlAdmit(
       g.inKey, g.outKey, inputTokens, g.inCapacity, g.inRate, g.expire, g.outCapacity, g.outRate, g.expire,
     )).then(Number);
   }
 
   /** Charges output tokens; rejects when Redis could not answer. */
   charge(address: string, g: GlobalLimit, n: number): Promise<void> {
-    const b = this.#breaker(address);
-    if (b instanceof Error) return Promise.reject(b);
-    return b.run((c) => (c as ScriptClient).rlCharge(g.outKey, g.outCapacity, g.outRate, g.expire, n)).then(() => undefined);
+    return this.#run(address, (c) => c.rlCharge(g.outKey, g.outCapacity, g.outRate, g.expire, n)).then(() => undefined);
   }
 
   close(): void {
-    for (const b of this.#breakers.values()) b?.close();
+    for (const c of this.#breakers.values()) c?.breaker.close();
     this.#breakers.clear();
   }
 }

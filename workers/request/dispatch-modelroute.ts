@@ -10,6 +10,7 @@ import { extractPrompt, estimateTokens } from '../prompt.js';
 import type { Profile } from '../scheduler/framework.js';
 import { respondError } from './finish.js';
 import { buildUpstreamBody, upstreamHeaders } from './forward.js';
+import { rateLimit } from './ratelimit.js';
 import { schedule } from './schedule.js';
 import type { RequestState } from './state.js';
 
@@ -125,5 +126,6 @@ export function serveModelRoute(
   }
   st.profile = snap.profile;
   st.sreq = { model, engineModel: rec.upstreamModel, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };
-  schedule(st, snap, server);
+  if (m.route.rateLimit === null) schedule(st, snap, server);
+  else rateLimit(st, snap, m.route, model, () => schedule(st, snap, server));
 }

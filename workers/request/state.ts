@@ -19,6 +19,7 @@ import type { ScheduleRequest } from '../scheduler/types.js';
 import type { SnapshotReader } from '../snapshot-reader.js';
 import type { Usage } from '../sse.js';
 import type { Upstream } from './upstream.js';
+import type { ModelLimit, RateLimiter } from '../ratelimit/limiter.js';
 
 export interface WorkerContext {
   cfg: Readonly<RouterConfig>;
@@ -41,6 +42,8 @@ export interface WorkerContext {
   /** InferencePool admission (InferenceObjective priority bands, shedding). */
   gate: PriorityGate;
   saturation: SaturationDetector;
+  /** Token rate limits: the shared local buckets and the Redis connections of global limits. */
+  rateLimiter: RateLimiter;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
 }
 
@@ -133,6 +136,8 @@ export class RequestState {
   /** Why the last try failed (the retry log line). */
   lastFailure = '';
   usage: Usage | null = null;
+  /** The admitted request's rate limit, charged with its output tokens by finish(); null: none. */
+  rateLimit: ModelLimit | null = null;
 
   constructor(l: Listener, res: HttpResponse) {
     this.l = l;
