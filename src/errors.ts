@@ -94,6 +94,16 @@ export const Catalog = Object.freeze({
     message: 'request timed out in the flow-control queue of InferencePool %s',
     description: 'Inference Extension: the request waited for room in a saturated InferencePool longer than the queue allows (60 s).',
   }),
+  RTR_ERR_AUTH_MISSING: entry({
+    code: 'RTR_ERR_AUTH_MISSING', status: 401, type: 'invalid_request_error', kthenaType: 'authentication',
+    message: 'Authorization header missing or invalid',
+    description: 'JWT authentication is on (routerConfiguration `auth.jwksUri`) and the /v1/* request has no `Authorization: Bearer <token>` header (scheme case-insensitive, exactly two fields). Kthena\'s message.',
+  }),
+  RTR_ERR_UNAUTHORIZED: entry({
+    code: 'RTR_ERR_UNAUTHORIZED', status: 401, type: 'invalid_request_error', kthenaType: 'authentication',
+    message: 'Unauthorized: %s',
+    description: 'The bearer token failed verification: signature or key (`failed to parse jwt: ...`), `iss`, `aud`, `exp`, `nbf`, `iat` or `sub` (`failed to validate claims: ...`), or no JWKS could be fetched. Kthena\'s reasons; the token itself is never echoed.',
+  }),
   RTR_ERR_INPUT_RATE_LIMIT: entry({
     code: 'RTR_ERR_INPUT_RATE_LIMIT', status: 429, type: 'rate_limit_error', kthenaType: 'input_rate_limit',
     message: 'input token rate limit exceeded',

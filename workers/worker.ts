@@ -19,6 +19,7 @@ import { createHandler, type WorkerContext } from './pipeline.js';
 import { PriorityGate, SaturationDetector } from './flow-control.js';
 import { WorkerMetrics } from './metrics.js';
 import { RateLimiter } from './ratelimit/limiter.js';
+import { AuthHolder } from './auth/holder.js';
 import { AccessLogBuffer } from './accesslog.js';
 import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
 import { RouterError } from '../src/errors.js';
@@ -71,6 +72,7 @@ function main(): void {
     gate: new PriorityGate(),
     saturation: new SaturationDetector(ep),
     rateLimiter: new RateLimiter({ rateLimitSab: regions.rateLimitSab, failClosed: cfg.rateLimitFailClosed, log }),
+    auth: new AuthHolder(log),
     renderMetrics: cfg.exposeMetricsOnRouterPort
       ? () => new Promise<string>((resolve, reject) => {
         const id = nextId++;
@@ -145,6 +147,8 @@ function main(): void {
     sweptGeneration = snap.generation;
     // Connections for new global rate limits before their first request needs them.
     ctx.rateLimiter.sync(snap);
+    // The JWKS of a new auth: block is fetched before the first request needs it.
+    ctx.auth.for(snap);
     for (const [origin, pool] of ctx.pools) {
       if (!snap.origins.has(origin)) { ctx.pools.delete(origin); void pool.close().catch(() => undefined); }
     }
@@ -170,6 +174,7 @@ function main(): void {
     // The Redis socket (and its reconnect timer) would keep this thread alive forever.
     closeWorkerRedis();
     ctx.rateLimiter.close();
+    ctx.auth.close();
     void Promise.allSettled(closers).then(() => {
       // close() exists on the native App (20.30) but is missing from the bundled typings.
       (app as unknown as { close(): void } | null)?.close();

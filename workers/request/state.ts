@@ -20,6 +20,7 @@ import type { SnapshotReader } from '../snapshot-reader.js';
 import type { Usage } from '../sse.js';
 import type { Upstream } from './upstream.js';
 import type { ModelLimit, RateLimiter } from '../ratelimit/limiter.js';
+import type { AuthHolder } from '../auth/holder.js';
 
 export interface WorkerContext {
   cfg: Readonly<RouterConfig>;
@@ -44,6 +45,8 @@ export interface WorkerContext {
   saturation: SaturationDetector;
   /** Token rate limits: the shared local buckets and the Redis connections of global limits. */
   rateLimiter: RateLimiter;
+  /** JWT authentication of the live router configuration (null inside when off). */
+  auth: AuthHolder;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
 }
 
@@ -136,6 +139,11 @@ export class RequestState {
   /** Why the last try failed (the retry log line). */
   lastFailure = '';
   usage: Usage | null = null;
+  /** JWT `sub` of an authenticated request ('' without authentication). */
+  userId = '';
+  /** Authentication still running; afterAuth runs once it succeeded. */
+  authPending = false;
+  afterAuth: (() => void) | null = null;
   /** The admitted request's rate limit, charged with its output tokens by finish(); null: none. */
   rateLimit: ModelLimit | null = null;
 
