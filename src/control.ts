@@ -97,6 +97,7 @@ export class ControlPlane {
   #rebuildScheduled = false;
   #rebuilding: Promise<void> = Promise.resolve();
   #startupListenFailure: string | null = null;
+  #startupFatal: { code: string; message: string } | null = null;
   #gatewayStatuses: GatewayStatuses = { gatewayClasses: [], gateways: [], httpRoutes: [], inferencePools: [] };
   #bootstrap: (GatewayClass | Gateway)[] = [];
   /** Gateway listener ports the workers serve (besides --port), as last sent. */
@@ -212,7 +213,9 @@ export class ControlPlane {
     const listening = Array.from({ length: cfg.workers }, (_, i) => this.#spawn(i));
     await Promise.all(listening);
     if (this.#startupListenFailure !== null) {
-      const err = new RouterError('RTR_ERR_LISTEN', this.#startupListenFailure);
+      // A worker that could not start at all (no native uWS binary for this Node) is not a port problem.
+      const fatal = this.#startupFatal;
+      const err = fatal !== null ? Object.assign(new Error(fatal.message), { code: fatal.code }) : new RouterError('RTR_ERR_LISTEN', this.#startupListenFailure);
       await this.stop();
       throw err;
     }
@@ -292,6 +295,7 @@ export class ControlPlane {
             break;
           case 'fatal':
             this.#startupListenFailure = m.message;
+            this.#startupFatal ??= { code: m.code, message: m.message };
             this.log.fatal({ worker: index, code: m.code }, m.message);
             settle();
             break;
@@ -722,6 +726,8 @@ export async function runRouter(cfg: Readonly<RouterConfig>): Promise<number> {
     await cp.start();
   } catch (err) {
     cp.log.fatal({ code: (err as RouterError).code }, (err as Error).message);
+    // Said in plain text too: on the wrong Node version nothing else will ever work.
+    if ((err as RouterError).code === 'RTR_ERR_NATIVE_UWS') process.stderr.write(`kthena-router: ${(err as Error).message}\n`);
     // A rejected --router-config is a usage error found before anything was started.
     if ((err as RouterError).code === 'RTR_ERR_CONFIG_INVALID') return 2;
     return cp.stopped;

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 
 export interface RedisServer {
   /** `redis://127.0.0.1:{port}` */
@@ -18,7 +19,12 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-const CANDIDATES = [process.env.REDIS_SERVER, '/usr/bin/redis-server', '/usr/local/bin/redis-server'];
+// The places scripts/test-setup.mjs (npm test's pretest step) checks, in its order.
+const CANDIDATES = [
+  process.env.REDIS_SERVER,
+  ...(process.env.PATH ?? '').split(path.delimiter).filter((d) => d !== '').map((d) => path.join(d, 'redis-server')),
+  '/usr/bin/redis-server', '/usr/local/bin/redis-server',
+];
 const START_TIMEOUT_MS = 10_000;
 
 const live = new Set<ChildProcess>();
@@ -35,8 +41,8 @@ function installExitHook(): void {
 function findBinary(): string {
   for (const c of CANDIDATES) if (c && existsSync(c)) return c;
   throw new Error(
-    'redis-server not found (looked in /usr/bin and /usr/local/bin, and $REDIS_SERVER). ' +
-      'Install it with `apt-get install -y redis-server` (CI installs it before the tests).',
+    'redis-server not found (looked at $REDIS_SERVER, PATH, /usr/bin and /usr/local/bin). ' +
+      'npm test installs it when it can (scripts/test-setup.mjs); otherwise install the package redis-server.',
   );
 }
 

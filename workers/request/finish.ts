@@ -29,32 +29,36 @@ export function finish(st: RequestState): void {
   const ctx = st.l.ctx;
   const rec = st.rec;
   rec.tEnd = performance.now();
-  if (st.retryTimer !== null) { clearTimeout(st.retryTimer); st.retryTimer = null; }
-  if (st.requestTimer !== null) { clearTimeout(st.requestTimer); st.requestTimer = null; }
-  if (st.ticket !== null) { st.ticket.cancel(); st.ticket = null; }
-  if (st.gatePool !== '') ctx.gate.release(st.gatePool);
-  // An SGLang prefill still answering after its decode leg ended (or a request that failed
-  // otherwise) leaves nothing behind; a try still holding its pod's slot (only after an internal
-  // failure) gives it back.
-  if (st.prefill !== null) st.prefill.cancel();
-  if (st.current !== null) st.current.release();
-  upstreamDone(st);
-  if (st.rateLimit !== null) chargeOutput(st);
-  if (st.downstreamCounted) ctx.metrics.downstreamFinished(rec.modelLabel);
-  if (rec.backendType !== '') {
-    if (rec.inputTokens > 0) ctx.metrics.tokens(rec, 'input', rec.inputTokens);
-    if (rec.outputTokens > 0) ctx.metrics.tokens(rec, 'output', rec.outputTokens);
+  try {
+    if (st.retryTimer !== null) { clearTimeout(st.retryTimer); st.retryTimer = null; }
+    if (st.requestTimer !== null) { clearTimeout(st.requestTimer); st.requestTimer = null; }
+    if (st.ticket !== null) { st.ticket.cancel(); st.ticket = null; }
+    if (st.gatePool !== '') ctx.gate.release(st.gatePool);
+    // An SGLang prefill still answering after its decode leg ended (or a request that failed
+    // otherwise) leaves nothing behind; a try still holding its pod's slot (only after an
+    // internal failure) gives it back.
+    if (st.prefill !== null) st.prefill.cancel();
+    if (st.current !== null) st.current.release();
+    upstreamDone(st);
+    if (st.rateLimit !== null) chargeOutput(st);
+    if (st.downstreamCounted) ctx.metrics.downstreamFinished(rec.modelLabel);
+    if (rec.backendType !== '') {
+      if (rec.inputTokens > 0) ctx.metrics.tokens(rec, 'input', rec.inputTokens);
+      if (rec.outputTokens > 0) ctx.metrics.tokens(rec, 'output', rec.outputTokens);
+    }
+    ctx.metrics.requestFinished(rec);
+    if (ctx.accessLog !== null && rec.logged) {
+      ctx.accessLog.push(ctx.cfg.accessLog.format === 'json' ? formatAccessLogJson(rec) : formatAccessLogText(rec));
+    }
+  } finally {
+    // Drain counts on this whatever failed above.
+    if (--ctx.active === 0 && ctx.onIdle !== null) ctx.onIdle();
   }
-  ctx.metrics.requestFinished(rec);
-  if (ctx.accessLog !== null && rec.logged) {
-    ctx.accessLog.push(ctx.cfg.accessLog.format === 'json' ? formatAccessLogJson(rec) : formatAccessLogText(rec));
-  }
-  if (--ctx.active === 0 && ctx.onIdle !== null) ctx.onIdle();
 }
 
 /** The upstream request gauge goes down once, when the last upstream leg of the request ended. */
 export function upstreamDone(st: RequestState): void {
-  if (st.upstreamCounted) { st.l.ctx.metrics.upstreamFinished(st.rec); st.upstreamCounted = false; }
+  if (st.upstreamCounted) { st.upstreamCounted = false; st.l.ctx.metrics.upstreamFinished(st.rec); }
 }
 
 /** Answers a catalogued router error (when nothing was written yet) and finishes the request. */
