@@ -5,6 +5,7 @@
  * a removed limit, LoRA-only routes, and global limits in a real Redis shared by two router
  * processes, with Redis killed and restarted mid-test. Simulated vLLM pods on 127.0.60.x.
  */
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,9 +62,19 @@ afterAll(async () => {
   await fleet?.close();
 });
 
-async function statuses(r: RouterProc, model: string, n: number, extra: object = {}): Promise<number[]> {
+/**
+ * Sends `n` requests one after the other and returns their statuses. Each waits for its access-log
+ * line: the router charges output tokens in finish(), which may run just after the client has read
+ * the last byte, and the next request must see that charge.
+ */
+async function statuses(r: RouterProc, model: string, n: number, extra: object = {}, settle = true): Promise<number[]> {
   const out: number[] = [];
-  for (let i = 0; i < n; i++) out.push((await chat(r.url, { model, messages: HELLO, ...extra })).status);
+  for (let i = 0; i < n; i++) {
+    const id = randomUUID();
+    const res = await chat(r.url, { model, messages: HELLO, ...extra }, { 'x-request-id': id });
+    out.push(res.status);
+    if (settle) await eventually(() => accessLinesFor(r, id).length > 0, 5000, `access-log line of ${id}`);
+  }
   return out;
 }
 
@@ -120,9 +131,11 @@ describe('local token rate limits (one budget per router)', () => {
 
   it('charges the engine\'s completion tokens after the response and refuses once the output budget is spent (JSON)', async () => {
     // 10 per minute, 8 per response: the second response goes into debt, the third is refused.
-    const r1 = await chat(router.url, { model: 'out-model', messages: HELLO });
+    const id1 = randomUUID();
+    const r1 = await chat(router.url, { model: 'out-model', messages: HELLO }, { 'x-request-id': id1 });
     expect(r1.status).toBe(200);
     expect(r1.json().usage.completion_tokens).toBe(8);
+    await eventually(() => accessLinesFor(router, id1).length > 0, 5000, 'first response finished');
     expect(await statuses(router, 'out-model', 2)).toEqual([200, 429]);
     const r = await chat(router.url, { model: 'out-model', messages: HELLO });
     expect(r.json().error.message).toBe('output token rate limit exceeded');
@@ -135,7 +148,8 @@ describe('local token rate limits (one budget per router)', () => {
   });
 
   it('refills continuously: a budget spent within a second is back a second later', async () => {
-    expect(await statuses(router, 'refill-model', 3)).toEqual([200, 200, 429]);
+    // Back to back (20 tokens a second refill 10 in half a second).
+    expect(await statuses(router, 'refill-model', 3, {}, false)).toEqual([200, 200, 429]);
     await new Promise((r) => setTimeout(r, 1100));
     expect(await statuses(router, 'refill-model', 1)).toEqual([200]);
   });
