@@ -121,11 +121,21 @@ export interface RouterConfig {
   prefixIndexEntries: number;
   /** Global rate limits while their Redis cannot answer: refuse (429) instead of allowing. */
   rateLimitFailClosed: boolean;
+  /**
+   * --inference-pool-picker: who picks an InferencePool's endpoint. 'inprocess' (Kthena's way):
+   * the route's scheduler profile, endpointPickerRef ignored; 'external': the pool's Endpoint
+   * Picker over ext_proc gRPC (docs/gateway-api.md).
+   */
+  inferencePoolPicker: 'inprocess' | 'external';
+  /** --endpoint-picker-timeout: bound on one Endpoint Picker answer, ms. */
+  endpointPickerTimeoutMs: number;
+  /** --endpoint-picker-tls: TLS (certificate not verified) to the Endpoint Picker, as its default --secure-serving. */
+  endpointPickerTls: boolean;
   fairness: FairnessConfig;
   sessionBoost: SessionBoostConfig;
 }
 
-type FlagType = 'int' | 'float' | 'bool' | 'string' | 'bytes';
+type FlagType = 'int' | 'float' | 'bool' | 'string' | 'bytes' | 'duration';
 
 export interface FlagSpec {
   /** The config field the flag sets; absent: accepted, validated, and without effect (noEffectFlags). */
@@ -194,6 +204,12 @@ export const FLAGS: Record<string, FlagSpec> = {
   'max-body-bytes': { key: 'maxBodyBytes', type: 'bytes', min: 1024, max: 1 << 30, origin: 'ours', help: 'largest accepted request body (default 32Mi)' },
   'upstream-connections': { key: 'upstreamConnections', type: 'int', min: 1, max: 4096, origin: 'ours', help: 'keep-alive connections per endpoint per worker (default 128)' },
   'rate-limit-fail-closed': { key: 'rateLimitFailClosed', type: 'bool', origin: 'ours', help: 'refuse (429) requests on routes with a global (Redis) rate limit while that Redis cannot answer, instead of allowing them (default false)' },
+  'inference-pool-picker': {
+    key: 'inferencePoolPicker', type: 'string', origin: 'ours', check: (v) => (v === 'inprocess' || v === 'external' ? null : 'expected inprocess or external'),
+    help: "who picks an InferencePool's endpoint: inprocess (as Kthena: the route's scheduler, endpointPickerRef ignored) or external (the pool's Endpoint Picker over ext_proc gRPC) (default inprocess)",
+  },
+  'endpoint-picker-timeout': { key: 'endpointPickerTimeoutMs', type: 'duration', min: 1, max: 600_000, origin: 'ours', help: "bound on an Endpoint Picker's answer; then the pool's failureMode applies (default 10s)" },
+  'endpoint-picker-tls': { key: 'endpointPickerTls', type: 'bool', origin: 'ours', help: 'TLS to the Endpoint Picker without verifying its certificate (the reference picker serves a self-signed one); false for plaintext (default true)' },
 };
 
 /** pflag shorthands (klog's one-letter Go flag `v` gets `-v`). */
@@ -243,6 +259,9 @@ export function defaultConfig(): RouterConfig {
     lmcachePorts: { init: [7300], alloc: [7400] },
     prefixIndexEntries: 262_144,
     rateLimitFailClosed: false,
+    inferencePoolPicker: 'inprocess',
+    endpointPickerTimeoutMs: 10_000,
+    endpointPickerTls: true,
     // Kthena's defaults (pkg/kthena-router/datastore and the chart's values.yaml).
     fairness: {
       enabled: false, windowMs: 3_600_000, inputTokenWeight: 1, outputTokenWeight: 2, queueTimeoutMs: 60_000,
@@ -298,6 +317,12 @@ function setFlag(cfg: RouterConfig, name: string, spec: FlagSpec, value: string)
     case 'float':
       parsed = parseNumber(value, label, spec.type === 'int', spec.min ?? -Infinity, spec.max ?? Infinity);
       break;
+    case 'duration': {
+      const ms = parseDurationMs(value);
+      if (ms === null || ms < (spec.min ?? 0) || ms > (spec.max ?? Infinity)) throw invalid(`${label}: expected a duration like 500ms or 10s in [${spec.min}ms, ${spec.max}ms], got "${value}"`);
+      parsed = ms;
+      break;
+    }
   }
   const problem = spec.check?.(value) ?? null;
   if (problem !== null) throw invalid(`${label}: ${problem}, got "${value}"`);

@@ -401,7 +401,7 @@ export class ControlPlane {
     try {
       const out = translate(this.#resources, this.#scheduler, {
         enableGatewayApi: this.cfg.enableGatewayApi, enableInferenceExtension: this.cfg.enableGatewayApiInferenceExtension,
-        podNamespace: this.cfg.podNamespace, defaultPort: this.cfg.port,
+        podNamespace: this.cfg.podNamespace, defaultPort: this.cfg.port, inferencePoolPicker: this.cfg.inferencePoolPicker,
       });
       this.#translatorProblems = out.problems;
       this.#gatewayStatuses = out.gatewayStatuses;

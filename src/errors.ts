@@ -114,6 +114,16 @@ export const Catalog = Object.freeze({
     message: 'output token rate limit exceeded',
     description: 'The matched ModelRoute\'s `rateLimit.outputTokensPerUnit` budget for the request model holds less than one token (earlier responses used it up). The request metric\'s error_type is `rate_limit`, as Kthena\'s.',
   }),
+  RTR_ERR_EPP_UNAVAILABLE: entry({
+    code: 'RTR_ERR_EPP_UNAVAILABLE', status: 503, type: 'service_unavailable_error', kthenaType: 'inference_pool_selection',
+    message: 'endpoint picker of InferencePool failed: %s',
+    description: 'Inference Extension, --inference-pool-picker=external, failureMode FailClose: the pool\'s Endpoint Picker could not be used (its Service is missing or has no ready pod, the stream failed, it named no destination or only endpoints this router does not know).',
+  }),
+  RTR_ERR_EPP_TIMEOUT: entry({
+    code: 'RTR_ERR_EPP_TIMEOUT', status: 504, type: 'timeout_error', kthenaType: 'inference_pool_selection',
+    message: 'endpoint picker of InferencePool %s did not answer in time',
+    description: 'Inference Extension, --inference-pool-picker=external, failureMode FailClose: the pool\'s Endpoint Picker did not answer within --endpoint-picker-timeout (default 10s).',
+  }),
   RTR_ERR_MODEL_SERVER_NOT_FOUND: entry({
     code: 'RTR_ERR_MODEL_SERVER_NOT_FOUND', status: 404, type: 'not_found_error', kthenaType: 'pod_discovery',
     message: "can't find model server: %s",

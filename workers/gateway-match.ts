@@ -265,15 +265,11 @@ export function pickBackend(rule: CompiledRule, r: number): number {
 
 /**
  * The HTTP status a request gets without reaching an endpoint, or 0 to schedule over
- * backend.endpoints: 500 for an invalid backend, 503 for a backend with no ready endpoint, or for
- * a pool whose external picker would be required (FailClose).
+ * backend.endpoints (in-process or through the pool's Endpoint Picker): 500 for an invalid
+ * backend, 503 for a backend with no ready endpoint.
  */
-export function backendStatus(g: CompiledGateway, b: BackendIR): number {
+export function backendStatus(_g: CompiledGateway, b: BackendIR): number {
   if (b.kind === 'invalid') return b.status;
-  if (b.kind === 'pool') {
-    const epp = g.ir.pools[b.pool]!.epp;
-    if (epp !== null && !epp.failOpen) return 503;
-  }
   return b.endpoints.length === 0 ? 503 : 0;
 }
 

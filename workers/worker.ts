@@ -14,6 +14,7 @@ import { SnapshotReader } from './snapshot-reader.js';
 import { compileSnapshot, type CompiledSnapshot } from './compile.js';
 import { Scheduler, type Profile } from './scheduler/framework.js';
 import type { MetricJSON } from '../src/shared/metric-json.js';
+import { eppMetrics } from './epp/route.js';
 import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../src/shared/messages.js';
 import { createHandler, type WorkerContext } from './pipeline.js';
 import { PriorityGate, SaturationDetector } from './flow-control.js';
@@ -73,6 +74,7 @@ function main(): void {
     saturation: new SaturationDetector(ep),
     rateLimiter: new RateLimiter({ rateLimitSab: regions.rateLimitSab, failClosed: cfg.rateLimitFailClosed, log }),
     auth: new AuthHolder(log),
+    epp: null,
     renderMetrics: cfg.exposeMetricsOnRouterPort
       ? () => new Promise<string>((resolve, reject) => {
         const id = nextId++;
@@ -84,7 +86,8 @@ function main(): void {
   };
 
   const allMetrics = (): MetricJSON[] => [
-    ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []), ...redisBreakerMetricsJSON(), ...ctx.rateLimiter.metricsJSON(),
+    ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []), ...redisBreakerMetricsJSON(), ...eppMetrics.metricsJSON(),
+    ...ctx.rateLimiter.metricsJSON(),
   ];
 
   const serve = (a: TemplatedApp, p: number, tls: boolean): void => {

@@ -35,7 +35,9 @@ export interface ArrivalProcess {
 }
 
 export function arrivalProcess(o: ArrivalOptions): ArrivalProcess {
-  if (!(o.rate > 0) || !Number.isFinite(o.rate)) throw new RangeError(`arrival rate must be a positive number, got ${o.rate}`);
+  if (!(o.rate > 0)) throw new RangeError(`arrival rate must be a positive number or Infinity, got ${o.rate}`);
+  // vLLM's request rate inf: every request at once.
+  if (o.rate === Infinity) return { kind: o.kind, rate: o.rate, cv: 0, nextGapMs: () => 0 };
   const rng = Rng.stream(o.seed, 'arrivals');
   const meanMs = 1000 / o.rate;
   if (o.kind === 'poisson') {

@@ -42,7 +42,12 @@ export type { Dist, Slo, SloSample, Goodput } from './stats.js';
 export { StreamClock } from './timing.js';
 export { TIME_SCALE_HEADER } from './client.js';
 
-export { headline, renderMarkdown, writeMarkdown, writeJson, fmtMs, fmtRate, describeWorkload, describeLoad, describeTime } from './report.js';
+export { runThreaded, mergeResults, fullSchedule, shardTasks, ShardWorkload, workloadFromSpec } from './threads.js';
+export type { WorkloadSpec, ThreadTask } from './threads.js';
+export { DatasetWorkload, loadShareGpt, sampleShareGpt, loadJsonl, parseJsonl, loadTokenizer, ESTIMATE_COUNTER, DatasetError } from './datasets.js';
+export type { DatasetItem, TokenCounter } from './datasets.js';
+
+export { headline, renderMarkdown, writeMarkdown, writeJson, runJson, vllmKeys, renderCsv, writeCsv, CSV_COLUMNS, fmtMs, fmtRate, describeWorkload, describeLoad, describeTime } from './report.js';
 export type { NamedResult, Headline, MarkdownOptions } from './report.js';
 
 export { renderSvg, writeSvg, cdfPoints, cdfSeries, latencyCdfChart, ttftCdfChart, PALETTE } from './svg.js';
@@ -52,4 +57,4 @@ export { randomWords, indexWord, indexedText, generatedTokens, CHARS_PER_TOKEN }
 export { Rng, streamSeed, hashUnit } from './rng.js';
 export { machineInfo } from './machine.js';
 export type { MachineInfo } from './machine.js';
-export { main, parseRunArgs, discoverModel, USAGE, UsageError } from './cli.js';
+export { main, parseRunArgs, parseRates, sweepFile, discoverModel, USAGE, UsageError } from './cli.js';

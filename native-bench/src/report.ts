@@ -76,8 +76,10 @@ export function describeLoad(r: LoadResult): string {
   const c = r.config;
   const bound = [c.requests !== null ? `${c.requests} requests` : '', c.duration_s !== null ? `${c.duration_s} s` : ''].filter(Boolean).join(' or ');
   if (c.mode === 'closed') return `closed loop, ${c.concurrency} concurrent; ${bound}`;
-  const proc = c.arrival === 'gamma' ? `gamma arrivals (CV ${c.burstiness_cv})` : 'Poisson arrivals';
-  return `open loop, ${proc} at ${c.rate} req/s; ${bound}; at most ${c.max_inflight} in flight`;
+  const proc = c.scheduled && c.rate === null ? 'arrivals at the trace timestamps' : c.rate === 'inf' ? 'every arrival at once' : c.arrival === 'gamma' ? `gamma arrivals (CV ${c.burstiness_cv})` : 'Poisson arrivals';
+  const at = c.rate === null || c.rate === 'inf' ? '' : ` at ${c.rate} req/s`;
+  const cap = c.max_concurrency !== null ? `at most ${c.max_concurrency} in flight, later arrivals queue` : `at most ${c.max_inflight} in flight`;
+  return `open loop, ${proc}${at}; ${bound}; ${cap}${c.threads > 1 ? `; ${c.threads} generator threads` : ''}`;
 }
 
 /** The header note on time: what the numbers are measured in. */
@@ -161,6 +163,7 @@ export function renderMarkdown(runs: NamedResult[] | LoadResult, opts: MarkdownO
       out.push(distRow('e2e latency (ms)', r.latency.e2e_ms));
       out.push(distRow('router/network overhead (wall ms)', r.latency.overhead_wall_ms));
       if (r.config.mode === 'open') out.push(distRow('generator schedule lag (wall ms)', r.schedule_lag_wall_ms));
+      if (r.queue_wait_ms !== null) out.push(distRow('wait for a --max-concurrency slot (ms)', r.queue_wait_ms));
       out.push('');
       const c = r.counts;
       out.push(
@@ -203,8 +206,141 @@ export function writeMarkdown(file: string, runs: NamedResult[] | LoadResult, op
   return text;
 }
 
-/** Writes the JSON form of a result (no raw samples; per-request records with `requests`). */
-export function writeJson(file: string, r: LoadResult, opts: { requests?: boolean } = {}): void {
+/** What vLLM's result file says that the run itself does not know. */
+export interface VllmContext {
+  /** vLLM's --backend (openai-chat, openai, vllm, sglang). */
+  backend?: string;
+  /** What counted tokens: a tokenizer.json path, or the 4-characters estimate. */
+  tokenizer?: string;
+  /** vLLM's --burstiness (gamma shape); 1 for Poisson. */
+  burstiness?: number;
+}
+
+function mean(a: Float64Array): number {
+  let s = 0;
+  for (const v of a) s += v;
+  return a.length > 0 ? s / a.length : 0;
+}
+
+function std(a: Float64Array): number {
+  if (a.length === 0) return 0;
+  const m = mean(a);
+  let s = 0;
+  for (const v of a) s += (v - m) * (v - m);
+  return Math.sqrt(s / a.length);
+}
+
+/**
+ * The summary keys of vLLM's `vllm bench serve --save-result` file, from a result: `duration`,
+ * `completed`, `request_throughput`, `mean_ttft_ms`, `median_ttft_ms`, `std_ttft_ms`, `p99_ttft_ms`
+ * (likewise tpot, itl, e2el), ... (vLLM's `errors` and `generated_texts` lists are not written;
+ * `input_lens`, `output_lens` and `ttfts` (seconds) only with per-request records). Units as vLLM's:
+ * ms for latencies, per second for rates; against the simulator they are simulated time.
+ */
+export function vllmKeys(r: LoadResult, ctx: VllmContext = {}): Record<string, unknown> {
+  const d = new Date(r.started_at);
+  const p2 = (n: number): string => String(n).padStart(2, '0');
+  const out: Record<string, unknown> = {
+    date: `${d.getUTCFullYear()}${p2(d.getUTCMonth() + 1)}${p2(d.getUTCDate())}-${p2(d.getUTCHours())}${p2(d.getUTCMinutes())}${p2(d.getUTCSeconds())}`,
+    backend: ctx.backend ?? (r.config.endpoint === 'chat' ? 'openai-chat' : 'openai'),
+    model_id: r.config.model,
+    tokenizer_id: ctx.tokenizer ?? null,
+    num_prompts: r.config.requests ?? r.counts.arrivals,
+    request_rate: r.config.rate ?? 'inf',
+    burstiness: ctx.burstiness ?? 1,
+    max_concurrency: r.config.max_concurrency ?? (r.config.mode === 'closed' ? r.config.concurrency : null),
+    duration: r.duration_s,
+    completed: r.counts.ok,
+    total_input_tokens: r.tokens.input,
+    total_output_tokens: r.tokens.output,
+    request_throughput: r.throughput.requests_per_s,
+    request_goodput: r.goodput?.rps ?? null,
+    output_throughput: r.throughput.output_tokens_per_s,
+    total_token_throughput: r.throughput.total_tokens_per_s,
+  };
+  const metrics: Array<[string, Float64Array, Dist | null]> = [
+    ['ttft', r.samples.ttft_ms, r.latency.ttft_ms],
+    ['tpot', r.samples.tpot_ms, r.latency.tpot_ms],
+    ['itl', r.samples.itl_ms, r.latency.itl_ms],
+    ['e2el', r.samples.e2e_ms, r.latency.e2e_ms],
+  ];
+  for (const [name, samples, dist] of metrics) {
+    out[`mean_${name}_ms`] = dist?.mean ?? 0;
+    out[`median_${name}_ms`] = dist?.p50 ?? 0;
+    out[`std_${name}_ms`] = std(samples);
+    out[`p99_${name}_ms`] = dist?.p99 ?? 0;
+  }
+  if (r.requests !== undefined) {
+    out.input_lens = r.requests.map((q) => q.prompt_tokens ?? q.input_tokens);
+    out.output_lens = r.requests.map((q) => q.completion_tokens ?? 0);
+    out.ttfts = r.requests.map((q) => (q.ttft_ms === null ? 0 : q.ttft_ms / 1000));
+  }
+  return out;
+}
+
+/**
+ * The JSON file of a run: vLLM's summary keys (vllmKeys) and ours (resultToJson, versioned by
+ * `schema`), side by side at the top level; no raw samples, per-request records with `requests`.
+ */
+export function runJson(r: LoadResult, opts: { requests?: boolean } & VllmContext = {}): Record<string, unknown> {
+  const ours = resultToJson(r, opts);
+  const v = vllmKeys(opts.requests === true ? r : { ...r, requests: undefined }, opts);
+  return { ...v, ...ours };
+}
+
+/** Writes `runJson(r, opts)`. */
+export function writeJson(file: string, r: LoadResult, opts: { requests?: boolean } & VllmContext = {}): void {
   ensureDir(file);
-  writeFileSync(file, JSON.stringify(resultToJson(r, opts), null, 2) + '\n');
+  writeFileSync(file, JSON.stringify(runJson(r, opts), null, 2) + '\n');
+}
+
+/** CSV columns: one row per run (a rate sweep writes one per rate). */
+export const CSV_COLUMNS = [
+  'name', 'request_rate', 'max_concurrency', 'completed', 'errors', 'rejected', 'duration_s', 'request_throughput', 'output_throughput',
+  'total_token_throughput', 'request_goodput', 'ttft_p50_ms', 'ttft_p90_ms', 'ttft_p99_ms', 'tpot_p50_ms', 'tpot_p99_ms', 'itl_p50_ms',
+  'itl_p99_ms', 'e2el_p50_ms', 'e2el_p99_ms', 'cache_hit_rate', 'schedule_lag_p99_wall_ms',
+] as const;
+
+function csvCell(v: unknown): string {
+  if (v === null || v === undefined || (typeof v === 'number' && !Number.isFinite(v))) return '';
+  const s = String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function renderCsv(runs: NamedResult[]): string {
+  const rows = [CSV_COLUMNS.join(',')];
+  for (const { name, result: r } of runs) {
+    const l = r.latency;
+    const row: Record<(typeof CSV_COLUMNS)[number], unknown> = {
+      name,
+      request_rate: r.config.rate ?? '',
+      max_concurrency: r.config.max_concurrency ?? (r.config.mode === 'closed' ? r.config.concurrency : ''),
+      completed: r.counts.ok,
+      errors: r.counts.errors,
+      rejected: r.counts.rejected,
+      duration_s: r.duration_s,
+      request_throughput: r.throughput.requests_per_s,
+      output_throughput: r.throughput.output_tokens_per_s,
+      total_token_throughput: r.throughput.total_tokens_per_s,
+      request_goodput: r.goodput?.rps,
+      ttft_p50_ms: l.ttft_ms?.p50,
+      ttft_p90_ms: l.ttft_ms?.p90,
+      ttft_p99_ms: l.ttft_ms?.p99,
+      tpot_p50_ms: l.tpot_ms?.p50,
+      tpot_p99_ms: l.tpot_ms?.p99,
+      itl_p50_ms: l.itl_ms?.p50,
+      itl_p99_ms: l.itl_ms?.p99,
+      e2el_p50_ms: l.e2e_ms?.p50,
+      e2el_p99_ms: l.e2e_ms?.p99,
+      cache_hit_rate: r.tokens.cache_hit_rate,
+      schedule_lag_p99_wall_ms: r.schedule_lag_wall_ms?.p99,
+    };
+    rows.push(CSV_COLUMNS.map((c) => csvCell(row[c])).join(','));
+  }
+  return rows.join('\n') + '\n';
+}
+
+export function writeCsv(file: string, runs: NamedResult[]): void {
+  ensureDir(file);
+  writeFileSync(file, renderCsv(runs));
 }

@@ -47,14 +47,28 @@ export interface LoadOptions {
   model: string;
   /** `chat` (/v1/chat/completions, default) or `completions` (/v1/completions). */
   endpoint?: Endpoint;
+  /** Request path (vLLM's --endpoint, e.g. /v1/chat/completions); default from `endpoint`. */
+  path?: string;
   /** Extra request headers (e.g. authorization). */
   headers?: Record<string, string>;
   workload: Workload;
-  /** Open loop: mean arrival rate, requests per simulated second. Exactly one of rate/concurrency. */
+  /**
+   * Open loop: mean arrival rate, requests per simulated second (Infinity: every arrival at once,
+   * vLLM's `inf`). Exactly one of rate, concurrency and schedule.
+   */
   rate?: number;
+  /**
+   * Open loop on a given schedule: arrival i at schedule[i] simulated ms after the start (a trace,
+   * or one thread's share of a schedule computed once; see threads.ts).
+   */
+  schedule?: Float64Array;
+  /** Open loop: at most N requests in flight; later arrivals wait in order (vLLM's --max-concurrency). */
+  maxConcurrency?: number;
+  /** Start sending at this wall time (epoch ms), so that several threads start together. */
+  startAtEpochMs?: number;
   /** Open-loop arrival process (default poisson). */
   arrival?: ArrivalKind;
-  /** Coefficient of variation of gamma inter-arrival gaps (default 1). */
+  /** Coefficient of variation of gamma inter-arrival gaps (default 1; vLLM's burstiness b is CV 1/sqrt(b)). */
   burstiness?: number;
   /** Closed loop: users, each with one request in flight. */
   concurrency?: number;
@@ -94,6 +108,8 @@ export interface ProgressSnapshot {
   errors: number;
   rejected: number;
   inflight: number;
+  /** Arrivals waiting for a --max-concurrency slot. */
+  queued: number;
   /** Arrivals planned (requests bound) or null. */
   totalArrivals: number | null;
   /** Wall ms of the send window (duration bound) or null. */
@@ -136,13 +152,20 @@ export interface RunConfig {
   model: string;
   endpoint: Endpoint;
   mode: 'open' | 'closed';
-  rate: number | null;
+  /** Requests per simulated second; 'inf' sends every arrival at once (JSON has no Infinity). */
+  rate: number | 'inf' | null;
   arrival: ArrivalKind | null;
   burstiness_cv: number | null;
   concurrency: number | null;
   requests: number | null;
   duration_s: number | null;
   max_inflight: number;
+  /** Open loop: arrivals beyond it waited for a slot (null: no cap, only max_inflight). */
+  max_concurrency: number | null;
+  /** Arrivals followed a given schedule (a trace, or a thread's share). */
+  scheduled: boolean;
+  /** Generator threads (threads.ts); 1 for runLoad itself. */
+  threads: number;
   request_timeout_s: number;
   workload: { name: string } & Record<string, unknown>;
   lora: LoraShare[];
@@ -159,9 +182,11 @@ export interface RunSamples {
   e2e_ms: Float64Array;
   overhead_wall_ms: Float64Array;
   schedule_lag_wall_ms: Float64Array;
+  /** Simulated ms an arrival waited for a --max-concurrency slot (every sent open-loop arrival). */
+  queue_wait_ms: Float64Array;
 }
 
-export const RESULT_SCHEMA = 'native-bench/run/v1';
+export const RESULT_SCHEMA = 'native-bench/run/v2';
 
 export interface LoadResult {
   schema: typeof RESULT_SCHEMA;
@@ -183,7 +208,13 @@ export interface LoadResult {
   };
   /** Simulated seconds from the first send to the last response (wall * factor). */
   duration_s: number;
-  wall: { duration_s: number; send_window_s: number };
+  wall: {
+    duration_s: number;
+    send_window_s: number;
+    /** Wall clock (epoch ms) of the first send and the last response: how thread shares are merged. */
+    first_send_epoch_ms: number | null;
+    last_end_epoch_ms: number | null;
+  };
   counts: {
     arrivals: number;
     sent: number;
@@ -210,6 +241,8 @@ export interface LoadResult {
     /** usage.prompt_tokens_details.cached_tokens summed (requests that reported it). */
     cached: number;
     cache_hit_rate: number | null;
+    /** usage.prompt_tokens of the requests that reported cached tokens (the hit rate's denominator). */
+    cached_of: number;
     requests_without_usage: number;
     /** Successful requests whose completion_tokens differed from max_tokens. */
     output_len_mismatch: number;
@@ -225,6 +258,8 @@ export interface LoadResult {
   };
   /** How late the generator sent each open-loop arrival (wall ms); null for closed loop. */
   schedule_lag_wall_ms: Dist | null;
+  /** How long open-loop arrivals waited for a --max-concurrency slot (simulated ms); null without a cap. */
+  queue_wait_ms: Dist | null;
   targets: Array<{ url: string; sent: number; ok: number; errors: number }>;
   /** Requests sent per model name (base and adapters). */
   models: Record<string, number>;
@@ -239,7 +274,7 @@ export interface LoadResult {
 }
 
 /** The path of the endpoint for a base URL: /v1/chat/completions or /v1/completions. */
-export function endpointTarget(url: string, endpoint: Endpoint): { origin: string; path: string } {
+export function endpointTarget(url: string, endpoint: Endpoint, pathOverride?: string): { origin: string; path: string } {
   let u: URL;
   try {
     u = new URL(url);
@@ -247,6 +282,7 @@ export function endpointTarget(url: string, endpoint: Endpoint): { origin: strin
     throw new RangeError(`not a URL: ${JSON.stringify(url)}`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new RangeError(`only http(s) URLs are supported, got ${url}`);
+  if (pathOverride !== undefined) return { origin: u.origin, path: pathOverride };
   let path = u.pathname.replace(/\/+$/, '');
   if (!/\/completions$/.test(path)) {
     if (!/\/v1$/.test(path)) path += '/v1';
@@ -317,11 +353,17 @@ function requestBody(spec: RequestSpec | null, model: string, endpoint: Endpoint
   return JSON.stringify(o);
 }
 
+function closedLoop(o: LoadOptions): boolean {
+  return o.concurrency !== undefined;
+}
+
 function validate(o: LoadOptions): void {
-  const open = o.rate !== undefined;
+  const modes = (o.rate !== undefined ? 1 : 0) + (o.concurrency !== undefined ? 1 : 0) + (o.schedule !== undefined ? 1 : 0);
   const closed = o.concurrency !== undefined;
-  if (open === closed) throw new RangeError('give exactly one of rate (open loop) and concurrency (closed loop)');
-  if (open && !(o.rate! > 0 && Number.isFinite(o.rate!))) throw new RangeError(`rate must be a positive number, got ${o.rate}`);
+  if (modes !== 1) throw new RangeError('give exactly one of rate (open loop), schedule (open loop) and concurrency (closed loop)');
+  if (o.rate !== undefined && !(o.rate > 0)) throw new RangeError(`rate must be a positive number or Infinity, got ${o.rate}`);
+  if (o.maxConcurrency !== undefined && !(Number.isInteger(o.maxConcurrency) && o.maxConcurrency >= 1)) throw new RangeError(`maxConcurrency must be an integer >= 1, got ${o.maxConcurrency}`);
+  if (o.maxConcurrency !== undefined && closed) throw new RangeError('maxConcurrency applies to the open loop; concurrency already bounds the closed loop');
   if (closed && !(Number.isInteger(o.concurrency) && o.concurrency! >= 1)) throw new RangeError(`concurrency must be an integer >= 1, got ${o.concurrency}`);
   if (o.urls.length === 0) throw new RangeError('no target URL');
   if (o.urls.length > 1 && o.roundRobin !== true) throw new RangeError('several URLs need roundRobin (--round-robin)');
@@ -337,19 +379,21 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   validate(o);
   const endpoint: Endpoint = o.endpoint ?? 'chat';
   const seed = o.seed ?? 1;
-  const maxInflight = o.maxInflight ?? 1024;
+  const cap = o.maxConcurrency ?? null;
+  const maxInflight = o.maxInflight ?? (cap ?? 1024);
   const timeoutS = o.requestTimeoutS ?? 600;
   const ignoreEos = o.ignoreEos ?? true;
   const lora = o.lora ?? [];
   const slo = o.slo ?? {};
   const workload = o.workload;
-  const open = o.rate !== undefined;
+  const open = !closedLoop(o);
   let requests = o.requests ?? null;
+  if (o.schedule !== undefined) requests = Math.min(requests ?? Infinity, o.schedule.length);
   if (requests === null && o.durationS === undefined) {
     if (workload.size === null) throw new RangeError(`the ${workload.name} workload needs a request count or a duration`);
     requests = workload.size;
   }
-  const targets = o.urls.map((u) => endpointTarget(u, endpoint));
+  const targets = o.urls.map((u) => endpointTarget(u, endpoint, o.path));
   const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'text/event-stream', ...o.headers };
   const startedAt = new Date().toISOString();
   const warnings: string[] = [];
@@ -357,7 +401,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const pools = targets.map(
     (t) =>
       new Pool(t.origin, {
-        connections: open ? maxInflight : o.concurrency!,
+        connections: open ? Math.min(maxInflight, cap ?? Infinity) : o.concurrency!,
         pipelining: 1,
         keepAliveTimeout: 30_000,
         // The generator's own per-request deadline governs; undici's would cut long prefills.
@@ -413,6 +457,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       e2e: new Samples(),
       overhead: new Samples(),
       lag: new Samples(),
+      queueWait: new Samples(),
     };
     const sloSamples: SloSample[] = [];
     const records: RequestRecord[] = [];
@@ -433,6 +478,9 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     let failed = 0;
     let rejected = 0;
     let starved = 0;
+    /** Arrivals waiting for a --max-concurrency slot: spec, lag, due time (wall ms from tStart). */
+    const queue: Array<{ spec: RequestSpec; lag: number; due: number }> = [];
+    let queueHead = 0;
     let inTokens = 0;
     let outTokens = 0;
     let cached = 0;
@@ -452,6 +500,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       w?.();
     };
 
+    if (o.startAtEpochMs !== undefined) {
+      const wait = o.startAtEpochMs - (performance.timeOrigin + performance.now());
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
     const tStart = performance.now();
     const windowWallMs = o.durationS !== undefined ? (o.durationS * 1000) / k : Infinity;
 
@@ -539,6 +591,16 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
         });
       }
       workload.complete?.(f.spec, { ok: isOk, answer: ex.answer, outputTokens });
+      if (queueHead < queue.length && !stopped) {
+        const q = queue[queueHead];
+        queue[queueHead++] = undefined as never;
+        if (queueHead === queue.length) {
+          queue.length = 0;
+          queueHead = 0;
+        }
+        samples.queueWait.push((performance.now() - tStart - q.due) * k);
+        send(q.spec, q.lag, null);
+      }
       const then = f.then;
       f.then = null;
       then?.();
@@ -570,6 +632,9 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     let kick: (() => void) | null = null;
     const onAbort = (): void => {
       stopped = true;
+      rejected += queue.length - queueHead;
+      queue.length = 0;
+      queueHead = 0;
       for (const f of [...flights]) f.ex.abort(new RunAbortedError());
       kick?.();
       notify();
@@ -586,6 +651,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       errors: failed,
       rejected,
       inflight: flights.size,
+      queued: queue.length - queueHead,
       totalArrivals: requests,
       windowMs: Number.isFinite(windowWallMs) ? windowWallMs : null,
       sending,
@@ -601,9 +667,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     const maxArrivals = requests ?? Infinity;
 
     if (open) {
-      const proc = arrivalProcess({ kind: o.arrival ?? 'poisson', rate: o.rate!, cv: o.burstiness, seed });
+      const schedule = o.schedule;
+      const proc = schedule === undefined ? arrivalProcess({ kind: o.arrival ?? 'poisson', rate: o.rate!, cv: o.burstiness, seed }) : null;
       await new Promise<void>((resolve) => {
-        let nextSim = 0;
+        let nextSim = schedule !== undefined ? (schedule.length > 0 ? schedule[0] : Infinity) : 0;
         let timer: NodeJS.Timeout | null = null;
         const tick = (): void => {
           if (timer !== null) clearTimeout(timer);
@@ -620,7 +687,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
             if (due > now) break;
             const lag = now - due;
             samples.lag.push(lag);
-            if (flights.size >= maxInflight) {
+            const atCap = cap !== null && flights.size >= cap;
+            if (!atCap && flights.size >= maxInflight) {
               arrivals++;
               rejected++;
             } else {
@@ -633,13 +701,19 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
               if (spec === WAIT) starved++;
               else {
                 arrivals++;
-                send(spec, lag, null);
+                if (atCap) queue.push({ spec, lag, due });
+                else {
+                  if (cap !== null) samples.queueWait.push(0);
+                  send(spec, lag, null);
+                }
               }
             }
-            nextSim += proc.nextGapMs();
+            if (schedule !== undefined) nextSim = arrivals < schedule.length ? schedule[arrivals] : Infinity;
+            else nextSim += proc!.nextGapMs();
             now = performance.now() - tStart;
           }
-          timer = setTimeout(tick, Math.max(0, Math.ceil(nextSim / k - now)));
+          // A schedule that ended, or a trace gap longer than setTimeout allows, ends the loop.
+          timer = setTimeout(tick, Math.min(2 ** 31 - 1, Math.max(0, Math.ceil(nextSim / k - now))));
           kick = tick;
         };
         tick();
@@ -669,7 +743,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     }
 
     // --- drain ------------------------------------------------------------------------------
-    while (flights.size > 0) {
+    while (flights.size > 0 || queueHead < queue.length) {
       await new Promise<void>((r) => {
         const prev = wake;
         wake = () => {
@@ -687,6 +761,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     const durationS = (wallDurationMs * k) / 1000;
     const per = (n: number): number => (durationS > 0 ? n / durationS : 0);
     const lagDist = open ? summarize(samples.lag.toArray()) : null;
+    const queueDist = cap !== null ? summarize(samples.queueWait.toArray()) : null;
     if (kSource !== 'option' && simTimed > 0 && seenK.size === 0) {
       warnings.push('responses carry sim_t but no x-sim-time-scale header: time scale 1 assumed');
     }
@@ -703,13 +778,16 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       model: o.model,
       endpoint,
       mode: open ? 'open' : 'closed',
-      rate: o.rate ?? null,
+      rate: o.rate === undefined ? null : Number.isFinite(o.rate) ? o.rate : 'inf',
       arrival: open ? (o.arrival ?? 'poisson') : null,
       burstiness_cv: open ? ((o.arrival ?? 'poisson') === 'gamma' ? (o.burstiness ?? 1) : 1) : null,
       concurrency: o.concurrency ?? null,
       requests,
       duration_s: o.durationS ?? null,
       max_inflight: open ? maxInflight : o.concurrency!,
+      max_concurrency: cap,
+      scheduled: o.schedule !== undefined,
+      threads: 1,
       request_timeout_s: timeoutS,
       workload: { name: workload.name, ...workload.params },
       lora: lora.map((x) => ({ ...x })),
@@ -725,7 +803,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       machine: machineInfo(),
       time_scale: { factor: k, source: kSource, seen: [...seenK].sort((a, b) => a - b), mismatches, sim_timed: simTimed, wall_timed: wallTimed },
       duration_s: durationS,
-      wall: { duration_s: wallDurationMs / 1000, send_window_s: ((Number.isNaN(sendEnd) ? performance.now() : sendEnd) - tStart) / 1000 },
+      wall: {
+        duration_s: wallDurationMs / 1000,
+        send_window_s: ((Number.isNaN(sendEnd) ? performance.now() : sendEnd) - tStart) / 1000,
+        first_send_epoch_ms: Number.isNaN(firstSend) ? null : performance.timeOrigin + firstSend,
+        last_end_epoch_ms: Number.isNaN(lastEnd) ? null : performance.timeOrigin + lastEnd,
+      },
       counts: { arrivals, sent, ok, errors: failed, rejected, starved },
       errors,
       error_samples: errorSamples,
@@ -740,6 +823,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
         output: outTokens,
         cached,
         cache_hit_rate: cachedOf > 0 ? cached / cachedOf : null,
+        cached_of: cachedOf,
         requests_without_usage: noUsage,
         output_len_mismatch: lenMismatch,
       },
@@ -752,6 +836,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
         overhead_wall_ms: summarize(samples.overhead.toArray()),
       },
       schedule_lag_wall_ms: lagDist,
+      queue_wait_ms: queueDist,
       targets: perTarget,
       models,
       backends: anyBackend ? { header: backendHeader, counts: backends } : null,
@@ -763,6 +848,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
         e2e_ms: samples.e2e.toArray(),
         overhead_wall_ms: samples.overhead.toArray(),
         schedule_lag_wall_ms: samples.lag.toArray(),
+        queue_wait_ms: samples.queueWait.toArray(),
       },
     };
     if (o.keepRequests === true) result.requests = records.sort((a, b) => a.seq - b.seq);

@@ -69,6 +69,8 @@ export interface Workload {
   readonly params: Record<string, unknown>;
   /** The next request, `WAIT` if none is ready yet, or null when the workload is exhausted. */
   next(): RequestSpec | typeof WAIT | null;
+  /** The i-th request, independent of any other call (workloads whose requests depend on no answer). */
+  request?(i: number): RequestSpec;
   complete?(spec: RequestSpec, outcome: Outcome): void;
 }
 

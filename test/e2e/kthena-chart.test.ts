@@ -14,7 +14,7 @@ import { Agent, request } from 'undici';
 import { renderChart } from '../helpers/helm-render.js';
 import { FakeApiServer, type KObj } from '../helpers/fake-apiserver.js';
 import { generateWebhookCertificate } from '../../src/webhook/certs.js';
-import type { SimFleet } from '../../src/sim/types.js';
+import type { SimFleet } from '../../native-bench/src/sim/types.js';
 import { ROOT, cleanup, docs, eventually, freePort, podYaml, routeYaml, serverYaml, startPods, tempDir } from './harness.js';
 
 const CHART = path.join(ROOT, 'test', 'fixtures', 'kthena-chart');

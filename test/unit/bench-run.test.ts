@@ -8,6 +8,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import {
   generatedSharedPrefix,
+  mergeResults,
+  runThreaded,
+  summarize,
+  DatasetWorkload,
   headline,
   multiTurn,
   parseLoraMix,
@@ -18,7 +22,7 @@ import {
   writeJson,
   writeSvg,
 } from '../../native-bench/src/index.js';
-import { main, parseRunArgs } from '../../native-bench/src/cli.js';
+import { main, parseRunArgs, sweepFile } from '../../native-bench/src/cli.js';
 
 /**
  * A tiny OpenAI-compatible streaming server on loopback that reports simulated time the way the
@@ -31,6 +35,7 @@ interface Fake {
   arrivals: number[];
   finishes: number[];
   bodies: Array<Record<string, unknown>>;
+  paths: string[];
   maxConcurrent: number;
   close(): Promise<void>;
 }
@@ -42,7 +47,7 @@ afterEach(async () => {
 
 function startFake(o: { k: number; ttft: number; itl: number; header?: boolean; pod?: string }): Promise<Fake> {
   let concurrent = 0;
-  const fake: Fake = { url: '', arrivals: [], finishes: [], bodies: [], maxConcurrent: 0, close: async () => undefined };
+  const fake: Fake = { url: '', arrivals: [], finishes: [], bodies: [], paths: [], maxConcurrent: 0, close: async () => undefined };
   const sockets = new Set<import('node:net').Socket>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -51,6 +56,7 @@ function startFake(o: { k: number; ttft: number; itl: number; header?: boolean; 
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { model: string; max_tokens: number };
       fake.arrivals.push(performance.now());
       fake.bodies.push(body);
+      fake.paths.push(req.url ?? '');
       concurrent++;
       fake.maxConcurrent = Math.max(fake.maxConcurrent, concurrent);
       const done = (): void => {
@@ -184,7 +190,8 @@ describe('bench runLoad end to end', () => {
     expect(fake.arrivals[29]).toBeLessThan(fake.finishes[0]);
     expect(fake.maxConcurrent).toBe(30);
     expect(r.wall.send_window_s).toBeLessThan(1.2);
-    expect(r.schedule_lag_wall_ms!.p99).toBeLessThan(100);
+    // A generous bound (the machine may be shared): a generator that waited for responses would lag by seconds.
+    expect(r.schedule_lag_wall_ms!.p99).toBeLessThan(500);
     // Sends follow the arrival schedule: request i went out at its due time plus the lag.
     const sent = r.requests!.map((q) => q.sent_wall_ms);
     expect(sent[29] - sent[0]).toBeLessThan(1000);
@@ -356,12 +363,14 @@ describe('bench runLoad end to end', () => {
     try {
       writeJson(join(dir, 'r.json'), r);
       const j = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
-      expect(j.schema).toBe('native-bench/run/v1');
+      expect(j.schema).toBe('native-bench/run/v2');
       expect(j.samples).toBeUndefined();
       expect(j.requests).toBeUndefined();
       expect(j.machine.cores).toBeGreaterThan(0);
       expect(j.machine.node).toBe(process.version);
-      expect(j).toEqual(JSON.parse(JSON.stringify(resultToJson(r))));
+      // Ours at the top level, beside vLLM's summary keys.
+      expect(j).toMatchObject(JSON.parse(JSON.stringify(resultToJson(r))));
+      expect(j).toMatchObject({ completed: r.counts.ok, request_throughput: r.throughput.requests_per_s, median_ttft_ms: r.latency.ttft_ms!.p50, p99_ttft_ms: r.latency.ttft_ms!.p99, backend: 'openai-chat', model_id: 'base' });
       const md = renderMarkdown([{ name: 'policy-a', result: r }, { name: 'policy-b', result: r }]);
       expect(md).toMatch(/\| policy-a \|/);
       expect(md).toMatch(/Time scale k=10/);
@@ -378,9 +387,10 @@ describe('bench runLoad end to end', () => {
 describe('bench CLI', () => {
   it('parses a run command line', () => {
     const c = parseRunArgs([
-      '--url', 'http://127.0.0.1:1,http://127.0.0.1:2', '--round-robin', '--model', 'm', '--rate', '5', '--arrival', 'gamma',
-      '--burstiness', '2', '--gsp-num-groups', '3', '--lora', 'a:0.5', '--slo-ttft-ms', '100', '--json', 'x.json',
+      '--url', 'http://127.0.0.1:1,http://127.0.0.1:2', '--round-robin', '--model', 'm', '--request-rate', '5',
+      '--burstiness', '0.25', '--gsp-num-groups', '3', '--lora', 'a:0.5', '--slo-ttft-ms', '100', '--json', 'x.json',
     ]);
+    // vLLM's burstiness 0.25 is a gamma shape: gaps with a coefficient of variation of 2.
     expect(c.load).toMatchObject({ urls: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], roundRobin: true, rate: 5, arrival: 'gamma', burstiness: 2, lora: [{ model: 'a', share: 0.5 }], slo: { ttftMs: 100 } });
     expect(c.load.workload.size).toBe(3 * 16);
     expect(c.json).toBe('x.json');
@@ -388,12 +398,19 @@ describe('bench CLI', () => {
 
   it.each([
     [['--model', 'm', '--rate', '1'], /--url is required/],
-    [['--url', 'http://127.0.0.1:1', '--model', 'm'], /exactly one of --rate/],
-    [['--url', 'http://127.0.0.1:1', '--rate', '1', '--concurrency', '2'], /exactly one/],
+    [['--url', 'http://127.0.0.1:1', '--rate', '1', '--concurrency', '2'], /closed loop/],
+    [['--url', 'http://127.0.0.1:1', '--max-concurrency', '4', '--concurrency', '2'], /closed loop/],
+    [['--url', 'http://127.0.0.1:1', '--rate', '1', '--request-rate', '2'], /same option/],
     [['--url', 'http://127.0.0.1:1,http://127.0.0.1:2', '--rate', '1'], /--round-robin/],
-    [['--url', 'http://127.0.0.1:1', '--rate', 'x'], /--rate must be a number/],
-    [['--url', 'http://127.0.0.1:1', '--rate', '1', '--burstiness', '2'], /--arrival gamma/],
-    [['--url', 'http://127.0.0.1:1', '--rate', '1', '--workload', 'random'], /--requests or --duration/],
+    [['--url', 'http://127.0.0.1:1', '--rate', 'x'], /--request-rate takes positive numbers or inf/],
+    [['--url', 'http://127.0.0.1:1', '--request-rate', '1,0'], /--request-rate takes positive numbers or inf/],
+    [['--url', 'http://127.0.0.1:1', '--rate', '1', '--arrival', 'gamma'], /--arrival was removed/],
+    [['--url', 'http://127.0.0.1:1', '--rate', '1', '--workload', 'random'], /--num-prompts or --duration/],
+    [['--url', 'http://127.0.0.1:1', '--dataset-name', 'sharegpt'], /needs --dataset-path/],
+    [['--url', 'http://127.0.0.1:1', '--dataset-path', 'x.json'], /does not apply to the generated-shared-prefix/],
+    [['--url', 'http://127.0.0.1:1', '--endpoint', 'v1/completions'], /must be a path/],
+    [['--url', 'http://127.0.0.1:1', '--endpoint', '/generate'], /--backend/],
+    [['--url', 'http://127.0.0.1:1', '--dataset-name', 'multi-turn', '--threads', '2'], /cannot be sharded/],
     [['--url', 'http://127.0.0.1:1', '--rate', '1', '--mt-turns', '3'], /does not apply/],
     [['--url', 'http://127.0.0.1:1', '--rate', '1', '--bogus'], /bogus/],
   ])('refuses %j', (argv, msg) => {
@@ -418,5 +435,100 @@ describe('bench CLI', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('bench vLLM-compatible arrivals', () => {
+  const tiny = (): ReturnType<typeof randomLengths> => randomLengths({ inputLen: { min: 4, max: 4 }, outputLen: { min: 2, max: 2 } }, 1);
+
+  it('queues arrivals beyond --max-concurrency instead of rejecting them', async () => {
+    const fake = await startFake({ k: 1, ttft: 200, itl: 5 });
+    const r = await runLoad({ urls: [fake.url], model: 'base', workload: tiny(), rate: Infinity, maxConcurrency: 3, requests: 9, timeScale: 1 });
+    expect(r.counts).toMatchObject({ arrivals: 9, sent: 9, ok: 9, rejected: 0 });
+    expect(fake.maxConcurrent).toBe(3);
+    // Three waves of three: the last wave waited about two TTFTs for its slots.
+    expect(r.queue_wait_ms!.count).toBe(9);
+    expect(r.queue_wait_ms!.min).toBe(0);
+    expect(r.queue_wait_ms!.max).toBeGreaterThanOrEqual(350);
+    expect(r.config).toMatchObject({ rate: 'inf', max_concurrency: 3 });
+  });
+
+  it('replays a trace: requests go out at their timestamps', async () => {
+    const fake = await startFake({ k: 1, ttft: 20, itl: 2 });
+    const items = [0, 300, 600].map((t) => ({ messages: [{ role: 'user' as const, content: ' abcd' }], inputTokens: 1, outputTokens: 2, timestampMs: 1000 + t }));
+    const w = new DatasetWorkload('jsonl', items, {});
+    const r = await runLoad({ urls: [fake.url], model: 'base', workload: w, schedule: w.timestampsMs!, timeScale: 1, keepRequests: true });
+    expect(r.counts.ok).toBe(3);
+    const sent = r.requests!.map((q) => q.sent_wall_ms - r.requests![0].sent_wall_ms);
+    expect(sent[1]).toBeGreaterThanOrEqual(295);
+    expect(sent[2]).toBeGreaterThanOrEqual(595);
+    expect(sent[2]).toBeLessThan(1500);
+    expect(r.config.scheduled).toBe(true);
+  });
+
+  it('sends the request path given as --endpoint', async () => {
+    const fake = await startFake({ k: 1, ttft: 5, itl: 1 });
+    const dir = mkdtempSync(join(tmpdir(), 'bench-ep-'));
+    try {
+      const code = await main(['run', '--base-url', fake.url, '--model', 'base', '--endpoint', '/v1/completions', '--num-prompts', '2',
+        '--dataset-name', 'random', '--random-input-len', '4', '--random-output-len', '2', '--quiet', '--no-progress', '--json', join(dir, 'r.json')]);
+      expect(code).toBe(0);
+      expect(fake.paths).toEqual(['/v1/completions', '/v1/completions', '/v1/completions']);
+      expect(typeof fake.bodies[1].prompt).toBe('string');
+      expect(JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'))).toMatchObject({ backend: 'openai', request_rate: 'inf', completed: 2 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs a rate sweep: one JSON per rate, one CSV row per rate, one chart', async () => {
+    const fake = await startFake({ k: 10, ttft: 50, itl: 5 });
+    const dir = mkdtempSync(join(tmpdir(), 'bench-sweep-'));
+    try {
+      const code = await main(['run', '--url', fake.url, '--model', 'base', '--request-rate', '20,inf', '--num-prompts', '4', '--gsp-num-groups', '2',
+        '--gsp-prompts-per-group', '2', '--gsp-system-prompt-len', '8', '--gsp-question-len', '4', '--gsp-output-len', '3',
+        '--json', join(dir, 'r.json'), '--csv', join(dir, 'r.csv'), '--svg', join(dir, 'r.svg'), '--quiet', '--no-progress']);
+      expect(code).toBe(0);
+      const a = JSON.parse(readFileSync(sweepFile(join(dir, 'r.json'), 20), 'utf8'));
+      const b = JSON.parse(readFileSync(sweepFile(join(dir, 'r.json'), Infinity), 'utf8'));
+      expect([a.request_rate, a.completed, b.request_rate, b.completed]).toEqual([20, 4, 'inf', 4]);
+      const csv = readFileSync(join(dir, 'r.csv'), 'utf8').trim().split('\n');
+      expect(csv).toHaveLength(3);
+      expect(csv[0].split(',')[0]).toBe('name');
+      expect(csv.slice(1).map((l) => l.split(',').slice(0, 2).join(','))).toEqual(['rate 20,20', 'rate inf,inf']);
+      expect((readFileSync(join(dir, 'r.svg'), 'utf8').match(/<path /g) ?? []).length).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('bench generator threads', () => {
+  it('merges thread results exactly: sums, and percentiles from the merged samples', async () => {
+    const fast = await startFake({ k: 1, ttft: 10, itl: 2 });
+    const slow = await startFake({ k: 1, ttft: 120, itl: 2 });
+    const w = (): ReturnType<typeof randomLengths> => randomLengths({ inputLen: { min: 4, max: 4 }, outputLen: { min: 3, max: 3 } }, 1);
+    const a = await runLoad({ urls: [fast.url], model: 'base', workload: w(), concurrency: 2, requests: 6, timeScale: 1 });
+    const b = await runLoad({ urls: [slow.url], model: 'base', workload: w(), concurrency: 2, requests: 4, timeScale: 1 });
+    const m = mergeResults([a, b], { ...a.config, threads: 2 });
+    expect(m.counts.ok).toBe(10);
+    expect(m.tokens.output).toBe(30);
+    const all = Float64Array.from([...a.samples.ttft_ms, ...b.samples.ttft_ms]);
+    expect(m.latency.ttft_ms).toEqual(summarize(all));
+    // Not the mean of the two medians.
+    expect(m.latency.ttft_ms!.p50).not.toBeCloseTo((a.latency.ttft_ms!.p50 + b.latency.ttft_ms!.p50) / 2, 0);
+    expect(m.wall.first_send_epoch_ms).toBe(Math.min(a.wall.first_send_epoch_ms!, b.wall.first_send_epoch_ms!));
+  });
+
+  it('deals one schedule over worker threads and sends every request once', async () => {
+    const fake = await startFake({ k: 10, ttft: 50, itl: 5 });
+    const spec = { kind: 'generated-shared-prefix' as const, params: { ...GSP }, seed: 3 };
+    const r = await runThreaded({ urls: [fake.url], model: 'base', workload: generatedSharedPrefix(GSP, 3), rate: 200, requests: 16, maxConcurrency: 8 }, spec, 3);
+    expect(r.config.threads).toBe(3);
+    expect(r.counts).toMatchObject({ arrivals: 16, sent: 16, ok: 16, rejected: 0 });
+    // Each of the 16 distinct prompts of the dataset once, across the threads.
+    const prompts = fake.bodies.filter((x) => x.max_tokens === GSP.outputLen).map((x) => JSON.stringify(x.messages));
+    expect(new Set(prompts).size).toBe(16);
+    expect(r.latency.ttft_ms!.count).toBe(16);
   });
 });

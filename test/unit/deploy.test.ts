@@ -180,7 +180,7 @@ const ALL_ON = {
     grafanaDashboard: { enabled: true },
     kubeAPIQPS: 50,
     kubeAPIBurst: 100,
-    exposeMetricsOnRouterPort: true,
+    metrics: { exposeOnRouterPort: true },
     webhook: { caBundle: Buffer.from('-----BEGIN CERTIFICATE-----\n').toString('base64') },
     nodeSelector: { 'kubernetes.io/os': 'linux' },
     tolerations: [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }],
@@ -306,6 +306,16 @@ describe('the chart does what docs/deploy.md says', () => {
     }
     const args = find(all, 'Deployment').spec.template.spec.containers[0].args as string[];
     expect(args).toEqual(expect.arrayContaining(['--enable-gateway-api=true', '--enable-gateway-api-inference-extension=true', '--kube-api-qps=50', '--kube-api-burst=100', '--expose-metrics-on-router-port']));
+  });
+
+  it('passes Kthena\'s fairness and sessionBoost switches on, so that the router refuses them instead of running without them', async () => {
+    const { loadConfig } = await import('../../src/config.js');
+    const c = find(render({ kthenaRouter: { fairness: { enabled: true, windowSize: '1h' }, sessionBoost: { enabled: true } } }), 'Deployment').spec.template.spec.containers[0];
+    const env = Object.fromEntries((c.env as Obj[]).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({ ENABLE_FAIRNESS_SCHEDULING: 'true', ENABLE_SESSION_BOOST: 'true' });
+    expect(() => loadConfig('serve', ['--config', '/nonexistent'], env)).toThrow(/fairness scheduling is not implemented by this router yet/);
+    const off = find(defaults, 'Deployment').spec.template.spec.containers[0].env as Obj[];
+    expect(off.map((e) => e.name)).not.toContain('ENABLE_FAIRNESS_SCHEDULING');
   });
 
   it('runs non-root on a read-only root filesystem with /tmp as the only writable path', () => {

@@ -159,6 +159,10 @@ class Exchange implements EppCall {
   settle(): void {
     if (this.settled) return;
     this.settled = true;
+    const r = this.result;
+    // The destination keys are the protocol's, not headers for the model server; the router
+    // computes content-length itself.
+    if (r.setHeaders.length > 0) r.setHeaders = r.setHeaders.filter(([k]) => !isReservedHeader(k) && k !== 'content-length' && k.charCodeAt(0) !== 58 /* ':' */);
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     this.cb(this.result);
   }
@@ -204,7 +208,6 @@ class Exchange implements EppCall {
       if (dest === '') dest = metadataString(m.dynamic_metadata, LB_NAMESPACE, DESTINATION_KEY);
       if (dest !== '') splitEndpoints(dest, r.endpoints);
       for (const [k, v] of r.setHeaders) if (k === FALLBACK_KEY) splitEndpoints(v, r.endpoints);
-      r.setHeaders = r.setHeaders.filter(([k]) => !isReservedHeader(k) && k !== 'content-length' && k.charCodeAt(0) !== 58 /* ':' */);
       if (cr?.status === STATUS_CONTINUE_AND_REPLACE) { this.applyBody(cr); this.awaitingBody = false; }
       if (r.endpoints.length === 0) { this.fail('the endpoint picker answered without x-gateway-destination-endpoint'); return; }
       r.kind = 'picked';

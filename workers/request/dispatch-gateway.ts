@@ -16,6 +16,7 @@ import { matchRoute, serveModelRoute } from './dispatch-modelroute.js';
 import { clientAborted, failAfterResponse, finish, internalError, respondError, statusLine, upstreamDone } from './finish.js';
 import { buildUpstreamBody, upstreamHeaders } from './forward.js';
 import { scheduleAggregated } from './schedule.js';
+import { pickExternally } from '../epp/route.js';
 import type { RequestState } from './state.js';
 
 export function dispatchGateway(st: RequestState, buf: Buffer, snap: CompiledSnapshot<Profile>, gw: CompiledGatewaySnapshot): void {
@@ -113,7 +114,9 @@ export function dispatchGateway(st: RequestState, buf: Buffer, snap: CompiledSna
     }, ms);
   }
   if (b.kind !== 'pool') { scheduleAggregated(st, server, null); return; }
-  admit(st, server, gw.match.ir.pools[b.pool]);
+  const pool = gw.match.ir.pools[b.pool];
+  if (pool.epp !== null) { pickExternally(st, server, pool, gw, tls ? 'https' : 'http', () => admit(st, server, pool)); return; }
+  admit(st, server, pool);
 }
 
 /**

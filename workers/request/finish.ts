@@ -11,6 +11,7 @@ import { Catalog, errorBody, formatMessage, type ErrorCode } from '../../src/err
 import { kHdrDraining } from '../../src/shared/layout.js';
 import { formatAccessLogJson, formatAccessLogText } from '../accesslog.js';
 import { chargeOutput } from './ratelimit.js';
+import { servedEndpoint } from '../epp/route.js';
 import type { RequestState } from './state.js';
 
 const statusLines: string[] = [];
@@ -39,6 +40,7 @@ export function finish(st: RequestState): void {
     // internal failure) gives it back.
     if (st.prefill !== null) st.prefill.cancel();
     if (st.current !== null) st.current.release();
+    if (st.epp !== null) { const e = st.epp; st.epp = null; e.done(servedEndpoint(st), rec.statusCode); }
     upstreamDone(st);
     if (st.rateLimit !== null) chargeOutput(st);
     if (st.downstreamCounted) ctx.metrics.downstreamFinished(rec.modelLabel);

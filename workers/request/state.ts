@@ -21,6 +21,7 @@ import type { Usage } from '../sse.js';
 import type { Upstream } from './upstream.js';
 import type { ModelLimit, RateLimiter } from '../ratelimit/limiter.js';
 import type { AuthHolder } from '../auth/holder.js';
+import type { EppCall, EppClient } from '../epp/client.js';
 
 export interface WorkerContext {
   cfg: Readonly<RouterConfig>;
@@ -47,6 +48,8 @@ export interface WorkerContext {
   rateLimiter: RateLimiter;
   /** JWT authentication of the live router configuration (null inside when off). */
   auth: AuthHolder;
+  /** Endpoint Picker client (--inference-pool-picker=external), created on the first pick. */
+  epp: EppClient | null;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
 }
 
@@ -129,6 +132,8 @@ export class RequestState {
   /** A request waiting in an InferencePool's flow-control queue, and the pool it counts against. */
   ticket: GateTicket | null = null;
   gatePool = '';
+  /** The Endpoint Picker exchange of an external pick, told the served endpoint when the request ends. */
+  epp: EppCall | null = null;
   // bookkeeping
   downstreamCounted = false;
   upstreamCounted = false;
