@@ -71,7 +71,7 @@ export function decide({ env, uid, executable = isExecutable, needs = NEEDS }) {
   const hint = missing.some((n) => n.env !== null) ? `, or point ${missing.filter((n) => n.env !== null).map((n) => n.env).join('/')} at the binary` : '';
   return {
     action: 'fail',
-    message: `npm test needs ${what}, not installed; ${why}, so they cannot be installed here. ` +
+    message: `npm test needs ${what}, not installed; ${why}, so ${missing.length > 1 ? 'they' : 'it'} cannot be installed here. ` +
       `Install the package${packages.length > 1 ? 's' : ''} ${packages.map((p) => `"${p}"`).join(' ')} ` +
       `(Debian/Ubuntu: sudo apt-get install -y ${packages.join(' ')})${hint}, then run npm test again.`,
   };

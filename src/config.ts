@@ -9,6 +9,7 @@
  * flags. Adding a flag is one row in FLAGS (plus its field in RouterConfig); adding an environment
  * variable is one row in ENV.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { RouterError } from './errors.js';
 import { parseDurationMs } from './util/duration.js';
@@ -198,7 +199,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   // Ours.
   config: { key: 'configDir', type: 'string', origin: 'ours', help: 'directory of manifests to serve (file mode), watched for changes' },
   'router-config': { key: 'routerConfigFile', type: 'string', origin: 'ours', help: "Kthena routerConfiguration YAML (scheduler plugins), hot reloaded; default: Kthena's Helm default profile" },
-  workers: { key: 'workers', type: 'int', min: 1, max: 256, origin: 'ours', help: 'worker threads (default: number of cores)' },
+  workers: { key: 'workers', type: 'int', min: 1, max: 256, origin: 'ours', help: 'worker threads (default: the container\'s CPU limit rounded up, else the number of cores)' },
   host: { key: 'host', type: 'string', origin: 'ours', help: 'address the router port binds (default 0.0.0.0)' },
   kubeconfig: { key: 'kubeconfig', type: 'string', origin: 'ours', help: 'Kubernetes mode: watch the API server of this kubeconfig (in a pod without --config: the service account)' },
   'max-body-bytes': { key: 'maxBodyBytes', type: 'bytes', min: 1024, max: 1 << 30, origin: 'ours', help: 'largest accepted request body (default 32Mi)' },
@@ -215,6 +216,34 @@ export const FLAGS: Record<string, FlagSpec> = {
 /** pflag shorthands (klog's one-letter Go flag `v` gets `-v`). */
 const SHORTHANDS: Record<string, string> = { v: 'v' };
 
+/**
+ * The default worker count: the cores this process may use. os.availableParallelism() sees every
+ * core of the node, not the container's CPU limit, and Kthena's chart runs the router with a
+ * 500m/512Mi limit: one worker per node core there would be throttled and could run out of memory.
+ * So a CFS quota (cgroup v2 cpu.max, or v1 cpu.cfs_quota_us / cpu.cfs_period_us) caps it, rounded up.
+ */
+export function defaultWorkers(read: (file: string) => string | null = readOrNull, cores = os.availableParallelism()): number {
+  let limit = Infinity;
+  const v2 = read('/sys/fs/cgroup/cpu.max');
+  if (v2 !== null) {
+    const [quota, period] = v2.trim().split(/\s+/);
+    if (quota !== 'max' && Number(quota) > 0 && Number(period) > 0) limit = Math.ceil(Number(quota) / Number(period));
+  } else {
+    const quota = Number(read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us')?.trim());
+    const period = Number(read('/sys/fs/cgroup/cpu/cpu.cfs_period_us')?.trim());
+    if (quota > 0 && period > 0) limit = Math.ceil(quota / period);
+  }
+  return Math.max(1, Math.min(cores, limit));
+}
+
+function readOrNull(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
 export function defaultConfig(): RouterConfig {
   return {
     command: 'serve',
@@ -224,7 +253,7 @@ export function defaultConfig(): RouterConfig {
     port: 8080,
     metricsPort: 9090,
     debugPort: 15000,
-    workers: Math.max(1, os.availableParallelism()),
+    workers: defaultWorkers(),
     tlsCert: '',
     tlsKey: '',
     enableGatewayApi: false,

@@ -2,6 +2,9 @@
  * The control thread: watches manifests, translates, publishes snapshots into shared memory,
  * supervises the worker threads and serves metrics and debug endpoints. It never proxies traffic.
  */
+import { readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
+import { FileChangeWatcher } from './tls-watch.js';
 import { createServer } from 'node:net';
 import { computeStatuses } from './translator/status.js';
 import { Worker } from 'node:worker_threads';
@@ -9,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { redactedConfig, type RouterConfig } from './config.js';
 import { RouterError } from './errors.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, droppedLogLines, type Logger } from './log.js';
 import { FileProvider } from './provider/file/index.js';
 import type { Provider } from './provider/types.js';
 import type { KubernetesMode } from './control/kubernetes.js';
@@ -96,6 +99,9 @@ export class ControlPlane {
   readonly stopped: Promise<number>;
   #rebuildScheduled = false;
   #rebuilding: Promise<void> = Promise.resolve();
+  #tlsWatch: FileChangeWatcher | null = null;
+  /** Fault injection: the next rebuild rejects after translation (outside its own try). */
+  #failNextRebuild = false;
   #startupListenFailure: string | null = null;
   #startupFatal: { code: string; message: string } | null = null;
   #gatewayStatuses: GatewayStatuses = { gatewayClasses: [], gateways: [], httpRoutes: [], inferencePools: [] };
@@ -121,6 +127,7 @@ export class ControlPlane {
     this.#publisher = new Publisher(this.#regions);
     this.#hub = new MetricsHub({ collectWorkers: () => this.#collect() });
     const px = new Int32Array(this.#regions.prefixSab);
+    this.#hub.addCounter('kthena_router_log_dropped_lines_total', 'Application log lines dropped because stderr did not keep up and the bounded log buffer was full', droppedLogLines);
     this.#hub.addGauge('kthena_router_prefix_cache_entries', 'Entries in the shared prefix-cache index (all workers, all models)', () => Atomics.load(px, kPxHdrEntries));
     this.#scraper = new Scraper({
       ep: new Int32Array(this.#regions.endpointSab),
@@ -195,7 +202,11 @@ export class ControlPlane {
           ir: () => this.#publisher.current,
           generation: () => this.#publisher.generation,
           initialConfig: () => redactedConfig(cfg),
-          faults: cfg.faultInjection ? { crashWorker: (i: number) => this.#crashWorker(i) } : undefined,
+          faults: cfg.faultInjection ? {
+            crashWorker: (i: number) => this.#crashWorker(i),
+            failNextRebuild: () => { this.#failNextRebuild = true; this.#scheduleRebuild(); },
+            unhandledRejection: () => { void Promise.reject(new Error('unhandled rejection requested through fault injection')); },
+          } : undefined,
         }, { port: cfg.debugPort, host: '127.0.0.1' }));
       }
       // The workers bind with SO_REUSEPORT, which would silently share the port with another
@@ -221,6 +232,10 @@ export class ControlPlane {
     }
     this.#hub.setRunningWorkers(this.#workers.filter((w) => w.worker !== null).length);
     this.#routerConfig?.start();
+    if (cfg.tlsCert !== '') {
+      this.#tlsWatch = new FileChangeWatcher([cfg.tlsCert, cfg.tlsKey], 2000, () => void this.#reloadTls());
+      await this.#tlsWatch.start();
+    }
     this.#scraper.start();
     this.#provider = this.#kube ?? new FileProvider(cfg.configDir, {
       onChange: (snap) => {
@@ -355,6 +370,37 @@ export class ControlPlane {
     });
   }
 
+  /**
+   * The router's certificate or key changed: check that the pair loads, then have the workers
+   * re-listen with it one at a time (the others keep serving). A pair that does not load (a
+   * half-written renewal) keeps the previous certificate; the next change is tried again.
+   */
+  async #reloadTls(): Promise<void> {
+    const cfg = this.cfg;
+    try {
+      const [cert, key] = await Promise.all([readFile(cfg.tlsCert), readFile(cfg.tlsKey)]);
+      createSecureContext({ cert, key });
+    } catch (err) {
+      this.log.error({ cert: cfg.tlsCert, key: cfg.tlsKey, err: (err as Error).message }, 'router TLS certificate changed but does not load; keeping the previous one');
+      return;
+    }
+    for (const w of this.#workers) {
+      if (w.worker === null || this.#draining) continue;
+      const id = this.#collectId++;
+      const worker = w.worker;
+      await new Promise<void>((resolve) => {
+        this.#pendingAcks.set(id, { remaining: new Set([w.index]), resolve });
+        worker.postMessage({ type: 'reload-tls', id } satisfies ToWorker);
+      });
+    }
+    this.log.info({ cert: cfg.tlsCert }, 'router TLS certificate reloaded');
+  }
+
+  unhandledRejection(reason: unknown): void {
+    this.#hub.unhandledRejection();
+    this.log.error({ err: (reason as Error)?.stack ?? String(reason) }, 'unhandled promise rejection on the control thread');
+  }
+
   #crashWorker(index: number): boolean {
     const w = this.#workers[index]?.worker;
     if (!w) return false;
@@ -393,6 +439,11 @@ export class ControlPlane {
     this.#rebuilding = this.#rebuilding.then(() => {
       this.#rebuildScheduled = false;
       return this.#rebuild();
+    }).catch((err: unknown) => {
+      // Without this, one rejected rebuild (a failed buffer growth, a publish that threw) would
+      // leave the chain rejected: every later change would be skipped, silently, for good.
+      this.#hub.translatorCrashed();
+      this.log.error({ err: (err as Error)?.stack ?? String(err) }, 'snapshot rebuild failed; keeping the last good snapshot');
     });
   }
 
@@ -430,6 +481,10 @@ export class ControlPlane {
       return;
     }
     this.#reportProblems();
+    if (this.#failNextRebuild) {
+      this.#failNextRebuild = false;
+      throw new Error('rebuild failure requested through fault injection');
+    }
     const bytes = this.#publisher.encode(ir);
     if (!this.#publisher.fits(bytes)) await this.#growSnapshotBuffer(bytes.byteLength);
     const result = this.#publisher.publish(ir, bytes);
@@ -637,6 +692,7 @@ export class ControlPlane {
       Atomics.store(this.#header, kHdrDraining, 1);
       this.log.info({ drainTimeoutMs: this.cfg.drainTimeoutMs }, 'draining');
       await this.#provider?.stop();
+      this.#tlsWatch?.stop();
       this.#routerConfig?.stop();
       await this.#scraper.stop();
       await this.#kvGc?.stop();
@@ -720,6 +776,9 @@ export function scrapeTargets(ir: RoutingIR): ScrapeTarget[] {
 export async function runRouter(cfg: Readonly<RouterConfig>): Promise<number> {
   const cp = new ControlPlane(cfg);
   const onSignal = (sig: string): void => { cp.log.info({ signal: sig }, 'signal received'); void cp.stop(); };
+  // A promise nobody awaited must not end the process (Node's default for an unhandled rejection):
+  // it is a bug to report, not a reason to drop every connection.
+  process.on('unhandledRejection', (reason) => cp.unhandledRejection(reason));
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {

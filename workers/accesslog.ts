@@ -70,15 +70,43 @@ function computeDurations(rec: RequestRecord): void {
   }
 }
 
-const kLineBreak = /[\r\n]/;
-
 /**
  * Kthena prints fields raw. Fields a client controls (path, model, request id, error text quoting
- * an upstream) could carry a line break and forge a second log line, so CR/LF are written as `\r`
- * and `\n`; every other character is left as Kthena prints it.
+ * an upstream or the client) are escaped so that a line shows exactly one request, safely:
+ *  - control characters (C0, DEL, C1) as `\r`, `\n`, `\t` or `\xHH`, and U+2028/U+2029 as `\uHHHH`:
+ *    no forged second line, no ANSI escape sequence driving the terminal of whoever tails the log;
+ *  - the backslash itself as `\\`, so an escape is never ambiguous;
+ *  - in the key=value part, `=` as `\x3d`: a model name `m request_id=forged` cannot add a field;
+ *  - in the quoted request line, `"` as `\"`.
+ * Plain values (nearly all) are returned as they are after one regex test.
  */
-function oneLine(s: string): string {
-  return kLineBreak.test(s) ? s.replace(/\r/g, '\\r').replace(/\n/g, '\\n') : s;
+const kFieldUnsafe = /[\u0000-\u001f\u007f-\u009f\\=\u2028\u2029]/;
+const kFieldUnsafeG = /[\u0000-\u001f\u007f-\u009f\\=\u2028\u2029]/g;
+const kPathUnsafe = /[\u0000-\u001f\u007f-\u009f\\"\u2028\u2029]/;
+const kPathUnsafeG = /[\u0000-\u001f\u007f-\u009f\\"\u2028\u2029]/g;
+
+function escapeChar(c: string): string {
+  switch (c) {
+    case '\r': return '\\r';
+    case '\n': return '\\n';
+    case '\t': return '\\t';
+    case '\\': return '\\\\';
+    case '"': return '\\"';
+    default: {
+      const code = c.charCodeAt(0);
+      return code <= 0xff ? '\\x' + code.toString(16).padStart(2, '0') : '\\u' + code.toString(16).padStart(4, '0');
+    }
+  }
+}
+
+/** A client-controlled value in the key=value part. */
+export function escapeField(s: string): string {
+  return kFieldUnsafe.test(s) ? s.replace(kFieldUnsafeG, escapeChar) : s;
+}
+
+/** The path inside the quoted request line. */
+function escapePath(s: string): string {
+  return kPathUnsafe.test(s) ? s.replace(kPathUnsafeG, escapeChar) : s;
 }
 
 /**
@@ -88,18 +116,18 @@ function oneLine(s: string): string {
  * either count is > 0, as Kthena, the other printed as 0).
  */
 export function formatAccessLogText(rec: RequestRecord): string {
-  let s = '[' + rfc3339Nano(rec.startEpochMs) + '] "' + rec.method + ' ' + oneLine(rec.path) + ' ' +
+  let s = '[' + rfc3339Nano(rec.startEpochMs) + '] "' + rec.method + ' ' + escapePath(rec.path) + ' ' +
     rec.protocol + '" ' + rec.statusCode;
-  if (rec.errorType !== '') s += ' error=' + rec.errorType + ':' + oneLine(rec.errorMessage);
-  if (rec.modelName !== '') s += ' model_name=' + oneLine(rec.modelName);
+  if (rec.errorType !== '') s += ' error=' + rec.errorType + ':' + escapeField(rec.errorMessage);
+  if (rec.modelName !== '') s += ' model_name=' + escapeField(rec.modelName);
   if (rec.modelRoute !== '') s += ' model_route=' + rec.modelRoute;
   if (rec.modelServer !== '') s += ' model_server=' + rec.modelServer;
   if (rec.selectedPod !== '') s += ' selected_pod=' + rec.selectedPod;
   if (rec.prefillPod !== '') s += ' prefill_pod=' + rec.prefillPod;
-  if (rec.requestId !== '') s += ' request_id=' + oneLine(rec.requestId);
+  if (rec.requestId !== '') s += ' request_id=' + escapeField(rec.requestId);
   if (rec.backendType !== '') s += ' backend_type=' + rec.backendType;
   if (rec.backendName !== '') s += ' backend_name=' + rec.backendName;
-  if (rec.upstreamModel !== '') s += ' upstream_model=' + oneLine(rec.upstreamModel);
+  if (rec.upstreamModel !== '') s += ' upstream_model=' + escapeField(rec.upstreamModel);
   if (rec.upstreamStatusCode > 0) s += ' upstream_status_code=' + rec.upstreamStatusCode;
   if (rec.upstreamAttempts > 0) s += ' upstream_attempts=' + rec.upstreamAttempts;
   if (rec.errorOrigin !== '') s += ' error_origin=' + rec.errorOrigin;

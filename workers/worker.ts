@@ -32,6 +32,8 @@ const log = (level: 'info' | 'warn' | 'error', obj: object, msg: string): void =
 
 let app: TemplatedApp | null = null;
 let listenSocket: us_listen_socket | null = null;
+/** Router-port Apps replaced by a TLS reload: their listen socket is closed, their connections finish. */
+const retiredApps: TemplatedApp[] = [];
 /** Gateway listener ports other than the router port: one App each (its handler knows its port). */
 const extra = new Map<number, { app: TemplatedApp; socket: us_listen_socket | null; tls: string }>();
 let closing = false;
@@ -141,6 +143,27 @@ function main(): void {
     post({ type: 'listening', ok: true });
   });
 
+  /**
+   * A new SSLApp with the current certificate files, bound beside the old one (SO_REUSEPORT), then
+   * the old listen socket closed: no moment without a listener, and connections already open keep
+   * their TLS session until they close.
+   */
+  function reloadTls(): void {
+    const a = uws.SSLApp({ cert_file_name: cfg.tlsCert, key_file_name: cfg.tlsKey });
+    serve(a, cfg.port, true);
+    let s: us_listen_socket | false = false;
+    a.listen(cfg.host, cfg.port, (x) => { s = x; });
+    if (!s) {
+      (a as unknown as { close(): void }).close();
+      log('error', { port: cfg.port }, 'TLS reload: could not bind the new listener; keeping the previous certificate');
+      return;
+    }
+    if (listenSocket !== null) uws.us_listen_socket_close(listenSocket);
+    if (app !== null) retiredApps.push(app);
+    app = a;
+    listenSocket = s;
+  }
+
   // Pools for endpoints that left the snapshot are closed once per generation change, off the
   // request path (close() lets their in-flight requests finish).
   let sweptGeneration = 0;
@@ -182,6 +205,8 @@ function main(): void {
       // close() exists on the native App (20.30) but is missing from the bundled typings.
       (app as unknown as { close(): void } | null)?.close();
       app = null;
+      for (const r of retiredApps) (r as unknown as { close(): void }).close();
+      retiredApps.length = 0;
       port.close();
     });
   }
@@ -212,6 +237,11 @@ function main(): void {
         if (ctx.active === 0) { done(); break; }
         ctx.onIdle = done;
         setTimeout(() => { log('warn', { active: ctx.active }, 'drain deadline reached; closing remaining connections'); done(); }, Math.max(0, m.deadlineMs - Date.now())).unref();
+        break;
+      }
+      case 'reload-tls': {
+        if (!closing && listenSocket !== null) reloadTls();
+        post({ type: 'ack', id: m.id });
         break;
       }
       case 'crash':

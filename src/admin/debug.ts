@@ -39,9 +39,11 @@ export interface DebugSource {
   gateway?(): { statuses: GatewayStatuses; bootstrap: readonly { kind: string; metadata: { namespace: string; name: string }; spec: unknown }[] };
   /**
    * Fault injection for tests and chaos drills, present only with KTHENA_ROUTER_FAULT_INJECTION=1:
-   * `POST /debug/fault/crash-worker?index=N` makes worker N throw an uncaught exception.
+   * `POST /debug/fault/crash-worker?index=N` makes worker N throw an uncaught exception;
+   * `POST /debug/fault/fail-rebuild` makes the next snapshot rebuild reject after translation;
+   * `POST /debug/fault/unhandled-rejection` leaves one rejected promise unhandled on the control thread.
    */
-  faults?: { crashWorker(index: number): boolean };
+  faults?: { crashWorker(index: number): boolean; failNextRebuild(): void; unhandledRejection(): void };
 }
 
 export interface SlotCounters {
@@ -290,6 +292,16 @@ function route(source: DebugSource, method: string, path: string, query: string)
     const index = Number(new URLSearchParams(query).get('index') ?? '0');
     return source.faults.crashWorker(index) ? { status: 202, body: { crashed: index } } : notFound(`worker ${index} not running`);
   }
+  if (path === '/debug/fault/fail-rebuild' && source.faults !== undefined) {
+    if (method !== 'POST') return { status: 405, body: { error: 'use POST' } };
+    source.faults.failNextRebuild();
+    return { status: 202, body: { failNextRebuild: true } };
+  }
+  if (path === '/debug/fault/unhandled-rejection' && source.faults !== undefined) {
+    if (method !== 'POST') return { status: 405, body: { error: 'use POST' } };
+    source.faults.unhandledRejection();
+    return { status: 202, body: { unhandledRejection: true } };
+  }
   if (method !== 'GET' && method !== 'HEAD') return notFound('not found');
   if (path === '/debug/pprof' || path.startsWith('/debug/pprof/')) return notFound(PPROF_MESSAGE);
   if (!path.startsWith(DUMP_PREFIX)) return notFound('not found');
@@ -304,6 +316,13 @@ function route(source: DebugSource, method: string, path: string, query: string)
   return notFound('not found');
 }
 
+const LOOPBACK_HOST_HEADER = /^(?:127\.0\.0\.1|localhost|\[::1\])(?::\d{1,5})?$/i;
+
+/** A Host header naming the loopback interface (with or without a port). */
+export function isLoopbackHostHeader(host: string | undefined): boolean {
+  return host !== undefined && LOOPBACK_HOST_HEADER.test(host);
+}
+
 /**
  * Start the debug server on a loopback address only; any other host is refused with
  * RTR_ERR_CONFIG_INVALID before anything is bound.
@@ -314,6 +333,14 @@ export async function startDebugServer(source: DebugSource, opts: DebugServerOpt
     throw new RouterError('RTR_ERR_CONFIG_INVALID', `the debug server binds only a loopback address, got host "${host}"`);
   }
   const server = http.createServer((req, res) => {
+    // DNS rebinding: a page in a browser on this node can resolve its own name to 127.0.0.1 and
+    // read the dumps (resources, pod addresses, configuration); it cannot forge the Host header.
+    if (!isLoopbackHostHeader(req.headers.host)) {
+      const body = JSON.stringify({ error: 'the debug server answers only Host 127.0.0.1, localhost or [::1]' });
+      res.writeHead(403, { 'Content-Type': JSON_TYPE, 'Content-Length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);

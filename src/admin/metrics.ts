@@ -109,6 +109,7 @@ export class MetricsHub {
   readonly #publish: Counter<'result'>;
   readonly #translatorCrashes: Counter;
   readonly #workerRestarts: Counter;
+  readonly #unhandled: Counter;
   readonly #workers: Gauge<'state'>;
 
   constructor(opts: MetricsHubOptions) {
@@ -156,6 +157,11 @@ export class MetricsHub {
       help: 'Worker threads restarted after exiting unexpectedly',
       registers: [registry],
     });
+    this.#unhandled = new Counter({
+      name: 'kthena_router_unhandled_rejections_total',
+      help: 'Promise rejections on the control thread that no handler caught (logged; the process keeps running)',
+      registers: [registry],
+    });
     this.#workers = new Gauge({
       name: 'kthena_router_workers',
       help: 'Worker threads serving traffic',
@@ -163,6 +169,11 @@ export class MetricsHub {
       registers: [registry],
     });
     this.#workers.set({ state: 'running' }, 0);
+  }
+
+  /** A counter whose cumulative value is read at scrape time. */
+  addCounter(name: string, help: string, read: () => number): void {
+    new Counter({ name, help, registers: [this.registry], collect() { this.reset(); this.inc(read()); } });
   }
 
   /** A gauge whose value is read at scrape time (Kthena's GaugeFunc). */
@@ -201,6 +212,10 @@ export class MetricsHub {
 
   workerRestarted(): void {
     this.#workerRestarts.inc();
+  }
+
+  unhandledRejection(): void {
+    this.#unhandled.inc();
   }
 
   setRunningWorkers(count: number): void {

@@ -127,24 +127,22 @@ export interface EndpointIR {
   startedAtSec: number;
 }
 
-/** Score plugins Kthena registers, in no particular order (the config gives the order). */
-export type ScorePluginName = 'least-request' | 'gpu-usage' | 'least-latency' | 'prefix-cache' | 'kvcache-aware' | 'random';
-/** Filter plugins Kthena registers. */
-export type FilterPluginName = 'least-request' | 'lora-affinity';
-
 /**
  * The scheduler profile from the router configuration (`--router-config`, Kthena's
- * `routerConfiguration` format), validated and with every default filled in. Reference §3.2/§3.3.
+ * `routerConfiguration` format), validated against the plugin registry
+ * (workers/scheduler/registry.ts) and with every default filled in.
  */
 export interface SchedulerIR {
-  /** Filter plugins, in configured order. */
-  filters: FilterPluginName[];
+  /** Filter plugin names, in configured order. */
+  filters: string[];
   /** Score plugins with integer weights >= 0, in configured order. */
-  scores: { name: ScorePluginName; weight: number }[];
-  leastRequest: { maxWaitingRequests: number };
-  leastLatency: { ttftTpotWeightFactor: number };
-  prefixCache: { blockSizeToHash: number; maxBlocksToMatch: number; maxHashCacheSize: number; topKMatches: number };
-  kvcacheAware: { blockSizeToHash: number; maxBlocksToMatch: number; vllmTokenizerPort: number; sglangTokenizerPort: number };
+  scores: { name: string; weight: number }[];
+  /**
+   * The arguments of every plugin in `filters` and `scores`, by plugin name, each a flat mapping
+   * argument name (as written in pluginConfig) -> value, defaults filled in. One sub-document
+   * whatever the plugins are: a new plugin adds no field here or in the snapshot schema.
+   */
+  args: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
 
 /** JWT authentication of /v1/* requests (routerConfiguration `auth:`), workers/auth/jwt.ts. */

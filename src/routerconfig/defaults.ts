@@ -1,34 +1,39 @@
 /**
- * Scheduler defaults: Kthena's Helm chart ConfigMap (the configuration every Kthena user actually
- * runs; reference §3.2) and each plugin's argument defaults (§3.3).
+ * Scheduler profiles used when none is configured: Kthena's Helm chart ConfigMap (the
+ * configuration every Kthena user actually runs: volcano-sh/kthena:charts/kthena/charts/networking/
+ * templates/kthena-router/component/configmap.yaml) and this router's own default. Plugin
+ * arguments are each plugin's defaults, from its definition in the registry
+ * (workers/scheduler/registry.ts).
  */
 import type { SchedulerIR } from '../ir/types.js';
+import { defaultArgs, pluginNamed } from '../../workers/scheduler/registry.js';
 
-export const DEFAULT_PLUGIN_ARGS = Object.freeze({
-  leastRequest: Object.freeze({ maxWaitingRequests: 10 }),
-  leastLatency: Object.freeze({ ttftTpotWeightFactor: 0.5 }),
-  prefixCache: Object.freeze({ blockSizeToHash: 64, maxBlocksToMatch: 128, maxHashCacheSize: 50000, topKMatches: 5 }),
-  kvcacheAware: Object.freeze({ blockSizeToHash: 16, maxBlocksToMatch: 128, vllmTokenizerPort: 8000, sglangTokenizerPort: 30000 }),
-});
+/** A frozen profile: `filters`, then `scores` with their weights, each plugin with its default arguments. */
+export function schedulerProfile(filters: readonly string[], scores: readonly { name: string; weight: number }[]): SchedulerIR {
+  const args: Record<string, Readonly<Record<string, number>>> = {};
+  for (const name of [...filters, ...scores.map((s) => s.name)]) {
+    const def = pluginNamed(name);
+    if (def === undefined) throw new TypeError(`unknown scheduler plugin ${JSON.stringify(name)}`);
+    args[name] = defaultArgs(def);
+  }
+  return Object.freeze({
+    filters: Object.freeze([...filters]) as string[],
+    scores: Object.freeze(scores.map((s) => Object.freeze({ name: s.name, weight: s.weight }))) as SchedulerIR['scores'],
+    args: Object.freeze(args),
+  });
+}
 
 /**
  * Kthena's Helm chart profile: Filter [least-request]; Score least-request, gpu-usage,
  * least-latency, prefix-cache (weight 1 each). What a Kthena user's ConfigMap holds; the
  * micro-benchmark's "default plugin set".
  */
-export const DEFAULT_SCHEDULER: SchedulerIR = Object.freeze({
-  filters: Object.freeze(['least-request']) as unknown as SchedulerIR['filters'],
-  scores: Object.freeze([
-    Object.freeze({ name: 'least-request', weight: 1 }),
-    Object.freeze({ name: 'gpu-usage', weight: 1 }),
-    Object.freeze({ name: 'least-latency', weight: 1 }),
-    Object.freeze({ name: 'prefix-cache', weight: 1 }),
-  ]) as unknown as SchedulerIR['scores'],
-  leastRequest: DEFAULT_PLUGIN_ARGS.leastRequest,
-  leastLatency: DEFAULT_PLUGIN_ARGS.leastLatency,
-  prefixCache: DEFAULT_PLUGIN_ARGS.prefixCache,
-  kvcacheAware: DEFAULT_PLUGIN_ARGS.kvcacheAware,
-}) as SchedulerIR;
+export const DEFAULT_SCHEDULER: SchedulerIR = schedulerProfile(['least-request'], [
+  { name: 'least-request', weight: 1 },
+  { name: 'gpu-usage', weight: 1 },
+  { name: 'least-latency', weight: 1 },
+  { name: 'prefix-cache', weight: 1 },
+]);
 
 /**
  * The profile this router runs when `--router-config` is not given: least-request and
@@ -38,14 +43,7 @@ export const DEFAULT_SCHEDULER: SchedulerIR = Object.freeze({
  * outvote prefix-cache) and its least-request filter answers 503 once every engine queue holds 10
  * requests; on the low-sharing workload it is no worse than random.
  */
-export const ROUTER_DEFAULT_SCHEDULER: SchedulerIR = Object.freeze({
-  filters: Object.freeze([]) as unknown as SchedulerIR['filters'],
-  scores: Object.freeze([
-    Object.freeze({ name: 'least-request', weight: 1 }),
-    Object.freeze({ name: 'prefix-cache', weight: 1 }),
-  ]) as unknown as SchedulerIR['scores'],
-  leastRequest: DEFAULT_PLUGIN_ARGS.leastRequest,
-  leastLatency: DEFAULT_PLUGIN_ARGS.leastLatency,
-  prefixCache: DEFAULT_PLUGIN_ARGS.prefixCache,
-  kvcacheAware: DEFAULT_PLUGIN_ARGS.kvcacheAware,
-}) as SchedulerIR;
+export const ROUTER_DEFAULT_SCHEDULER: SchedulerIR = schedulerProfile([], [
+  { name: 'least-request', weight: 1 },
+  { name: 'prefix-cache', weight: 1 },
+]);

@@ -1,21 +1,24 @@
 /**
- * Kthena's `routerConfiguration` (reference §3.2), parsed and validated strictly: an unknown plugin
- * name, an unknown argument or an out-of-range value is an error, never a silent default. The
- * caller keeps the previous configuration live when the new one has errors.
+ * Kthena's `routerConfiguration` (volcano-sh/kthena:pkg/kthena-router/scheduler/plugins/conf/
+ * conf.go), parsed and validated strictly: an unknown plugin name, an unknown argument or an
+ * out-of-range value is an error, never a silent default. The caller keeps the previous
+ * configuration live when the new one has errors. Plugin names and argument schemas come from the
+ * plugin registry (workers/scheduler/registry.ts), the same definitions the workers build from.
  *
  * Accepted shapes: the YAML document itself (`scheduler:` with `pluginConfig` and `plugins`), the
  * same without the `scheduler:` wrapper (as in some of Kthena's fixtures; warned), or a whole
  * ConfigMap manifest whose `data.routerConfiguration` holds it (what Kthena's Helm chart mounts).
  */
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { AuthIR, FilterPluginName, SchedulerIR, ScorePluginName } from '../ir/types.js';
+import type { AuthIR, SchedulerIR } from '../ir/types.js';
 import type { Problem } from '../resources/types.js';
-import { DEFAULT_PLUGIN_ARGS, ROUTER_DEFAULT_SCHEDULER } from './defaults.js';
 import { parseAuth } from './auth.js';
+import { ROUTER_DEFAULT_SCHEDULER } from './defaults.js';
+import { defaultArgs, FILTER_PLUGIN_NAMES, PLUGINS, pluginNamed, resolveArgs, SCORE_PLUGIN_NAMES, type PluginArgs } from '../../workers/scheduler/registry.js';
 
-export const SCORE_PLUGINS: readonly ScorePluginName[] = Object.freeze(['least-request', 'gpu-usage', 'least-latency', 'prefix-cache', 'kvcache-aware', 'random']);
-export const FILTER_PLUGINS: readonly FilterPluginName[] = Object.freeze(['least-request', 'lora-affinity']);
-const ALL_PLUGINS = new Set<string>([...SCORE_PLUGINS, ...FILTER_PLUGINS]);
+const FILTER_PLUGINS = FILTER_PLUGIN_NAMES;
+const SCORE_PLUGINS = SCORE_PLUGIN_NAMES;
+const ALL_PLUGINS = PLUGINS.map((p) => p.name);
 
 export interface RouterConfigResult {
   /** null when there are errors (problems with severity 'rejected'). */
@@ -30,29 +33,6 @@ type Obj = Record<string, unknown>;
 function isObj(v: unknown): v is Obj {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
-
-interface IntRange { min: number; max: number }
-
-/** Argument schemas per plugin: name in the YAML -> [field in SchedulerIR, range or 'unit' for [0,1]]. */
-const ARG_SCHEMAS: Record<string, Record<string, { field: string; range: IntRange | 'unit' }>> = {
-  'least-request': { maxWaitingRequests: { field: 'maxWaitingRequests', range: { min: 1, max: 1_000_000 } } },
-  'least-latency': { TTFTTPOTWeightFactor: { field: 'ttftTpotWeightFactor', range: 'unit' } },
-  'prefix-cache': {
-    blockSizeToHash: { field: 'blockSizeToHash', range: { min: 1, max: 65_536 } },
-    maxBlocksToMatch: { field: 'maxBlocksToMatch', range: { min: 1, max: 1024 } },
-    maxHashCacheSize: { field: 'maxHashCacheSize', range: { min: 1, max: 100_000_000 } },
-    topKMatches: { field: 'topKMatches', range: { min: 1, max: 1024 } },
-  },
-  'kvcache-aware': {
-    blockSizeToHash: { field: 'blockSizeToHash', range: { min: 1, max: 4096 } },
-    maxBlocksToMatch: { field: 'maxBlocksToMatch', range: { min: 1, max: 1024 } },
-    vllmTokenizerPort: { field: 'vllmTokenizerPort', range: { min: 1, max: 65_535 } },
-    sglangTokenizerPort: { field: 'sglangTokenizerPort', range: { min: 1, max: 65_535 } },
-  },
-  'gpu-usage': {},
-  random: {},
-  'lora-affinity': {},
-};
 
 export function parseRouterConfig(text: string, file = ''): RouterConfigResult {
   const problems: Problem[] = [];
@@ -90,13 +70,14 @@ export function parseRouterConfig(text: string, file = ''): RouterConfigResult {
     }
     sched = doc.scheduler;
     for (const k of Object.keys(doc)) {
-      if (k !== 'scheduler' && k !== 'auth') at(k, `unknown field "${k}" (known: scheduler, auth)`);
+      if (k === 'scheduler') continue;
+      if (k !== 'auth') at(k, `unknown field "${k}" (known: scheduler, auth)`);
     }
   } else if (doc.pluginConfig !== undefined || doc.plugins !== undefined) {
     at('', 'pluginConfig/plugins at the top level: read as if under "scheduler:" (Kthena\'s documented format nests them)', 'warning');
     sched = doc;
   } else if (doc.auth !== undefined) {
-    // Authentication alone: the scheduler keeps Kthena's Helm default profile.
+    // Authentication alone: the scheduler keeps the default profile.
     for (const k of Object.keys(doc)) if (k !== 'auth') at(k, `unknown field "${k}" (known: scheduler, auth)`);
     const auth = parseAuth(doc.auth, at);
     const failed = problems.some((p) => p.severity === 'rejected');
@@ -114,15 +95,8 @@ export function parseRouterConfig(text: string, file = ''): RouterConfigResult {
   }
 
   // ---- pluginConfig ----------------------------------------------------------------------------
-  const args = {
-    leastRequest: { ...DEFAULT_PLUGIN_ARGS.leastRequest },
-    leastLatency: { ...DEFAULT_PLUGIN_ARGS.leastLatency },
-    prefixCache: { ...DEFAULT_PLUGIN_ARGS.prefixCache },
-    kvcacheAware: { ...DEFAULT_PLUGIN_ARGS.kvcacheAware },
-  };
-  const argTarget: Record<string, Obj> = {
-    'least-request': args.leastRequest, 'least-latency': args.leastLatency, 'prefix-cache': args.prefixCache, 'kvcache-aware': args.kvcacheAware,
-  };
+  /** Arguments given in pluginConfig, validated (a plugin not listed there runs with its defaults). */
+  const configured = new Map<string, PluginArgs>();
   const pc = sched.pluginConfig;
   if (pc !== undefined && pc !== null) {
     if (!Array.isArray(pc)) at('scheduler.pluginConfig', 'must be a list of {name, args}');
@@ -133,35 +107,23 @@ export function parseRouterConfig(text: string, file = ''): RouterConfigResult {
         if (!isObj(entry)) { at(f, 'must be a mapping {name, args}'); return; }
         for (const k of Object.keys(entry)) if (k !== 'name' && k !== 'args') at(`${f}.${k}`, `unknown field "${k}" (known: name, args)`);
         const name = entry.name;
-        if (typeof name !== 'string' || !ALL_PLUGINS.has(name)) { at(`${f}.name`, unknownPlugin(name)); return; }
+        const def = typeof name === 'string' ? pluginNamed(name) : undefined;
+        if (typeof name !== 'string' || def === undefined) { at(`${f}.name`, unknownPlugin(name)); return; }
         if (seen.has(name)) { at(`${f}.name`, `plugin "${name}" is configured twice`); return; }
         seen.add(name);
         const a = entry.args;
         if (a === undefined || a === null) return;
         if (!isObj(a)) { at(`${f}.args`, 'must be a mapping'); return; }
-        const schema = ARG_SCHEMAS[name];
-        for (const [k, v] of Object.entries(a)) {
-          const spec = schema[k];
-          if (spec === undefined) {
-            const known = Object.keys(schema);
-            at(`${f}.args.${k}`, `unknown argument "${k}" for plugin "${name}"${known.length ? ` (known: ${known.join(', ')})` : ' (it takes none)'}`);
-            continue;
-          }
-          if (spec.range === 'unit') {
-            if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) { at(`${f}.args.${k}`, `must be a number in [0, 1], got ${JSON.stringify(v)}`); continue; }
-          } else if (typeof v !== 'number' || !Number.isInteger(v) || v < spec.range.min || v > spec.range.max) {
-            at(`${f}.args.${k}`, `must be an integer in [${spec.range.min}, ${spec.range.max}], got ${JSON.stringify(v)}`);
-            continue;
-          }
-          argTarget[name][spec.field] = v;
-        }
+        const { args, problems: argProblems } = resolveArgs(def, a);
+        for (const p of argProblems) at(p.arg === '' ? `${f}.args` : `${f}.args.${p.arg}`, p.message);
+        if (argProblems.length === 0) configured.set(name, args);
       });
     }
   }
 
   // ---- plugins -----------------------------------------------------------------------------------
-  const filters: FilterPluginName[] = [];
-  const scores: { name: ScorePluginName; weight: number }[] = [];
+  const filters: string[] = [];
+  const scores: { name: string; weight: number }[] = [];
   const plugins = sched.plugins;
   if (plugins !== undefined && plugins !== null && !isObj(plugins)) at('scheduler.plugins', 'must be a mapping with Filter and Score');
   const pl: Obj = isObj(plugins) ? plugins : {};
@@ -186,9 +148,9 @@ export function parseRouterConfig(text: string, file = ''): RouterConfigResult {
     const f = `scheduler.plugins.Filter.enabled[${i}]`;
     const name = isObj(v) ? v.name : v;
     if (isObj(v) && v.weight !== undefined) at(`${f}.weight`, 'filters take no weight', 'warning');
-    if (typeof name !== 'string' || !(FILTER_PLUGINS as readonly string[]).includes(name)) { at(f, unknownPlugin(name, FILTER_PLUGINS)); return; }
-    if (filters.includes(name as FilterPluginName)) { at(f, `filter "${name}" is enabled twice`); return; }
-    filters.push(name as FilterPluginName);
+    if (typeof name !== 'string' || !FILTER_PLUGINS.includes(name)) { at(f, unknownPlugin(name, FILTER_PLUGINS)); return; }
+    if (filters.includes(name)) { at(f, `filter "${name}" is enabled twice`); return; }
+    filters.push(name);
   });
   const score = section('Score');
   score.enabled.forEach((v, i) => {
@@ -196,7 +158,7 @@ export function parseRouterConfig(text: string, file = ''): RouterConfigResult {
     if (!isObj(v)) { at(f, 'must be a mapping {name, weight}'); return; }
     for (const k of Object.keys(v)) if (k !== 'name' && k !== 'weight') at(`${f}.${k}`, `unknown field "${k}" (known: name, weight)`);
     const name = v.name;
-    if (typeof name !== 'string' || !(SCORE_PLUGINS as readonly string[]).includes(name)) { at(`${f}.name`, unknownPlugin(name, SCORE_PLUGINS)); return; }
+    if (typeof name !== 'string' || !SCORE_PLUGINS.includes(name)) { at(`${f}.name`, unknownPlugin(name, SCORE_PLUGINS)); return; }
     if (scores.some((s) => s.name === name)) { at(`${f}.name`, `score plugin "${name}" is enabled twice`); return; }
     let weight = v.weight;
     if (weight === undefined || weight === null) {
@@ -207,13 +169,13 @@ export function parseRouterConfig(text: string, file = ''): RouterConfigResult {
       at(`${f}.weight`, `must be an integer in [0, 1000000], got ${JSON.stringify(weight)}`);
       return;
     }
-    scores.push({ name: name as ScorePluginName, weight });
+    scores.push({ name, weight });
   });
   for (const [kind, s, known] of [['Filter', filter, FILTER_PLUGINS], ['Score', score, SCORE_PLUGINS]] as const) {
     s.disabled.forEach((v, i) => {
       const name = isObj(v) ? v.name : v;
       const f = `scheduler.plugins.${kind}.disabled[${i}]`;
-      if (typeof name !== 'string' || !(known as readonly string[]).includes(name)) at(f, unknownPlugin(name, known));
+      if (typeof name !== 'string' || !known.includes(name)) at(f, unknownPlugin(name, known));
       else if ((kind === 'Filter' ? filters : scores.map((x) => x.name)).includes(name as never)) {
         at(f, `"${name}" is both enabled and disabled; it runs (as in Kthena, "disabled" has no effect)`, 'warning');
       }
@@ -230,13 +192,11 @@ export function parseRouterConfig(text: string, file = ''): RouterConfigResult {
 
   const auth = parseAuth(doc.auth, at);
   if (problems.some((p) => p.severity === 'rejected')) return { scheduler: null, auth: null, problems };
-  return {
-    scheduler: { filters, scores, leastRequest: args.leastRequest, leastLatency: args.leastLatency, prefixCache: args.prefixCache, kvcacheAware: args.kvcacheAware },
-    auth,
-    problems,
-  };
+  const args: Record<string, PluginArgs> = {};
+  for (const name of [...filters, ...scores.map((s) => s.name)]) args[name] ??= configured.get(name) ?? defaultArgs(pluginNamed(name)!);
+  return { scheduler: { filters, scores, args }, auth, problems };
 }
 
-function unknownPlugin(name: unknown, known: readonly string[] = [...ALL_PLUGINS]): string {
+function unknownPlugin(name: unknown, known: readonly string[] = ALL_PLUGINS): string {
   return `unknown plugin ${JSON.stringify(name)} (known: ${known.join(', ')})`;
 }

@@ -19,6 +19,8 @@ export type ToWorker =
   | { type: 'metrics-text'; id: number; text: string | null }
   /** The Gateway listener ports to serve besides the router port (the whole set, each time). */
   | { type: 'listeners'; id: number; ports: ListenPort[] }
+  /** The router's own certificate files changed (and load): serve new connections with them. */
+  | { type: 'reload-tls'; id: number }
   | { type: 'crash' };
 
 export interface ListenPort {

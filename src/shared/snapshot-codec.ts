@@ -22,11 +22,12 @@ message PdGroup { string name = 1; repeated uint32 decode = 2; repeated uint32 p
 message Server { string key = 1; string namespace = 2; string name = 3; string model = 4; string engine = 5; uint32 port = 6; uint32 timeoutMs = 7; sint32 retryAttempts = 8; uint32 retryIntervalMs = 9; repeated uint32 endpoints = 10; string unsupported = 11; repeated PdGroup pdGroups = 12; string connector = 13; }
 message Endpoint { string key = 1; string namespace = 2; string name = 3; string ip = 4; sint32 slot = 5; sint32 gen = 6; uint32 startedAtSec = 7; }
 message ScorePlugin { string name = 1; uint32 weight = 2; }
+message PluginArgs { map<string, double> values = 1; }
 message Scheduler {
   repeated string filters = 1; repeated ScorePlugin scores = 2;
-  uint32 maxWaitingRequests = 3; double ttftTpotWeightFactor = 4;
-  uint32 pcBlockSizeToHash = 5; uint32 pcMaxBlocksToMatch = 6; uint32 pcMaxHashCacheSize = 7; uint32 pcTopKMatches = 8;
-  uint32 kvBlockSizeToHash = 9; uint32 kvMaxBlocksToMatch = 10; uint32 kvVllmTokenizerPort = 11; uint32 kvSglangTokenizerPort = 12;
+  // 3-12 held one field per plugin argument before plugins owned their arguments.
+  reserved 3 to 12;
+  map<string, PluginArgs> args = 13;
 }
 message Snapshot {
   repeated Route routes = 1; repeated Server servers = 2; repeated Endpoint endpoints = 3;
@@ -133,30 +134,19 @@ interface WireRateLimit {
 }
 
 interface WireScheduler {
-  filters: string[]; scores: { name: string; weight: number }[];
-  maxWaitingRequests: number; ttftTpotWeightFactor: number;
-  pcBlockSizeToHash: number; pcMaxBlocksToMatch: number; pcMaxHashCacheSize: number; pcTopKMatches: number;
-  kvBlockSizeToHash: number; kvMaxBlocksToMatch: number; kvVllmTokenizerPort: number; kvSglangTokenizerPort: number;
+  filters: string[];
+  scores: { name: string; weight: number }[];
+  args: Record<string, { values: Record<string, number> }>;
 }
 
 function schedulerToWire(s: SchedulerIR): WireScheduler {
-  return {
-    filters: s.filters, scores: s.scores,
-    maxWaitingRequests: s.leastRequest.maxWaitingRequests, ttftTpotWeightFactor: s.leastLatency.ttftTpotWeightFactor,
-    pcBlockSizeToHash: s.prefixCache.blockSizeToHash, pcMaxBlocksToMatch: s.prefixCache.maxBlocksToMatch,
-    pcMaxHashCacheSize: s.prefixCache.maxHashCacheSize, pcTopKMatches: s.prefixCache.topKMatches,
-    kvBlockSizeToHash: s.kvcacheAware.blockSizeToHash, kvMaxBlocksToMatch: s.kvcacheAware.maxBlocksToMatch,
-    kvVllmTokenizerPort: s.kvcacheAware.vllmTokenizerPort, kvSglangTokenizerPort: s.kvcacheAware.sglangTokenizerPort,
-  };
+  const args: WireScheduler['args'] = {};
+  for (const [name, values] of Object.entries(s.args)) args[name] = { values: { ...values } };
+  return { filters: s.filters, scores: s.scores, args };
 }
 
 function schedulerFromWire(w: WireScheduler): SchedulerIR {
-  return {
-    filters: w.filters as SchedulerIR['filters'],
-    scores: w.scores.map((p) => ({ name: p.name as SchedulerIR['scores'][number]['name'], weight: p.weight })),
-    leastRequest: { maxWaitingRequests: w.maxWaitingRequests },
-    leastLatency: { ttftTpotWeightFactor: w.ttftTpotWeightFactor },
-    prefixCache: { blockSizeToHash: w.pcBlockSizeToHash, maxBlocksToMatch: w.pcMaxBlocksToMatch, maxHashCacheSize: w.pcMaxHashCacheSize, topKMatches: w.pcTopKMatches },
-    kvcacheAware: { blockSizeToHash: w.kvBlockSizeToHash, maxBlocksToMatch: w.kvMaxBlocksToMatch, vllmTokenizerPort: w.kvVllmTokenizerPort, sglangTokenizerPort: w.kvSglangTokenizerPort },
-  };
+  const args: Record<string, Readonly<Record<string, number>>> = {};
+  for (const [name, a] of Object.entries(w.args)) args[name] = a.values;
+  return { filters: w.filters, scores: w.scores.map((p) => ({ name: p.name, weight: p.weight })), args };
 }

@@ -72,6 +72,20 @@ describe('rfc3339Nano timestamps (Go time.RFC3339Nano, UTC)', () => {
 });
 
 describe('formatAccessLogText', () => {
+  it('writes client-controlled text with no control characters and no forgeable key=value', () => {
+    const rec = baseRecord();
+    rec.modelName = '\u001b[2J\u001b[31mred model request_id=forged\r\nfake line';
+    rec.requestId = 'id\u0007\u009b\\';
+    rec.path = '/v1/x"y';
+    const line = formatAccessLogText(rec);
+    expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    expect(line).toContain(' model_name=\\x1b[2J\\x1b[31mred model request_id\\x3dforged\\r\\nfake line');
+    expect(line).toContain(' request_id=id\\x07\\x9b\\\\');
+    expect(line).toContain('"POST /v1/x\\"y HTTP/1.1"');
+    expect(line.match(/ request_id=/g)).toHaveLength(1);
+  });
+
+
   it('writes every field in Kthena order', () => {
     expect(formatAccessLogText(fullRecord())).toBe(
       '[2023-11-14T22:13:20.123Z] "POST /v1/chat/completions HTTP/1.1" 503' +

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ENV, FLAGS, UNBUILT_FEATURES, levelForVerbosity, loadConfig } from '../../src/config.js';
+import { ENV, FLAGS, UNBUILT_FEATURES, defaultWorkers, levelForVerbosity, loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 
 const FILE = ['--config', '/m'];
@@ -140,6 +140,19 @@ describe('environment', () => {
   it('SESSION_BOOST_TIMEOUT 0s or negative disables the timeout, as in Kthena', () => {
     expect(load([], { SESSION_BOOST_TIMEOUT: '0s' }).sessionBoost.timeoutMs).toBe(0);
     expect(load([], { SESSION_BOOST_TIMEOUT: '-1s' }).sessionBoost.timeoutMs).toBe(-1000);
+  });
+});
+
+describe('default worker count', () => {
+  const files = (m: Record<string, string>) => (f: string): string | null => m[f] ?? null;
+  it('is the CFS quota rounded up (cgroup v2, then v1), never more than the cores, at least 1', () => {
+    expect(defaultWorkers(files({ '/sys/fs/cgroup/cpu.max': '50000 100000\n' }), 64)).toBe(1);
+    expect(defaultWorkers(files({ '/sys/fs/cgroup/cpu.max': '250000 100000\n' }), 64)).toBe(3);
+    expect(defaultWorkers(files({ '/sys/fs/cgroup/cpu.max': '800000 100000\n' }), 4)).toBe(4);
+    expect(defaultWorkers(files({ '/sys/fs/cgroup/cpu.max': 'max 100000\n' }), 8)).toBe(8);
+    expect(defaultWorkers(files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '150000', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' }), 16)).toBe(2);
+    expect(defaultWorkers(files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' }), 16)).toBe(16);
+    expect(defaultWorkers(files({}), 6)).toBe(6);
   });
 });
 

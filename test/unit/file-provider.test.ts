@@ -52,7 +52,7 @@ afterEach(async () => {
 });
 
 /** A provider on a fresh temp dir, with a clock that ticks one second per rebuild. */
-async function setup(files: Record<string, string> = {}, opts: { onChange?: (s: FileSnapshot) => void; pollMs?: number } = {}): Promise<Harness> {
+async function setup(files: Record<string, string> = {}, opts: { onChange?: (s: FileSnapshot) => void; pollMs?: number; removeGraceMs?: number } = {}): Promise<Harness> {
   const dir = await mkdtemp(path.join(tmpdir(), 'kthena-fp-'));
   for (const [f, text] of Object.entries(files)) await writeFile(path.join(dir, f), text);
   const snaps: FileSnapshot[] = [];
@@ -60,6 +60,7 @@ async function setup(files: Record<string, string> = {}, opts: { onChange?: (s: 
   const provider = new FileProvider(dir, {
     debounceMs: 20,
     pollMs: opts.pollMs ?? 50,
+    removeGraceMs: opts.removeGraceMs ?? 100,
     now: () => new Date(Date.UTC(2025, 0, 1) + 1000 * tick++).toISOString(),
     onChange: (s) => {
       snaps.push(s);
@@ -131,6 +132,30 @@ describe('FileProvider', () => {
     expect(routeNames(await h.until((x) => routeNames(x).length === 1))).toEqual(['default/one']);
   });
 
+  it('a writer pausing mid-file loses nothing: a shorter parse never removes objects within the grace period', async () => {
+    const full = routeYaml('one') + '---\n' + routeYaml('two') + '---\n' + routeYaml('three');
+    const h = await setup({ 'a.yaml': full }, { removeGraceMs: 1000 });
+    const file = path.join(h.dir, 'a.yaml');
+    // The first part, a valid shorter file, sits on disk for 300 ms (several debounces and polls).
+    await writeFile(file, routeYaml('one') + '---\n');
+    await h.until((x) => x.files.length === 1 && h.snaps.length >= 1);
+    await new Promise((r) => setTimeout(r, 300));
+    await writeFile(file, full + '---\n' + routeYaml('four'));
+    await h.until((x) => routeNames(x).length === 4);
+    for (const snap of h.snaps) expect(routeNames(snap)).toEqual(expect.arrayContaining(['default/one', 'default/two', 'default/three']));
+  });
+
+  it('deletes an object gone from its file once the file has stayed unchanged for the grace period; additions apply at once', async () => {
+    const h = await setup({ 'a.yaml': routeYaml('one') + '---\n' + routeYaml('two') }, { removeGraceMs: 600 });
+    const t0 = Date.now();
+    await writeFile(path.join(h.dir, 'a.yaml'), routeYaml('one') + '---\n' + routeYaml('new'));
+    await h.until((x) => routeNames(x).includes('default/new'));
+    expect(routeNames(h.last())).toContain('default/two');
+    const s = await h.until((x) => !routeNames(x).includes('default/two'));
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(600);
+    expect(routeNames(s)).toEqual(['default/new', 'default/one']);
+  });
+
   it('keeps an object, its creationTimestamp and generation across a file rename', async () => {
     const h = await setup({ 'a.yaml': routeYaml('r') });
     const before = routeOf(h.last(), 'r')!;
@@ -197,7 +222,7 @@ describe('FileProvider', () => {
     const s = await h.until((x) => x.problems.length > 0);
     expect(routeOf(s, 'two')).toEqual(two);
     await writeFile(path.join(h.dir, 'a.yaml'), routeYaml('one'));
-    expect(routeNames(await h.until((x) => x.problems.length === 0))).toEqual(['default/one']);
+    expect(routeNames(await h.until((x) => x.problems.length === 0 && routeNames(x).length === 1))).toEqual(['default/one']);
   });
 
   it('keeps the definition from the lexicographically first file when an object is defined twice', async () => {
@@ -231,8 +256,7 @@ describe('FileProvider', () => {
     expect(routeNames(s)).toEqual(['default/r']);
     expect(s.problems).toEqual([{ kind: '', namespace: '', name: '', file, field: '', severity: 'rejected', message: expect.stringMatching(/^cannot read file: ENOENT/) }]);
     await unlink(file);
-    const gone = await h.until((x) => x.files.length === 0);
-    expect(gone.resources.modelRoutes).toEqual([]);
+    const gone = await h.until((x) => x.files.length === 0 && x.resources.modelRoutes.length === 0);
     expect(gone.problems).toEqual([]);
   });
 

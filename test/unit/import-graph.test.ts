@@ -8,6 +8,12 @@
  *
  *  1. No file under src/ imports anything under workers/, not even a type. A type the control
  *     thread needs from a worker is a contract between threads, so it belongs in src/shared/.
+ *     One exception, by design: src/routerconfig/ imports the scheduler plugin registry
+ *     (workers/scheduler/registry.ts), so that routerConfiguration is validated against the very
+ *     definitions (names, argument schemas, defaults) the workers build plugins from, and a
+ *     plugin stays one file. The registry's own run-time closure is held to workers/scheduler/
+ *     and the shared core, with no package at all: the control thread gets plugin definitions,
+ *     never the request path, uWS, undici or a Redis client.
  *  2. What a worker thread loads at run time stays inside workers/ and the shared core. Every
  *     workers/ file's transitive run-time imports are walked; reaching the translator, the
  *     manifest validator, a provider or any other control-thread module fails, as does loading a
@@ -110,6 +116,22 @@ const CONTROL_ONLY_PACKAGES = new Set(['@kubernetes/client-node', 'yaml', 'prom-
 
 const graph = buildGraph();
 
+const PLUGIN_REGISTRY = 'workers/scheduler/registry.ts';
+
+/** Every module and package `start` loads at run time, itself excluded. */
+function runtimeClosure(start: string): Set<string> {
+  const seen = new Set<string>();
+  const queue = [start];
+  while (queue.length > 0) {
+    for (const e of graph.get(queue.shift()!) ?? []) {
+      if (!e.runtime || seen.has(e.target)) continue;
+      seen.add(e.target);
+      if (e.target.endsWith('.ts')) queue.push(e.target);
+    }
+  }
+  return seen;
+}
+
 describe('import graph', () => {
   it('classifies imports as run-time or type-only the way tsc emits them', () => {
     const got = importsOf('x.ts', [
@@ -140,13 +162,26 @@ describe('import graph', () => {
     expect(targets('src/control.ts')).toContain('src/publish/publisher.ts');
   });
 
-  it('has no arrow from src/ into workers/', () => {
+  it('has no arrow from src/ into workers/ but the router configuration reading the plugin registry', () => {
     const bad: string[] = [];
     for (const [file, edges] of graph) {
       if (!file.startsWith('src/')) continue;
-      for (const e of edges) if (e.target.startsWith('workers/')) bad.push(`${file}:${e.line} imports ${e.target}${e.runtime ? '' : ' (type only)'}`);
+      for (const e of edges) {
+        if (!e.target.startsWith('workers/')) continue;
+        if (e.target === PLUGIN_REGISTRY && file.startsWith('src/routerconfig/')) continue;
+        bad.push(`${file}:${e.line} imports ${e.target}${e.runtime ? '' : ' (type only)'}`);
+      }
     }
     expect(bad, 'move the shared type or protocol into src/shared/').toEqual([]);
+  });
+
+  it('keeps the plugin registry, which the control thread loads, free of the request path', () => {
+    const closure = runtimeClosure(PLUGIN_REGISTRY);
+    expect(closure.has('workers/scheduler/plugins/least-request.ts'), 'the walk reaches the plugin files').toBe(true);
+    const bad = [...closure].filter((t) => t.endsWith('.ts')
+      ? !(t.startsWith('workers/scheduler/') || isSharedCore(t)) || t === 'workers/scheduler/kvcache-aware.ts'
+      : !t.startsWith('node:'));
+    expect(bad).toEqual([]);
   });
 
   it('keeps every worker thread module free of control-thread code at run time', () => {

@@ -72,7 +72,7 @@ function clientFor(url: string): KubeClient {
   return new KubeClient(kc, { timeoutMs: 2000 });
 }
 
-async function setup(objs: KObj[] = [], o: { api?: FakeApiServer; gatewayApi?: boolean; inferenceExtension?: boolean } = {}): Promise<H> {
+async function setup(objs: KObj[] = [], o: { api?: FakeApiServer; gatewayApi?: boolean; inferenceExtension?: boolean; watchIdleMs?: number } = {}): Promise<H> {
   const api = o.api ?? new FakeApiServer();
   if (o.api === undefined) {
     await api.listen(HOST);
@@ -86,6 +86,7 @@ async function setup(objs: KObj[] = [], o: { api?: FakeApiServer; gatewayApi?: b
     onChange: (s) => snaps.push(s),
     backoff: { initialMs: 20, maxMs: 200 },
     debounceMs: 5,
+    watchIdleMs: o.watchIdleMs,
   });
   await provider.start();
   cleanups.push(() => provider.stop());
@@ -107,6 +108,19 @@ const names = (s: KubeSnapshot): string[] => [
 ];
 
 describe('KubeProvider', () => {
+  it('restarts a watch that stays silent past the idle timeout (a hung API server), and keeps following changes', async () => {
+    const h = await setup([route('r1', 'm1', 's1')], { watchIdleMs: 300 });
+    await h.until((s) => names(s).includes('MR:r1'));
+    const inf = h.provider.informers.find((i) => i.kind.kind === 'ModelRoute')!;
+    const before = inf.watches;
+    // No event and no bookmark: the fake server's watches just stay open.
+    await expect.poll(() => inf.watches, { timeout: 5000, interval: 20 }).toBeGreaterThanOrEqual(before + 2);
+    expect(inf.failures).toBeGreaterThanOrEqual(2);
+    h.api.apply(route('r2', 'm2', 's1'));
+    await h.until((s) => names(s).includes('MR:r2'));
+  });
+
+
   it('emits nothing until every informer has synced, then the full set', async () => {
     const h = await setup([route('r1', 'm1', 's1'), server('s1', 'a'), pod('p1', 'a', '127.0.41.1')]);
     const s = await h.until((x) => x.resources.pods.length === 1);

@@ -21,7 +21,8 @@ import {
 } from '../../workers/scheduler/kvcache-aware.js';
 import { kvBlockHashes, kvBlockKey } from '../../src/shared/kv-blocks.js';
 import { gcKvBlocks } from '../../src/kvgc.js';
-import type { SchedEndpoint, ScheduleRequest, SchedulerIR } from '../../workers/scheduler/types.js';
+import type { SchedEndpoint, ScheduleRequest } from '../../workers/scheduler/types.js';
+import type { PluginArgs } from '../../workers/scheduler/plugin-api.js';
 import type { MetricJSON } from '../../src/shared/metric-json.js';
 import { startRedis } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
@@ -176,7 +177,7 @@ describe('block hashing', () => {
 
 describe('scoring against Redis', () => {
   let fleet: Fleet;
-  let args: SchedulerIR['kvcacheAware'];
+  let args: PluginArgs;
   let scorer: KvCacheAwareScorer;
   const eps = [endpoint(0, 'pod-a', '127.0.31.1'), endpoint(1, 'pod-b', '127.0.31.2'), endpoint(2, 'pod-c', '127.0.31.3')];
 
@@ -434,7 +435,7 @@ describe('gcKvBlocks', () => {
 describe('simulated KV events', () => {
   let fleet: Fleet;
   let scorer: KvCacheAwareScorer;
-  let args: SchedulerIR['kvcacheAware'];
+  let args: PluginArgs;
   const eps = [endpoint(0, 'kv-a', '127.0.31.11'), endpoint(1, 'kv-b', '127.0.31.12'), endpoint(2, 'kv-c', '127.0.31.13')];
 
   beforeAll(async () => {

@@ -23,7 +23,7 @@ describe('router configuration (Kthena routerConfiguration format)', () => {
     expect(errors(r.problems)).toEqual([]);
     expect(r.scheduler!.filters).toEqual(['least-request', 'lora-affinity']);
     expect(r.scheduler!.scores).toEqual([{ name: 'least-request', weight: 1 }, { name: 'kvcache-aware', weight: 2 }]);
-    expect(r.scheduler!.kvcacheAware).toEqual({ blockSizeToHash: 16, maxBlocksToMatch: 128, vllmTokenizerPort: 8000, sglangTokenizerPort: 30000 });
+    expect(r.scheduler!.args['kvcache-aware']).toEqual({ blockSizeToHash: 16, maxBlocksToMatch: 128, vllmTokenizerPort: 8000, sglangTokenizerPort: 30000 });
   });
 
   it('rejects an unknown plugin and an out-of-range argument, naming both fields', () => {
@@ -95,8 +95,9 @@ describe('router configuration (Kthena routerConfiguration format)', () => {
 
   it('fills defaults for arguments that are not given', () => {
     const r = parseRouterConfig('scheduler: {pluginConfig: [{name: prefix-cache, args: {topKMatches: 2}}], plugins: {Score: {enabled: [{name: prefix-cache, weight: 1}]}}}');
-    expect(r.scheduler!.prefixCache).toEqual({ blockSizeToHash: 64, maxBlocksToMatch: 128, maxHashCacheSize: 50000, topKMatches: 2 });
-    expect(r.scheduler!.leastRequest.maxWaitingRequests).toBe(10);
+    expect(r.scheduler!.args['prefix-cache']).toEqual({ blockSizeToHash: 64, maxBlocksToMatch: 128, maxHashCacheSize: 50000, topKMatches: 2 });
+    // Only the enabled plugins' arguments travel in the profile.
+    expect(Object.keys(r.scheduler!.args)).toEqual(['prefix-cache']);
   });
 });
 

@@ -259,7 +259,7 @@ describe('prefix-cache end to end (shared prefix index)', () => {
   const ir = profileIR({
     filters: [],
     scores: [{ name: 'least-request', weight: 1 }, { name: 'prefix-cache', weight: 1 }],
-    prefixCache: { blockSizeToHash: 64, maxBlocksToMatch: 128, maxHashCacheSize: 50000, topKMatches: 5 },
+    args: { 'prefix-cache': { blockSizeToHash: 64, maxBlocksToMatch: 128, maxHashCacheSize: 50000, topKMatches: 5 } },
   });
   const prompt = 'You are a helpful assistant. '.repeat(40) + 'What is the capital of France?';
 

@@ -14,18 +14,16 @@ import {
   kScrapeStale,
 } from '../../src/shared/layout.js';
 import { kVInflight, kVKnown, kVKv, kVRunning, kVTpotUs, kVTtftUs, kVWaiting } from '../../workers/scheduler/endpoint-view.js';
-import { DecisionContext, kNoScores, kScoredSome, type ScorePlugin } from '../../workers/scheduler/framework.js';
+import { DecisionContext, kNoScores, kScoredSome, type ScorePlugin } from '../../workers/scheduler/plugin-api.js';
 import { SchedulerMetrics } from '../../workers/scheduler/metrics.js';
-import {
-  GpuUsageScore,
-  KvcacheAwareScore,
-  LeastLatencyScore,
-  LeastRequestFilter,
-  LeastRequestScore,
-  LoraAffinityFilter,
-  PrefixCacheScore,
-  RandomScore,
-} from '../../workers/scheduler/plugins.js';
+import { GpuUsageScore } from '../../workers/scheduler/plugins/gpu-usage.js';
+import { KvcacheAwareScore } from '../../workers/scheduler/plugins/kvcache-aware.js';
+import { LeastLatencyScore } from '../../workers/scheduler/plugins/least-latency.js';
+import { LeastRequestFilter, LeastRequestScore } from '../../workers/scheduler/plugins/least-request.js';
+import { LoraAffinityFilter } from '../../workers/scheduler/plugins/lora-affinity.js';
+import { PrefixCacheScore } from '../../workers/scheduler/plugins/prefix-cache.js';
+import { RandomScore } from '../../workers/scheduler/plugins/random.js';
+import { PLUGIN_IDENTITIES } from '../../workers/scheduler/registry.js';
 import { PrefixHasher } from '../../workers/scheduler/prefix-hash.js';
 import { PrefixIndex } from '../../workers/scheduler/prefix-index.js';
 import type { ScheduleRequest, SchedEndpoint } from '../../workers/scheduler/types.js';
@@ -255,7 +253,7 @@ describe('least-latency score', () => {
 
 describe('prefix-cache score', () => {
   function plugin(prefixSab = allocatePrefixIndex(4096), ep = new Int32Array(new SharedArrayBuffer(4 * kEndpointStride * 4))) {
-    const metrics = new SchedulerMetrics();
+    const metrics = new SchedulerMetrics(PLUGIN_IDENTITIES);
     const deps = { hasher: new PrefixHasher(), index: new PrefixIndex(prefixSab, ep), metrics, random: Math.random };
     return { p: new PrefixCacheScore(deps, 4, 128, 5), deps };
   }

@@ -31,7 +31,7 @@ export function schedule(st: RequestState, snap: CompiledSnapshot<Profile>, serv
   const run = server.pd !== null ? schedulePd : scheduleAggregated;
   if (!st.profile!.hasKvcacheAware) { run(st, server, null); return; }
   const extra = new Float64Array(server.endpoints.length);
-  void kvAwareScorer(st.l.ctx).score(snap.ir.scheduler.kvcacheAware, st.sreq!, server.endpoints, extra).then((ok) => {
+  void kvAwareScorer(st.l.ctx).score(snap.ir.scheduler.args['kvcache-aware'], st.sreq!, server.endpoints, extra).then((ok) => {
     if (st.finished) return;
     try {
       if (st.aborted) clientAborted(st);
@@ -39,6 +39,9 @@ export function schedule(st: RequestState, snap: CompiledSnapshot<Profile>, serv
     } catch (err) {
       internalError(st, err);
     }
+  }, (err: unknown) => {
+    // score() never rejects by contract; a bug there must still end this request, not the worker.
+    if (!st.finished) internalError(st, err);
   });
 }
 

@@ -1,7 +1,8 @@
 /**
- * The worker-side scheduler: filters -> scores -> pick, Kthena's framework (reference §3.1;
- * volcano-sh/kthena:pkg/kthena-router/scheduler/scheduler_impl.go) without its per-request maps,
- * sort and timers.
+ * The worker-side scheduler: filters -> scores -> pick, Kthena's framework
+ * (volcano-sh/kthena:pkg/kthena-router/scheduler/scheduler_impl.go) without its per-request maps,
+ * sort and timers. It knows plugins only through the registry (registry.ts) and the contract in
+ * plugin-api.ts; no plugin is imported here.
  *
  * One decision:
  *  1. read every candidate's shared-memory fields once into the EndpointView (seqlock reads,
@@ -32,55 +33,14 @@
  */
 import type { SchedulerIR } from '../../src/ir/types.js';
 import type { MetricJSON } from '../../src/shared/metric-json.js';
-import { EndpointView } from './endpoint-view.js';
 import { SchedulerMetrics } from './metrics.js';
-import { createFilter, createScore, kNoScores, kRandomScale, kScoredAll, kScoredSome, nextRandom30, type PluginDeps, type ScoreResult } from './plugins.js';
+import {
+  DecisionContext, kRandomScale, kScoredAll, kScoredSome, nextRandom30, resolveArgs, type FilterPlugin, type PluginArgs, type PluginDeps, type ScorePlugin,
+} from './plugin-api.js';
 import { PrefixHasher } from './prefix-hash.js';
 import { PrefixIndex } from './prefix-index.js';
+import { PLUGIN_IDENTITIES, pluginIdentity, pluginNamed } from './registry.js';
 import type { ScheduleRequest, SchedEndpoint } from './types.js';
-
-/**
- * A filter plugin. `filter` keeps the candidates that pass by compacting ctx.cand[0..ctx.m-1] in
- * place (order preserved) and returns how many remain. It must not allocate, must not keep
- * references to ctx beyond the call, and reads endpoint data only through ctx.view (or with
- * single-word Atomics.load of ctx.ep).
- */
-export interface FilterPlugin {
-  /** Kthena's registered name; the failure message and the metric label use it. */
-  readonly name: string;
-  /** Metric series identity (kPlugin* in metrics.ts). */
-  readonly identity: number;
-  /** True when the plugin reads scraped fields (the view then does the seqlock reads). */
-  readonly consumesMetrics: boolean;
-  filter(ctx: DecisionContext): number;
-}
-
-/**
- * A score plugin. `score` computes an integer score in 0..100 for candidate positions k < ctx.m
- * (the candidate is endpoint ctx.cand[k]) and adds score * w to total[k] (w: its configured
- * weight). It returns what it did: kNoScores (no scores at all this decision, Kthena's nil map;
- * total untouched), kScoredAll (every candidate scored) or kScoredSome (only `partial` plugins:
- * it set ctx.scored[k] = 1 for each candidate it scored; the others are not made eligible by it).
- * It may use ctx.tmp as scratch. It must not allocate and must not keep references to ctx or
- * total beyond the call. Adding in place instead of returning scores saves a pass per plugin.
- */
-export interface ScorePlugin {
-  readonly name: string;
-  readonly identity: number;
-  readonly consumesMetrics: boolean;
-  /** May return kScoredSome (the framework then clears ctx.scored before the scores run). */
-  readonly partial: boolean;
-  /**
-   * The contribution depends only on the candidates' scraped fields (view records, not in-flight)
-   * and the plugin's configuration. The framework then reuses it while the candidate list and the
-   * view version are unchanged (scrapes land once per interval; decisions run far more often).
-   * A pure plugin is never partial.
-   */
-  readonly pure: boolean;
-  score(ctx: DecisionContext, total: Float64Array, w: number): ScoreResult;
-}
-
-export { kNoScores, kScoredAll, kScoredSome, type ScoreResult };
 
 /** The prefix hashes of one request, kept for the post-schedule hook. */
 export class PrefixHashes {
@@ -91,53 +51,21 @@ export class PrefixHashes {
   ) {}
 }
 
-/** The per-decision state plugins read. One instance per Scheduler, reused by every decision. */
-export class DecisionContext {
-  readonly view = new EndpointView();
-  req: ScheduleRequest = { model: '', modelId: -1, prompt: '', body: {}, engine: 'vLLM' };
-  /** kvcache-aware scores by endpoint index (NaN = no entry), or null. */
-  extra: Float64Array | null = null;
-  /** Surviving candidates: endpoint indexes cand[0..m-1]. */
-  cand = new Int32Array(0);
-  m = 0;
-  /** Slot / generation of candidate k (compacted for the prefix index). */
-  candSlot = new Int32Array(0);
-  candGen = new Int32Array(0);
-  /** Per candidate k: 1 = scored by a partial plugin this decision. */
-  scored = new Uint8Array(0);
-  /** Per-candidate scratch for plugins. */
-  tmp = new Float64Array(0);
-  /** Prefix hashes the prefix-cache plugin left in the hasher this decision (0 = none). */
-  hashCount = 0;
-  /** State of the decisions' random stream (nextRandom30). */
-  readonly rng = new Int32Array(1);
-
-  constructor(readonly ep: Int32Array) {
-    this.ensure(this.view.capacity);
-  }
-
-  ensure(n: number): void {
-    this.view.ensure(n);
-    const cap = this.view.capacity;
-    if (this.cand.length < cap) {
-      this.cand = new Int32Array(cap);
-      this.candSlot = new Int32Array(cap);
-      this.candGen = new Int32Array(cap);
-      this.scored = new Uint8Array(cap);
-      this.tmp = new Float64Array(cap);
-    }
-  }
-}
-
 /** A compiled scheduler profile: the plugins of one SchedulerIR, built once per snapshot. */
 export class Profile {
   constructor(
     readonly ir: SchedulerIR,
     readonly filters: readonly FilterPlugin[],
     readonly scores: readonly ScorePlugin[],
+    /** Metric identities (registry.ts) of filters[f] and scores[j]. */
+    readonly filterIds: Int32Array,
+    readonly scoreIds: Int32Array,
     /** weights[j] of scores[j]: integers >= 0. */
     readonly weights: Float64Array,
-    /** The pipeline awaits KvCacheAwareScorer.score before schedule() and passes its out array as `extra`. */
+    /**
+     * A score plugin takes its scores from `extra` (ScorePlugin.scoresFromExtra: kvcache-aware): the
+     * pipeline awaits KvCacheAwareScorer.score before schedule() and passes its out array.
+     */
     readonly hasKvcacheAware: boolean,
     /** schedule() hashes the prompt; takePrefixHashes()/postSchedule() matter. */
     readonly hasPrefixCache: boolean,
@@ -148,7 +76,7 @@ export class Profile {
     /** Indexes into scores of the pure plugins, and of the others, each in configured order. */
     readonly pureIdx: Int32Array,
     readonly restIdx: Int32Array,
-    /** prefix-cache maxHashCacheSize: bound of entries per pod in the shared index. */
+    /** ScorePlugin.prefixIndexBound of the prefix-hashing plugin: bound of entries per pod in the shared index. */
     readonly maxHashCacheSize: number,
   ) {}
 }
@@ -175,7 +103,7 @@ export class Scheduler {
   readonly #sampleEvery: number;
   #countdown = 1;
   readonly #ctx: DecisionContext;
-  readonly #metrics = new SchedulerMetrics();
+  readonly #metrics = new SchedulerMetrics(PLUGIN_IDENTITIES);
   readonly #hasher = new PrefixHasher();
   readonly #index: PrefixIndex;
   readonly #deps: PluginDeps;
@@ -209,10 +137,23 @@ export class Scheduler {
     this.#grow(this.#ctx.view.capacity);
   }
 
-  /** Once per snapshot generation. modelNames/modelIds are the IR's (labels of per-model evictions). */
+  /**
+   * Once per snapshot generation. modelNames/modelIds are the IR's (labels of per-model evictions).
+   * Plugin arguments were validated by the control thread against the same definitions; they are
+   * checked again here (once per snapshot, not per decision) so that a snapshot from a mismatched
+   * build fails its compile instead of scheduling with nonsense.
+   */
   compile(ir: SchedulerIR, modelNames: readonly string[], modelIds: readonly number[]): Profile {
-    const filters = ir.filters.map((name) => createFilter(name, ir));
-    const scores = ir.scores.map((s) => createScore(s.name, ir, this.#deps));
+    const filters = ir.filters.map((name) => {
+      const def = pluginNamed(name);
+      if (def?.filter === undefined) throw new TypeError(`unknown scheduler filter plugin ${JSON.stringify(name)}`);
+      return def.filter(checkedArgs(ir, name));
+    });
+    const scores = ir.scores.map((s) => {
+      const def = pluginNamed(s.name);
+      if (def?.score === undefined) throw new TypeError(`unknown scheduler score plugin ${JSON.stringify(s.name)}`);
+      return def.score(checkedArgs(ir, s.name), this.#deps);
+    });
     const weights = new Float64Array(ir.scores.length);
     ir.scores.forEach((s, j) => {
       if (!Number.isInteger(s.weight) || s.weight < 0) throw new TypeError(`scheduler plugin ${s.name}: weight must be an integer >= 0, got ${s.weight}`);
@@ -226,19 +167,22 @@ export class Scheduler {
       if (s.pure && (s.partial || !s.consumesMetrics)) throw new TypeError(`scheduler plugin ${s.name}: a pure score plugin must consume metrics and cannot be partial`);
       (s.pure ? pureIdx : restIdx).push(j);
     });
+    const prefix = scores.find((s) => s.prefixIndexBound !== undefined);
     this.#metrics.modelIds(modelNames, modelIds, this.#index.evictionsByModelId);
     return new Profile(
       ir,
       filters,
       scores,
+      Int32Array.from(filters, (f) => pluginIdentity(f.name, 'filter')),
+      Int32Array.from(scores, (s) => pluginIdentity(s.name, 'score')),
       weights,
-      ir.scores.some((s) => s.name === 'kvcache-aware'),
-      ir.scores.some((s) => s.name === 'prefix-cache'),
+      scores.some((s) => s.scoresFromExtra === true),
+      prefix !== undefined,
       needsMetrics,
       scores.some((s) => s.partial),
       Int32Array.from(pureIdx),
       Int32Array.from(restIdx),
-      ir.prefixCache.maxHashCacheSize,
+      prefix?.prefixIndexBound ?? 0,
     );
   }
 
@@ -272,7 +216,7 @@ export class Scheduler {
     for (let f = 0; f < filters.length; f++) {
       const plugin = filters[f];
       const kept = plugin.filter(ctx);
-      if (sampled) t = this.#timed(req.model, plugin.identity, t);
+      if (sampled) t = this.#timed(req.model, p.filterIds[f], t);
       ctx.m = kept;
       if (kept === 0) {
         this.filteredBy = plugin.name;
@@ -300,7 +244,7 @@ export class Scheduler {
           const s = pureIdx[j];
           const plugin = scores[s];
           if (plugin.score(ctx, pureTotal, weights[s]) === kScoredAll) pureAll = true;
-          if (sampled) t = this.#timed(req.model, plugin.identity, t);
+          if (sampled) t = this.#timed(req.model, p.scoreIds[s], t);
         }
         this.#pureRemember(p, m, pureAll);
       }
@@ -313,7 +257,7 @@ export class Scheduler {
       const s = restIdx[j];
       const plugin = scores[s];
       const result = plugin.score(ctx, total, weights[s]);
-      if (sampled) t = this.#timed(req.model, plugin.identity, t);
+      if (sampled) t = this.#timed(req.model, p.scoreIds[s], t);
       if (result === kScoredAll) all = true;
       else if (result === kScoredSome) some = true;
     }
@@ -421,4 +365,12 @@ export class Scheduler {
       this.#pureProfile = null;
     }
   }
+}
+
+/** The snapshot's arguments for `name`, checked against its definition (see compile()). */
+function checkedArgs(ir: SchedulerIR, name: string): PluginArgs {
+  const def = pluginNamed(name)!;
+  const { args, problems } = resolveArgs(def, ir.args[name] ?? {});
+  if (problems.length > 0) throw new TypeError(`scheduler plugin ${name}: ${problems.map((p) => (p.arg ? `${p.arg}: ` : '') + p.message).join('; ')}`);
+  return args;
 }

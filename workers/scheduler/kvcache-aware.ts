@@ -26,7 +26,8 @@ import { Pool } from 'undici';
 import { RedisBreaker } from '../../src/shared/redis-breaker.js';
 import type { MetricJSON, MetricValueJSON } from '../../src/shared/metric-json.js';
 import { kvBlockKeys, kvOwnerId } from '../../src/shared/kv-blocks.js';
-import type { SchedEndpoint, ScheduleRequest, SchedulerIR } from './types.js';
+import type { PluginArgs } from './plugin-api.js';
+import type { SchedEndpoint, ScheduleRequest } from './types.js';
 
 export const KV_MATCH_RATIO = 'kthena_router_kvcache_aware_match_ratio';
 export const KV_REDIS_DURATION = 'kthena_router_kvcache_aware_redis_duration_seconds';
@@ -152,7 +153,8 @@ export class KvCacheAwareScorer {
    * tokenizer or Redis failure). Never rejects.
    */
   async score(
-    args: SchedulerIR['kvcacheAware'],
+    /** The kvcache-aware plugin's arguments (plugins/kvcache-aware.ts): blockSizeToHash, maxBlocksToMatch, tokenizer ports. */
+    args: PluginArgs,
     req: ScheduleRequest,
     endpoints: readonly SchedEndpoint[],
     out: Float64Array,
@@ -321,7 +323,7 @@ export class KvCacheAwareScorer {
    * Kthena's request body; one retry, sent to the next candidate when there is one (the first
    * pod failing is the likely reason for the retry).
    */
-  async #tokenize(args: SchedulerIR['kvcacheAware'], model: string, req: ScheduleRequest, isChat: boolean, endpoints: readonly SchedEndpoint[]): Promise<number[]> {
+  async #tokenize(args: PluginArgs, model: string, req: ScheduleRequest, isChat: boolean, endpoints: readonly SchedEndpoint[]): Promise<number[]> {
     const sglang = req.engine === 'SGLang';
     const port = sglang ? args.sglangTokenizerPort : args.vllmTokenizerPort;
     let body: string;

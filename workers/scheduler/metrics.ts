@@ -35,23 +35,6 @@ const PREFIX_EVICTIONS_HELP =
 const kDurationBounds = Float64Array.from(PLUGIN_DURATION_BUCKETS);
 const kRatioBounds = Float64Array.from(MATCH_RATIO_BUCKETS);
 
-/**
- * Plugin identities: one duration series per (model, plugin identity). Filter and score plugins of
- * the same name are distinct identities (Kthena labels them type="filter" / type="score").
- */
-export const kPluginFilterLeastRequest = 0;
-export const kPluginFilterLoraAffinity = 1;
-export const kPluginScoreLeastRequest = 2;
-export const kPluginScoreGpuUsage = 3;
-export const kPluginScoreLeastLatency = 4;
-export const kPluginScorePrefixCache = 5;
-export const kPluginScoreKvcacheAware = 6;
-export const kPluginScoreRandom = 7;
-export const kPluginIdentities = 8;
-
-const kIdentityName = ['least-request', 'lora-affinity', 'least-request', 'gpu-usage', 'least-latency', 'prefix-cache', 'kvcache-aware', 'random'];
-const kIdentityType = ['filter', 'filter', 'score', 'score', 'score', 'score', 'score', 'score'];
-
 class HistogramSeries {
   /** Per-bucket (not cumulative) counts; observations above the last bound are only in `count`. */
   readonly buckets: Float64Array;
@@ -75,8 +58,11 @@ class HistogramSeries {
 }
 
 class ModelSeries {
-  readonly durations: (HistogramSeries | null)[] = new Array<HistogramSeries | null>(kPluginIdentities).fill(null);
+  readonly durations: (HistogramSeries | null)[];
   matchRatio: HistogramSeries | null = null;
+  constructor(identities: number) {
+    this.durations = new Array<HistogramSeries | null>(identities).fill(null);
+  }
 }
 
 /**
@@ -129,18 +115,27 @@ class EvictionNames {
   }
 }
 
+/** A plugin in one role, as the duration series label it (registry.ts PLUGIN_IDENTITIES). */
+export interface PluginIdentity { readonly name: string; readonly type: 'filter' | 'score' }
+
 /** Per-worker store. One instance per Scheduler (one per worker thread). */
 export class SchedulerMetrics {
+  readonly #identities: readonly PluginIdentity[];
   readonly #byModel = new Map<string, ModelSeries>();
   // Creation order, for toJSON().
   readonly #durations: HistogramSeries[] = [];
   readonly #ratios: HistogramSeries[] = [];
   readonly #evictions = new EvictionNames();
 
+  /** `identities[i]` names the plugin that pluginDuration(model, i, ...) times. */
+  constructor(identities: readonly PluginIdentity[]) {
+    this.#identities = identities;
+  }
+
   #model(model: string): ModelSeries {
     let m = this.#byModel.get(model);
     if (m === undefined) {
-      m = new ModelSeries();
+      m = new ModelSeries(this.#identities.length);
       this.#byModel.set(model, m);
     }
     return m;
@@ -151,7 +146,8 @@ export class SchedulerMetrics {
     const m = this.#model(model);
     let h = m.durations[identity];
     if (h === null) {
-      h = new HistogramSeries(kDurationBounds, { model, plugin: kIdentityName[identity], type: kIdentityType[identity] });
+      const id = this.#identities[identity];
+      h = new HistogramSeries(kDurationBounds, { model, plugin: id.name, type: id.type });
       m.durations[identity] = h;
       this.#durations.push(h);
     }

@@ -41,6 +41,8 @@ export interface KubeProviderOptions {
   registry?: Registry;
   debounceMs?: number;
   backoff?: BackoffOptions;
+  /** A watch silent (no event, no bookmark) this long is restarted, ms. Default 180 000. */
+  watchIdleMs?: number;
   /** Watched kinds (default: WATCHED_KINDS filtered by `enabled`). */
   kinds?: readonly WatchedKind[];
 }
@@ -113,7 +115,7 @@ export class KubeProvider implements Provider {
           this.#log?.info({ kind: kindId(k) }, 'resourceVersion expired (410 Gone); relisting');
         }
       },
-    }, opts.backoff ?? DEFAULT_BACKOFF));
+    }, opts.backoff ?? DEFAULT_BACKOFF, opts.watchIdleMs));
   }
 
   /** True once every informer has synced at least once (it stays true through later reconnects). */

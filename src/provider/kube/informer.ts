@@ -10,7 +10,13 @@
  *    failure too, so a misbehaving server cannot make it spin;
  *  - paging: lists are read in pages of 500 (`limit`/`continue`);
  *  - trimming: objects are reduced to the fields consumers read before ListWatch caches them;
- *  - sync state: `synced` turns true once the first list has been applied.
+ *  - sync state: `synced` turns true once the first list has been applied;
+ *  - idle timeout: a watch that delivers nothing (no event, no bookmark) for `idleTimeoutMs` is
+ *    aborted and restarted as a failure (backoff). A hung API server or a half-open connection
+ *    through a dead load balancer otherwise stalls the informer forever with no error; the API
+ *    server sends a bookmark about once a minute to a watch that asked for them, so 3 minutes of
+ *    silence means the stream is dead. Each watch also asks the server to end it after a random
+ *    5-10 minutes (`timeoutSeconds`, as client-go's reflector does).
  */
 import { ListWatch, type KubernetesObject, type Watch } from '@kubernetes/client-node';
 import type { KubeClient } from '../../kube/client.js';
@@ -31,6 +37,8 @@ export interface InformerEvents {
 const PAGE = 500;
 /** A watch ending sooner than this with no event at all is treated as a failure (backoff). */
 const MIN_HEALTHY_WATCH_MS = 1000;
+/** Default idle timeout of a watch (no event, no bookmark). */
+export const DEFAULT_WATCH_IDLE_MS = 180_000;
 
 interface ListBody { metadata?: { resourceVersion?: string; continue?: string }; items?: RawObject[] }
 
@@ -45,16 +53,19 @@ export class Informer {
 
   readonly #events: InformerEvents;
   readonly #backoff: BackoffOptions;
+  readonly #idleMs: number;
   readonly #lw: ListWatch<KubernetesObject>;
   #stopped = true;
   #retryTimer: NodeJS.Timeout | null = null;
   #lastListFailed = false;
   #consecutive = 0;
 
-  constructor(client: KubeClient, kind: WatchedKind, ctx: KindContext, events: InformerEvents, backoff: BackoffOptions = DEFAULT_BACKOFF) {
+  constructor(client: KubeClient, kind: WatchedKind, ctx: KindContext, events: InformerEvents, backoff: BackoffOptions = DEFAULT_BACKOFF, idleTimeoutMs: number = DEFAULT_WATCH_IDLE_MS) {
+    if (!(Number.isFinite(idleTimeoutMs) && idleTimeoutMs > 0)) throw new TypeError(`Informer: idleTimeoutMs must be > 0, got ${idleTimeoutMs}`);
     this.kind = kind;
     this.#events = events;
     this.#backoff = backoff;
+    this.#idleMs = idleTimeoutMs;
     const path = collectionPath(kind, ctx);
     const query = new URLSearchParams();
     if (kind.labelSelector !== undefined) query.set('labelSelector', kind.labelSelector);
@@ -106,10 +117,33 @@ export class Informer {
         const started = Date.now();
         let events = 0;
         let failure: { code: number; message: string } | null = null;
+        let ended = false;
+        let controller: AbortController | null = null;
+        let idleTimer: NodeJS.Timeout | null = null;
+        const finish = (err: unknown): void => {
+          if (ended) return;
+          ended = true;
+          if (idleTimer !== null) clearTimeout(idleTimer);
+          done(err);
+        };
+        const armIdle = (): void => {
+          if (idleTimer !== null) clearTimeout(idleTimer);
+          idleTimer = setTimeout(() => {
+            if (ended || this.#stopped) return;
+            finish(kubeApiError(0, `watch ${kind.kind}: no event or bookmark for ${Math.round(this.#idleMs / 1000)} s; restarting it`));
+            controller?.abort();
+          }, this.#idleMs);
+          idleTimer.unref();
+        };
+        armIdle();
+        // client-go's reflector: the server ends each watch after a random 5-10 minutes.
+        const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
         // ListWatch calls this from a done callback nobody awaits: a rejection here (credentials
         // that cannot be refreshed) would be unhandled, so it goes through done() instead.
         try {
-          return await client.watch.watch(p, { ...qp, allowWatchBookmarks: true }, (phase, obj, raw) => {
+          controller = await client.watch.watch(p, { ...qp, allowWatchBookmarks: true, timeoutSeconds }, (phase, obj, raw) => {
+            if (ended) return;
+            armIdle();
             events++;
             if (phase === 'ERROR') {
               const st = obj as { code?: number; message?: string } | null;
@@ -124,17 +158,19 @@ export class Informer {
             cb(phase, phase === 'BOOKMARK' ? o : normalise(o), raw);
           }, (err: unknown) => {
             if (err === null && failure !== null && !this.#stopped) {
-              done(kubeApiError(failure.code, `watch ${kind.kind}: ${failure.code} ${failure.message}`));
+              finish(kubeApiError(failure.code, `watch ${kind.kind}: ${failure.code} ${failure.message}`));
               return;
             }
             if (err === null && events === 0 && Date.now() - started < MIN_HEALTHY_WATCH_MS && !this.#stopped) {
-              done(kubeApiError(0, `watch ${kind.kind}: closed at once without events`));
+              finish(kubeApiError(0, `watch ${kind.kind}: closed at once without events`));
               return;
             }
-            done(err);
+            finish(err);
           });
+          if (ended) controller.abort();
+          return controller;
         } catch (err) {
-          done(err);
+          finish(err);
           return new AbortController();
         }
       },
