@@ -63,8 +63,8 @@ beforeAll(async () => {
   ));
   await writeFile(path.join(dir, '..', `${path.basename(dir)}-router.yaml`), authConfig(['kthena']));
   router = await startRouter({ dir, workers: 2, args: ['--router-config', path.join(dir, '..', `${path.basename(dir)}-router.yaml`)] });
-  await router.waitReady();
-}, 60_000);
+  await router.waitReady(60_000);
+}, 90_000);
 
 afterAll(async () => {
   await router?.stop();

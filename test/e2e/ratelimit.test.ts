@@ -98,8 +98,8 @@ describe('local token rate limits (one budget per router)', () => {
     dir = await tempDir('kthena-e2e-ratelimit-');
     await writeFile(file(), routes({ input: 20, unit: 'minute' }));
     router = await startRouter({ dir, workers: 2 });
-    await router.waitReady();
-  });
+    await router.waitReady(60_000);
+  }, 90_000);
 
   afterAll(async () => {
     await router?.stop();
@@ -192,11 +192,11 @@ describe('global token rate limits in Redis', () => {
       startRouter({ dir, workers: 1 }),
       startRouter({ dir, workers: 1, args: ['--rate-limit-fail-closed'] }),
     ]);
-    await Promise.all([a.waitReady(), b.waitReady(), closed.waitReady()]);
+    await Promise.all([a.waitReady(90_000), b.waitReady(90_000), closed.waitReady(90_000)]);
     client = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true, maxRetriesPerRequest: 1 });
     client.on('error', () => {});
     await client.connect();
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     client?.disconnect();
