@@ -101,7 +101,7 @@ export class Attempt implements UpstreamHandler, LiveTry {
   }
 
   /** Takes the endpoint's in-flight slot, arms the header timer and sends the leg. */
-  send(body: string): void {
+  send(body: Buffer | string): void {
     const st = this.st;
     const ctx = st.l.ctx;
     const ep = this.ep;
@@ -120,7 +120,7 @@ export class Attempt implements UpstreamHandler, LiveTry {
       path: upstreamPathOf(st),
       method: st.method,
       headers: st.upstreamHeaders,
-      body: st.rawBody !== null ? st.rawBody : st.method === 'GET' && body === '' ? null : body,
+      body: st.rawBody !== null ? st.rawBody : st.method === 'GET' && body.length === 0 ? null : body,
     }, this);
   }
 

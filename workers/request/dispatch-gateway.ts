@@ -50,7 +50,7 @@ export function dispatchGateway(st: RequestState, buf: Buffer, snap: CompiledSna
       if (prompt === null) { respondError(st, 'RTR_ERR_PROMPT_NOT_FOUND'); return; }
       rec.inputTokens = estimateTokens(prompt);
       const m = matchRoute(st, snap, model, allowed);
-      if (m !== null) { serveModelRoute(st, snap, text, body, model, prompt, m); return; }
+      if (m !== null) { serveModelRoute(st, snap, buf, text, body, model, prompt, m); return; }
     }
   }
 
@@ -99,7 +99,7 @@ export function dispatchGateway(st: RequestState, buf: Buffer, snap: CompiledSna
   }
   st.server = server;
   rec.upstreamModel = model;
-  if (body !== null) st.upstreamBody = buildUpstreamBody(st, text, body, server);
+  if (body !== null) st.upstreamBody = buildUpstreamBody(st, buf, text, body, server);
   else st.rawBody = buf;
   st.upstreamHeaders = upstreamHeaders(st.headers);
   const prompt = body !== null ? extractPrompt(body) ?? '' : '';

@@ -46,7 +46,7 @@ export function dispatchModelRoute(st: RequestState, snap: CompiledSnapshot<Prof
 
   const m = matchRoute(st, snap, model);
   if (m === null) { respondError(st, 'RTR_ERR_NO_ROUTE'); return; }
-  serveModelRoute(st, snap, text, body, model, prompt, m);
+  serveModelRoute(st, snap, buf, text, body, model, prompt, m);
 }
 
 function ruleMatches(st: RequestState, rule: CompiledRule, model: string): boolean {
@@ -96,7 +96,7 @@ export function matchRoute(st: RequestState, snap: CompiledSnapshot, model: stri
 
 /** A request matched a ModelRoute rule: its target, then scheduling and the first try. */
 export function serveModelRoute(
-  st: RequestState, snap: CompiledSnapshot<Profile>, text: string, body: Record<string, unknown>, model: string, prompt: string, m: RouteMatch,
+  st: RequestState, snap: CompiledSnapshot<Profile>, buf: Buffer, text: string, body: Record<string, unknown>, model: string, prompt: string, m: RouteMatch,
 ): void {
   const rec = st.rec;
   rec.modelRoute = m.route.key;
@@ -117,12 +117,13 @@ export function serveModelRoute(
   if (server.endpoints.length === 0) { respondError(st, 'RTR_ERR_NO_ENDPOINT', server.key); return; }
 
   st.server = server;
-  st.upstreamBody = buildUpstreamBody(st, text, body, server);
+  st.upstreamBody = buildUpstreamBody(st, buf, text, body, server);
   st.upstreamHeaders = upstreamHeaders(st.headers);
   const pd = server.pd;
   if (pd !== null) {
-    st.prefillBody = prefillBase(st.upstreamBody, body.max_completion_tokens !== undefined, pd.connector);
-    st.decodeBody = decodeBase(st.upstreamBody, pd.connector);
+    const upstreamText = typeof st.upstreamBody === 'string' ? st.upstreamBody : text;
+    st.prefillBody = prefillBase(upstreamText, body.max_completion_tokens !== undefined, pd.connector);
+    st.decodeBody = decodeBase(upstreamText, pd.connector);
   }
   st.profile = snap.profile;
   st.sreq = { model, engineModel: rec.upstreamModel, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };

@@ -44,8 +44,9 @@ export function upstreamPathOf(st: RequestState): string {
  * The body sent upstream: `model` replaced by the ModelServer's spec.model (not for a LoRA
  * adapter), and a streaming request asked for usage (stream_options.include_usage) so the
  * router can count tokens; the usage-only chunk that adds is dropped on the way back (sse.ts).
+ * `raw` is `text`'s bytes.
  */
-export function buildUpstreamBody(st: RequestState, text: string, body: Record<string, unknown>, server: CompiledServer): string {
+export function buildUpstreamBody(st: RequestState, raw: Buffer, text: string, body: Record<string, unknown>, server: CompiledServer): Buffer | string {
   const splices: Splice[] = [];
   const scan = scanTopLevel(text, ['model', 'stream_options']);
   if (server.model !== '' && !st.isLora && body.model !== server.model) {
@@ -67,5 +68,7 @@ export function buildUpstreamBody(st: RequestState, text: string, body: Record<s
       }
     }
   }
-  return applySplices(text, splices);
+  // Nothing to change (the common case with include_usage set or no streaming, and no spec.model
+  // rewrite): the client's bytes go as they came, without a string round trip.
+  return splices.length === 0 ? raw : applySplices(text, splices);
 }

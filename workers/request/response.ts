@@ -36,6 +36,10 @@ export class ResponseWriter {
   #out: Buffer[] = [];
   #outBytes = 0;
   #flushQueued = false;
+  /** Body bytes received from upstream (Length mode: a chunk that completes them is written at once). */
+  #received = 0;
+  /** onWritable is registered (only once a write met backpressure). */
+  #watching = false;
   readonly #sse: SseUsageScanner | null = null;
   #usageChunks: Buffer[] | null = null;
   #usageBytes = 0;
@@ -73,6 +77,15 @@ export class ResponseWriter {
       this.#usageBytes += chunk.length;
       if (this.#usageBytes <= kMaxUsageBodyBytes) this.#usageChunks.push(chunk);
       else this.#usageChunks = null;
+    }
+    this.#received += chunk.length;
+    if (this.mode === Mode.Length && this.#received >= this.total && !this.#flushQueued) {
+      // The chunk completes a Content-Length body (usually the whole JSON answer in one read):
+      // head and body in one corked tryEnd now, without waiting for a microtask.
+      this.#out.push(chunk);
+      this.#outBytes += chunk.length;
+      this.#flush(false);
+      return;
     }
     this.#out.push(chunk);
     this.#outBytes += chunk.length;
@@ -158,7 +171,13 @@ export class ResponseWriter {
         else for (let i = 0; i < v.length; i++) res.writeHeader(name, v[i]);
       }
     }
-    res.onWritable((offset) => this.#onWritable(offset));
+  }
+
+  /** Backpressure: the rest waits for onWritable (registered only now: most responses never need it). */
+  #watch(): void {
+    if (this.#watching) return;
+    this.#watching = true;
+    this.#st.res.onWritable((offset) => this.#onWritable(offset));
   }
 
   /** ResponseHeaderModifier filters (Gateway API) applied to the upstream's headers. */
@@ -223,7 +242,7 @@ export class ResponseWriter {
         ok = written;
         if (done) this.#ended = true;
       });
-      if (!ok && !this.#ended) { this.#pending = buf; this.#flow.pause(); }
+      if (!ok && !this.#ended) { this.#pending = buf; this.#watch(); this.#flow.pause(); }
       return;
     }
     if (this.#ended) return;
@@ -239,6 +258,6 @@ export class ResponseWriter {
         this.#ended = true;
       }
     });
-    if (!ok && !end) this.#flow.pause();
+    if (!ok && !end) { this.#watch(); this.#flow.pause(); }
   }
 }

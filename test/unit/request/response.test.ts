@@ -45,6 +45,7 @@ describe('response writer', () => {
     await settle();
     expect(x.controller.paused).toBe(true);
     expect(res.ended).toBe(false);
+    expect(res.hasWritableHandler).toBe(true);
     x.end();
     res.drain();
     expect(res.body).toBe(body);
@@ -107,5 +108,29 @@ describe('response writer', () => {
     await settle();
     expect(res.chunks).toHaveLength(1);
     x.end();
+  });
+
+  it('writes a complete Content-Length answer inside the data callback, in one corked write, without onWritable', () => {
+    const env = pipelineEnv();
+    const res = env.chat();
+    const x = env.upstream.next();
+    x.respond(200, { 'content-type': 'application/json', 'content-length': '7' }).data('{"a":1}');
+    // No microtask ran yet: the answer is already complete.
+    expect(res.ended).toBe(true);
+    expect(res.body).toBe('{"a":1}');
+    expect(res.chunks).toHaveLength(1);
+    expect(res.uncorkedWrites).toBe(0);
+    expect(res.hasWritableHandler).toBe(false);
+    x.end();
+    expect(env.ctx.active).toBe(0);
+  });
+
+  it('forwards the client body bytes unchanged when nothing needs splicing', () => {
+    const env = pipelineEnv();
+    const body = '{"model":"m", "stream":false,"prompt":"x"}';
+    env.request('POST', '/v1/completions', body);
+    const sent = env.upstream.next().req.body;
+    expect(Buffer.isBuffer(sent)).toBe(true);
+    expect(String(sent)).toBe(body);
   });
 });
