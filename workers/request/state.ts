@@ -20,6 +20,7 @@ import type { Usage } from '../sse.js';
 import type { Upstream } from './upstream.js';
 import type { ModelLimit, RateLimiter } from '../ratelimit/limiter.js';
 import type { AuthHolder } from '../auth/holder.js';
+import type { AdmissionClient, AdmissionTicket } from '../admission.js';
 import type { EppCall, EppClient } from '../epp/client.js';
 
 export interface WorkerContext {
@@ -48,6 +49,8 @@ export interface WorkerContext {
   rateLimiter: RateLimiter;
   /** JWT authentication of the live router configuration (null inside when off). */
   auth: AuthHolder;
+  /** Kthena's fairness queue or session boost (the queue lives on the control thread), null when both are off. */
+  admission: AdmissionClient | null;
   /** Endpoint Picker client (--inference-pool-picker=external), created on the first pick. */
   epp: EppClient | null;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
@@ -132,6 +135,10 @@ export class RequestState {
   /** A request waiting in an InferencePool's flow-control queue, and the pool it counts against. */
   ticket: GateTicket | null = null;
   gatePool = '';
+  /** The request's place in the router-wide fairness / session-boost queue (released by finish()). */
+  admission: AdmissionTicket | null = null;
+  /** Authenticated user (JWT `sub`), '' when anonymous: the fairness queue's user. */
+  userId = '';
   /** The Endpoint Picker exchange of an external pick, told the served endpoint when the request ends. */
   epp: EppCall | null = null;
   // bookkeeping
@@ -144,8 +151,6 @@ export class RequestState {
   /** Why the last try failed (the retry log line). */
   lastFailure = '';
   usage: Usage | null = null;
-  /** JWT `sub` of an authenticated request ('' without authentication). */
-  userId = '';
   /** Authentication still running; afterAuth runs once it succeeded. */
   authPending = false;
   afterAuth: (() => void) | null = null;
