@@ -101,8 +101,13 @@ export interface RouterConfig {
   noEffectFlags: string[];
   /** Enables POST /debug/fault/* on the debug port (tests, chaos drills). */
   faultInjection: boolean;
-  /** Per-endpoint undici pool size in each worker. */
+  /** Per-endpoint connection pool size in each worker. */
   upstreamConnections: number;
+  /**
+   * The client of the upstream leg to plain-HTTP pods: 'h1' (workers/upstream/, the default) or
+   * 'undici' (the previous one, kept to compare in benchmarks and as a way back).
+   */
+  upstreamClient: 'h1' | 'undici';
   webhookPort: number;
   webhookTlsCertFile: string;
   webhookTlsPrivateKeyFile: string;
@@ -208,6 +213,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: { key: 'kubeconfig', type: 'string', origin: 'ours', help: 'Kubernetes mode: watch the API server of this kubeconfig (in a pod without --config: the service account)' },
   'max-body-bytes': { key: 'maxBodyBytes', type: 'bytes', min: 1024, max: 1 << 30, origin: 'ours', help: 'largest accepted request body (default 32Mi)' },
   'upstream-connections': { key: 'upstreamConnections', type: 'int', min: 1, max: 4096, origin: 'ours', help: 'keep-alive connections per endpoint per worker (default 128)' },
+  'upstream-client': {
+    key: 'upstreamClient', type: 'string', origin: 'ours', check: (v) => (v === 'h1' || v === 'undici' ? null : 'expected h1 or undici'),
+    help: "advanced: client of the upstream leg to plain-HTTP pods, h1 (the router's own HTTP/1.1 client) or undici (default h1)",
+  },
   'inference-pool-picker': {
     key: 'inferencePoolPicker', type: 'string', origin: 'ours', check: (v) => (v === 'inprocess' || v === 'external' ? null : 'expected inprocess or external'),
     help: "who picks an InferencePool's endpoint: inprocess (as Kthena: the route's scheduler, endpointPickerRef ignored) or external (the pool's Endpoint Picker over ext_proc gRPC) (default inprocess)",
@@ -281,6 +290,7 @@ export function defaultConfig(): RouterConfig {
     noEffectFlags: [],
     faultInjection: false,
     upstreamConnections: 128,
+    upstreamClient: 'h1',
     webhookPort: 8443,
     webhookTlsCertFile: '/etc/tls/tls.crt',
     webhookTlsPrivateKeyFile: '/etc/tls/tls.key',

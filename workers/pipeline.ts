@@ -11,7 +11,7 @@
  * - request/schedule.ts            scheduler profile (kvcache-aware first), PD pairing
  * - request/attempt.ts             one object per try, retries (nextTry)
  * - request/attempt-pd.ts          a prefill/decode pair: the prefill leg, then a decode Attempt
- * - request/upstream.ts            the upstream client interface (undici behind it)
+ * - request/upstream.ts            the upstream client interface (workers/upstream/ h1, or undici)
  * - request/response.ts            the response writer (one per upstream response)
  * - request/forward.ts             headers, path and body sent upstream
  * - request/finish.ts              finish(), catalogued error answers, the error boundary
@@ -22,7 +22,7 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { ingress } from './request/ingress.js';
 import type { Listener, WorkerContext } from './request/state.js';
-import { UndiciUpstream } from './request/upstream.js';
+import { createUpstream } from './request/upstream.js';
 
 export type { WorkerContext } from './request/state.js';
 
@@ -31,7 +31,7 @@ export type { WorkerContext } from './request/state.js';
  * listener) or a Gateway listener port.
  */
 export function createHandler(ctx: WorkerContext, port: number = ctx.cfg.port, tls = ctx.cfg.tlsCert !== ''): (res: HttpResponse, req: HttpRequest) => void {
-  ctx.upstream ??= new UndiciUpstream(ctx.pools, ctx.cfg);
+  ctx.upstream ??= createUpstream(ctx.cfg);
   const listener: Listener = { ctx, upstream: ctx.upstream, port, tls, routerPort: port === ctx.cfg.port };
   return ingress(listener);
 }

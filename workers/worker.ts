@@ -8,7 +8,6 @@
  */
 import { parentPort, workerData, threadId } from 'node:worker_threads';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
-import type { Pool } from 'undici';
 import { loadNativeUws, type Uws } from './uws.js';
 import { SnapshotReader } from './snapshot-reader.js';
 import { compileSnapshot, type CompiledSnapshot } from './compile.js';
@@ -67,7 +66,6 @@ function main(): void {
     kvAware: null,
     metrics: new WorkerMetrics(),
     accessLog,
-    pools: new Map<string, Pool>(),
     active: 0,
     onIdle: null,
     gate: new PriorityGate(),
@@ -166,9 +164,7 @@ function main(): void {
     const snap = reader.current();
     if (snap === null || snap.generation === sweptGeneration) return;
     sweptGeneration = snap.generation;
-    for (const [origin, pool] of ctx.pools) {
-      if (!snap.origins.has(origin)) { ctx.pools.delete(origin); void pool.close().catch(() => undefined); }
-    }
+    ctx.upstream?.sweep(snap.origins);
   }, 1000);
   sweeper.unref();
 
@@ -184,9 +180,7 @@ function main(): void {
     extra.clear();
     accessLog?.flush();
     accessLog?.close();
-    const pools = [...ctx.pools.values()];
-    ctx.pools.clear();
-    const closers: Promise<unknown>[] = pools.map((p) => p.destroy());
+    const closers: Promise<unknown>[] = ctx.upstream !== undefined ? [ctx.upstream.destroy()] : [];
     if (ctx.kvAware !== null) closers.push(ctx.kvAware.close());
     // The Redis socket (and its reconnect timer) would keep this thread alive forever.
     closeWorkerRedis();

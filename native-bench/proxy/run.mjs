@@ -31,7 +31,7 @@ import {
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
 const MOCK_IPS = ['127.0.0.21', '127.0.0.22'];
-const ROUTER_READY_TIMEOUT_MS = 15_000;
+const ROUTER_READY_TIMEOUT_MS = 30_000;
 
 const USAGE = `Usage: node native-bench/proxy/run.mjs [options]
 
@@ -39,9 +39,14 @@ const USAGE = `Usage: node native-bench/proxy/run.mjs [options]
   --duration S          measured seconds per run (default 10)
   --warmup S            warmup seconds per run (default 2)
   --runs N              runs per (target, case, concurrency); medians are reported (default 3)
-  --concurrency LIST    connections, comma-separated (default 64,256)
+  --concurrency LIST    connections, comma-separated (default 1,64,256; c=1 gives the added latency)
   --cases LIST          json,sse (default both)
-  --targets LIST        router,nginx,direct,router-base (default router,nginx,direct)
+  --targets LIST        from: router (access log off), router-log (access log on), router-undici
+                        (upstream leg on undici, --upstream-client undici), router-gw (Gateway
+                        listener: HTTPRoute -> InferencePool), bare-undici and bare-h1 (bare uWS,
+                        2 threads, undici Pool.dispatch or the router's HTTP/1.1 client: the
+                        floors), nginx, direct, router-base
+                        (default router,router-log,router-gw,bare-undici,bare-h1,nginx,direct)
   --base-router DIR     another build of the router (a git worktree of an older commit, built) for
                         the router-base target: before/after ratios measured in one run
   --sse-events N        data events per SSE response before [DONE] (default 20)
@@ -50,7 +55,8 @@ const USAGE = `Usage: node native-bench/proxy/run.mjs [options]
   --nginx-workers N     nginx worker_processes (default 2)
   --nginx-keepalive N   idle upstream connections nginx keeps per worker (default 64)
   --loadgen-procs N     load generator processes sharing the connections (default 1)
-  --router-access-log   keep the router's access log on (default off, as nginx's)
+  --router-access-log   keep the access log on for the router and router-base targets too
+                        (router-log always has it on; default off, as nginx's)
   --mock-port P         port of both mock engines (default 8000)
   --out FILE            JSON output (default native-bench/results/proxy-<date>.json)
   --keep-tmp            keep the temp dir (configs, logs)
@@ -68,9 +74,9 @@ try {
       duration: { type: 'string' },
       warmup: { type: 'string' },
       runs: { type: 'string' },
-      concurrency: { type: 'string', default: '64,256' },
+      concurrency: { type: 'string', default: '1,64,256' },
       cases: { type: 'string', default: 'json,sse' },
-      targets: { type: 'string', default: 'router,nginx,direct' },
+      targets: { type: 'string', default: 'router,router-log,router-gw,bare-undici,bare-h1,nginx,direct' },
       'sse-events': { type: 'string', default: '20' },
       'sse-itl-ms': { type: 'string', default: '0' },
       'router-workers': { type: 'string', default: '2' },
@@ -120,7 +126,7 @@ const cfg = {
   runs: num('runs', opts.runs ?? (opts.quick ? 1 : 3), 1),
   concurrencies: opts.concurrency.split(',').map((c) => num('concurrency', c.trim(), 1)),
   cases: list('cases', opts.cases, ['json', 'sse']),
-  targets: list('targets', opts.targets, ['router', 'nginx', 'direct', 'router-base']),
+  targets: list('targets', opts.targets, ['router', 'router-log', 'router-undici', 'router-gw', 'bare-undici', 'bare-h1', 'nginx', 'direct', 'router-base']),
   baseRouter: opts['base-router'] ?? '',
   sseEvents: num('sse-events', opts['sse-events'], 2),
   sseItlMs: num('sse-itl-ms', opts['sse-itl-ms'], 0, false),
@@ -398,20 +404,59 @@ status:
   );
 }
 
-async function startRouter(name = 'router', root = ROOT) {
+/**
+ * The Gateway path: a Gateway listener, an HTTPRoute to an InferencePool over the same two mock
+ * pods (scheduled in-process; no endpoint picker, no InferenceObjective).
+ */
+function gatewayManifests(dir, gwPort) {
+  writeFileSync(
+    join(dir, 'gateway.yaml'),
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: bench, namespace: default}
+spec:
+  gatewayClassName: kthena-router
+  listeners: [{name: http, port: ${gwPort}, protocol: HTTP}]
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: mock-pool, namespace: default}
+spec: {selector: {matchLabels: {app: mock}}, targetPorts: [{number: ${cfg.mockPort}}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-pool, namespace: default}
+spec:
+  parentRefs: [{name: bench}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /v1/}}], backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: mock-pool}]}]
+`,
+  );
+}
+
+/**
+ * A router process. Variants: `accessLog` (on/off), `upstreamClient` ('undici' forces the old
+ * upstream leg), `gateway` (the load goes to a Gateway listener routed by HTTPRoute ->
+ * InferencePool instead of the router port's ModelRoute).
+ */
+async function startRouter(name = 'router', root = ROOT, variant = {}) {
   const bin = join(root, 'bin', 'kthena-router.js');
   if (!existsSync(bin)) return { name, skipped: `${bin} not found: build and wire the router first (npm run build)` };
   const configDir = join(tmp, `${name}-config`);
   routerManifests(configDir);
   const [port, metricsPort, debugPort] = [await freePort(), await freePort(), await freePort()];
+  const gwPort = variant.gateway ? await freePort() : 0;
+  if (variant.gateway) gatewayManifests(configDir, gwPort);
   const logFile = join(tmp, `${name}.log`);
   const out = openSync(logFile, 'a');
   const args = [
     bin, 'serve', '--config', configDir, '--port', String(port), '--workers', String(cfg.routerWorkers),
     '--metrics-port', String(metricsPort), '--debug-port', String(debugPort),
   ];
-  const env = { ...process.env };
-  if (!cfg.routerAccessLog) env.ACCESS_LOG_ENABLED = 'false';
+  if (variant.gateway) args.push('--enable-gateway-api', '--enable-gateway-api-inference-extension');
+  if (variant.upstreamClient) args.push('--upstream-client', variant.upstreamClient);
+  const env = { ...process.env, POD_NAMESPACE: 'default' };
+  // stdout (where the access log goes) is the log file, as for every target.
+  if (!(variant.accessLog ?? cfg.routerAccessLog)) env.ACCESS_LOG_ENABLED = 'false';
   const child = track(spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', out, out] }));
   const origin = `http://127.0.0.1:${port}`;
   let last = 'no answer';
@@ -427,7 +472,44 @@ async function startRouter(name = 'router', root = ROOT) {
     await stop(child);
     return { name, skipped: `${why}; command: node ${args.map(shortPath).join(' ')}\n--- router log (last lines) ---\n${tailOfFile(logFile, 25)}` };
   }
+  if (variant.gateway) {
+    // The listener opens once the Gateway is translated and the pods are known.
+    const gw = `http://127.0.0.1:${gwPort}`;
+    const up = await waitFor(async () => (await httpStatus(`${gw}/v1/models`)) === 200, ROUTER_READY_TIMEOUT_MS, 200);
+    if (!up) {
+      await stop(child);
+      return { name, skipped: `the Gateway listener ${gw} did not answer within ${ROUTER_READY_TIMEOUT_MS / 1000} s\n${tailOfFile(logFile, 25)}` };
+    }
+    return { name, origins: [gw], child, pids: processTree(child.pid), logFile };
+  }
   return { name, origins: [origin], child, pids: processTree(child.pid), logFile };
+}
+
+/** A floor: bare uWS threads + one upstream client (bare-proxy.mjs). */
+async function startBare(name, client) {
+  if (client === 'h1' && !existsSync(join(ROOT, 'dist', 'workers', 'upstream', 'h1-client.js'))) {
+    return { name, skipped: 'dist/workers/upstream/h1-client.js not found: run npm run build' };
+  }
+  const port = await freePort();
+  const logFile = join(tmp, `${name}.log`);
+  const child = track(spawn(process.execPath, [
+    join(HERE, 'bare-proxy.mjs'), '--port', String(port), '--client', client, '--threads', String(cfg.routerWorkers),
+    '--upstreams', MOCK_IPS.map((ip) => `http://${ip}:${cfg.mockPort}`).join(','),
+  ], { stdio: ['ignore', 'pipe', openSync(logFile, 'a')] }));
+  const ready = await new Promise((resolveReady) => {
+    const rl = createInterface({ input: child.stdout });
+    rl.once('line', (line) => {
+      try { resolveReady(JSON.parse(line)); } catch { resolveReady(null); }
+    });
+    child.once('exit', () => resolveReady(null));
+    setTimeout(() => resolveReady(null), 10_000).unref();
+  });
+  if (!ready?.ready) {
+    await stop(child);
+    return { name, skipped: `bare-proxy did not start: ${tailOfFile(logFile, 10)}` };
+  }
+  child.stdout.resume();
+  return { name, origins: [`http://127.0.0.1:${port}`], child, pids: processTree(child.pid), logFile };
 }
 
 /** One request per case through the target: a target that answers wrongly is reported, not measured. */
@@ -598,7 +680,7 @@ function aggregate(runs) {
 function markdown(report) {
   const m = report.machine;
   const lines = [];
-  lines.push('# Proxy overhead: kthena-router vs nginx vs direct', '');
+  lines.push('# Proxy overhead: kthena-router vs the bare floors vs nginx vs direct', '');
   lines.push(`- Date: ${report.date}`);
   lines.push(`- Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, ${m.kernel}`);
   lines.push(`- Software: node ${m.node}, nginx ${m.nginx}, undici ${m.undici}, kthena-router ${m.router}`);
@@ -613,7 +695,7 @@ function markdown(report) {
       (report.config.sseItlMs > 0 ? `, one every ${report.config.sseItlMs} ms.` : ', written at once.'),
   );
   lines.push(
-    `- Router: ${report.config.routerWorkers} workers, access log ${report.config.routerAccessLog ? 'on' : 'off'}. ` +
+    `- Router: ${report.config.routerWorkers} workers, access log ${report.config.routerAccessLog ? 'on' : 'off'} (router-log: on); bare-* floors: ${report.config.routerWorkers} uWS threads. ` +
       `nginx: worker_processes ${report.config.nginxWorkers}, upstream keepalive ${report.config.nginxKeepalive}, proxy_buffering off, access_log off.`,
   );
   if (m.cores < 8) {
@@ -625,18 +707,20 @@ function markdown(report) {
   }
   lines.push(
     '',
-    '| case | conc | target | req/s | p50 ms | p99 ms | p99.9 ms | +p50 vs direct | CPU µs/req | target CPU % | load gen CPU % | errors |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| case | conc | target | req/s | p50 ms | p99 ms | p99.9 ms | +p50 vs direct | +p99 vs direct | CPU µs/req | target CPU % | load gen CPU % | errors |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   let saturated = false;
   for (const row of report.results) {
     const a = row.median;
     const direct = report.results.find((r) => r.case === row.case && r.concurrency === row.concurrency && r.target === 'direct');
     const added = row.target !== 'direct' && direct ? a.p50 - direct.median.p50 : NaN;
+    const added99 = row.target !== 'direct' && direct ? a.p99 - direct.median.p99 : NaN;
+    const sign = (v) => (Number.isFinite(v) ? (v >= 0 ? '+' : '') + fmt(v) : '–');
     if (a.loadgenCpuPct >= 90 * report.config.loadgenProcs) saturated = true;
     lines.push(
       `| ${row.case} | ${row.concurrency} | ${row.target} | ${fmtInt(a.rps)} | ${fmt(a.p50)} | ${fmt(a.p99)} | ${fmt(a.p999)} | ` +
-        `${Number.isFinite(added) ? (added >= 0 ? '+' : '') + fmt(added) : '–'} | ${fmt(a.cpuUsPerReq, 1)} | ${fmt(a.targetCpuPct, 0)} | ` +
+        `${sign(added)} | ${sign(added99)} | ${fmt(a.cpuUsPerReq, 1)} | ${fmt(a.targetCpuPct, 0)} | ` +
         `${fmt(a.loadgenCpuPct, 0)} | ${a.errors}${a.failedRuns ? ` (${a.failedRuns} run(s) failed)` : ''} |`,
     );
   }
@@ -679,7 +763,12 @@ async function main() {
       t = cfg.baseRouter
         ? await startRouter('router-base', cfg.baseRouter)
         : { name, skipped: 'router-base needs --base-router DIR (a built checkout of the baseline commit)' };
-    } else t = await startRouter();
+    } else if (name === 'router-log') t = await startRouter(name, ROOT, { accessLog: true });
+    else if (name === 'router-undici') t = await startRouter(name, ROOT, { upstreamClient: 'undici' });
+    else if (name === 'router-gw') t = await startRouter(name, ROOT, { gateway: true });
+    else if (name === 'bare-undici') t = await startBare(name, 'undici');
+    else if (name === 'bare-h1') t = await startBare(name, 'h1');
+    else t = await startRouter();
     if (!t.skipped) {
       const bad = await sanityCheck(t);
       if (bad) {

@@ -106,7 +106,9 @@ async function waitReady(p: Proc, base: string): Promise<void> {
   await eventually(async () => {
     if (!p.running()) throw new Error(`router exited: ${p.stderr.join('\n')}`);
     try { return (await get(`${base}/readyz`)).status === 200; } catch { return false; }
-  }, 20_000, 'router ready');
+  // Generous: in Kubernetes mode with the chart's default webhook the router first generates its
+  // webhook certificate (RSA in JavaScript), which takes seconds on a loaded machine.
+  }, 45_000, 'router ready');
 }
 
 async function chatPod(base: string): Promise<string | number> {

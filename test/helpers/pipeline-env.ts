@@ -71,6 +71,8 @@ export class FakeUpstream implements Upstream {
     return x;
   }
   get pending(): number { return this.sent.length - this.#taken; }
+  sweep(): void { /* no pools */ }
+  destroy(): Promise<void> { return Promise.resolve(); }
 }
 
 export interface EnvOptions {
@@ -118,7 +120,6 @@ export function pipelineEnv(o: EnvOptions = {}) {
     kvAware: null,
     metrics: new WorkerMetrics(),
     accessLog: { push: (line: string) => { access.push(line); } } as unknown as WorkerContext['accessLog'],
-    pools: new Map(),
     upstream,
     active: 0,
     onIdle: null,

@@ -5,7 +5,6 @@
  * here: a retry is a fresh object, never a reset of fields.
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import type { Pool } from 'undici';
 import type { RouterConfig } from '../../src/config.js';
 import type { HeaderModifierIR } from '../../src/ir/gateway.js';
 import type { CompiledEndpoint, CompiledPd, CompiledServer, CompiledSnapshot } from '../compile.js';
@@ -31,9 +30,10 @@ export interface WorkerContext {
   kvAware: KvCacheAwareScorer | null;
   metrics: WorkerMetrics;
   accessLog: AccessLogBuffer | null;
-  /** undici pools by origin (the sweeper in worker.ts closes the ones that left the snapshot). */
-  pools: Map<string, Pool>;
-  /** The upstream client for pod endpoints; created over `pools` when not set. */
+  /**
+   * The upstream client for pod endpoints (--upstream-client); created by the first handler when
+   * not set. It owns its pools; the sweeper in worker.ts closes those of origins that left.
+   */
   upstream?: Upstream;
   /** Requests accepted and not finished (drain waits for 0). */
   active: number;
