@@ -7,6 +7,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { FakeApiServer, type KObj } from '../helpers/fake-apiserver.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { KubernetesMode } from '../../src/control/kubernetes.js';
+import { desiredStatuses } from '../../src/control/statuses.js';
 import { LeaderElector } from '../../src/status/leader.js';
 import { computeStatuses, gatewayStatusEntries, type StatusInput } from '../../src/translator/status.js';
 import { StatusWriter } from '../../src/status/writer.js';
@@ -93,10 +94,10 @@ describe('status conditions (pure)', () => {
   });
 
   it('ModelRoute: warnings keep Accepted=True and are named in the message', () => {
-    const limited = route('limited', 's1', { rateLimit: { inputTokensPerUnit: 10, unit: 'minute' } });
+    const limited = route('limited', 's1', { rateLimit: { inputTokensPerUnit: 10, unit: 'minute', global: { redis: { address: 'redis://x' } } } });
     const [d] = computeStatuses(input([limited, server('s1', 'a')])).filter((x) => x.name === 'limited');
     expect(conds(d!)[0]).toBe('Accepted=True/Accepted');
-    expect(d!.status.conditions[0]!.message).toMatch(/^ModelRoute is accepted with warnings: spec.rateLimit: rate limits are not enforced/);
+    expect(d!.status.conditions[0]!.message).toMatch(/^ModelRoute is accepted with warnings: spec.rateLimit.global.redis.address: "redis:\/\/x" is not host:port/);
   });
 
   it('ModelServer: Ready counts the selected Running and Ready pods', () => {
@@ -146,7 +147,7 @@ async function router(api: FakeApiServer, identity: string, lease = { durationMs
     client: clientFor(api.url), podNamespace: 'kthena-system', port: 8080, enableGatewayApi: false, enableGatewayApiInferenceExtension: false,
     onChange: (snap) => {
       const out = translate(snap.resources);
-      mode.translated(snap.resources, [...snap.problems, ...out.problems]);
+      mode.writeStatuses(desiredStatuses({ resources: snap.resources, problems: [...snap.problems, ...out.problems], objects: snap.raw, gateway: out.gatewayStatuses }));
     },
     backoff: { initialMs: 20, maxMs: 200 }, lease, identity,
   });
