@@ -94,6 +94,16 @@ export const Catalog = Object.freeze({
     message: 'request timed out in the flow-control queue of InferencePool %s',
     description: 'Inference Extension: the request waited for room in a saturated InferencePool longer than the queue allows (60 s).',
   }),
+  RTR_ERR_FAIRNESS_QUEUE_TIMEOUT: entry({
+    code: 'RTR_ERR_FAIRNESS_QUEUE_TIMEOUT', status: 504, type: 'timeout_error', kthenaType: 'scheduling',
+    message: 'Request processing timed out in queue',
+    description: 'Fairness scheduling or session boost: the request waited in its model\'s queue longer than FAIRNESS_QUEUE_TIMEOUT (60 s) or SESSION_BOOST_TIMEOUT (30 s).',
+  }),
+  RTR_ERR_FAIRNESS_QUEUE_CLOSED: entry({
+    code: 'RTR_ERR_FAIRNESS_QUEUE_CLOSED', status: 503, type: 'service_unavailable_error', kthenaType: 'scheduling',
+    message: 'failed to enqueue request: queue closed',
+    description: 'Fairness scheduling or session boost: the model\'s queue closed while the request waited (its last ModelRoute was removed, or the router is shutting down).',
+  }),
   RTR_ERR_EPP_UNAVAILABLE: entry({
     code: 'RTR_ERR_EPP_UNAVAILABLE', status: 503, type: 'service_unavailable_error', kthenaType: 'inference_pool_selection',
     message: 'endpoint picker of InferencePool failed: %s',

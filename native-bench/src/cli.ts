@@ -295,12 +295,13 @@ export function parseRates(s: string, name = '--request-rate'): number[] {
 
 /** vLLM's --endpoint (a path) and --backend: the path and the request body kind. */
 function endpointOf(v: Record<string, unknown>): { endpoint: Endpoint; path: string; backend: string } {
-  const raw = String(v.endpoint ?? '/v1/chat/completions');
-  const p = raw === 'chat' ? '/v1/chat/completions' : raw === 'completions' ? '/v1/completions' : raw;
-  if (!p.startsWith('/')) throw new UsageError(`--endpoint must be a path such as /v1/chat/completions (or chat|completions), got ${JSON.stringify(raw)}`);
   const backend = v.backend as string | undefined;
   const bodies: Record<string, Endpoint> = { 'openai-chat': 'chat', openai: 'completions', vllm: 'completions', sglang: 'completions' };
   if (backend !== undefined && !(backend in bodies)) throw new UsageError(`--backend must be one of ${Object.keys(bodies).join(', ')}, got ${backend}`);
+  // As in vLLM, the backend picks the default path: chat for openai-chat, completions otherwise.
+  const raw = String(v.endpoint ?? (backend !== undefined && bodies[backend] === 'completions' ? '/v1/completions' : '/v1/chat/completions'));
+  const p = raw === 'chat' ? '/v1/chat/completions' : raw === 'completions' ? '/v1/completions' : raw;
+  if (!p.startsWith('/')) throw new UsageError(`--endpoint must be a path such as /v1/chat/completions (or chat|completions), got ${JSON.stringify(raw)}`);
   let endpoint: Endpoint;
   if (backend !== undefined) endpoint = bodies[backend];
   else if (/\/chat\/completions$/.test(p)) endpoint = 'chat';

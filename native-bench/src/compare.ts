@@ -58,6 +58,8 @@ and directly against the pods round-robin, each on a fresh simulated fleet and a
                       users' own tokens + 2 sequences: Kthena's published capacity ratio)
   --slo-ttft-ms MS    goodput bound on TTFT (default 2000)
   --slo-itl-ms MS     goodput bound on mean inter-token latency (default 100)
+  --repeat N          run every configuration N times (fresh fleet and router, seed 1..N,
+                      configurations interleaved); report medians and [min-max], keep every run
   --json FILE         results (default native-bench/results/compare-<workload>-<date>.json)
   --md FILE           Markdown table
   --svg FILE          TTFT CDF per configuration
@@ -167,13 +169,21 @@ export interface CompareOptions {
   sloItlMs?: number;
   /** KV capacity per pod (tokens); default from the workload (see runCompare). */
   kvCacheTokens?: number;
+  /** Runs of every configuration, each on a fresh fleet with its own seed (default 1). */
+  repeat?: number;
   log?: (line: string) => void;
 }
 
 export interface CompareResult {
   workload: string;
   quick: boolean;
+  /** Per configuration: each figure's median over the repeats (the one run's figures when repeat = 1). */
   configs: CompareRow[];
+  repeat: number;
+  /** Per configuration, every run's row (seed = repetition + 1). */
+  per_run: Record<string, CompareRow[]>;
+  /** Per configuration and figure: [min, max] over the repeats. */
+  spread: Record<string, Record<string, [number, number]>>;
   setup: Record<string, unknown>;
   machine: ReturnType<typeof machineInfo>;
   runs: { name: string; result: LoadResult }[];
@@ -208,89 +218,129 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   log(`compare ${o.workload}: ${JSON.stringify(setup)}`);
 
   const redis = names.some((n) => n.startsWith('kvcache-aware')) ? await startRedis() : null;
-  const rows: CompareRow[] = [];
+  const repeat = o.repeat ?? 1;
+  const perRun: Record<string, CompareRow[]> = Object.fromEntries(names.map((n) => [n, []]));
   const runs: { name: string; result: LoadResult }[] = [];
   const base = 60 + Math.floor(Math.random() * 100);
   try {
-    for (const [i, name] of names.entries()) {
-      const simPort = await freePort();
-      const ipBase = `127.0.${base + i}`;
-      if (name.startsWith('kvcache-aware') && redis === null) {
-        rows.push(emptyRow(name, 'redis-server is not installed (apt-get install -y redis-server)'));
-        log(`${name}: skipped (no redis-server)`);
-        continue;
-      }
-      const fleet = await startSimulatedPods(Array.from({ length: pods }, (_, p) => ({
-        name: `bench-${p}`, ip: `${ipBase}.${p + 1}`, port: simPort, models: [MODEL],
-        model: {}, kvCacheTokens, timeScale, reportTiming: true,
-        ...(redis !== null ? { kvEvents: { redisUrl: `redis://127.0.0.1:${redis.port}`, namespace: 'default' } } : {}),
-      })), { requestLogSize: 10 });
-      let router: ChildProcess | null = null;
-      const dir = mkdtempSync(path.join(tmpdir(), 'native-bench-compare-'));
-      try {
-        let urls: string[];
-        if (name === 'round-robin (no router)') {
-          urls = fleet.pods.map((p) => p.url);
-        } else {
-          writeFileSync(path.join(dir, 'fleet.yaml'), manifests(fleet.pods, simPort));
-          const args = ['serve', '--config', dir, '--host', '127.0.0.1', '--port', String(await freePort()), '--metrics-port', '0', '--debug-port', '0', '--workers', '2'];
-          const cfgText = name in CONFIGS ? CONFIGS[name] : EXTRA_CONFIGS[name];
-          if (cfgText !== null) {
-            const f = path.join(dir, '..', `${path.basename(dir)}-router.yaml`);
-            writeFileSync(f, cfgText.replaceAll('PORT', String(simPort)));
-            args.push('--router-config', f);
+    // Repetitions interleave the configurations (A B A B ...), so that a slow spell of a shared
+    // machine falls on every configuration rather than on one.
+    for (let r = 0; r < repeat; r++) {
+      const seed = r + 1;
+      if (repeat > 1) log(`-- repetition ${r + 1} of ${repeat} (seed ${seed})`);
+      for (const [i, name] of names.entries()) {
+        const simPort = await freePort();
+        const ipBase = `127.0.${base + i}`;
+        if (name.startsWith('kvcache-aware') && redis === null) {
+          perRun[name].push(emptyRow(name, 'redis-server is not installed (apt-get install -y redis-server)'));
+          log(`${name}: skipped (no redis-server)`);
+          continue;
+        }
+        const fleet = await startSimulatedPods(Array.from({ length: pods }, (_, p) => ({
+          name: `bench-${p}`, ip: `${ipBase}.${p + 1}`, port: simPort, models: [MODEL],
+          model: {}, kvCacheTokens, timeScale, reportTiming: true,
+          ...(redis !== null ? { kvEvents: { redisUrl: `redis://127.0.0.1:${redis.port}`, namespace: 'default' } } : {}),
+        })), { requestLogSize: 10 });
+        let router: ChildProcess | null = null;
+        const dir = mkdtempSync(path.join(tmpdir(), 'native-bench-compare-'));
+        try {
+          let urls: string[];
+          if (name === 'round-robin (no router)') {
+            urls = fleet.pods.map((p) => p.url);
+          } else {
+            writeFileSync(path.join(dir, 'fleet.yaml'), manifests(fleet.pods, simPort));
+            const args = ['serve', '--config', dir, '--host', '127.0.0.1', '--port', String(await freePort()), '--metrics-port', '0', '--debug-port', '0', '--workers', '2'];
+            const cfgText = name in CONFIGS ? CONFIGS[name] : EXTRA_CONFIGS[name];
+            if (cfgText !== null) {
+              const f = path.join(dir, '..', `${path.basename(dir)}-router.yaml`);
+              writeFileSync(f, cfgText.replaceAll('PORT', String(simPort)));
+              args.push('--router-config', f);
+            }
+            const port = Number(args[args.indexOf('--port') + 1]);
+            router = spawn(process.execPath, [ROUTER_BIN, ...args], {
+              stdio: 'ignore',
+              env: {
+                ...process.env, ACCESS_LOG_ENABLED: 'false', LOG_LEVEL: 'warn',
+                // Engines run k times faster: scrape k times more often to see the same engine states.
+                METRICS_SCRAPE_INTERVAL: `${Math.max(50, Math.round(1000 / timeScale))}ms`,
+                ...(redis !== null ? { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port) } : {}),
+              },
+            });
+            urls = [`http://127.0.0.1:${port}`];
+            await waitReady(urls[0], router, 20_000);
           }
-          const port = Number(args[args.indexOf('--port') + 1]);
-          router = spawn(process.execPath, [ROUTER_BIN, ...args], {
-            stdio: 'ignore',
-            env: {
-              ...process.env, ACCESS_LOG_ENABLED: 'false', LOG_LEVEL: 'warn',
-              // Engines run k times faster: scrape k times more often to see the same engine states.
-              METRICS_SCRAPE_INTERVAL: `${Math.max(50, Math.round(1000 / timeScale))}ms`,
-              ...(redis !== null ? { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port) } : {}),
-            },
+          const t0 = Date.now();
+          const result = await runLoad({
+            urls, roundRobin: urls.length > 1, model: MODEL,
+            workload: generatedSharedPrefix({
+              numGroups: groups, promptsPerGroup: perGroup, systemPromptLen: shape.systemLen, questionLen: shape.questionLen, outputLen: shape.outputLen,
+            }, seed),
+            concurrency, requests, timeScale, seed,
+            slo: { ttftMs: o.sloTtftMs ?? 2000, itlMs: o.sloItlMs ?? 100 },
+            requestTimeoutS: 3600,
           });
-          urls = [`http://127.0.0.1:${port}`];
-          await waitReady(urls[0], router, 20_000);
+          const h = headline(result);
+          // Little's law: in a closed loop without think time the steady-state rate is users / mean
+          // e2e. Far below it means the run was mostly ramp-up and drain, or this machine could not
+          // keep up with the engines at this time scale (every ratio is then compressed).
+          const e2eMean = result.latency.e2e_ms?.mean ?? null;
+          const steady = e2eMean !== null && e2eMean > 0 ? (concurrency / e2eMean) * 1000 : null;
+          if (steady !== null && h.requests_per_s < 0.6 * steady) {
+            log(`!! ${name}: ${h.requests_per_s.toFixed(2)} req/s measured vs ${steady.toFixed(2)} req/s steady state (users / mean e2e): run longer (--per-group) or lower --time-scale`);
+          }
+          const { rejected: _rejected, ...figures } = h;
+          const row: CompareRow = {
+            name, ...figures, steady_state_rps: steady, cache_hit_rate: result.tokens.cache_hit_rate,
+            backends: Object.fromEntries(Object.entries(result.backends?.counts ?? {}).map(([k, v]) => [k, v.requests])),
+          };
+          perRun[name].push(row);
+          if (r === 0) runs.push({ name, result });
+          log(`${name}: ${h.requests_per_s.toFixed(2)} req/s, TTFT p50 ${fmt(h.ttft_p50_ms)} p99 ${fmt(h.ttft_p99_ms)} ms, ITL p50 ${fmt(h.itl_p50_ms)} ms, cache hit ${pct(result.tokens.cache_hit_rate)}, errors ${h.errors} (${((Date.now() - t0) / 1000).toFixed(1)} s wall)`);
+        } finally {
+          if (router !== null) await stopChild(router);
+          await fleet.close();
+          rmSync(dir, { recursive: true, force: true });
+          rmSync(`${dir}-router.yaml`, { force: true });
         }
-        const t0 = Date.now();
-        const result = await runLoad({
-          urls, roundRobin: urls.length > 1, model: MODEL,
-          workload: generatedSharedPrefix({
-            numGroups: groups, promptsPerGroup: perGroup, systemPromptLen: shape.systemLen, questionLen: shape.questionLen, outputLen: shape.outputLen,
-          }, 1),
-          concurrency, requests, timeScale,
-          slo: { ttftMs: o.sloTtftMs ?? 2000, itlMs: o.sloItlMs ?? 100 },
-          requestTimeoutS: 3600,
-        });
-        const h = headline(result);
-        // Little's law: in a closed loop without think time the steady-state rate is users / mean
-        // e2e. Far below it means the run was mostly ramp-up and drain, or this machine could not
-        // keep up with the engines at this time scale (every ratio is then compressed).
-        const e2eMean = result.latency.e2e_ms?.mean ?? null;
-        const steady = e2eMean !== null && e2eMean > 0 ? (concurrency / e2eMean) * 1000 : null;
-        if (steady !== null && h.requests_per_s < 0.6 * steady) {
-          log(`!! ${name}: ${h.requests_per_s.toFixed(2)} req/s measured vs ${steady.toFixed(2)} req/s steady state (users / mean e2e): run longer (--per-group) or lower --time-scale`);
-        }
-        const { rejected: _rejected, ...figures } = h;
-        const row: CompareRow = {
-          name, ...figures, steady_state_rps: steady, cache_hit_rate: result.tokens.cache_hit_rate,
-          backends: Object.fromEntries(Object.entries(result.backends?.counts ?? {}).map(([k, v]) => [k, v.requests])),
-        };
-        rows.push(row);
-        runs.push({ name, result });
-        log(`${name}: ${h.requests_per_s.toFixed(2)} req/s, TTFT p50 ${fmt(h.ttft_p50_ms)} p99 ${fmt(h.ttft_p99_ms)} ms, ITL p50 ${fmt(h.itl_p50_ms)} ms, cache hit ${pct(result.tokens.cache_hit_rate)}, errors ${h.errors} (${((Date.now() - t0) / 1000).toFixed(1)} s wall)`);
-      } finally {
-        if (router !== null) await stopChild(router);
-        await fleet.close();
-        rmSync(dir, { recursive: true, force: true });
-        rmSync(`${dir}-router.yaml`, { force: true });
       }
     }
   } finally {
     await redis?.stop();
   }
-  return { workload: o.workload, quick: o.quick, configs: rows, setup, machine: machineInfo(), runs };
+  const configs = names.map((n) => medianRow(perRun[n]));
+  const spread = Object.fromEntries(names.map((n) => [n, spreadOf(perRun[n])]));
+  return { workload: o.workload, quick: o.quick, configs, repeat, per_run: perRun, spread, setup: { ...setup, repeat }, machine: machineInfo(), runs };
+}
+
+const FIGURES = ['requests_per_s', 'output_tokens_per_s', 'ttft_p50_ms', 'ttft_p99_ms', 'itl_p50_ms', 'itl_p99_ms', 'goodput_rps', 'errors', 'steady_state_rps', 'cache_hit_rate'] as const;
+
+/** The median of the finite values (the mean of the middle two for an even count), or null. */
+export function median(values: ReadonlyArray<number | null>): number | null {
+  const v = values.filter((x): x is number => x !== null && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = v.length >> 1;
+  return v.length % 2 === 1 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+/** One row whose figures are the medians of `rows` (each figure on its own). */
+export function medianRow(rows: CompareRow[]): CompareRow {
+  if (rows.length === 1) return rows[0];
+  const first = rows[0];
+  if (first.skipped !== undefined) return first;
+  const out: CompareRow = { ...first, backends: {} };
+  for (const f of FIGURES) (out as unknown as Record<string, number | null>)[f] = median(rows.map((x) => x[f]));
+  const pods = new Set(rows.flatMap((x) => Object.keys(x.backends)));
+  for (const p of pods) out.backends[p] = median(rows.map((x) => x.backends[p] ?? 0))!;
+  return out;
+}
+
+function spreadOf(rows: CompareRow[]): Record<string, [number, number]> {
+  const out: Record<string, [number, number]> = {};
+  for (const f of FIGURES) {
+    const v = rows.map((x) => x[f]).filter((x): x is number => x !== null && Number.isFinite(x));
+    if (v.length > 0) out[f] = [Math.min(...v), Math.max(...v)];
+  }
+  return out;
 }
 
 function emptyRow(name: string, skipped: string): CompareRow {
@@ -338,6 +388,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
       workload: { type: 'string' }, quick: { type: 'boolean', default: false }, configs: { type: 'string' },
       pods: { type: 'string' }, groups: { type: 'string' }, 'per-group': { type: 'string' }, concurrency: { type: 'string' },
       'time-scale': { type: 'string' }, 'kv-cache-tokens': { type: 'string' }, 'slo-ttft-ms': { type: 'string' }, 'slo-itl-ms': { type: 'string' },
+      repeat: { type: 'string' },
       json: { type: 'string' }, md: { type: 'string' }, svg: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -359,11 +410,14 @@ export async function compareCommand(argv: string[]): Promise<number> {
     concurrency: int(values.concurrency, 'concurrency'), timeScale: int(values['time-scale'], 'time-scale'),
     kvCacheTokens: int(values['kv-cache-tokens'], 'kv-cache-tokens'),
     sloTtftMs: int(values['slo-ttft-ms'], 'slo-ttft-ms'), sloItlMs: int(values['slo-itl-ms'], 'slo-itl-ms'),
+    repeat: int(values.repeat, 'repeat'),
   });
   const stamp = new Date().toISOString().replace(/[:.]/g, '').slice(0, 15);
   const jsonFile = values.json ?? path.join(ROOT, 'native-bench', 'results', `compare-${workload}${values.quick ? '-quick' : ''}-${stamp}.json`);
   writeFileSync(jsonFile, JSON.stringify({
-    workload: r.workload, quick: r.quick, configs: r.configs, setup: r.setup, machine: r.machine,
+    workload: r.workload, quick: r.quick, configs: r.configs, repeat: r.repeat, per_run: r.per_run, spread: r.spread,
+    setup: r.setup, machine: r.machine,
+    // The full results of the first repetition.
     runs: Object.fromEntries(r.runs.map((x) => [x.name, resultToJson(x.result)])),
   }, null, 2) + '\n');
   process.stderr.write(`results: ${jsonFile}\n`);
@@ -373,9 +427,10 @@ export async function compareCommand(argv: string[]): Promise<number> {
   return r.configs.every((c) => c.skipped !== undefined || c.requests_per_s > 0) ? 0 : 1;
 }
 
-export function table(r: { workload: string; configs: CompareRow[] }): string {
+export function table(r: { workload: string; configs: CompareRow[]; repeat?: number; spread?: CompareResult['spread']; per_run?: CompareResult['per_run'] }): string {
   const random = r.configs.find((c) => c.name === 'random');
   const lines = [
+    ...((r.repeat ?? 1) > 1 ? [`Medians of ${r.repeat} runs per configuration; the ratios to random are of medians. [min-max] below.`, ''] : []),
     `| configuration | req/s | vs random | output tok/s | TTFT p50 ms | TTFT p99 ms | vs random (p50) | ITL p50 ms | ITL p99 ms | goodput req/s | cache hit | errors |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
@@ -384,6 +439,15 @@ export function table(r: { workload: string; configs: CompareRow[] }): string {
     const x = random && random.requests_per_s > 0 ? `${(c.requests_per_s / random.requests_per_s).toFixed(2)}x` : '-';
     const t = random && random.ttft_p50_ms && c.ttft_p50_ms !== null ? `${(c.ttft_p50_ms / random.ttft_p50_ms).toFixed(2)}x` : '-';
     lines.push(`| ${c.name} | ${c.requests_per_s.toFixed(2)} | ${x} | ${c.output_tokens_per_s.toFixed(0)} | ${fmt(c.ttft_p50_ms)} | ${fmt(c.ttft_p99_ms)} | ${t} | ${c.itl_p50_ms?.toFixed(1) ?? '-'} | ${c.itl_p99_ms?.toFixed(1) ?? '-'} | ${c.goodput_rps?.toFixed(2) ?? '-'} | ${pct(c.cache_hit_rate)} | ${c.errors} |`);
+  }
+  if ((r.repeat ?? 1) > 1 && r.spread !== undefined) {
+    lines.push('', '| configuration | req/s [min-max] | TTFT p50 ms [min-max] | per run: req/s | per run: TTFT p50 ms |', '|---|---|---|---|---|');
+    for (const c of r.configs) {
+      const sp = r.spread[c.name] ?? {};
+      const rng = (f: string, d: number): string => (sp[f] ? `${sp[f][0].toFixed(d)}-${sp[f][1].toFixed(d)}` : '-');
+      const runs = r.per_run?.[c.name] ?? [];
+      lines.push(`| ${c.name} | ${rng('requests_per_s', 2)} | ${rng('ttft_p50_ms', 0)} | ${runs.map((x) => x.requests_per_s.toFixed(2)).join(', ')} | ${runs.map((x) => fmt(x.ttft_p50_ms)).join(', ')} |`);
+    }
   }
   return lines.join('\n');
 }

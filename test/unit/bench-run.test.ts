@@ -146,9 +146,10 @@ describe('bench runLoad end to end', () => {
     expect(r.counts).toEqual({ arrivals: 16, sent: 16, ok: 16, errors: 0, rejected: 0, starved: 0 });
     expect(r.time_scale.sim_timed).toBe(16);
     // TTFT = sim_t of the first token (400) plus the real overhead (a few ms, more on a loaded
-    // machine). The bound only separates it from wall time scaled by k added on top (>= 800).
+    // machine). The bound only separates it from wall time scaled by k added on top (>= 800); the
+    // median, because a shared machine can stall one request for a few hundred ms.
     expect(r.latency.ttft_ms!.min).toBeGreaterThanOrEqual(400);
-    expect(r.latency.ttft_ms!.p99).toBeLessThan(780);
+    expect(r.latency.ttft_ms!.p50).toBeLessThan(780);
     // ITL from sim_t differences: exactly the engine's 10 ms whatever the wall clock did.
     expect(r.latency.itl_ms).toMatchObject({ count: 16 * 5, min: 10, max: 10, p50: 10 });
     expect(r.latency.e2e_ms!.min).toBeGreaterThanOrEqual(450);
@@ -246,7 +247,8 @@ describe('bench runLoad end to end', () => {
       timeScale: 10,
       // 2 s of wall time at k = 10: far above a healthy request even on a loaded machine.
       requestTimeoutS: 20,
-      slo: { ttftMs: 1000 },
+      // 1 s of wall time to the first token: every successful request meets it even on a loaded machine.
+      slo: { ttftMs: 10_000 },
     });
     const m = r.models;
     expect(r.counts.sent).toBe(60);

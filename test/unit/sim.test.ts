@@ -394,6 +394,8 @@ describe('cli and demo fleet', () => {
     }
     const adapters = routes.flatMap((r) => r.spec.loraAdapters ?? []);
     for (const s of specs) expect(s.models).toEqual([server.spec.model, ...adapters]);
+    // The demo runs the engine model, not fixed delays.
+    for (const s of specs) expect(s.model).toEqual({});
     expect(routes.map((r) => r.spec.modelName).filter(Boolean)).toEqual(['deepseek-r1']);
   });
 });

@@ -11,6 +11,7 @@ import type { Profile } from '../scheduler/framework.js';
 import { respondError } from './finish.js';
 import { buildUpstreamBody, upstreamHeaders } from './forward.js';
 import { schedule } from './schedule.js';
+import { queueThen } from './admission.js';
 import type { RequestState } from './state.js';
 
 export interface RouteMatch { route: CompiledRoute; target: CompiledTarget }
@@ -126,5 +127,7 @@ export function serveModelRoute(
   }
   st.profile = snap.profile;
   st.sreq = { model, engineModel: rec.upstreamModel, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };
+  const adm = st.l.ctx.admission;
+  if (adm !== null) { queueThen(st, adm, model, () => schedule(st, snap, server)); return; }
   schedule(st, snap, server);
 }
