@@ -103,6 +103,10 @@ export interface RouterConfig {
   faultInjection: boolean;
   /** Per-endpoint connection pool size in each worker. */
   upstreamConnections: number;
+  /** --upstream-timeout: bound on dial + response headers when trafficPolicy.timeout is unset, ms (0 = none). */
+  upstreamTimeoutMs: number;
+  /** --upstream-idle-timeout: longest gap between response bytes when trafficPolicy.timeout is unset, ms (0 = none). */
+  upstreamIdleTimeoutMs: number;
   /**
    * The client of the upstream leg to plain-HTTP pods: 'h1' (workers/upstream/, the default) or
    * 'undici' (the previous one, kept to compare in benchmarks and as a way back).
@@ -207,6 +211,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: { key: 'kubeconfig', type: 'string', origin: 'ours', help: 'Kubernetes mode: watch the API server of this kubeconfig (in a pod without --config: the service account)' },
   'max-body-bytes': { key: 'maxBodyBytes', type: 'bytes', min: 1024, max: 1 << 30, origin: 'ours', help: 'largest accepted request body (default 32Mi)' },
   'upstream-connections': { key: 'upstreamConnections', type: 'int', min: 1, max: 4096, origin: 'ours', help: 'keep-alive connections per endpoint per worker (default 128)' },
+  'upstream-timeout': { key: 'upstreamTimeoutMs', type: 'duration', min: 0, max: 86_400_000, origin: 'ours', help: 'dial + response headers bound when a ModelServer sets no trafficPolicy.timeout (default 5m; 0s: none)' },
+  'upstream-idle-timeout': { key: 'upstreamIdleTimeoutMs', type: 'duration', min: 0, max: 86_400_000, origin: 'ours', help: 'longest gap between response bytes when a ModelServer sets no trafficPolicy.timeout (default 60s; 0s: none)' },
   'upstream-client': {
     key: 'upstreamClient', type: 'string', origin: 'ours', check: (v) => (v === 'h1' || v === 'undici' ? null : 'expected h1 or undici'),
     help: "advanced: client of the upstream leg to plain-HTTP pods, h1 (the router's own HTTP/1.1 client) or undici (default h1)",
@@ -283,6 +289,8 @@ export function defaultConfig(): RouterConfig {
     noEffectFlags: [],
     faultInjection: false,
     upstreamConnections: 128,
+    upstreamTimeoutMs: 5 * 60 * 1000,
+    upstreamIdleTimeoutMs: 60 * 1000,
     upstreamClient: 'h1',
     webhookPort: 8443,
     webhookTlsCertFile: '/etc/tls/tls.crt',

@@ -9,6 +9,7 @@ import { decodeBase, prefillBase } from '../pd.js';
 import { extractPrompt, estimateTokens } from '../prompt.js';
 import type { Profile } from '../scheduler/framework.js';
 import { respondError } from './finish.js';
+import { jsonTooDeep, kMaxJsonDepth } from './framing.js';
 import { buildUpstreamBody, upstreamHeaders } from './forward.js';
 import { schedule } from './schedule.js';
 import { queueThen } from './admission.js';
@@ -32,6 +33,9 @@ export function dispatchModelRoute(st: RequestState, snap: CompiledSnapshot<Prof
     return;
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) { respondError(st, 'RTR_ERR_INVALID_BODY'); return; }
+  // Parts of the body are re-serialized (stream_options, messages for /tokenize): 100k nested
+  // arrays overflowed the stack there (500 with a stack trace); refused up front instead.
+  if (jsonTooDeep(parsed)) { respondError(st, 'RTR_ERR_JSON_TOO_DEEP', String(kMaxJsonDepth)); return; }
   const body = parsed as Record<string, unknown>;
   const model = body.model;
   if (typeof model !== 'string' || model.trim() === '') { respondError(st, 'RTR_ERR_MODEL_NOT_FOUND'); return; }
