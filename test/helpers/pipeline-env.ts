@@ -15,6 +15,9 @@ import { PriorityGate, SaturationDetector } from '../../workers/flow-control.js'
 import { WorkerMetrics } from '../../workers/metrics.js';
 import { createHandler } from '../../workers/pipeline.js';
 import type { WorkerContext } from '../../workers/request/state.js';
+import { RateLimiter } from '../../workers/ratelimit/limiter.js';
+import { AuthHolder } from '../../workers/auth/holder.js';
+import { allocateRateLimitRegion } from '../../src/shared/layout.js';
 import type { Upstream, UpstreamController, UpstreamHandler, UpstreamHeaders, UpstreamRequest } from '../../workers/request/upstream.js';
 import { Scheduler, type Profile } from '../../workers/scheduler/framework.js';
 import type { SnapshotReader } from '../../workers/snapshot-reader.js';
@@ -128,6 +131,8 @@ export function pipelineEnv(o: EnvOptions = {}) {
     saturation: new SaturationDetector(ep),
     admission: null,
     epp: null,
+    rateLimiter: new RateLimiter({ rateLimitSab: allocateRateLimitRegion(16), failClosed: false, log: () => {} }),
+    auth: new AuthHolder(() => {}),
     log: (level, obj, msg) => { logs.push({ level, obj: obj as Record<string, unknown>, msg }); },
   };
   const handler = createHandler(ctx, cfg.port, false);
