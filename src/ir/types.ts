@@ -52,6 +52,8 @@ export interface RouteIR {
   rules: RuleIR[];
   /** spec.rateLimit, or null when the route has none (or neither token field). */
   rateLimit: RateLimitIR | null;
+  /** spec.sessionSticky; absent when the route has none (Kthena's session-sticky proposal). */
+  sessionSticky?: SessionStickyIR;
 }
 
 /**
@@ -76,6 +78,13 @@ export interface RateLimitBucketIR {
   /** Slot in the rate-limit region and its generation (src/shared/layout.ts). */
   slot: number;
   gen: number;
+}
+
+export interface SessionStickyIR {
+  /** Binding TTL, seconds. */
+  ttlSec: number;
+  /** In order; Header names lower-cased. */
+  sources: { type: 'Header' | 'Query' | 'Cookie'; name: string }[];
 }
 
 export interface ServerIR {

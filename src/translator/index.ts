@@ -235,7 +235,7 @@ function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: 
       }
     }
   }
-  return {
+  const out: RouteIR = {
     key: key(route),
     namespace: ns,
     name: route.metadata.name,
@@ -245,6 +245,21 @@ function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: 
     rules,
     rateLimit: rateLimitIR(route, problems),
   };
+  const sticky = route.spec.sessionSticky;
+  if (sticky !== undefined) {
+    const jwt = sticky.sources.findIndex((s) => s.type === 'JWTClaim');
+    if (jwt >= 0) {
+      // The proposal requires JWT authentication for a JWTClaim source; this router does not
+      // hand verified claims to routing yet, so the source could only ever be empty.
+      problems.push(problem(route, `spec.sessionSticky.sources[${jwt}].type`, 'JWTClaim session sources need JWT authentication claims, which this router does not pass to routing yet', 'rejected'));
+      return null;
+    }
+    out.sessionSticky = {
+      ttlSec: sticky.sessionAffinitySeconds ?? 10_800,
+      sources: sticky.sources.map((s) => ({ type: s.type as 'Header' | 'Query' | 'Cookie', name: s.type === 'Header' ? s.name.toLowerCase() : s.name })),
+    };
+  }
+  return out;
 }
 
 const kUnitSeconds: Readonly<Record<string, number>> = { second: 1, minute: 60, hour: 3600, day: 86_400, month: 2_592_000 };
