@@ -57,7 +57,7 @@ export interface RouteIR {
 }
 
 /**
- * A route's token rate limits (Kthena reference §5.1, docs/traffic-policy.md). Every model the
+ * A route's token rate limits (docs/reference/kthena-behaviour.md §5.1, docs/traffic-policy.md). Every model the
  * route serves (modelName and each LoRA adapter) has its own budget per direction, as Kthena keys
  * its limiters by the request model.
  */

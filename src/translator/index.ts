@@ -94,7 +94,7 @@ export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTE
 }
 
 /**
- * Kthena's candidate order (§6.3): creationTimestamp ascending, then resourceVersion (a plain
+ * Kthena's candidate order (docs/reference/kthena-behaviour.md §6.3): creationTimestamp ascending, then resourceVersion (a plain
  * string compare, as Kthena does), then namespace/name.
  */
 function oldestFirst(a: ModelRoute, b: ModelRoute): number {
@@ -121,7 +121,7 @@ export function selectPods(server: ModelServer, pods: readonly Pod[]): Pod[] {
     labels.every(([k, v]) => p.metadata.labels[k] === v));
 }
 
-/** Kthena §4.1: group by the groupKey label; decode labels are checked before prefill labels. */
+/** docs/reference/kthena-behaviour.md §4.1: group by the groupKey label; decode labels are checked before prefill labels. */
 function pdGroupsOf(s: ModelServer, pods: readonly Pod[], endpointIndex: Map<string, number>): PdGroupIR[] {
   const pd = s.spec.workloadSelector.pdGroup;
   if (pd === undefined) return [];
