@@ -126,10 +126,18 @@ async function startOnce(bin: string, port: number): Promise<RedisServer | null>
   throw new Error(`redis-server did not answer PING on 127.0.0.1:${port} within ${START_TIMEOUT_MS} ms:\n${output}`);
 }
 
-/** Starts a redis-server; throws with install instructions when the binary is missing. */
-export async function startRedis(): Promise<RedisServer> {
+/**
+ * Starts a redis-server; throws with install instructions when the binary is missing. `port`
+ * restarts one on the port of a stopped server (clients reconnect to it), failing if it is taken.
+ */
+export async function startRedis(port?: number): Promise<RedisServer> {
   const bin = findBinary();
   installExitHook();
+  if (port !== undefined) {
+    const server = await startOnce(bin, port);
+    if (server === null) throw new Error(`redis-server: port ${port} is in use`);
+    return server;
+  }
   for (let attempt = 0; attempt < 5; attempt++) {
     const server = await startOnce(bin, await freePort());
     if (server) return server;
