@@ -120,6 +120,11 @@ async function serveEpp(port: number): Promise<void> {
     },
   } as never);
   await new Promise<void>((resolve, reject) => server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+  // Go's net package (the reference picker) sets TCP_NODELAY on every connection; Node's http2 server
+  // does not, and Nagle then holds the body answer behind the headers answer for a delayed ACK.
+  for (const h of (server as unknown as { http2Servers: Map<import('node:net').Server, unknown> }).http2Servers.keys()) {
+    h.on('connection', (sock: import('node:net').Socket) => sock.setNoDelay(true));
+  }
   process.stdout.write('ready\n');
   process.on('SIGTERM', () => { server.forceShutdown(); process.exit(0); });
 }

@@ -48,8 +48,8 @@ describe("Kthena's Inference Extension example (placeholder endpointPickerRef), 
       podDoc('deepseek-r1-1-5b-1', 3, { app: 'deepseek-r1-1-5b' }),
     ));
     router = await startRouter({ dir, args: ['--enable-gateway-api', '--enable-gateway-api-inference-extension'], env: { POD_NAMESPACE: 'kthena-system' } });
-    await router.waitReady();
-  }, 60_000);
+    await router.waitReady(45_000);
+  }, 90_000);
 
   afterAll(async () => {
     await router?.stop();
@@ -151,8 +151,8 @@ ${pools.map(([h, p]) => `  - matches: [{path: {type: PathPrefix, value: /}, head
       dir, args: ['--enable-gateway-api', '--enable-gateway-api-inference-extension', '--inference-pool-picker', 'external', '--endpoint-picker-timeout', '2s'],
       env: { POD_NAMESPACE: 'default' },
     });
-    await router.waitReady();
-  }, 60_000);
+    await router.waitReady(45_000);
+  }, 90_000);
 
   afterAll(async () => {
     await router?.stop();
