@@ -128,7 +128,7 @@ describe('shared in-flight counts (REDIS_HOST)', { timeout: 120_000 }, () => {
     expect(warnings(r2)).toBe(warnsBefore + 1);
     expect(held.every((s) => s.received().length > 0)).toBe(true);
 
-    redis = await startRedis(port);
+    redis = await startRedis({ port });
     await eventually(async () => (await router(r2, 'pod-a')).remoteInflight === HELD, 15_000, 'router 2 sees router 1\'s requests again after Redis restarted');
     expect(await metric(r2, 'kthena_router_shared_inflight_redis_up')).toBe(1);
     await eventually(() => recoveries(r2) > recoveriesBefore, 5000, 'recovery logged');

@@ -127,16 +127,20 @@ async function startOnce(bin: string, port: number): Promise<RedisServer | null>
 }
 
 /**
- * Starts a redis-server; throws with install instructions when the binary is missing. `port`
- * restarts one on the port of a stopped server (clients reconnect to it), failing if it is taken.
+ * Starts a redis-server; throws with install instructions when the binary is missing. With `port`,
+ * on that port (a restart of a server that was stopped, as clients configured with its address
+ * expect), retried for a few seconds while the old socket is released.
  */
-export async function startRedis(port?: number): Promise<RedisServer> {
+export async function startRedis(o: { port?: number } = {}): Promise<RedisServer> {
   const bin = findBinary();
   installExitHook();
-  if (port !== undefined) {
-    const server = await startOnce(bin, port);
-    if (server === null) throw new Error(`redis-server: port ${port} is in use`);
-    return server;
+  if (o.port !== undefined) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const server = await startOnce(bin, o.port);
+      if (server) return server;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`redis-server: port ${o.port} still in use after 5 s`);
   }
   for (let attempt = 0; attempt < 5; attempt++) {
     const server = await startOnce(bin, await freePort());

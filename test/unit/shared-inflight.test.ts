@@ -164,7 +164,7 @@ describe('SharedInflight', () => {
       expect(a.logged.warn[0]).toMatch(/Redis unreachable/);
       expect(a.logged.info).toHaveLength(0);
 
-      const back = await startRedis(own.port);
+      const back = await startRedis({ port: own.port });
       try {
         // b publishes again into the fresh Redis; a's client reconnects by itself.
         const deadline = Date.now() + 10_000;
