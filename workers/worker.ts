@@ -184,6 +184,8 @@ function main(): void {
     if (ctx.kvAware !== null) closers.push(ctx.kvAware.close());
     // The Redis socket (and its reconnect timer) would keep this thread alive forever.
     closeWorkerRedis();
+    // So would the Endpoint Picker channels (their keepalive timers and HTTP/2 sessions).
+    ctx.epp?.close();
     void Promise.allSettled(closers).then(() => {
       // close() exists on the native App (20.30) but is missing from the bundled typings.
       (app as unknown as { close(): void } | null)?.close();
