@@ -21,7 +21,7 @@ export interface AccessLogConfig {
   output: string;
 }
 
-/** Kthena's fairness scheduling (ENABLE_FAIRNESS_SCHEDULING, FAIRNESS_*), validated; see UNBUILT_FEATURES. */
+/** Kthena's fairness scheduling (ENABLE_FAIRNESS_SCHEDULING, FAIRNESS_*), validated; served by src/admission/. */
 export interface FairnessConfig {
   enabled: boolean;
   windowMs: number;
@@ -36,7 +36,7 @@ export interface FairnessConfig {
   priorityRequestNumWeight: number;
 }
 
-/** Kthena's session boost (ENABLE_SESSION_BOOST, SESSION_BOOST_*), validated; see UNBUILT_FEATURES. */
+/** Kthena's session boost (ENABLE_SESSION_BOOST, SESSION_BOOST_*), validated; served by src/admission/. */
 export interface SessionBoostConfig {
   enabled: boolean;
   header: string;
@@ -103,6 +103,10 @@ export interface RouterConfig {
   faultInjection: boolean;
   /** Per-endpoint connection pool size in each worker. */
   upstreamConnections: number;
+  /** --upstream-timeout: bound on dial + response headers when trafficPolicy.timeout is unset, ms (0 = none). */
+  upstreamTimeoutMs: number;
+  /** --upstream-idle-timeout: longest gap between response bytes when trafficPolicy.timeout is unset, ms (0 = none). */
+  upstreamIdleTimeoutMs: number;
   /**
    * The client of the upstream leg to plain-HTTP pods: 'h1' (workers/upstream/, the default) or
    * 'undici' (the previous one, kept to compare in benchmarks and as a way back).
@@ -207,6 +211,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: { key: 'kubeconfig', type: 'string', origin: 'ours', help: 'Kubernetes mode: watch the API server of this kubeconfig (in a pod without --config: the service account)' },
   'max-body-bytes': { key: 'maxBodyBytes', type: 'bytes', min: 1024, max: 1 << 30, origin: 'ours', help: 'largest accepted request body (default 32Mi)' },
   'upstream-connections': { key: 'upstreamConnections', type: 'int', min: 1, max: 4096, origin: 'ours', help: 'keep-alive connections per endpoint per worker (default 128)' },
+  'upstream-timeout': { key: 'upstreamTimeoutMs', type: 'duration', min: 0, max: 86_400_000, origin: 'ours', help: 'dial + response headers bound when a ModelServer sets no trafficPolicy.timeout (default 5m; 0s: none)' },
+  'upstream-idle-timeout': { key: 'upstreamIdleTimeoutMs', type: 'duration', min: 0, max: 86_400_000, origin: 'ours', help: 'longest gap between response bytes when a ModelServer sets no trafficPolicy.timeout (default 60s; 0s: none)' },
   'upstream-client': {
     key: 'upstreamClient', type: 'string', origin: 'ours', check: (v) => (v === 'h1' || v === 'undici' ? null : 'expected h1 or undici'),
     help: "advanced: client of the upstream leg to plain-HTTP pods, h1 (the router's own HTTP/1.1 client) or undici (default h1)",
@@ -283,6 +289,8 @@ export function defaultConfig(): RouterConfig {
     noEffectFlags: [],
     faultInjection: false,
     upstreamConnections: 128,
+    upstreamTimeoutMs: 5 * 60 * 1000,
+    upstreamIdleTimeoutMs: 60 * 1000,
     upstreamClient: 'h1',
     webhookPort: 8443,
     webhookTlsCertFile: '/etc/tls/tls.crt',
@@ -463,8 +471,8 @@ export const ENV: readonly EnvSpec[] = [
   { name: 'LMCACHE_PD_ALLOC_PORTS', help: 'LMCache PD receiver alloc ports, one per rank (default 7400)', set: (c, v, n) => { c.lmcachePorts.alloc = portList(v, n); } },
   { name: 'PREFIX_CACHE_INDEX_ENTRIES', help: 'entries of the shared prefix-cache index (default 262144)', set: (c, v, n) => { c.prefixIndexEntries = int(v, n, 1024, 16_777_216); } },
   { name: 'KTHENA_ROUTER_FAULT_INJECTION', help: 'enable POST /debug/fault/* on the debug port (tests)', set: (c, v, n) => { c.faultInjection = parseBool(v, n); } },
-  // Kthena's fairness scheduling: values validated here, the feature refused (UNBUILT_FEATURES).
-  { name: 'ENABLE_FAIRNESS_SCHEDULING', help: 'Kthena\'s fairness queue (not built yet: true is refused)', set: (c, v, n) => { c.fairness.enabled = parseBool(v, n); } },
+  // Kthena's fairness scheduling (src/admission/): one queue per model for the whole router.
+  { name: 'ENABLE_FAIRNESS_SCHEDULING', help: 'Kthena\'s fairness queue (docs/traffic-policy.md); exclusive with ENABLE_SESSION_BOOST', set: (c, v, n) => { c.fairness.enabled = parseBool(v, n); } },
   { name: 'FAIRNESS_WINDOW_SIZE', help: '1m..1h (default 1h)', set: (c, v, n) => { c.fairness.windowMs = duration(v, n, 60_000, 3_600_000, 'a duration from 1m to 1h'); } },
   { name: 'FAIRNESS_INPUT_TOKEN_WEIGHT', help: 'default 1.0', set: (c, v, n) => { c.fairness.inputTokenWeight = float(v, n, 0); } },
   { name: 'FAIRNESS_OUTPUT_TOKEN_WEIGHT', help: 'default 2.0', set: (c, v, n) => { c.fairness.outputTokenWeight = float(v, n, 0); } },
@@ -476,7 +484,7 @@ export const ENV: readonly EnvSpec[] = [
   { name: 'FAIRNESS_PRIORITY_TOKEN_WEIGHT', help: 'default 1.0', set: (c, v, n) => { c.fairness.priorityTokenWeight = float(v, n, 0); } },
   { name: 'FAIRNESS_PRIORITY_REQUEST_NUM_WEIGHT', help: 'default 0.0', set: (c, v, n) => { c.fairness.priorityRequestNumWeight = float(v, n, 0); } },
   // Kthena's session boost: the chart sets ENABLE_SESSION_BOOST, some Kthena versions read SESSION_BOOST_ENABLED.
-  { name: 'ENABLE_SESSION_BOOST', help: 'Kthena\'s session-boost queue (not built yet: true is refused)', set: (c, v, n) => { c.sessionBoost.enabled = parseBool(v, n); } },
+  { name: 'ENABLE_SESSION_BOOST', help: 'Kthena\'s session-boost queue (docs/traffic-policy.md); exclusive with ENABLE_FAIRNESS_SCHEDULING', set: (c, v, n) => { c.sessionBoost.enabled = parseBool(v, n); } },
   { name: 'SESSION_BOOST_ENABLED', help: 'the same as ENABLE_SESSION_BOOST', set: (c, v, n) => { c.sessionBoost.enabled ||= parseBool(v, n); } },
   {
     name: 'SESSION_BOOST_HEADER', help: 'default X-Session-ID', set: (c, v, n) => {
@@ -498,12 +506,13 @@ export const ENV: readonly EnvSpec[] = [
  * none is worse than a clear refusal. Their settings are parsed and validated above all the same,
  * so whoever builds a feature deletes its row here and reads cfg.fairness / cfg.sessionBoost.
  */
-export const UNBUILT_FEATURES: readonly { feature: string; switch: string; on: (cfg: RouterConfig) => boolean }[] = [
-  { feature: 'fairness scheduling', switch: 'ENABLE_FAIRNESS_SCHEDULING=true (Helm: kthenaRouter.fairness.enabled)', on: (c) => c.fairness.enabled },
-  { feature: 'session boost', switch: 'ENABLE_SESSION_BOOST=true (Helm: kthenaRouter.sessionBoost.enabled)', on: (c) => c.sessionBoost.enabled },
-];
+export const UNBUILT_FEATURES: readonly { feature: string; switch: string; on: (cfg: RouterConfig) => boolean }[] = [];
 
 function refuseUnbuiltFeatures(cfg: RouterConfig): void {
+  // Kthena exits at start when both are on: they are two strategies of one queue.
+  if (cfg.fairness.enabled && cfg.sessionBoost.enabled) {
+    throw invalid('ENABLE_FAIRNESS_SCHEDULING and ENABLE_SESSION_BOOST are mutually exclusive (both order the same per-model queue): switch one off');
+  }
   const on = UNBUILT_FEATURES.filter((f) => f.on(cfg));
   if (on.length === 0) return;
   throw invalid(on.map((f) => `${f.feature} is not implemented by this router yet (switched on by ${f.switch}): unset it or set it to false`).join('; ') + ' (see docs/compat.md)');

@@ -7,7 +7,10 @@ import { createSecureContext } from 'node:tls';
 import { FileChangeWatcher } from './tls-watch.js';
 import { createServer } from 'node:net';
 import { computeStatuses } from './translator/status.js';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { AdmissionService } from './admission/service.js';
+import { ScrapedBackendView } from './admission/backend-view.js';
+import type { AdmissionSettings } from './shared/admission.js';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { redactedConfig, type RouterConfig } from './config.js';
@@ -116,6 +119,9 @@ export class ControlPlane {
   #listenerProblems: Problem[] = [];
   #tlsDir: string | null = null;
   #poolModelsKey = '[]';
+  /** Kthena's fairness queue or session boost: one queue per model for the whole router (null when off). */
+  #admission: AdmissionService | null = null;
+  #backendView: ScrapedBackendView | null = null;
 
   constructor(cfg: Readonly<RouterConfig>, log?: Logger) {
     this.cfg = cfg;
@@ -133,8 +139,17 @@ export class ControlPlane {
       modelIds: () => this.#publisher.modelIds.ids,
       log: this.log,
       registry: this.#hub.registry,
-      onRound: () => this.#checkPoolModels(),
+      onRound: () => { this.#checkPoolModels(); this.#backendView?.invalidate(); this.#admission?.backendChanged(); },
     });
+    const adm = admissionSettings(cfg);
+    if (adm !== null) {
+      const ep = new Int32Array(this.#regions.endpointSab);
+      this.#backendView = new ScrapedBackendView(ep, {
+        slots: () => (this.#publisher.current?.endpoints ?? []).map((e) => e.slot),
+        modelIds: () => this.#publisher.modelIds.ids,
+      });
+      this.#admission = new AdmissionService(adm, this.#backendView.view);
+    }
     this.ready = new Promise((r) => { this.#readyResolve = r; });
     this.stopped = new Promise((r) => { this.#stoppedResolve = r; });
   }
@@ -279,7 +294,15 @@ export class ControlPlane {
 
   #spawn(index: number): Promise<void> {
     const init: WorkerInit = { index, cfg: this.cfg, regions: this.#regions };
-    const worker = new Worker(workerFile, { workerData: init, name: `kthena-router-worker-${index}` });
+    let transfer: MessagePort[] | undefined;
+    if (this.#admission !== null) {
+      // One port per worker incarnation; a restarted worker gets a fresh one (detach() closed the old).
+      const ch = new MessageChannel();
+      this.#admission.attach(index, ch.port1);
+      init.admission = ch.port2;
+      transfer = [ch.port2];
+    }
+    const worker = new Worker(workerFile, { workerData: init, transferList: transfer, name: `kthena-router-worker-${index}` });
     const slot: WorkerSlot = this.#workers[index] ?? { index, worker: null, id: 0, listening: false, restarts: 0, finalMetrics: null };
     slot.worker = worker;
     slot.id = worker.threadId;
@@ -339,6 +362,7 @@ export class ControlPlane {
       });
       worker.on('exit', (code) => {
         settle();
+        this.#admission?.detach(index);
         slot.worker = null;
         if (slot.finalMetrics !== null) this.#hub.retire(slot.finalMetrics, slot.id);
         else this.#hub.retireWorker(slot.id);
@@ -407,6 +431,8 @@ export class ControlPlane {
     const id = this.#collectId++;
     const waiting = new Map<number, (data: MetricJSON[]) => void>();
     const answers = new Map<number, Promise<MetricJSON[]>>();
+    // The admission queue's families, as if from one more worker that never retires (id -1).
+    if (this.#admission !== null) answers.set(-1, Promise.resolve(this.#admission.metricsJSON()));
     for (const w of this.#workers) {
       if (w.worker === null) continue;
       answers.set(w.id, new Promise<MetricJSON[]>((resolve) => waiting.set(w.index, resolve)));
@@ -482,6 +508,11 @@ export class ControlPlane {
     const bytes = this.#publisher.encode(ir);
     if (!this.#publisher.fits(bytes)) await this.#growSnapshotBuffer(bytes.byteLength);
     const result = this.#publisher.publish(ir, bytes);
+    if (result === 'published' && this.#admission !== null) {
+      this.#backendView!.invalidate();
+      this.#admission.retainModels(new Set(ir.routes.flatMap((r) => [r.modelName, ...r.loraAdapters])));
+      this.#admission.backendChanged();
+    }
     this.#hub.snapshotPublished(result === 'too-large' ? 'rejected' : result);
     if (result === 'published') {
       this.#hub.setSnapshotGeneration(this.#publisher.generation);
@@ -796,4 +827,14 @@ function probePort(host: string, port: number): Promise<void> {
     s.once('error', reject);
     s.listen({ host, port, exclusive: true }, () => s.close(() => resolve()));
   });
+}
+
+/** The admission queue settings from the validated config; null when fairness and session boost are off. */
+function admissionSettings(cfg: Readonly<RouterConfig>): AdmissionSettings | null {
+  if (cfg.fairness.enabled) return { mode: 'fairness', fairness: cfg.fairness };
+  if (cfg.sessionBoost.enabled) {
+    const b = cfg.sessionBoost;
+    return { mode: 'session-boost', sessionBoost: { header: b.header.toLowerCase(), maxSessions: b.maxSessions, inflightPerPod: b.inflightPerPod, gracePeriodMs: b.gracePeriodMs, timeoutMs: b.timeoutMs } };
+  }
+  return null;
 }

@@ -44,6 +44,26 @@ export const Catalog = Object.freeze({
     message: 'request body too large: limit is %s bytes',
     description: 'The body (or its declared content-length) exceeds --max-body-bytes (default 32 MiB). Kthena has no limit.',
   }),
+  RTR_ERR_JSON_TOO_DEEP: entry({
+    code: 'RTR_ERR_JSON_TOO_DEEP', status: 400, type: 'invalid_request_error', kthenaType: 'request_parsing',
+    message: 'JSON nesting deeper than %s levels',
+    description: 'The body nests arrays/objects deeper than 64 levels (the router re-serializes parts of the body and would otherwise overflow its stack).',
+  }),
+  RTR_ERR_BAD_HEADER: entry({
+    code: 'RTR_ERR_BAD_HEADER', status: 400, type: 'invalid_request_error', kthenaType: 'request_parsing',
+    message: 'invalid request header: %s',
+    description: 'A duplicate `Host`, a header name that is not an HTTP token, or a header value with a control character (0x00-0x1f except tab, 0x7f) or a character above 0xff: bytes the upstream client refuses, answered before any scheduling.',
+  }),
+  RTR_ERR_BAD_PATH: entry({
+    code: 'RTR_ERR_BAD_PATH', status: 400, type: 'invalid_request_error', kthenaType: 'request_parsing',
+    message: 'invalid request path: %s',
+    description: 'The path or query holds a byte outside printable ASCII (raw UTF-8, a space, a control character): RFC 3986 wants it percent-encoded.',
+  }),
+  RTR_ERR_BAD_FRAMING: entry({
+    code: 'RTR_ERR_BAD_FRAMING', status: 400, type: 'invalid_request_error', kthenaType: 'request_parsing',
+    message: 'ambiguous request framing: %s',
+    description: 'Transfer-Encoding together with Content-Length, a Transfer-Encoding other than exactly `chunked`, several Transfer-Encoding headers, or a Content-Length that is not a decimal number (or differs between two headers): the request-smuggling shapes (RFC 9112 §6.1).',
+  }),
   RTR_ERR_MODEL_NOT_FOUND: entry({
     code: 'RTR_ERR_MODEL_NOT_FOUND', status: 404, type: 'invalid_request_error', kthenaType: 'request_parsing',
     message: 'model not found',
@@ -93,6 +113,16 @@ export const Catalog = Object.freeze({
     code: 'RTR_ERR_QUEUE_TIMEOUT', status: 503, type: 'service_unavailable_error', kthenaType: 'inference_pool_selection',
     message: 'request timed out in the flow-control queue of InferencePool %s',
     description: 'Inference Extension: the request waited for room in a saturated InferencePool longer than the queue allows (60 s).',
+  }),
+  RTR_ERR_FAIRNESS_QUEUE_TIMEOUT: entry({
+    code: 'RTR_ERR_FAIRNESS_QUEUE_TIMEOUT', status: 504, type: 'timeout_error', kthenaType: 'scheduling',
+    message: 'Request processing timed out in queue',
+    description: 'Fairness scheduling or session boost: the request waited in its model\'s queue longer than FAIRNESS_QUEUE_TIMEOUT (60 s) or SESSION_BOOST_TIMEOUT (30 s).',
+  }),
+  RTR_ERR_FAIRNESS_QUEUE_CLOSED: entry({
+    code: 'RTR_ERR_FAIRNESS_QUEUE_CLOSED', status: 503, type: 'service_unavailable_error', kthenaType: 'scheduling',
+    message: 'failed to enqueue request: queue closed',
+    description: 'Fairness scheduling or session boost: the model\'s queue closed while the request waited (its last ModelRoute was removed, or the router is shutting down).',
   }),
   RTR_ERR_EPP_UNAVAILABLE: entry({
     code: 'RTR_ERR_EPP_UNAVAILABLE', status: 503, type: 'service_unavailable_error', kthenaType: 'inference_pool_selection',
@@ -148,6 +178,11 @@ export const Catalog = Object.freeze({
     code: 'RTR_ERR_UPSTREAM_HEADERS_TIMEOUT', status: 504, type: 'timeout_error', kthenaType: 'proxy',
     message: 'upstream did not answer within %s',
     description: 'One attempt exceeded ModelServer trafficPolicy.timeout before response headers; retried on the next endpoint.',
+  }),
+  RTR_ERR_UPSTREAM_IDLE_TIMEOUT: entry({
+    code: 'RTR_ERR_UPSTREAM_IDLE_TIMEOUT', status: 504, type: 'timeout_error', kthenaType: 'proxy',
+    message: 'upstream sent nothing for %s',
+    description: 'After the response headers, no byte arrived from the pod for the idle timeout (trafficPolicy.timeout when set, else --upstream-idle-timeout, default 60 s): a hung engine. The response is ended (SSE: a final error event), the pod counts a failure for outlier detection.',
   }),
   RTR_ERR_UPSTREAM_PROTOCOL: entry({
     code: 'RTR_ERR_UPSTREAM_PROTOCOL', status: 503, type: 'service_unavailable_error', kthenaType: 'proxy',

@@ -21,6 +21,7 @@ import { WorkerMetrics } from './metrics.js';
 import { AccessLogBuffer } from './accesslog.js';
 import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
 import { RouterError } from '../src/errors.js';
+import { AdmissionClient } from './admission.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -70,6 +71,7 @@ function main(): void {
     onIdle: null,
     gate: new PriorityGate(),
     saturation: new SaturationDetector(ep),
+    admission: init.admission !== undefined ? new AdmissionClient(init.admission, cfg.sessionBoost.enabled ? cfg.sessionBoost.header.toLowerCase() : '') : null,
     epp: null,
     renderMetrics: cfg.exposeMetricsOnRouterPort
       ? () => new Promise<string>((resolve, reject) => {
@@ -180,6 +182,7 @@ function main(): void {
     extra.clear();
     accessLog?.flush();
     accessLog?.close();
+    ctx.admission?.close();
     const closers: Promise<unknown>[] = ctx.upstream !== undefined ? [ctx.upstream.destroy()] : [];
     if (ctx.kvAware !== null) closers.push(ctx.kvAware.close());
     // The Redis socket (and its reconnect timer) would keep this thread alive forever.

@@ -179,3 +179,49 @@ export function maxEndpoints(endpointSab: SharedArrayBuffer): number {
 export function epIndex(slot: number, field: number): number {
   return slot * kEndpointStride + field;
 }
+
+/**
+ * Session-sticky bindings (Int32Array over `stickySab`), one table per router shared by every
+ * worker: session key hash -> endpoint slot, with a TTL (ModelRoute.spec.sessionSticky).
+ *
+ * Same shape and protocol as the prefix index: kStBuckets buckets of kStWays ways, bucket = low
+ * bits of the key hash, way fields [seq, hashLo, hashHi, slot, slotGen, expires, used, unused].
+ * A writer claims a way with Atomics.compareExchange(seq, even, even + 1), stores the fields, then
+ * Atomics.store(seq, even + 2); a writer that loses the race skips its write (the next request of
+ * the session writes again). Readers use the seqlock read and treat a way whose seq moved as a
+ * miss. A way is reused when it holds the same key, is free or expired, or else the way least
+ * recently used in its bucket is evicted (bounded memory, approximate LRU).
+ * `expires` and `used` are seconds since kStHdrEpochSec. The raw session value is never stored:
+ * only its 64-bit hash together with the route's identity.
+ */
+export const kStHdrEntries = 0; // live bindings (approximate: Atomics.add/sub by writers)
+export const kStHdrEvictions = 1; // live bindings evicted to make room
+export const kStHdrEpochSec = 2; // unix seconds the stamps count from (set once by the control thread)
+export const kStHdrBuckets = 3; // number of buckets (power of two)
+export const kStHeaderInts = 16;
+export const kStWays = 4;
+export const kStWayInts = 8;
+export const kStSeq = 0;
+export const kStHashLo = 1;
+export const kStHashHi = 2;
+export const kStSlot = 3;
+export const kStSlotGen = 4;
+export const kStExpires = 5;
+export const kStUsed = 6;
+export const kDefaultStickyEntries = 65_536;
+
+/** Int32 index of way `way` of bucket `bucket` of the sticky table. */
+export function stWayIndex(bucket: number, way: number): number {
+  return kStHeaderInts + (bucket * kStWays + way) * kStWayInts;
+}
+
+/** A sticky-binding table holding `entries` (rounded up to power-of-two buckets of kStWays). */
+export function allocateStickyTable(entries: number, nowSec = Math.floor(Date.now() / 1000)): SharedArrayBuffer {
+  let buckets = 1;
+  while (buckets * kStWays < entries) buckets *= 2;
+  const sab = new SharedArrayBuffer((kStHeaderInts + buckets * kStWays * kStWayInts) * 4);
+  const st = new Int32Array(sab);
+  st[kStHdrBuckets] = buckets;
+  st[kStHdrEpochSec] = nowSec;
+  return sab;
+}

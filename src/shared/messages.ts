@@ -3,6 +3,7 @@
  * (workers/worker.ts), over the worker's MessagePort. Everything here is structured-cloned, so an
  * error crosses as `{ code, message }` (match on `code`), never as a RouterError instance.
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { RouterConfig } from '../config.js';
 import type { SharedRegions } from './layout.js';
 
@@ -10,6 +11,8 @@ export interface WorkerInit {
   index: number;
   cfg: Readonly<RouterConfig>;
   regions: SharedRegions;
+  /** The worker's port to the control thread's admission queue (fairness / session boost), when enabled. */
+  admission?: MessagePort;
 }
 
 export type ToWorker =

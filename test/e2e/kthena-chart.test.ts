@@ -39,7 +39,7 @@ const ALL_ON = {
     sessionBoost: { enabled: true },
   },
 };
-/** ALL_ON without the two features this router refuses. */
+/** ALL_ON without the two queues (fairness and session boost are mutually exclusive). */
 const ALL_BUILT = { ...ALL_ON, kthenaRouter: { ...ALL_ON.kthenaRouter, fairness: { enabled: false }, sessionBoost: { enabled: false } } };
 
 function deployment(values: unknown, ports: { router: number; metrics: number; debug: number; webhook: number }): Obj {
@@ -215,13 +215,32 @@ describe.each(['file', 'kubernetes'] as const)('Kthena\'s chart starts this rout
     expect(await proc.kill()).toBe(0);
   });
 
-  it('with every switch on: fairness and session boost are refused by name with exit 2', async () => {
+  it('with every switch on: fairness and session boost together are refused (mutually exclusive) with exit 2', async () => {
     const { proc, env } = await chartRun(ALL_ON, REDIS, mode);
     expect(env).toMatchObject({ ENABLE_FAIRNESS_SCHEDULING: 'true', FAIRNESS_WINDOW_SIZE: '1h', FAIRNESS_MAX_CONCURRENT: '4', ENABLE_SESSION_BOOST: 'true', SESSION_BOOST_HEADER: 'X-Session-ID', SESSION_BOOST_TIMEOUT: '30s' });
     expect(await proc.exited).toBe(2);
     const err = proc.stderr.join('\n');
-    expect(err).toMatch(/fairness scheduling is not implemented by this router yet \(switched on by ENABLE_FAIRNESS_SCHEDULING=true/);
-    expect(err).toMatch(/session boost is not implemented by this router yet \(switched on by ENABLE_SESSION_BOOST=true/);
+    expect(err).toMatch(/ENABLE_FAIRNESS_SCHEDULING and ENABLE_SESSION_BOOST are mutually exclusive/);
     expect(proc.stdout).toEqual([]);
+  });
+
+  it.each([
+    ['fairness', { fairness: { enabled: true, maxConcurrent: 4 }, sessionBoost: { enabled: false } }, { fairness: { enabled: true, maxConcurrent: 4 } }],
+    ['session boost', { fairness: { enabled: false }, sessionBoost: { enabled: true } }, { sessionBoost: { enabled: true, header: 'X-Session-ID' } }],
+  ])('with %s switched on (the other queue off): it serves through that queue', async (name, queues, want) => {
+    // Gateway API off: in Kubernetes mode the default Gateway an earlier router of this file
+    // bootstrapped in the fake API server still names that router's port.
+    const values = { ...ALL_ON, kthenaRouter: { ...ALL_ON.kthenaRouter, gatewayAPI: { enabled: false }, ...queues } };
+    const { proc, ports } = await chartRun(values, REDIS, mode);
+    const base = `https://127.0.0.1:${ports.router}`;
+    await waitReady(proc, base);
+    expect(await chatPod(base)).toBe('engine-1');
+    const cfg = JSON.parse((await get(`http://127.0.0.1:${ports.debug}/debug/config_dump/initial_config`)).text);
+    expect(cfg).toMatchObject(want);
+    const metrics = (await get(`${base}/metrics`)).text;
+    expect(metrics).toContain(name === 'fairness'
+      ? 'kthena_router_fairness_queue_dequeue_total{model="chat-model",user_id="_all"} 1'
+      : 'kthena_router_session_boost_queue_dequeue_total{model="chat-model"} 1');
+    expect(await proc.kill()).toBe(0);
   });
 });

@@ -130,11 +130,12 @@ describe('environment', () => {
     expect(error([], env)).toMatch(message);
   });
 
-  it('switching on an unbuilt feature is refused by name, from the one UNBUILT_FEATURES table', () => {
-    expect(UNBUILT_FEATURES.map((f) => f.feature)).toEqual(['fairness scheduling', 'session boost']);
-    expect(error([], { ENABLE_FAIRNESS_SCHEDULING: 'true' })).toMatch(/^invalid configuration: fairness scheduling is not implemented by this router yet \(switched on by ENABLE_FAIRNESS_SCHEDULING=true/);
-    expect(error([], { ENABLE_SESSION_BOOST: '1' })).toMatch(/session boost is not implemented by this router yet/);
-    expect(error([], { SESSION_BOOST_ENABLED: 'true' })).toMatch(/session boost is not implemented by this router yet/);
+  it('fairness and session boost are each accepted, and refused together (mutually exclusive, as Kthena)', () => {
+    expect(load([], { ENABLE_FAIRNESS_SCHEDULING: 'true', FAIRNESS_MAX_CONCURRENT: '4' }).fairness).toMatchObject({ enabled: true, maxConcurrent: 4 });
+    expect(load([], { ENABLE_SESSION_BOOST: '1' }).sessionBoost.enabled).toBe(true);
+    expect(load([], { SESSION_BOOST_ENABLED: 'true' }).sessionBoost.enabled).toBe(true);
+    expect(error([], { ENABLE_FAIRNESS_SCHEDULING: 'true', ENABLE_SESSION_BOOST: 'true' })).toMatch(/^invalid configuration: ENABLE_FAIRNESS_SCHEDULING and ENABLE_SESSION_BOOST are mutually exclusive/);
+    expect(UNBUILT_FEATURES).toHaveLength(0);
   });
 
   it('SESSION_BOOST_TIMEOUT 0s or negative disables the timeout, as in Kthena', () => {

@@ -308,12 +308,17 @@ describe('the chart does what docs/deploy.md says', () => {
     expect(args).toEqual(expect.arrayContaining(['--enable-gateway-api=true', '--enable-gateway-api-inference-extension=true', '--kube-api-qps=50', '--kube-api-burst=100', '--expose-metrics-on-router-port']));
   });
 
-  it('passes Kthena\'s fairness and sessionBoost switches on, so that the router refuses them instead of running without them', async () => {
+  it('passes Kthena\'s fairness and sessionBoost switches on to the router, which serves either and refuses both together', async () => {
     const { loadConfig } = await import('../../src/config.js');
-    const c = find(render({ kthenaRouter: { fairness: { enabled: true, windowSize: '1h' }, sessionBoost: { enabled: true } } }), 'Deployment').spec.template.spec.containers[0];
-    const env = Object.fromEntries((c.env as Obj[]).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
-    expect(env).toMatchObject({ ENABLE_FAIRNESS_SCHEDULING: 'true', ENABLE_SESSION_BOOST: 'true' });
-    expect(() => loadConfig('serve', ['--config', '/nonexistent'], env)).toThrow(/fairness scheduling is not implemented by this router yet/);
+    const envOf = (values: Obj): Record<string, string> => {
+      const c = find(render(values), 'Deployment').spec.template.spec.containers[0];
+      return Object.fromEntries((c.env as Obj[]).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+    };
+    const both = envOf({ kthenaRouter: { fairness: { enabled: true, windowSize: '1h' }, sessionBoost: { enabled: true } } });
+    expect(both).toMatchObject({ ENABLE_FAIRNESS_SCHEDULING: 'true', ENABLE_SESSION_BOOST: 'true' });
+    expect(() => loadConfig('serve', ['--config', '/nonexistent'], both)).toThrow(/mutually exclusive/);
+    const fair = envOf({ kthenaRouter: { fairness: { enabled: true, windowSize: '1h' } } });
+    expect(loadConfig('serve', ['--config', '/nonexistent'], fair).fairness).toMatchObject({ enabled: true, windowMs: 3_600_000 });
     const off = find(defaults, 'Deployment').spec.template.spec.containers[0].env as Obj[];
     expect(off.map((e) => e.name)).not.toContain('ENABLE_FAIRNESS_SCHEDULING');
   });

@@ -69,7 +69,9 @@ class Prefill implements LivePrefill {
     const leg = new PrefillLeg({
       onSuccess: (l, text) => { try { this.#done(l, text); } catch (err) { internalError(st, err); } },
       onFailure: (l, err, status, text) => { try { this.#failed(l, err, status, text); } catch (e) { internalError(st, e); } },
-    }, st.server!.timeoutMs);
+      // The whole prefill answer (one short JSON body) is bounded, by the router's default
+      // when the ModelServer sets no trafficPolicy.timeout.
+    }, st.server!.timeoutMs > 0 ? st.server!.timeoutMs : ctx.cfg.upstreamTimeoutMs);
     this.#leg = leg;
     st.prefill = this;
     st.l.upstream.dispatch({ origin: ep.origin, path: upstreamPathOf(st), method: st.method, headers: st.upstreamHeaders, body }, leg);

@@ -84,6 +84,10 @@ export class Attempt implements UpstreamHandler, LiveTry {
   #timer: NodeJS.Timeout | null = null;
   #headersReceived = false;
   #done = false;
+  /** Longest gap between response bytes (0 = unbounded), and the chunks seen so far. */
+  #idleMs = 0;
+  #chunks = 0;
+  #chunksAtCheck = -1;
   /** performance.now() when the leg was sent. */
   tSent = 0;
   writer: ResponseWriter | null = null;
@@ -113,7 +117,11 @@ export class Attempt implements UpstreamHandler, LiveTry {
     Atomics.add(ctx.ep, epIndex(ep.slot, kEpRequestsTotal), 1);
     this.tSent = performance.now();
     upstreamStarted(st, this.tSent);
-    const timeoutMs = st.server!.timeoutMs;
+    // trafficPolicy.timeout, or the router's default when the ModelServer sets none (Kthena: no
+    // bound at all, so a hung engine held requests forever).
+    const set = st.server!.timeoutMs;
+    const timeoutMs = set > 0 ? set : ctx.cfg.upstreamTimeoutMs;
+    this.#idleMs = set > 0 ? set : ctx.cfg.upstreamIdleTimeoutMs;
     if (timeoutMs > 0) this.#timer = setTimeout(this.#headersTimedOut, timeoutMs, timeoutMs);
     st.l.upstream.dispatch({
       origin: ep.origin,
@@ -131,6 +139,27 @@ export class Attempt implements UpstreamHandler, LiveTry {
     this.st.lastFailure = `RTR_ERR_UPSTREAM_HEADERS_TIMEOUT: ${ms}ms`;
     this.fail(new RouterError('RTR_ERR_UPSTREAM_HEADERS_TIMEOUT', `${ms}ms`));
   };
+
+  /**
+   * Idle bound between response bytes (Envoy's stream idle timeout): checked every idleMs / 2
+   * against a chunk counter, so a chunk costs an increment rather than a timer refresh; a gap is
+   * caught between 1 and 1.5 idle periods after the last byte. A leg paused on the client's
+   * backpressure is not idle.
+   */
+  readonly #checkIdle = (): void => {
+    this.#timer = null;
+    if (!this.#live()) return;
+    const quiet = this.#chunks === this.#chunksAtCheck && !(this.writer?.paused ?? false);
+    if (quiet && this.#quietSince > 0 && performance.now() - this.#quietSince >= this.#idleMs) {
+      this.st.lastFailure = `RTR_ERR_UPSTREAM_IDLE_TIMEOUT: ${this.#idleMs}ms`;
+      this.fail(new RouterError('RTR_ERR_UPSTREAM_IDLE_TIMEOUT', `${this.#idleMs}ms`));
+      return;
+    }
+    if (!quiet) { this.#chunksAtCheck = this.#chunks; this.#quietSince = performance.now(); }
+    this.#timer = setTimeout(this.#checkIdle, this.#idleMs / 2);
+  };
+
+  #quietSince = 0;
 
   // ---- LiveTry --------------------------------------------------------------------------------
 
@@ -225,6 +254,11 @@ export class Attempt implements UpstreamHandler, LiveTry {
     try {
       this.#headersReceived = true;
       if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
+      if (this.#idleMs > 0) {
+        this.#chunksAtCheck = 0;
+        this.#quietSince = performance.now();
+        this.#timer = setTimeout(this.#checkIdle, this.#idleMs / 2);
+      }
       const rec = st.rec;
       rec.tHeaders = performance.now();
       rec.upstreamStatusCode = statusCode;
@@ -250,6 +284,7 @@ export class Attempt implements UpstreamHandler, LiveTry {
 
   onResponseData(_controller: UpstreamController, chunk: Buffer): void {
     if (!this.#live() || this.st.aborted || this.writer === null) return;
+    this.#chunks++;
     try {
       this.writer.data(chunk);
     } catch (err) {

@@ -4,6 +4,7 @@
  * listener in the specification's precedence order, their filters, a weighted Service or
  * InferencePool backend, the rule's request timeout, and InferencePool admission.
  */
+import { jsonTooDeep } from './framing.js';
 import { RouterError } from '../../src/errors.js';
 import type { HeaderModifierIR } from '../../src/ir/gateway.js';
 import type { CompiledGatewaySnapshot, CompiledServer, CompiledSnapshot } from '../compile.js';
@@ -34,7 +35,8 @@ export function dispatchGateway(st: RequestState, buf: Buffer, snap: CompiledSna
     text = buf.toString('utf8');
     try {
       const parsed: unknown = JSON.parse(text);
-      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
+      // Too deep to re-serialize safely: treated as opaque bytes, like a body that is not JSON.
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && !jsonTooDeep(parsed)) body = parsed as Record<string, unknown>;
     } catch { /* not JSON: HTTPRoute backends receive it as is */ }
   }
   const model = body !== null && typeof body.model === 'string' ? body.model : '';

@@ -9,8 +9,10 @@ import { decodeBase, prefillBase } from '../pd.js';
 import { extractPrompt, estimateTokens } from '../prompt.js';
 import type { Profile } from '../scheduler/framework.js';
 import { respondError } from './finish.js';
+import { jsonTooDeep, kMaxJsonDepth } from './framing.js';
 import { buildUpstreamBody, upstreamHeaders } from './forward.js';
 import { schedule } from './schedule.js';
+import { queueThen } from './admission.js';
 import type { RequestState } from './state.js';
 
 export interface RouteMatch { route: CompiledRoute; target: CompiledTarget }
@@ -31,6 +33,9 @@ export function dispatchModelRoute(st: RequestState, snap: CompiledSnapshot<Prof
     return;
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) { respondError(st, 'RTR_ERR_INVALID_BODY'); return; }
+  // Parts of the body are re-serialized (stream_options, messages for /tokenize): 100k nested
+  // arrays overflowed the stack there (500 with a stack trace); refused up front instead.
+  if (jsonTooDeep(parsed)) { respondError(st, 'RTR_ERR_JSON_TOO_DEEP', String(kMaxJsonDepth)); return; }
   const body = parsed as Record<string, unknown>;
   const model = body.model;
   if (typeof model !== 'string' || model.trim() === '') { respondError(st, 'RTR_ERR_MODEL_NOT_FOUND'); return; }
@@ -126,5 +131,7 @@ export function serveModelRoute(
   }
   st.profile = snap.profile;
   st.sreq = { model, engineModel: rec.upstreamModel, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };
+  const adm = st.l.ctx.admission;
+  if (adm !== null) { queueThen(st, adm, model, () => schedule(st, snap, server)); return; }
   schedule(st, snap, server);
 }

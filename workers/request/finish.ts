@@ -34,6 +34,14 @@ export function finish(st: RequestState): void {
     if (st.requestTimer !== null) { clearTimeout(st.requestTimer); st.requestTimer = null; }
     if (st.ticket !== null) { st.ticket.cancel(); st.ticket = null; }
     if (st.gatePool !== '') ctx.gate.release(st.gatePool);
+    if (st.admission !== null) {
+      // Usage as the engine reported it (fairness counts real tokens); a request still waiting
+      // just gives its place up.
+      const u = st.usage;
+      st.admission.release(u?.prompt ?? 0, u?.completion ?? 0, st.rankedCount > 0);
+      st.admission.cancel();
+      st.admission = null;
+    }
     // An SGLang prefill still answering after its decode leg ended (or a request that failed
     // otherwise) leaves nothing behind; a try still holding its pod's slot (only after an
     // internal failure) gives it back.

@@ -17,6 +17,8 @@ const kMaxUsageBodyBytes = 4 * 1024 * 1024;
 export const enum Mode { Length, Chunked }
 
 export class ResponseWriter {
+  /** The upstream is paused on client backpressure (no byte can arrive: not an idle upstream). */
+  paused = false;
   readonly #st: RequestState;
   readonly #flow: UpstreamController;
   readonly mode: Mode;
@@ -207,6 +209,7 @@ export class ResponseWriter {
         if (!ok) return false;
         this.#pending = null;
       }
+      this.paused = false;
       this.#flow.resume();
       return true;
     } catch (err) {
@@ -242,7 +245,7 @@ export class ResponseWriter {
         ok = written;
         if (done) this.#ended = true;
       });
-      if (!ok && !this.#ended) { this.#pending = buf; this.#watch(); this.#flow.pause(); }
+      if (!ok && !this.#ended) { this.#pending = buf; this.paused = true; this.#watch(); this.#flow.pause(); }
       return;
     }
     if (this.#ended) return;
@@ -258,6 +261,6 @@ export class ResponseWriter {
         this.#ended = true;
       }
     });
-    if (!ok && !end) { this.#watch(); this.#flow.pause(); }
+    if (!ok && !end) { this.paused = true; this.#watch(); this.#flow.pause(); }
   }
 }

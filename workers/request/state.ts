@@ -18,6 +18,7 @@ import type { ScheduleRequest } from '../scheduler/types.js';
 import type { SnapshotReader } from '../snapshot-reader.js';
 import type { Usage } from '../sse.js';
 import type { Upstream } from './upstream.js';
+import type { AdmissionClient, AdmissionTicket } from '../admission.js';
 import type { EppCall, EppClient } from '../epp/client.js';
 
 export interface WorkerContext {
@@ -42,6 +43,8 @@ export interface WorkerContext {
   /** InferencePool admission (InferenceObjective priority bands, shedding). */
   gate: PriorityGate;
   saturation: SaturationDetector;
+  /** Kthena's fairness queue or session boost (the queue lives on the control thread), null when both are off. */
+  admission: AdmissionClient | null;
   /** Endpoint Picker client (--inference-pool-picker=external), created on the first pick. */
   epp: EppClient | null;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
@@ -126,6 +129,10 @@ export class RequestState {
   /** A request waiting in an InferencePool's flow-control queue, and the pool it counts against. */
   ticket: GateTicket | null = null;
   gatePool = '';
+  /** The request's place in the router-wide fairness / session-boost queue (released by finish()). */
+  admission: AdmissionTicket | null = null;
+  /** Authenticated user (JWT `sub`), '' when anonymous: the fairness queue's user. */
+  userId = '';
   /** The Endpoint Picker exchange of an external pick, told the served endpoint when the request ends. */
   epp: EppCall | null = null;
   // bookkeeping
