@@ -129,12 +129,20 @@ export interface RouterConfig {
   lmcachePorts: { init: number[]; alloc: number[] };
   /** Entries of the shared prefix-cache index (PREFIX_CACHE_INDEX_ENTRIES); fixed at start. */
   prefixIndexEntries: number;
+  /** Global rate limits while their Redis cannot answer: refuse (429) instead of allowing. */
+  rateLimitFailClosed: boolean;
   /**
    * --inference-pool-picker: who picks an InferencePool's endpoint. 'inprocess' (Kthena's way):
    * the route's scheduler profile, endpointPickerRef ignored; 'external': the pool's Endpoint
    * Picker over ext_proc gRPC (docs/gateway-api.md).
    */
   inferencePoolPicker: 'inprocess' | 'external';
+  /**
+   * --inference-pool-flow-control: InferencePool requests wait in priority bands while the pool is
+   * saturated (GIE's opt-in flowControl feature). Off (default): GIE's default admission, where
+   * only sheddable requests (negative priority) are refused, with 429, while saturated.
+   */
+  inferencePoolFlowControl: boolean;
   /** --endpoint-picker-timeout: bound on one Endpoint Picker answer, ms. */
   endpointPickerTimeoutMs: number;
   /** --endpoint-picker-tls: TLS (certificate not verified) to the Endpoint Picker, as its default --secure-serving. */
@@ -217,10 +225,12 @@ export const FLAGS: Record<string, FlagSpec> = {
     key: 'upstreamClient', type: 'string', origin: 'ours', check: (v) => (v === 'h1' || v === 'undici' ? null : 'expected h1 or undici'),
     help: "advanced: client of the upstream leg to plain-HTTP pods, h1 (the router's own HTTP/1.1 client) or undici (default h1)",
   },
+  'rate-limit-fail-closed': { key: 'rateLimitFailClosed', type: 'bool', origin: 'ours', help: 'refuse (429) requests on routes with a global (Redis) rate limit while that Redis cannot answer, instead of allowing them (default false)' },
   'inference-pool-picker': {
     key: 'inferencePoolPicker', type: 'string', origin: 'ours', check: (v) => (v === 'inprocess' || v === 'external' ? null : 'expected inprocess or external'),
     help: "who picks an InferencePool's endpoint: inprocess (as Kthena: the route's scheduler, endpointPickerRef ignored) or external (the pool's Endpoint Picker over ext_proc gRPC) (default inprocess)",
   },
+  'inference-pool-flow-control': { key: 'inferencePoolFlowControl', type: 'bool', origin: 'ours', help: 'InferencePool requests wait in InferenceObjective priority bands while the pool is saturated (the Inference Extension\'s opt-in flow control); off: only sheddable requests are refused (429) while saturated (default false)' },
   'endpoint-picker-timeout': { key: 'endpointPickerTimeoutMs', type: 'duration', min: 1, max: 600_000, origin: 'ours', help: "bound on an Endpoint Picker's answer; then the pool's failureMode applies (default 10s)" },
   'endpoint-picker-tls': { key: 'endpointPickerTls', type: 'bool', origin: 'ours', help: 'TLS to the Endpoint Picker without verifying its certificate (the reference picker serves a self-signed one); false for plaintext (default true)' },
 };
@@ -302,7 +312,9 @@ export function defaultConfig(): RouterConfig {
     redis: { host: 'redis-server', port: 6379, password: '' },
     lmcachePorts: { init: [7300], alloc: [7400] },
     prefixIndexEntries: 262_144,
+    rateLimitFailClosed: false,
     inferencePoolPicker: 'inprocess',
+    inferencePoolFlowControl: false,
     endpointPickerTimeoutMs: 10_000,
     endpointPickerTls: true,
     // Kthena's defaults (pkg/kthena-router/datastore and the chart's values.yaml).

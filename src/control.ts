@@ -27,7 +27,7 @@ import {
   allocateRegions, epIndex, kEpFailuresTotal, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kEpRequestsTotal, kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, kHdrDraining, kHdrReady, kHdrScrapeReady, kPxHdrEntries,
   snapshotHalfBytes, type SharedRegions,
 } from './shared/layout.js';
-import type { SchedulerIR } from './ir/types.js';
+import type { AuthIR, SchedulerIR } from './ir/types.js';
 import { ROUTER_DEFAULT_SCHEDULER } from './routerconfig/defaults.js';
 import { RouterConfigWatcher } from './routerconfig/watch.js';
 import { Scraper, type ScrapeTarget } from './scrape/scraper.js';
@@ -81,6 +81,8 @@ export class ControlPlane {
   #routerConfigText: string | null = null;
   #routerConfig: RouterConfigWatcher | null = null;
   #scheduler: SchedulerIR = ROUTER_DEFAULT_SCHEDULER;
+  /** JWT authentication from the router configuration (null: off); carried in the snapshot. */
+  #auth: AuthIR | null = null;
   #routerConfigProblems: Problem[] = [];
   #scraper: Scraper;
   #scrapeReadyWaiting = false;
@@ -170,8 +172,9 @@ export class ControlPlane {
     }
     if (cfg.routerConfigFile !== '') {
       this.#routerConfig = new RouterConfigWatcher(cfg.routerConfigFile, {
-        onChange: (scheduler, problems) => {
+        onChange: (scheduler, problems, auth) => {
           this.#scheduler = scheduler;
+          this.#auth = auth;
           this.#routerConfigProblems = problems;
           this.log.info({ file: cfg.routerConfigFile, filters: scheduler.filters, scores: scheduler.scores }, 'router configuration reloaded');
           this.#scheduleRebuild();
@@ -189,6 +192,7 @@ export class ControlPlane {
         throw new RouterError('RTR_ERR_CONFIG_INVALID', `--router-config ${cfg.routerConfigFile}: ${first.problems.filter((p) => p.severity === 'rejected').map((p) => (p.field ? `${p.field}: ` : '') + p.message).join('; ')}`);
       }
       this.#scheduler = first.scheduler;
+      this.#auth = first.auth;
     }
     if (cfg.accessLog.enabled) this.#sink = createAccessLogSink(cfg.accessLog.output);
     try {
@@ -277,12 +281,14 @@ export class ControlPlane {
       const source = 'ConfigMap kthena-router-config';
       if (snap.routerConfig === null) {
         this.#scheduler = ROUTER_DEFAULT_SCHEDULER;
+        this.#auth = null;
         this.#routerConfigProblems = [];
       } else {
         const r = parseRouterConfig(snap.routerConfig, source);
         this.#routerConfigProblems = r.problems;
         if (r.scheduler !== null) {
           this.#scheduler = r.scheduler;
+          this.#auth = r.auth;
           this.log.info({ source, filters: r.scheduler.filters, scores: r.scheduler.scores }, 'router configuration reloaded');
         } else {
           this.log.error({ source }, 'router configuration rejected; the previous configuration stays live');
@@ -484,9 +490,9 @@ export class ControlPlane {
         this.#hub.snapshotPublished('rejected');
         return;
       }
-      const withSlots = this.#publisher.withSlots(out.ir);
+      const withSlots = this.#publisher.withSlots(this.#auth === null ? out.ir : { ...out.ir, auth: this.#auth });
       if (withSlots === null) {
-        this.log.error({ endpoints: out.ir.endpoints.length }, 'more endpoints than endpoint slots; keeping the last good snapshot');
+        this.log.error({ endpoints: out.ir.endpoints.length }, 'more endpoints than endpoint slots, or more local rate-limit buckets than bucket slots; keeping the last good snapshot');
         this.#hub.snapshotPublished('rejected');
         return;
       }

@@ -114,6 +114,26 @@ export const Catalog = Object.freeze({
     message: 'request timed out in the flow-control queue of InferencePool %s',
     description: 'Inference Extension: the request waited for room in a saturated InferencePool longer than the queue allows (60 s).',
   }),
+  RTR_ERR_AUTH_MISSING: entry({
+    code: 'RTR_ERR_AUTH_MISSING', status: 401, type: 'invalid_request_error', kthenaType: 'authentication',
+    message: 'Authorization header missing or invalid',
+    description: 'JWT authentication is on (routerConfiguration `auth.jwksUri`) and the /v1/* request has no `Authorization: Bearer <token>` header (scheme case-insensitive, exactly two fields). Kthena\'s message.',
+  }),
+  RTR_ERR_UNAUTHORIZED: entry({
+    code: 'RTR_ERR_UNAUTHORIZED', status: 401, type: 'invalid_request_error', kthenaType: 'authentication',
+    message: 'Unauthorized: %s',
+    description: 'The bearer token failed verification: signature or key (`failed to parse jwt: ...`), `iss`, `aud`, `exp`, `nbf`, `iat` or `sub` (`failed to validate claims: ...`), or no JWKS could be fetched. Kthena\'s reasons; the token itself is never echoed.',
+  }),
+  RTR_ERR_INPUT_RATE_LIMIT: entry({
+    code: 'RTR_ERR_INPUT_RATE_LIMIT', status: 429, type: 'rate_limit_error', kthenaType: 'input_rate_limit',
+    message: 'input token rate limit exceeded',
+    description: 'The matched ModelRoute\'s `rateLimit.inputTokensPerUnit` budget for the request model holds fewer tokens than the request\'s input estimate (a request larger than the whole budget is always refused); also a global limit while its Redis cannot answer with --rate-limit-fail-closed. The request metric\'s error_type is `rate_limit`, as Kthena\'s.',
+  }),
+  RTR_ERR_OUTPUT_RATE_LIMIT: entry({
+    code: 'RTR_ERR_OUTPUT_RATE_LIMIT', status: 429, type: 'rate_limit_error', kthenaType: 'output_rate_limit',
+    message: 'output token rate limit exceeded',
+    description: 'The matched ModelRoute\'s `rateLimit.outputTokensPerUnit` budget for the request model holds less than one token (earlier responses used it up). The request metric\'s error_type is `rate_limit`, as Kthena\'s.',
+  }),
   RTR_ERR_FAIRNESS_QUEUE_TIMEOUT: entry({
     code: 'RTR_ERR_FAIRNESS_QUEUE_TIMEOUT', status: 504, type: 'timeout_error', kthenaType: 'scheduling',
     message: 'Request processing timed out in queue',

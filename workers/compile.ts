@@ -6,6 +6,7 @@
 import { compileRe2, type Re2Matcher } from '../src/shared/re2.js';
 import type { RoutingIR, SchedulerIR, ServerIR, StringMatchIR } from '../src/ir/types.js';
 import { compileGateway, type CompiledGateway } from './gateway-match.js';
+import { compileRateLimit, type CompiledRateLimit } from './ratelimit/limiter.js';
 
 export interface CompiledMatch {
   type: 0 | 1 | 2; // exact, prefix, regex
@@ -78,6 +79,8 @@ export interface CompiledRoute {
   key: string;
   hasParentRefs: boolean;
   rules: CompiledRule[];
+  /** Token rate limits by request model (workers/ratelimit/limiter.ts); null: none. */
+  rateLimit: CompiledRateLimit | null;
 }
 
 export interface CompiledSnapshot<P = unknown> {
@@ -97,6 +100,8 @@ export interface CompiledSnapshot<P = unknown> {
   ir: RoutingIR;
   /** Gateway API routing; null while --enable-gateway-api is off (no ports). */
   gateway: CompiledGatewaySnapshot | null;
+  /** Redis addresses of the routes' global rate limits (each worker keeps one connection per address). */
+  rateLimitRedis: Set<string>;
 }
 
 /** The Gateway IR compiled for the request path (workers/gateway-match.ts), plus what dispatch needs. */
@@ -206,10 +211,13 @@ export function compileSnapshot<P>(ir: RoutingIR, generation: number, compilePro
     maxEndpoints = Math.max(maxEndpoints, s.endpoints.length);
     for (const e of s.endpoints) origins.add(e.origin);
   }
+  const rateLimitRedis = new Set<string>();
   for (const r of ir.routes) {
+    if (r.rateLimit != null && r.rateLimit.redisAddress !== '') rateLimitRedis.add(r.rateLimit.redisAddress);
     const route: CompiledRoute = {
       key: r.key,
       hasParentRefs: r.hasParentRefs,
+      rateLimit: r.rateLimit == null ? null : compileRateLimit(r.rateLimit, r.modelName !== '' ? [r.modelName, ...r.loraAdapters] : r.loraAdapters),
       rules: r.rules.map((rule) => {
         const cumulative = new Int32Array(rule.targets.length);
         let sum = 0;
@@ -246,6 +254,6 @@ export function compileSnapshot<P>(ir: RoutingIR, generation: number, compilePro
   if (gateway !== null) for (const rule of gateway.backends) for (const b of rule) if (b !== null) maxEndpoints = Math.max(maxEndpoints, b.endpoints.length);
   return {
     generation, profile: compileProfile(ir.scheduler), modelIds, byModel, byLora,
-    modelsBody: JSON.stringify({ object: 'list', data }), origins, maxEndpoints, ir, gateway,
+    modelsBody: JSON.stringify({ object: 'list', data }), origins, maxEndpoints, ir, gateway, rateLimitRedis,
   };
 }

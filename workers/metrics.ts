@@ -82,6 +82,7 @@ class RequestEntry {
 }
 
 function errorTypeLabel(rec: RequestRecord): string {
+  if (rec.metricErrorType !== '') return rec.metricErrorType;
   if (rec.errorType !== '') return rec.errorType;
   return rec.statusCode < 400 ? 'successful_request' : 'request_failed';
 }

@@ -7,6 +7,7 @@
  *
  * - request/ingress.ts             uWS request: health, headers, x-request-id, limits, body
  * - request/dispatch-modelroute.ts ModelRoute match, target, ModelServer
+ * - request/ratelimit.ts           the route's token rate limits (before scheduling; output charged in finish)
  * - request/dispatch-gateway.ts    Gateway listener, HTTPRoute, filters, backend, admission, timeout
  * - request/schedule.ts            scheduler profile (kvcache-aware first), PD pairing
  * - request/attempt.ts             one object per try, retries (nextTry)

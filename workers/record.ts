@@ -23,6 +23,11 @@ export class RequestRecord {
   /** Kthena error type (access log `error=<type>:<msg>`, metric error_type), '' when none. */
   errorType = '';
   errorMessage = '';
+  /**
+   * error_type of the request metric when it differs from the access log's (Kthena logs
+   * `input_rate_limit`/`output_rate_limit` but counts `rate_limit`); '' = errorType.
+   */
+  metricErrorType = '';
   /** Catalogue code of the failure, '' when none. */
   errorCode = '';
   /** 'router' | 'upstream' | '' */

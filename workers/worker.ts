@@ -18,6 +18,8 @@ import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../src/shared
 import { createHandler, type WorkerContext } from './pipeline.js';
 import { PriorityGate, SaturationDetector } from './flow-control.js';
 import { WorkerMetrics } from './metrics.js';
+import { RateLimiter } from './ratelimit/limiter.js';
+import { AuthHolder } from './auth/holder.js';
 import { AccessLogBuffer } from './accesslog.js';
 import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
 import { RouterError } from '../src/errors.js';
@@ -71,6 +73,8 @@ function main(): void {
     onIdle: null,
     gate: new PriorityGate(),
     saturation: new SaturationDetector(ep),
+    rateLimiter: new RateLimiter({ rateLimitSab: regions.rateLimitSab, failClosed: cfg.rateLimitFailClosed, log }),
+    auth: new AuthHolder(log),
     admission: init.admission !== undefined ? new AdmissionClient(init.admission, cfg.sessionBoost.enabled ? cfg.sessionBoost.header.toLowerCase() : '') : null,
     epp: null,
     renderMetrics: cfg.exposeMetricsOnRouterPort
@@ -85,6 +89,7 @@ function main(): void {
 
   const allMetrics = (): MetricJSON[] => [
     ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []), ...redisBreakerMetricsJSON(), ...eppMetrics.metricsJSON(),
+    ...ctx.rateLimiter.metricsJSON(),
   ];
 
   const serve = (a: TemplatedApp, p: number, tls: boolean): void => {
@@ -166,6 +171,10 @@ function main(): void {
     const snap = reader.current();
     if (snap === null || snap.generation === sweptGeneration) return;
     sweptGeneration = snap.generation;
+    // Connections for new global rate limits before their first request needs them.
+    ctx.rateLimiter.sync(snap);
+    // The JWKS of a new auth: block is fetched before the first request needs it.
+    ctx.auth.for(snap);
     ctx.upstream?.sweep(snap.origins);
   }, 1000);
   sweeper.unref();
@@ -187,6 +196,8 @@ function main(): void {
     if (ctx.kvAware !== null) closers.push(ctx.kvAware.close());
     // The Redis socket (and its reconnect timer) would keep this thread alive forever.
     closeWorkerRedis();
+    ctx.rateLimiter.close();
+    ctx.auth.close();
     // So would the Endpoint Picker channels (their keepalive timers and HTTP/2 sessions).
     ctx.epp?.close();
     void Promise.allSettled(closers).then(() => {

@@ -50,6 +50,32 @@ export interface RouteIR {
   loraAdapters: string[];
   hasParentRefs: boolean;
   rules: RuleIR[];
+  /** spec.rateLimit, or null when the route has none (or neither token field). */
+  rateLimit: RateLimitIR | null;
+}
+
+/**
+ * A route's token rate limits (Kthena reference §5.1, docs/traffic-policy.md). Every model the
+ * route serves (modelName and each LoRA adapter) has its own budget per direction, as Kthena keys
+ * its limiters by the request model.
+ */
+export interface RateLimitIR {
+  /** 0: no limit in that direction. */
+  inputTokensPerUnit: number;
+  outputTokensPerUnit: number;
+  unitSeconds: number;
+  /** '' for local buckets (shared memory, one budget per router); else the Redis `host:port`. */
+  redisAddress: string;
+  /** Local buckets, one per (model, direction) with a limit; slots assigned by publish/ (empty from the translator). */
+  buckets: RateLimitBucketIR[];
+}
+
+export interface RateLimitBucketIR {
+  model: string;
+  direction: 'input' | 'output';
+  /** Slot in the rate-limit region and its generation (src/shared/layout.ts). */
+  slot: number;
+  gen: number;
 }
 
 export interface ServerIR {
@@ -119,6 +145,14 @@ export interface SchedulerIR {
   args: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
 
+/** JWT authentication of /v1/* requests (routerConfiguration `auth:`), workers/auth/jwt.ts. */
+export interface AuthIR {
+  issuer: string;
+  /** Empty: `aud` is not checked. */
+  audiences: string[];
+  jwksUri: string;
+}
+
 export interface RoutingIR {
   /** Oldest first: creationTimestamp, then resourceVersion, then namespace/name. */
   routes: RouteIR[];
@@ -135,4 +169,6 @@ export interface RoutingIR {
   modelIds: number[];
   /** Gateway API routing (src/ir/gateway.ts); empty (no ports) while --enable-gateway-api is off. */
   gateway: GatewayIR;
+  /** JWT authentication from the router configuration; absent or null: off. Set by the control thread after translation. */
+  auth?: AuthIR | null;
 }

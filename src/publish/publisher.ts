@@ -5,6 +5,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { RoutingIR } from '../ir/types.js';
 import { encodeSnapshot } from '../shared/snapshot-codec.js';
+import { RateLimitSlotAllocator } from './ratelimit-slots.js';
 import {
   epIndex, kEpGen, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kEpLoraActiveBits, kEpModelBits, kEndpointStride,
   kMaxModelIds,
@@ -145,26 +146,31 @@ export class Publisher {
   #last: RoutingIR | null = null;
   readonly slots: SlotAllocator;
   readonly modelIds: ModelIdAllocator;
+  readonly rateLimitSlots: RateLimitSlotAllocator;
 
   constructor(regions: SharedRegions) {
     this.#regions = regions;
     this.#header = new Int32Array(regions.headerSab);
     this.slots = new SlotAllocator(regions.endpointSab);
     this.modelIds = new ModelIdAllocator(regions.endpointSab);
+    this.rateLimitSlots = new RateLimitSlotAllocator(regions.rateLimitSab);
   }
 
   get generation(): number { return Atomics.load(this.#header, kHdrGeneration); }
   get current(): RoutingIR | null { return this.#last; }
   get regions(): SharedRegions { return this.#regions; }
 
-  /** Assigns endpoint slots (returns a new IR with slots filled in) or null when out of slots. */
+  /** Assigns endpoint and rate-limit bucket slots (returns a new IR with slots filled in) or null when out of slots. */
   withSlots(ir: RoutingIR): RoutingIR | null {
     // Gateway endpoints are podIP:port (keys "ns/pod:port"), ModelServer endpoints pods ("ns/pod"):
     // the key sets never collide, and one allocation covers both.
     const slots = this.slots.assign([...ir.endpoints.map((e) => e.key), ...ir.gateway.endpoints.map((e) => e.key)]);
     if (slots === null) return null;
+    const routes = this.rateLimitSlots.assign(ir.routes);
+    if (routes === null) return null;
     return {
       ...ir,
+      routes,
       endpoints: ir.endpoints.map((e) => { const slot = slots.get(e.key)!; return { ...e, slot, gen: this.slots.genOf(slot) }; }),
       modelIds: this.modelIds.assign(ir.modelNames),
       gateway: {

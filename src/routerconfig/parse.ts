@@ -10,8 +10,10 @@
  * ConfigMap manifest whose `data.routerConfiguration` holds it (what Kthena's Helm chart mounts).
  */
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { SchedulerIR } from '../ir/types.js';
+import type { AuthIR, SchedulerIR } from '../ir/types.js';
 import type { Problem } from '../resources/types.js';
+import { parseAuth } from './auth.js';
+import { ROUTER_DEFAULT_SCHEDULER } from './defaults.js';
 import { defaultArgs, FILTER_PLUGIN_NAMES, PLUGINS, pluginNamed, resolveArgs, SCORE_PLUGIN_NAMES, type PluginArgs } from '../../workers/scheduler/registry.js';
 
 const FILTER_PLUGINS = FILTER_PLUGIN_NAMES;
@@ -21,6 +23,8 @@ const ALL_PLUGINS = PLUGINS.map((p) => p.name);
 export interface RouterConfigResult {
   /** null when there are errors (problems with severity 'rejected'). */
   scheduler: SchedulerIR | null;
+  /** JWT authentication (`auth:` with a jwksUri), null when off or when there are errors. */
+  auth: AuthIR | null;
   problems: Problem[];
 }
 
@@ -41,19 +45,19 @@ export function parseRouterConfig(text: string, file = ''): RouterConfigResult {
   } catch (err) {
     const e = err as YAMLParseError;
     at('', `not valid YAML: ${e.message}`);
-    return { scheduler: null, problems };
+    return { scheduler: null, auth: null, problems };
   }
   if (doc === null || doc === undefined) doc = {};
   if (!isObj(doc)) {
     at('', 'the router configuration must be a YAML mapping');
-    return { scheduler: null, problems };
+    return { scheduler: null, auth: null, problems };
   }
   if (doc.kind === 'ConfigMap') {
     const data = isObj(doc.data) ? doc.data : {};
     const inner = data.routerConfiguration;
     if (typeof inner !== 'string') {
       at('data.routerConfiguration', 'a ConfigMap given as router configuration must carry the YAML in data.routerConfiguration');
-      return { scheduler: null, problems };
+      return { scheduler: null, auth: null, problems };
     }
     return parseRouterConfig(inner, file);
   }
@@ -62,26 +66,28 @@ export function parseRouterConfig(text: string, file = ''): RouterConfigResult {
   if (doc.scheduler !== undefined) {
     if (!isObj(doc.scheduler)) {
       at('scheduler', 'must be a mapping');
-      return { scheduler: null, problems };
+      return { scheduler: null, auth: null, problems };
     }
     sched = doc.scheduler;
     for (const k of Object.keys(doc)) {
       if (k === 'scheduler') continue;
-      if (k === 'auth') at('auth', 'JWT authentication (auth:) is not supported by this release; the router refuses the configuration rather than serve without the authentication it asks for');
-      else at(k, `unknown field "${k}" (known: scheduler, auth)`);
+      if (k !== 'auth') at(k, `unknown field "${k}" (known: scheduler, auth)`);
     }
   } else if (doc.pluginConfig !== undefined || doc.plugins !== undefined) {
     at('', 'pluginConfig/plugins at the top level: read as if under "scheduler:" (Kthena\'s documented format nests them)', 'warning');
     sched = doc;
   } else if (doc.auth !== undefined) {
-    at('auth', 'JWT authentication (auth:) is not supported by this release; the router refuses the configuration rather than serve without the authentication it asks for');
-    return { scheduler: null, problems };
+    // Authentication alone: the scheduler keeps the default profile.
+    for (const k of Object.keys(doc)) if (k !== 'auth') at(k, `unknown field "${k}" (known: scheduler, auth)`);
+    const auth = parseAuth(doc.auth, at);
+    const failed = problems.some((p) => p.severity === 'rejected');
+    return { scheduler: failed ? null : ROUTER_DEFAULT_SCHEDULER, auth: failed ? null : auth, problems };
   } else if (Object.keys(doc).length === 0) {
     at('scheduler', 'the configuration is empty: no score plugin, so no request could be scheduled');
-    return { scheduler: null, problems };
+    return { scheduler: null, auth: null, problems };
   } else {
     for (const k of Object.keys(doc)) at(k, `unknown field "${k}" (known: scheduler, auth)`);
-    return { scheduler: null, problems };
+    return { scheduler: null, auth: null, problems };
   }
 
   for (const k of Object.keys(sched)) {
@@ -184,10 +190,11 @@ export function parseRouterConfig(text: string, file = ''): RouterConfigResult {
     at('scheduler.plugins.Score.enabled', 'no score plugin is enabled, so no request could ever be scheduled (Kthena answers every request with an error)');
   }
 
-  if (problems.some((p) => p.severity === 'rejected')) return { scheduler: null, problems };
+  const auth = parseAuth(doc.auth, at);
+  if (problems.some((p) => p.severity === 'rejected')) return { scheduler: null, auth: null, problems };
   const args: Record<string, PluginArgs> = {};
   for (const name of [...filters, ...scores.map((s) => s.name)]) args[name] ??= configured.get(name) ?? defaultArgs(pluginNamed(name)!);
-  return { scheduler: { filters, scores, args }, problems };
+  return { scheduler: { filters, scores, args }, auth, problems };
 }
 
 function unknownPlugin(name: unknown, known: readonly string[] = ALL_PLUGINS): string {

@@ -6,13 +6,13 @@
 import fs from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { SchedulerIR } from '../ir/types.js';
+import type { AuthIR, SchedulerIR } from '../ir/types.js';
 import type { Problem } from '../resources/types.js';
 import { parseRouterConfig } from './parse.js';
 
 export interface RouterConfigEvents {
   /** A new valid configuration (its warnings in `problems`). */
-  onChange(scheduler: SchedulerIR, problems: Problem[]): void;
+  onChange(scheduler: SchedulerIR, problems: Problem[], auth: AuthIR | null): void;
   /** A new version that was rejected; the previous configuration stays live. */
   onRejected(problems: Problem[]): void;
 }
@@ -33,13 +33,13 @@ export class RouterConfigWatcher {
   }
 
   /** Reads and validates the file once (startup: errors are fatal to the caller), then watches it. */
-  async load(): Promise<{ scheduler: SchedulerIR | null; problems: Problem[] }> {
+  async load(): Promise<{ scheduler: SchedulerIR | null; auth: AuthIR | null; problems: Problem[] }> {
     let text: string;
     try {
       text = await readFile(this.file, 'utf8');
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      return { scheduler: null, problems: [this.#problem(`cannot read ${this.file}: ${e.code ?? e.message}`)] };
+      return { scheduler: null, auth: null, problems: [this.#problem(`cannot read ${this.file}: ${e.code ?? e.message}`)] };
     }
     this.#lastText = text;
     this.#lastStat = await this.#statKey();
@@ -97,7 +97,7 @@ export class RouterConfigWatcher {
     this.#lastText = text;
     const r = parseRouterConfig(text, this.file);
     if (r.scheduler === null) this.#events.onRejected(r.problems);
-    else this.#events.onChange(r.scheduler, r.problems);
+    else this.#events.onChange(r.scheduler, r.problems, r.auth);
   }
 
   #problem(message: string): Problem {

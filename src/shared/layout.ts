@@ -7,6 +7,8 @@
  * 1. Header (Int32Array over `headerSab`, kHeaderInts ints).
  * 2. Snapshot double buffer (`snapshotSab`, two halves of `halfBytes` each): protobuf-encoded IR.
  * 3. Endpoint slots (Int32Array over `endpointSab`, kEndpointStride ints per slot).
+ * 4. Prefix-cache index (Int32Array over `prefixSab`).
+ * 5. Local rate-limit buckets (BigInt64Array over `rateLimitSab`, kRlStride words per bucket).
  *
  * Snapshot publish protocol (single writer: the control thread)
  * -------------------------------------------------------------
@@ -133,6 +135,47 @@ export function pxWayIndex(bucket: number, way: number): number {
   return kPxHeaderInts + (bucket * kPxWays + way) * kPxWayInts;
 }
 
+/**
+ * Local rate-limit token buckets (BigInt64Array over `rateLimitSab`), shared by every worker so
+ * that `--workers N` limits exactly as one thread would (workers/ratelimit/bucket.ts).
+ *
+ * A bucket is one 64-bit word: the bits of a Float64 "theoretical arrival time" (GCRA), in
+ * milliseconds since kRlHdrEpochMs; the bucket is full when that time is <= now. Because the whole
+ * state is one word, a worker updates it with a CAS loop (Atomics.load, compute, and
+ * Atomics.compareExchange(old, new); retry when another thread won), never with a lock, and no
+ * update spans an await. Capacity and refill rate are not stored here: they come with the
+ * snapshot, so a route update changes the rate without refilling a half-used bucket.
+ *
+ * Slots are assigned by the control thread (publish/), per (route, model, input|output), stable
+ * while the bucket exists. Before a slot is given to a new bucket the control thread stores a
+ * full state into it and bumps kRlGen; workers compare kRlGen with the generation the snapshot
+ * carries before charging output tokens after a long response, so a late charge never lands in a
+ * bucket that was reassigned meanwhile. Freed slots are also held back for kRlQuarantineMs.
+ */
+export const kRlHdrEpochMs = 0; // unix ms the bucket clocks count from (stored once, before workers start)
+export const kRlHeaderWords = 8;
+export const kRlStride = 2;
+export const kRlTat = 0; // Float64 bits: theoretical arrival time, ms since kRlHdrEpochMs (0 = full)
+export const kRlGen = 1; // +1 each time the slot is given to a new bucket
+export const kRlQuarantineMs = 10 * 60_000;
+export const kDefaultRateLimitBuckets = 8192;
+
+/** BigInt64 index of field `field` of rate-limit bucket `slot`. */
+export function rlIndex(slot: number, field: number): number {
+  return kRlHeaderWords + slot * kRlStride + field;
+}
+
+/** A rate-limit region of `buckets` buckets, all full, clocks counting from `nowMs`. */
+export function allocateRateLimitRegion(buckets = kDefaultRateLimitBuckets, nowMs = Date.now()): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer((kRlHeaderWords + buckets * kRlStride) * 8);
+  new BigInt64Array(sab)[kRlHdrEpochMs] = BigInt(Math.floor(nowMs));
+  return sab;
+}
+
+export function rateLimitBuckets(rateLimitSab: SharedArrayBuffer): number {
+  return (rateLimitSab.byteLength / 8 - kRlHeaderWords) / kRlStride;
+}
+
 export const kDefaultMaxEndpoints = 16384;
 export const kDefaultSnapshotHalfBytes = 4 * 1024 * 1024;
 
@@ -141,6 +184,7 @@ export interface SharedRegions {
   snapshotSab: SharedArrayBuffer;
   endpointSab: SharedArrayBuffer;
   prefixSab: SharedArrayBuffer;
+  rateLimitSab: SharedArrayBuffer;
 }
 
 export function allocateRegions(
@@ -153,6 +197,7 @@ export function allocateRegions(
     snapshotSab: new SharedArrayBuffer(halfBytes * 2),
     endpointSab: new SharedArrayBuffer(maxEndpoints * kEndpointStride * 4),
     prefixSab: allocatePrefixIndex(prefixEntries),
+    rateLimitSab: allocateRateLimitRegion(),
   };
 }
 

@@ -5,7 +5,7 @@
  * the same build only; they are never persisted, but keep them stable anyway.
  */
 import protobuf from 'protobufjs';
-import type { RoutingIR, SchedulerIR } from '../ir/types.js';
+import type { AuthIR, RoutingIR, SchedulerIR } from '../ir/types.js';
 import { emptyGatewayIR, type GatewayIR } from '../ir/gateway.js';
 
 const schema = `
@@ -15,7 +15,9 @@ message StringMatch { string type = 1; string value = 2; string name = 3; }
 message RuleMatch { repeated StringMatch headers = 1; StringMatch uri = 2; bool hasUri = 3; string bodyModel = 4; bool hasBodyModel = 5; }
 message Target { string kind = 1; string key = 2; sint32 server = 3; uint32 weight = 4; }
 message Rule { string name = 1; RuleMatch match = 2; bool hasMatch = 3; repeated Target targets = 4; uint32 totalWeight = 5; }
-message Route { string key = 1; string namespace = 2; string name = 3; string modelName = 4; repeated string loraAdapters = 5; bool hasParentRefs = 6; repeated Rule rules = 7; }
+message RateLimitBucket { string model = 1; bool output = 2; uint32 slot = 3; uint32 gen = 4; }
+message RateLimit { uint32 inputTokensPerUnit = 1; uint32 outputTokensPerUnit = 2; uint32 unitSeconds = 3; string redisAddress = 4; repeated RateLimitBucket buckets = 5; }
+message Route { string key = 1; string namespace = 2; string name = 3; string modelName = 4; repeated string loraAdapters = 5; bool hasParentRefs = 6; repeated Rule rules = 7; RateLimit rateLimit = 8; bool hasRateLimit = 9; }
 message PdGroup { string name = 1; repeated uint32 decode = 2; repeated uint32 prefill = 3; }
 message Server { string key = 1; string namespace = 2; string name = 3; string model = 4; string engine = 5; uint32 port = 6; uint32 timeoutMs = 7; sint32 retryAttempts = 8; uint32 retryIntervalMs = 9; repeated uint32 endpoints = 10; string unsupported = 11; repeated PdGroup pdGroups = 12; string connector = 13; }
 message Endpoint { string key = 1; string namespace = 2; string name = 3; string ip = 4; sint32 slot = 5; sint32 gen = 6; uint32 startedAtSec = 7; }
@@ -31,6 +33,7 @@ message Snapshot {
   repeated Route routes = 1; repeated Server servers = 2; repeated Endpoint endpoints = 3;
   Scheduler scheduler = 4; repeated string modelNames = 5; repeated sint32 modelIds = 6;
   string gatewayJson = 7;
+  string authJson = 8;
 }
 `;
 
@@ -62,6 +65,11 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
         targets: rule.targets.map((t) => ({ kind: t.kind, key: t.key, server: t.server, weight: t.weight })),
         totalWeight: rule.totalWeight,
       })),
+      hasRateLimit: r.rateLimit != null,
+      rateLimit: r.rateLimit == null ? undefined : {
+        ...r.rateLimit,
+        buckets: r.rateLimit.buckets.map((b) => ({ model: b.model, output: b.direction === 'output', slot: b.slot, gen: b.gen })),
+      },
     })),
     servers: ir.servers,
     endpoints: ir.endpoints,
@@ -70,6 +78,7 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
     modelIds: ir.modelIds,
     // The Gateway IR is deep and changes rarely; JSON keeps one schema (src/ir/gateway.ts) for it.
     gatewayJson: JSON.stringify(ir.gateway),
+    authJson: ir.auth ? JSON.stringify(ir.auth) : '',
   };
   return SnapshotType.encode(SnapshotType.fromObject(wire)).finish();
 }
@@ -77,13 +86,17 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
 export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
   const msg = SnapshotType.decode(bytes);
   const o = SnapshotType.toObject(msg, { defaults: true, arrays: true }) as {
-    routes: { key: string; namespace: string; name: string; modelName: string; loraAdapters: string[]; hasParentRefs: boolean; rules: WireRule[] }[];
+    routes: {
+      key: string; namespace: string; name: string; modelName: string; loraAdapters: string[]; hasParentRefs: boolean; rules: WireRule[];
+      hasRateLimit: boolean; rateLimit?: WireRateLimit;
+    }[];
     servers: RoutingIR['servers'];
     endpoints: RoutingIR['endpoints'];
     scheduler: WireScheduler;
     modelNames: string[];
     modelIds: number[];
     gatewayJson: string;
+    authJson: string;
   };
   return {
     routes: o.routes.map((r) => ({
@@ -99,6 +112,11 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
         targets: rule.targets.map((t) => ({ kind: t.kind as 'server', key: t.key, server: t.server, weight: t.weight })),
         totalWeight: rule.totalWeight,
       })),
+      rateLimit: !r.hasRateLimit || !r.rateLimit ? null : {
+        inputTokensPerUnit: r.rateLimit.inputTokensPerUnit, outputTokensPerUnit: r.rateLimit.outputTokensPerUnit,
+        unitSeconds: r.rateLimit.unitSeconds, redisAddress: r.rateLimit.redisAddress,
+        buckets: r.rateLimit.buckets.map((b) => ({ model: b.model, direction: b.output ? 'output' as const : 'input' as const, slot: b.slot, gen: b.gen })),
+      },
     })),
     servers: o.servers.map((s) => ({ ...s, engine: s.engine as 'vLLM', connector: s.connector as RoutingIR['servers'][number]['connector'] })),
     endpoints: o.endpoints,
@@ -106,7 +124,13 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
     modelNames: o.modelNames,
     modelIds: o.modelIds,
     gateway: o.gatewayJson === '' ? emptyGatewayIR() : JSON.parse(o.gatewayJson) as GatewayIR,
+    ...(o.authJson === '' ? {} : { auth: JSON.parse(o.authJson) as AuthIR }),
   };
+}
+
+interface WireRateLimit {
+  inputTokensPerUnit: number; outputTokensPerUnit: number; unitSeconds: number; redisAddress: string;
+  buckets: { model: string; output: boolean; slot: number; gen: number }[];
 }
 
 interface WireScheduler {

@@ -7,7 +7,7 @@
 import { re2SyntaxError } from '../shared/re2.js';
 import { isIP } from 'node:net';
 import type {
-  EndpointIR, HeaderMatchIR, PdGroupIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, SchedulerIR, ServerIR, StringMatchIR, TargetIR,
+  EndpointIR, HeaderMatchIR, PdGroupIR, RateLimitIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, SchedulerIR, ServerIR, StringMatchIR, TargetIR,
 } from '../ir/types.js';
 import { ROUTER_DEFAULT_SCHEDULER } from '../routerconfig/defaults.js';
 import { translateGateway, type GatewayTranslateOptions } from './gateway/index.js';
@@ -186,9 +186,6 @@ function retryAttempts(s: ModelServer, problems: Problem[]): number {
 
 function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: Problem[]): RouteIR | null {
   const ns = route.metadata.namespace;
-  if (route.spec.rateLimit !== undefined) {
-    problems.push(problem(route, 'spec.rateLimit', 'rate limits are not enforced by this router yet: requests on this route are not rate limited', 'warning'));
-  }
   const rules: RuleIR[] = [];
   for (const [i, rule] of route.spec.rules.entries()) {
     const targets: TargetIR[] = rule.targetModels.map((t, j) => {
@@ -246,7 +243,32 @@ function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: 
     loraAdapters,
     hasParentRefs: (route.spec.parentRefs ?? []).length > 0,
     rules,
+    rateLimit: rateLimitIR(route, problems),
   };
+}
+
+const kUnitSeconds: Readonly<Record<string, number>> = { second: 1, minute: 60, hour: 3600, day: 86_400, month: 2_592_000 };
+
+/**
+ * spec.rateLimit. A field that is absent is no limit in that direction (Kthena kept a removed
+ * limit alive until the route was deleted, #1505/#1704). Local buckets are listed by publish/.
+ */
+function rateLimitIR(route: ModelRoute, problems: Problem[]): RateLimitIR | null {
+  const rl = route.spec.rateLimit;
+  if (rl === undefined) return null;
+  const input = rl.inputTokensPerUnit ?? 0;
+  const output = rl.outputTokensPerUnit ?? 0;
+  if (input === 0 && output === 0) return null;
+  let redisAddress = '';
+  const address = rl.global?.redis?.address;
+  if (address !== undefined) {
+    redisAddress = address.trim();
+    if (!/^(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+)(:\d{1,5})?$/.test(redisAddress)) {
+      // Still global: the worker answers as when that Redis is unreachable (--rate-limit-redis-failure).
+      problems.push(problem(route, 'spec.rateLimit.global.redis.address', `"${address}" is not host:port; requests are answered as when Redis is unreachable`, 'warning'));
+    }
+  }
+  return { inputTokensPerUnit: input, outputTokensPerUnit: output, unitSeconds: kUnitSeconds[rl.unit] ?? 1, redisAddress, buckets: [] };
 }
 
 function matchIR(mm: ModelRoute['spec']['rules'][number]['modelMatch']): RuleMatchIR | null {

@@ -126,6 +126,8 @@ export function pipelineEnv(o: EnvOptions = {}) {
     renderMetrics: null,
     gate: new PriorityGate(),
     saturation: new SaturationDetector(ep),
+    admission: null,
+    epp: null,
     log: (level, obj, msg) => { logs.push({ level, obj: obj as Record<string, unknown>, msg }); },
   };
   const handler = createHandler(ctx, cfg.port, false);

@@ -126,10 +126,22 @@ async function startOnce(bin: string, port: number): Promise<RedisServer | null>
   throw new Error(`redis-server did not answer PING on 127.0.0.1:${port} within ${START_TIMEOUT_MS} ms:\n${output}`);
 }
 
-/** Starts a redis-server; throws with install instructions when the binary is missing. */
-export async function startRedis(): Promise<RedisServer> {
+/**
+ * Starts a redis-server; throws with install instructions when the binary is missing. With `port`,
+ * on that port (a restart of a server that was stopped, as clients configured with its address
+ * expect), retried for a few seconds while the old socket is released.
+ */
+export async function startRedis(o: { port?: number } = {}): Promise<RedisServer> {
   const bin = findBinary();
   installExitHook();
+  if (o.port !== undefined) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const server = await startOnce(bin, o.port);
+      if (server) return server;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`redis-server: port ${o.port} still in use after 5 s`);
+  }
   for (let attempt = 0; attempt < 5; attempt++) {
     const server = await startOnce(bin, await freePort());
     if (server) return server;

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { PriorityGate, SaturationDetector, type GateOutcome } from '../../workers/flow-control.js';
+import { PriorityGate, SaturationDetector, type GateOutcome, legacyAdmit } from '../../workers/flow-control.js';
 import { allocateRegions, kScrapeStale } from '../../src/shared/layout.js';
 import { writeSlot } from '../helpers/slots.js';
 
@@ -101,10 +101,34 @@ describe('SaturationDetector (GIE utilization detector)', () => {
     expect(d.saturation([])).toBe(1);
   });
 
-  it('counts the router in-flight requests beyond what the engine was running (before the next scrape)', () => {
+  it('a burst within one scrape interval on engines that were not queueing is not saturation (GIE: scraped queue only)', () => {
     const d = new SaturationDetector(ep);
-    writeSlot(ep, 0, { waiting: 0, running: 2, kv: 0, inflight: 12 });
+    writeSlot(ep, 0, { waiting: 0, running: 2, kv: 0.1, inflight: 40 });
+    writeSlot(ep, 1, { waiting: 0, running: 0, kv: 0, inflight: 40 });
+    expect(d.saturation(eps)).toBeCloseTo((0.1 / 0.8 + 0) / 2, 9);
+  });
+
+  it('on an engine that was queueing, the router in-flight requests beyond what it was running join the queue (before the next scrape)', () => {
+    const d = new SaturationDetector(ep);
+    writeSlot(ep, 0, { waiting: 1, running: 2, kv: 0, inflight: 12 });
     writeSlot(ep, 1, { waiting: 0, running: 0, kv: 0 });
     expect(d.saturation(eps)).toBeCloseTo((10 / 5 + 0) / 2, 9);
+    writeSlot(ep, 0, { waiting: 7, running: 2, kv: 0, inflight: 3 });
+    expect(d.saturation(eps)).toBeCloseTo((7 / 5 + 0) / 2, 9);
+  });
+});
+
+describe('legacyAdmit (GIE default admission, flow control off)', () => {
+  it('admits every non-sheddable request without asking for saturation', () => {
+    let asked = 0;
+    const saturated = () => { asked++; return true; };
+    expect(legacyAdmit(0, saturated)).toBe('admitted');
+    expect(legacyAdmit(10, saturated)).toBe('admitted');
+    expect(asked).toBe(0);
+  });
+
+  it('sheds a negative priority only while saturated', () => {
+    expect(legacyAdmit(-1, () => true)).toBe('shed');
+    expect(legacyAdmit(-1, () => false)).toBe('admitted');
   });
 });

@@ -93,10 +93,10 @@ describe('status conditions (pure)', () => {
   });
 
   it('ModelRoute: warnings keep Accepted=True and are named in the message', () => {
-    const limited = route('limited', 's1', { rateLimit: { inputTokensPerUnit: 10, unit: 'minute' } });
+    const limited = route('limited', 's1', { rateLimit: { inputTokensPerUnit: 10, unit: 'minute', global: { redis: { address: 'redis://x' } } } });
     const [d] = computeStatuses(input([limited, server('s1', 'a')])).filter((x) => x.name === 'limited');
     expect(conds(d!)[0]).toBe('Accepted=True/Accepted');
-    expect(d!.status.conditions[0]!.message).toMatch(/^ModelRoute is accepted with warnings: spec.rateLimit: rate limits are not enforced/);
+    expect(d!.status.conditions[0]!.message).toMatch(/^ModelRoute is accepted with warnings: spec.rateLimit.global.redis.address: "redis:\/\/x" is not host:port/);
   });
 
   it('ModelServer: Ready counts the selected Running and Ready pods', () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseRouterConfig } from '../../src/routerconfig/parse.js';
 import { RouterConfigWatcher } from '../../src/routerconfig/watch.js';
-import { DEFAULT_SCHEDULER } from '../../src/routerconfig/defaults.js';
+import { DEFAULT_SCHEDULER, ROUTER_DEFAULT_SCHEDULER } from '../../src/routerconfig/defaults.js';
 import type { SchedulerIR } from '../../src/ir/types.js';
 import type { Problem } from '../../src/resources/types.js';
 
@@ -49,12 +49,29 @@ describe('router configuration (Kthena routerConfiguration format)', () => {
     ['a score-only plugin used as a filter', 'scheduler: {plugins: {Filter: {enabled: [gpu-usage]}, Score: {enabled: [{name: gpu-usage, weight: 1}]}}}', 'scheduler.plugins.Filter.enabled[0]'],
     ['a plugin enabled twice', 'scheduler: {plugins: {Score: {enabled: [{name: random, weight: 1}, {name: random, weight: 2}]}}}', 'scheduler.plugins.Score.enabled[1].name'],
     ['no score plugin at all', 'scheduler: {plugins: {Filter: {enabled: [least-request]}}}', 'scheduler.plugins.Score.enabled'],
-    ['a JWT auth section (not supported: refused rather than ignored)', 'auth: {jwksUri: "https://x"}\nscheduler: {plugins: {Score: {enabled: [{name: random, weight: 1}]}}}', 'auth'],
+    ['a JWT auth section without an issuer', 'auth: {jwksUri: "https://x"}\nscheduler: {plugins: {Score: {enabled: [{name: random, weight: 1}]}}}', 'auth.issuer'],
+    ['a JWKS address that is not an http(s) URL', 'auth: {issuer: i, jwksUri: "file:///etc/jwks"}\nscheduler: {plugins: {Score: {enabled: [{name: random, weight: 1}]}}}', 'auth.jwksUri'],
+    ['an unknown auth field', 'auth: {issuer: i, jwksUri: "https://x", audience: a}\nscheduler: {plugins: {Score: {enabled: [{name: random, weight: 1}]}}}', 'auth.audience'],
+    ['audiences that are not a list of strings', 'auth: {issuer: i, jwksUri: "https://x", audiences: a}', 'auth.audiences'],
     ['a typo in a section name', 'scheduler: {plugin: {}}', 'scheduler.plugin'],
   ])('rejects %s', (_what, yaml, field) => {
     const r = parseRouterConfig(yaml);
     expect(r.scheduler).toBeNull();
     expect(errors(r.problems).map((p) => p.field)).toContain(field);
+  });
+
+  it('reads Kthena\'s auth section beside the scheduler, or alone (the default profile then)', () => {
+    const both = parseRouterConfig('auth: {issuer: "https://idp", audiences: [kthena, kthena], jwksUri: "https://idp/jwks"}\nscheduler: {plugins: {Score: {enabled: [{name: random, weight: 1}]}}}');
+    expect(errors(both.problems)).toEqual([]);
+    expect(both.auth).toEqual({ issuer: 'https://idp', audiences: ['kthena'], jwksUri: 'https://idp/jwks' });
+    const alone = parseRouterConfig('auth: {issuer: "https://idp", jwksUri: "http://127.0.0.1:9000/jwks"}');
+    expect(alone.scheduler).toEqual(ROUTER_DEFAULT_SCHEDULER);
+    expect(alone.auth).toEqual({ issuer: 'https://idp', audiences: [], jwksUri: 'http://127.0.0.1:9000/jwks' });
+    // No jwksUri: authentication is off, as in Kthena, and said so.
+    const off = parseRouterConfig('auth: {issuer: "https://idp"}\nscheduler: {plugins: {Score: {enabled: [{name: random, weight: 1}]}}}');
+    expect(off.auth).toBeNull();
+    expect(off.problems.map((p) => `${p.severity} ${p.field}`)).toEqual(['warning auth.jwksUri']);
+    expect(parseRouterConfig('scheduler: {plugins: {Score: {enabled: [{name: random, weight: 1}]}}}').auth).toBeNull();
   });
 
   it('drops random when other score plugins are enabled, with a warning, as Kthena does', () => {

@@ -14,6 +14,7 @@ function irWith(n: number, tag = 'r'): RoutingIR {
     routes: Array.from({ length: n }, (_, i) => ({
       key: `ns/${tag}${i}`, namespace: 'ns', name: `${tag}${i}`, modelName: `m${i}`, loraAdapters: i % 2 ? ['lora'] : [], hasParentRefs: false,
       rules: [{ name: 'r', match: { headers: [{ name: 'x-a', type: 'prefix' as const, value: 'p' }], uri: null, bodyModel: null }, targets: [{ kind: 'server' as const, key: 'ns/s', server: 0, weight: 100 }], totalWeight: 100 }],
+      rateLimit: null,
     })),
     servers: [{ key: 'ns/s', namespace: 'ns', name: 's', model: '', engine: 'vLLM', port: 8000, timeoutMs: 0, retryAttempts: -1, retryIntervalMs: 0, endpoints: [0], unsupported: '', pdGroups: [{ name: 'g0', decode: [0], prefill: [] }], connector: 'nixl' }],
     endpoints: [{ key: 'ns/p', namespace: 'ns', name: 'p', ip: '127.0.0.2', slot: 0, gen: 1, startedAtSec: 1700000000 }],
@@ -29,6 +30,13 @@ describe('snapshot codec', () => {
     const ir = irWith(3);
     ir.routes[0].rules[0].match = null;
     ir.routes[1].rules[0].match = { headers: [], uri: { type: 'regex', value: '^/v1/' }, bodyModel: 'm1' };
+    expect(decodeSnapshot(encodeSnapshot(ir))).toEqual(ir);
+    ir.routes[1].rateLimit = {
+      inputTokensPerUnit: 30, outputTokensPerUnit: 0, unitSeconds: 60, redisAddress: '',
+      buckets: [{ model: 'm1', direction: 'input', slot: 4, gen: 2 }, { model: 'lora', direction: 'output', slot: 5, gen: 1 }],
+    };
+    ir.routes[2].rateLimit = { inputTokensPerUnit: 0, outputTokensPerUnit: 5000, unitSeconds: 2_592_000, redisAddress: 'redis:6379', buckets: [] };
+    ir.auth = { issuer: 'https://idp', audiences: ['a', 'b'], jwksUri: 'https://idp/jwks' };
     expect(decodeSnapshot(encodeSnapshot(ir))).toEqual(ir);
     ir.gateway = {
       ...ir.gateway,

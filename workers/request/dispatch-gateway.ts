@@ -11,6 +11,7 @@ import type { CompiledGatewaySnapshot, CompiledServer, CompiledSnapshot } from '
 import {
   applyHeaderModifier, backendStatus, matchGateway, modifyPath, pickBackend, redirectLocation, selectListener,
 } from '../gateway-match.js';
+import { legacyAdmit } from '../flow-control.js';
 import { extractPrompt, estimateTokens } from '../prompt.js';
 import type { Profile } from '../scheduler/framework.js';
 import { matchRoute, serveModelRoute } from './dispatch-modelroute.js';
@@ -122,8 +123,10 @@ export function dispatchGateway(st: RequestState, buf: Buffer, snap: CompiledSna
 }
 
 /**
- * InferenceObjective priority (x-gateway-inference-objective; unknown or absent = 0): while the
- * pool is saturated higher bands go first and negative ones are shed (GIE §2.7).
+ * InferenceObjective priority (x-gateway-inference-objective; unknown or absent = 0). By default
+ * GIE's admission: only a sheddable request (negative priority) is refused, while the pool is
+ * saturated; with --inference-pool-flow-control, requests wait in priority bands while it is
+ * (flow-control.ts).
  */
 function admit(st: RequestState, server: CompiledServer, pool: { key: string; objectives: readonly { name: string; priority: number }[] }): void {
   const ctx = st.l.ctx;
@@ -131,6 +134,11 @@ function admit(st: RequestState, server: CompiledServer, pool: { key: string; ob
   let priority = 0;
   if (objective !== '') for (const o of pool.objectives) if (o.name === objective) { priority = o.priority; break; }
   const endpoints = server.endpoints;
+  if (!ctx.cfg.inferencePoolFlowControl) {
+    if (legacyAdmit(priority, () => ctx.saturation.saturation(endpoints) >= 1) === 'shed') { ctx.gate.counts.shed++; respondError(st, 'RTR_ERR_SHED'); return; }
+    scheduleAggregated(st, server, null);
+    return;
+  }
   st.gatePool = pool.key;
   st.ticket = ctx.gate.admit(pool.key, priority, () => ctx.saturation.saturation(endpoints) >= 1, (outcome) => {
     st.ticket = null;

@@ -11,6 +11,7 @@ import type { Profile } from '../scheduler/framework.js';
 import { respondError } from './finish.js';
 import { jsonTooDeep, kMaxJsonDepth } from './framing.js';
 import { buildUpstreamBody, upstreamHeaders } from './forward.js';
+import { rateLimit } from './ratelimit.js';
 import { schedule } from './schedule.js';
 import { queueThen } from './admission.js';
 import type { RequestState } from './state.js';
@@ -132,6 +133,11 @@ export function serveModelRoute(
   st.profile = snap.profile;
   st.sreq = { model, engineModel: rec.upstreamModel, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };
   const adm = st.l.ctx.admission;
+  if (m.route.rateLimit !== null) {
+    // The route's token budgets first, then (when on) the fairness / session-boost queue.
+    rateLimit(st, snap, m.route, model, adm !== null ? () => queueThen(st, adm, model, () => schedule(st, snap, server)) : () => schedule(st, snap, server));
+    return;
+  }
   if (adm !== null) { queueThen(st, adm, model, () => schedule(st, snap, server)); return; }
   schedule(st, snap, server);
 }

@@ -10,6 +10,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 import { Catalog, errorBody, formatMessage, type ErrorCode } from '../../src/errors.js';
 import { kHdrDraining } from '../../src/shared/layout.js';
 import { formatAccessLogJson, formatAccessLogText } from '../accesslog.js';
+import { chargeOutput } from './ratelimit.js';
 import { servedEndpoint } from '../epp/route.js';
 import type { RequestState } from './state.js';
 
@@ -49,6 +50,7 @@ export function finish(st: RequestState): void {
     if (st.current !== null) st.current.release();
     if (st.epp !== null) { const e = st.epp; st.epp = null; e.done(servedEndpoint(st), rec.statusCode); }
     upstreamDone(st);
+    if (st.rateLimit !== null) chargeOutput(st);
     if (st.downstreamCounted) ctx.metrics.downstreamFinished(rec.modelLabel);
     if (rec.backendType !== '') {
       if (rec.inputTokens > 0) ctx.metrics.tokens(rec, 'input', rec.inputTokens);

@@ -12,6 +12,7 @@ import { kHdrDraining, kHdrReady } from '../../src/shared/layout.js';
 import { selectListener } from '../gateway-match.js';
 import { dispatchGateway } from './dispatch-gateway.js';
 import { dispatchModelRoute } from './dispatch-modelroute.js';
+import { afterAuth, authenticate } from './auth.js';
 import { clientAborted, finish, internalError, respondError, simple, upstreamDone } from './finish.js';
 import { checkRequestBytes } from './framing.js';
 import { RequestState, type Listener } from './state.js';
@@ -86,9 +87,11 @@ export function ingress(l: Listener): (res: HttpResponse, req: HttpRequest) => v
       if (bad !== null) { respondError(st, bad.code, bad.detail); return; }
 
       if (Atomics.load(header, kHdrDraining) === 1) { respondError(st, 'RTR_ERR_SHUTTING_DOWN'); return; }
-      if (url === '/v1/models' && st.method === 'GET') { models(st); return; }
+      // Kthena authenticates /v1/* only (on Gateway ports too); it runs beside the body read.
+      if (v1 && !authenticate(st)) return;
+      if (url === '/v1/models' && st.method === 'GET') { afterAuth(st, () => models(st)); return; }
       if (contentLength > cfg.maxBodyBytes) { respondError(st, 'RTR_ERR_BODY_TOO_LARGE', String(cfg.maxBodyBytes)); return; }
-      if (contentLength <= 0 && !chunked) { onBody(st, Buffer.alloc(0)); return; }
+      if (contentLength <= 0 && !chunked) { const empty = Buffer.alloc(0); afterAuth(st, () => onBody(st, empty)); return; }
       readBody(st, contentLength);
     } catch (err) {
       internalError(st, err);
@@ -163,7 +166,7 @@ function readBody(st: RequestState, contentLength: number): void {
       const body = bodyBuf !== null ? bodyBuf.subarray(0, bodyLen) : Buffer.concat(chunks!, bodyLen);
       chunks = null;
       bodyBuf = null;
-      onBody(st, body);
+      afterAuth(st, () => onBody(st, body));
     } catch (err) {
       internalError(st, err);
     }

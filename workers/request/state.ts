@@ -18,6 +18,8 @@ import type { ScheduleRequest } from '../scheduler/types.js';
 import type { SnapshotReader } from '../snapshot-reader.js';
 import type { Usage } from '../sse.js';
 import type { Upstream } from './upstream.js';
+import type { ModelLimit, RateLimiter } from '../ratelimit/limiter.js';
+import type { AuthHolder } from '../auth/holder.js';
 import type { AdmissionClient, AdmissionTicket } from '../admission.js';
 import type { EppCall, EppClient } from '../epp/client.js';
 
@@ -43,6 +45,10 @@ export interface WorkerContext {
   /** InferencePool admission (InferenceObjective priority bands, shedding). */
   gate: PriorityGate;
   saturation: SaturationDetector;
+  /** Token rate limits: the shared local buckets and the Redis connections of global limits. */
+  rateLimiter: RateLimiter;
+  /** JWT authentication of the live router configuration (null inside when off). */
+  auth: AuthHolder;
   /** Kthena's fairness queue or session boost (the queue lives on the control thread), null when both are off. */
   admission: AdmissionClient | null;
   /** Endpoint Picker client (--inference-pool-picker=external), created on the first pick. */
@@ -145,6 +151,11 @@ export class RequestState {
   /** Why the last try failed (the retry log line). */
   lastFailure = '';
   usage: Usage | null = null;
+  /** Authentication still running; afterAuth runs once it succeeded. */
+  authPending = false;
+  afterAuth: (() => void) | null = null;
+  /** The admitted request's rate limit, charged with its output tokens by finish(); null: none. */
+  rateLimit: ModelLimit | null = null;
 
   constructor(l: Listener, res: HttpResponse) {
     this.l = l;
