@@ -1,18 +1,21 @@
 /**
- * The control thread: watches manifests, translates, publishes snapshots into shared memory,
- * supervises the worker threads and serves metrics and debug endpoints. It never proxies traffic.
+ * The control thread, composed. It never proxies traffic; it runs the pipeline DESIGN.md draws,
+ * level-triggered (any change marks dirty, one coalesced rebuild follows):
+ *
+ *   provider (file | Kubernetes)   resources and their problems           #onResources
+ *   -> translate                   RoutingIR + Gateway IR + statuses      translate()
+ *   -> validate                    structural checks; invalid: keep last  validateIR()
+ *   -> publish                     slots, encode, generation (SAB)        Publisher
+ *   -> listeners                   Gateway ports the workers serve        ListenerSync
+ *   -> status                      Kthena and Gateway API statuses        desiredStatuses()
+ *
+ * Around it: the worker threads (src/control/worker-pool.ts), the router configuration
+ * (src/routerconfig/), engine scraping (src/scrape/), metrics and debug servers (src/admin/),
+ * Kubernetes mode's composition (src/control/kubernetes.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import { FileChangeWatcher } from './tls-watch.js';
-import { createServer } from 'node:net';
-import { computeStatuses } from './translator/status.js';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { AdmissionService } from './admission/service.js';
-import { ScrapedBackendView } from './admission/backend-view.js';
-import type { AdmissionSettings } from './shared/admission.js';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 import { redactedConfig, type RouterConfig } from './config.js';
 import { RouterError } from './errors.js';
 import { createLogger, droppedLogLines, type Logger } from './log.js';
@@ -20,6 +23,9 @@ import { FileProvider } from './provider/file/index.js';
 import type { Provider } from './provider/types.js';
 import type { KubernetesMode } from './control/kubernetes.js';
 import type { KubeSnapshot } from './provider/kube/index.js';
+import { ListenerSync, probePort } from './control/listeners.js';
+import { desiredStatuses } from './control/statuses.js';
+import { WorkerPool } from './control/worker-pool.js';
 import { parseRouterConfig } from './routerconfig/parse.js';
 import { translate, validateIR } from './translator/index.js';
 import { Publisher } from './publish/publisher.js';
@@ -27,37 +33,22 @@ import {
   allocateRegions, epIndex, kEpFailuresTotal, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kEpRequestsTotal, kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, kHdrDraining, kHdrReady, kHdrScrapeReady, kPxHdrEntries,
   snapshotHalfBytes, type SharedRegions,
 } from './shared/layout.js';
-import type { AuthIR, SchedulerIR } from './ir/types.js';
+import type { AuthIR, RoutingIR, SchedulerIR } from './ir/types.js';
 import { ROUTER_DEFAULT_SCHEDULER } from './routerconfig/defaults.js';
 import { RouterConfigWatcher } from './routerconfig/watch.js';
 import { Scraper, type ScrapeTarget } from './scrape/scraper.js';
 import { KvBlockGc } from './kvgc.js';
+import { AdmissionService } from './admission/service.js';
+import { ScrapedBackendView } from './admission/backend-view.js';
+import type { AdmissionSettings } from './shared/admission.js';
 import type { Problem, ResourceSet } from './resources/types.js';
-import type { RoutingIR } from './ir/types.js';
 import { MetricsHub, startMetricsServer } from './admin/metrics.js';
-import type { MetricJSON } from './shared/metric-json.js';
 import { startDebugServer } from './admin/debug.js';
 import { createAccessLogSink } from './admin/accesslog-sink.js';
-import type { FromWorker, ListenPort, ToWorker, WorkerInit } from './shared/messages.js';
 import type { GatewayStatuses } from './ir/gateway.js';
 import type { Gateway, GatewayClass } from './resources/gateway.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import type { DesiredStatus } from './translator/status.js';
 import type { Server } from 'node:http';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const workerFile = path.join(here, '..', 'workers', 'worker.js');
-
-interface WorkerSlot {
-  index: number;
-  worker: Worker | null;
-  /** threadId of the current worker: the metrics hub's id, never reused. */
-  id: number;
-  listening: boolean;
-  restarts: number;
-  /** The metrics a worker posted on its way out (graceful drain or a caught crash). */
-  finalMetrics: MetricJSON[] | null;
-}
 
 export interface RunningRouter {
   /** Resolves when the router has stopped (after drain). */
@@ -73,7 +64,8 @@ export class ControlPlane {
   readonly #header: Int32Array;
   readonly #publisher: Publisher;
   readonly #hub: MetricsHub;
-  readonly #workers: WorkerSlot[] = [];
+  readonly #pool: WorkerPool;
+  readonly #listeners: ListenerSync;
   #provider: Provider | null = null;
   /** Kubernetes mode (--kubeconfig, or in-cluster): also writes statuses. */
   #kube: KubernetesMode | null = null;
@@ -93,9 +85,6 @@ export class ControlPlane {
   #draining = false;
   #servers: Server[] = [];
   #sink: ReturnType<typeof createAccessLogSink> | null = null;
-  #collectId = 1;
-  #pendingCollect = new Map<number, Map<number, (data: MetricJSON[]) => void>>();
-  #pendingAcks = new Map<number, { remaining: Set<number>; resolve: () => void }>();
   #readyResolve!: () => void;
   readonly ready: Promise<void>;
   #stoppedResolve!: (code: number) => void;
@@ -109,17 +98,6 @@ export class ControlPlane {
   #startupFatal: { code: string; message: string } | null = null;
   #gatewayStatuses: GatewayStatuses = { gatewayClasses: [], gateways: [], httpRoutes: [], inferencePools: [] };
   #bootstrap: (GatewayClass | Gateway)[] = [];
-  /** Gateway listener ports the workers serve (besides --port), as last sent. */
-  #listenPorts: ListenPort[] = [];
-  #listenKey = '';
-  /** Ports some worker could not bind: port -> error. */
-  #portFailures = new Map<number, string>();
-  /** Gateway ports another process holds (found by probePort before the workers are told). */
-  #probeFailures = new Map<number, string>();
-  #wantedPorts: ListenPort[] = [];
-  #reprobe: NodeJS.Timeout | null = null;
-  #listenerProblems: Problem[] = [];
-  #tlsDir: string | null = null;
   #poolModelsKey = '[]';
   /** Kthena's fairness queue or session boost: one queue per model for the whole router (null when off). */
   #admission: AdmissionService | null = null;
@@ -131,10 +109,32 @@ export class ControlPlane {
     this.#regions = allocateRegions(kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, cfg.prefixIndexEntries);
     this.#header = new Int32Array(this.#regions.headerSab);
     this.#publisher = new Publisher(this.#regions);
-    this.#hub = new MetricsHub({ collectWorkers: () => this.#collect() });
+    this.#hub = new MetricsHub({ collectWorkers: () => this.#pool.collect() });
     const px = new Int32Array(this.#regions.prefixSab);
     this.#hub.addCounter('kthena_router_log_dropped_lines_total', 'Application log lines dropped because stderr did not keep up and the bounded log buffer was full', droppedLogLines);
     this.#hub.addGauge('kthena_router_prefix_cache_entries', 'Entries in the shared prefix-cache index (all workers, all models)', () => Atomics.load(px, kPxHdrEntries));
+    this.#pool = new WorkerPool({
+      cfg, regions: () => this.#regions, hub: this.#hub, log: this.log, admission: () => this.#admission,
+      events: {
+        onStartFailure: (address, fatal) => {
+          this.#startupListenFailure = address;
+          if (fatal !== null) this.#startupFatal ??= fatal;
+        },
+        onAccess: (lines) => this.#sink?.write(lines),
+        onListenersResult: (failed) => this.#listeners.bindResult(failed),
+        onRetired: () => this.#maybeStopped(),
+      },
+    });
+    this.#listeners = new ListenerSync({
+      host: cfg.host, routerPort: cfg.port, log: this.log,
+      send: (ports) => this.#pool.setListenPorts(ports),
+      // Listener conditions changed (PortUnavailable): reported, and written in Kubernetes mode.
+      onProblems: () => {
+        this.#hub.setConfigProblems(this.#allProblems());
+        this.#writeStatuses();
+      },
+      stopping: () => this.#draining,
+    });
     this.#scraper = new Scraper({
       ep: new Int32Array(this.#regions.endpointSab),
       intervalMs: cfg.scrapeIntervalMs,
@@ -170,60 +170,11 @@ export class ControlPlane {
       const k8sOnly = ['webhookPort', 'webhookTlsCertFile', 'webhookTlsPrivateKeyFile', 'certSecretName', 'webhookServiceName', 'kubeApiQps', 'kubeApiBurst', 'enableWebhook'] as const;
       this.log.info({ ignored: k8sOnly }, 'file mode: Kubernetes-mode flags (webhook, kube API) are accepted and ignored');
     }
-    if (cfg.routerConfigFile !== '') {
-      this.#routerConfig = new RouterConfigWatcher(cfg.routerConfigFile, {
-        onChange: (scheduler, problems, auth) => {
-          this.#scheduler = scheduler;
-          this.#auth = auth;
-          this.#routerConfigProblems = problems;
-          this.log.info({ file: cfg.routerConfigFile, filters: scheduler.filters, scores: scheduler.scores }, 'router configuration reloaded');
-          this.#scheduleRebuild();
-        },
-        onRejected: (problems) => {
-          this.#routerConfigProblems = problems;
-          this.log.error({ file: cfg.routerConfigFile }, 'router configuration rejected; the previous configuration stays live');
-          this.#reportProblems();
-        },
-      });
-      const first = await this.#routerConfig.load();
-      this.#routerConfigProblems = first.problems;
-      if (first.scheduler === null) {
-        for (const p of first.problems) this.log.error({ field: p.field, file: p.file }, p.message);
-        throw new RouterError('RTR_ERR_CONFIG_INVALID', `--router-config ${cfg.routerConfigFile}: ${first.problems.filter((p) => p.severity === 'rejected').map((p) => (p.field ? `${p.field}: ` : '') + p.message).join('; ')}`);
-      }
-      this.#scheduler = first.scheduler;
-      this.#auth = first.auth;
-    }
+    if (cfg.routerConfigFile !== '') await this.#loadRouterConfigFile();
     if (cfg.accessLog.enabled) this.#sink = createAccessLogSink(cfg.accessLog.output);
     try {
       if (cfg.metricsPort !== 0) this.#servers.push(await startMetricsServer(this.#hub, { host: '0.0.0.0', port: cfg.metricsPort }));
-      if (cfg.debugPort !== 0) {
-        this.#servers.push(await startDebugServer({
-          resources: () => this.#resources,
-          problems: () => this.#allProblems(),
-          podMetrics: (key: string) => this.#scraper.view(key),
-          gateway: () => ({ statuses: this.gatewayStatuses(), bootstrap: this.#bootstrap }),
-          kthenaStatus: (kind, namespace, name) => this.#kthenaStatuses().get(`${kind}/${namespace}/${name}`),
-          slotCounters: (slot: number) => {
-            const ep = new Int32Array(this.#regions.endpointSab);
-            return {
-              inflight: Atomics.load(ep, epIndex(slot, kEpInflight)),
-              inflightPrefill: Atomics.load(ep, epIndex(slot, kEpInflightPrefill)),
-              inflightDecode: Atomics.load(ep, epIndex(slot, kEpInflightDecode)),
-              requestsTotal: Atomics.load(ep, epIndex(slot, kEpRequestsTotal)),
-              failuresTotal: Atomics.load(ep, epIndex(slot, kEpFailuresTotal)),
-            };
-          },
-          ir: () => this.#publisher.current,
-          generation: () => this.#publisher.generation,
-          initialConfig: () => redactedConfig(cfg),
-          faults: cfg.faultInjection ? {
-            crashWorker: (i: number) => this.#crashWorker(i),
-            failNextRebuild: () => { this.#failNextRebuild = true; this.#scheduleRebuild(); },
-            unhandledRejection: () => { void Promise.reject(new Error('unhandled rejection requested through fault injection')); },
-          } : undefined,
-        }, { port: cfg.debugPort, host: '127.0.0.1' }));
-      }
+      if (cfg.debugPort !== 0) this.#servers.push(await this.#startDebugServer());
       // The workers bind with SO_REUSEPORT, which would silently share the port with another
       // process doing the same (a second router): a plain bind first fails on any holder.
       await probePort(cfg.host, cfg.port);
@@ -236,8 +187,7 @@ export class ControlPlane {
       this.#maybeStopped();
       throw new RouterError('RTR_ERR_LISTEN', `${address}${e.code ? ` (${e.code})` : ''}`, { cause: err });
     }
-    const listening = Array.from({ length: cfg.workers }, (_, i) => this.#spawn(i));
-    await Promise.all(listening);
+    await this.#pool.start(cfg.workers);
     if (this.#startupListenFailure !== null) {
       // A worker that could not start at all (no native uWS binary for this Node) is not a port problem.
       const fatal = this.#startupFatal;
@@ -245,7 +195,6 @@ export class ControlPlane {
       await this.stop();
       throw err;
     }
-    this.#hub.setRunningWorkers(this.#workers.filter((w) => w.worker !== null).length);
     this.#routerConfig?.start();
     if (cfg.tlsCert !== '') {
       this.#tlsWatch = new FileChangeWatcher([cfg.tlsCert, cfg.tlsKey], 2000, () => void this.#reloadTls());
@@ -253,11 +202,7 @@ export class ControlPlane {
     }
     this.#scraper.start();
     this.#provider = this.#kube ?? new FileProvider(cfg.configDir, {
-      onChange: (snap) => {
-        this.#resources = snap.resources;
-        this.#providerProblems = snap.problems;
-        this.#scheduleRebuild();
-      },
+      onChange: (snap) => this.#onResources(snap.resources, snap.problems),
       log: this.log,
     });
     await this.#provider.start();
@@ -267,195 +212,13 @@ export class ControlPlane {
     }
   }
 
-  /**
-   * Kubernetes mode: the resources, plus the router configuration from ConfigMap
-   * kthena-router-config unless --router-config names a file (which then wins). A missing
-   * ConfigMap means the built-in default (as without --router-config); an invalid one keeps the
-   * previous configuration.
-   */
-  #onKubeSnapshot(snap: KubeSnapshot): void {
-    this.#resources = snap.resources;
-    this.#providerProblems = snap.problems;
-    if (this.cfg.routerConfigFile === '' && snap.routerConfig !== this.#routerConfigText) {
-      this.#routerConfigText = snap.routerConfig;
-      const source = 'ConfigMap kthena-router-config';
-      if (snap.routerConfig === null) {
-        this.#scheduler = ROUTER_DEFAULT_SCHEDULER;
-        this.#auth = null;
-        this.#routerConfigProblems = [];
-      } else {
-        const r = parseRouterConfig(snap.routerConfig, source);
-        this.#routerConfigProblems = r.problems;
-        if (r.scheduler !== null) {
-          this.#scheduler = r.scheduler;
-          this.#auth = r.auth;
-          this.log.info({ source, filters: r.scheduler.filters, scores: r.scheduler.scores }, 'router configuration reloaded');
-        } else {
-          this.log.error({ source }, 'router configuration rejected; the previous configuration stays live');
-        }
-      }
-    }
+  // ---- the pipeline ------------------------------------------------------------------------------
+
+  /** Provider: a new resource set (file mode, and Kubernetes mode through #onKubeSnapshot). */
+  #onResources(resources: ResourceSet, problems: Problem[]): void {
+    this.#resources = resources;
+    this.#providerProblems = problems;
     this.#scheduleRebuild();
-  }
-
-  #spawn(index: number): Promise<void> {
-    const init: WorkerInit = { index, cfg: this.cfg, regions: this.#regions };
-    let transfer: MessagePort[] | undefined;
-    if (this.#admission !== null) {
-      // One port per worker incarnation; a restarted worker gets a fresh one (detach() closed the old).
-      const ch = new MessageChannel();
-      this.#admission.attach(index, ch.port1);
-      init.admission = ch.port2;
-      transfer = [ch.port2];
-    }
-    const worker = new Worker(workerFile, { workerData: init, transferList: transfer, name: `kthena-router-worker-${index}` });
-    const slot: WorkerSlot = this.#workers[index] ?? { index, worker: null, id: 0, listening: false, restarts: 0, finalMetrics: null };
-    slot.worker = worker;
-    slot.id = worker.threadId;
-    slot.listening = false;
-    slot.finalMetrics = null;
-    this.#workers[index] = slot;
-    return new Promise<void>((resolve) => {
-      let settled = false;
-      const settle = (): void => { if (!settled) { settled = true; resolve(); } };
-      worker.on('message', (m: FromWorker) => {
-        switch (m.type) {
-          case 'listening':
-            if (m.ok) {
-              slot.listening = true;
-              if (this.#listenPorts.length > 0) this.#sendListeners(slot);
-            }
-            else {
-              this.#startupListenFailure = m.error ?? `${this.cfg.host}:${this.cfg.port}`;
-              this.log.error({ worker: index, address: m.error }, new RouterError('RTR_ERR_LISTEN', m.error).message);
-            }
-            settle();
-            break;
-          case 'fatal':
-            this.#startupListenFailure = m.message;
-            this.#startupFatal ??= { code: m.code, message: m.message };
-            this.log.fatal({ worker: index, code: m.code }, m.message);
-            settle();
-            break;
-          case 'access':
-            this.#sink?.write(m.lines);
-            break;
-          case 'log':
-            this.log[m.level](m.obj, m.msg);
-            break;
-          case 'metrics':
-            if (m.id === 0) slot.finalMetrics = m.data as MetricJSON[];
-            else this.#onCollected(m.id, index, m.data as MetricJSON[]);
-            break;
-          case 'ack': {
-            const p = this.#pendingAcks.get(m.id);
-            if (p) { p.remaining.delete(index); if (p.remaining.size === 0) { this.#pendingAcks.delete(m.id); p.resolve(); } }
-            break;
-          }
-          case 'listeners-result':
-            this.#onListenersResult(m.failed);
-            break;
-          case 'render-metrics':
-            this.#hub.render().then(
-              (r) => worker.postMessage({ type: 'metrics-text', id: m.id, text: r.body } satisfies ToWorker),
-              () => worker.postMessage({ type: 'metrics-text', id: m.id, text: null } satisfies ToWorker),
-            );
-            break;
-        }
-      });
-      worker.on('error', (err) => {
-        this.log.error({ worker: index, err: err.stack }, 'worker error');
-      });
-      worker.on('exit', (code) => {
-        settle();
-        this.#admission?.detach(index);
-        slot.worker = null;
-        if (slot.finalMetrics !== null) this.#hub.retire(slot.finalMetrics, slot.id);
-        else this.#hub.retireWorker(slot.id);
-        slot.finalMetrics = null;
-        this.#hub.setRunningWorkers(this.#workers.filter((w) => w.worker !== null).length);
-        for (const [id, p] of this.#pendingAcks) { if (p.remaining.delete(index) && p.remaining.size === 0) { this.#pendingAcks.delete(id); p.resolve(); } }
-        if (this.#draining || this.#startupListenFailure !== null || !slot.listening) {
-          this.#maybeStopped();
-          return;
-        }
-        slot.restarts++;
-        this.#hub.workerRestarted();
-        const delay = Math.min(5000, 100 * 2 ** Math.min(slot.restarts - 1, 6));
-        this.log.error({ worker: index, exitCode: code, restartInMs: delay }, 'worker exited unexpectedly; restarting it');
-        setTimeout(() => {
-          if (this.#draining) return;
-          void this.#spawn(index).then(() => {
-            this.#hub.setRunningWorkers(this.#workers.filter((w) => w.worker !== null).length);
-            this.log.info({ worker: index }, 'worker restarted');
-          });
-        }, delay);
-      });
-    });
-  }
-
-  /**
-   * The router's certificate or key changed: check that the pair loads, then have the workers
-   * re-listen with it one at a time (the others keep serving). A pair that does not load (a
-   * half-written renewal) keeps the previous certificate; the next change is tried again.
-   */
-  async #reloadTls(): Promise<void> {
-    const cfg = this.cfg;
-    try {
-      const [cert, key] = await Promise.all([readFile(cfg.tlsCert), readFile(cfg.tlsKey)]);
-      createSecureContext({ cert, key });
-    } catch (err) {
-      this.log.error({ cert: cfg.tlsCert, key: cfg.tlsKey, err: (err as Error).message }, 'router TLS certificate changed but does not load; keeping the previous one');
-      return;
-    }
-    for (const w of this.#workers) {
-      if (w.worker === null || this.#draining) continue;
-      const id = this.#collectId++;
-      const worker = w.worker;
-      await new Promise<void>((resolve) => {
-        this.#pendingAcks.set(id, { remaining: new Set([w.index]), resolve });
-        worker.postMessage({ type: 'reload-tls', id } satisfies ToWorker);
-      });
-    }
-    this.log.info({ cert: cfg.tlsCert }, 'router TLS certificate reloaded');
-  }
-
-  unhandledRejection(reason: unknown): void {
-    this.#hub.unhandledRejection();
-    this.log.error({ err: (reason as Error)?.stack ?? String(reason) }, 'unhandled promise rejection on the control thread');
-  }
-
-  #crashWorker(index: number): boolean {
-    const w = this.#workers[index]?.worker;
-    if (!w) return false;
-    w.postMessage({ type: 'crash' } satisfies ToWorker);
-    return true;
-  }
-
-  /** One promise per live worker; the hub shows a worker that does not answer in time with its last answer. */
-  #collect(): Map<number, Promise<MetricJSON[]>> {
-    const id = this.#collectId++;
-    const waiting = new Map<number, (data: MetricJSON[]) => void>();
-    const answers = new Map<number, Promise<MetricJSON[]>>();
-    // The admission queue's families, as if from one more worker that never retires (id -1).
-    if (this.#admission !== null) answers.set(-1, Promise.resolve(this.#admission.metricsJSON()));
-    for (const w of this.#workers) {
-      if (w.worker === null) continue;
-      answers.set(w.id, new Promise<MetricJSON[]>((resolve) => waiting.set(w.index, resolve)));
-      w.worker.postMessage({ type: 'collect', id } satisfies ToWorker);
-    }
-    this.#pendingCollect.set(id, waiting);
-    setTimeout(() => this.#pendingCollect.delete(id), 5000).unref();
-    return answers;
-  }
-
-  #onCollected(id: number, index: number, data: MetricJSON[]): void {
-    const waiting = this.#pendingCollect.get(id);
-    const resolve = waiting?.get(index);
-    if (resolve === undefined) return;
-    waiting!.delete(index);
-    if (waiting!.size === 0) this.#pendingCollect.delete(id);
-    resolve(data);
   }
 
   #scheduleRebuild(): void {
@@ -473,6 +236,7 @@ export class ControlPlane {
     });
   }
 
+  /** translate -> validate -> publish -> listeners -> status. */
   async #rebuild(): Promise<void> {
     let ir: RoutingIR;
     try {
@@ -483,7 +247,7 @@ export class ControlPlane {
       this.#translatorProblems = out.problems;
       this.#gatewayStatuses = out.gatewayStatuses;
       this.#bootstrap = out.bootstrap;
-      this.#kube?.translated(this.#resources, [...this.#providerProblems, ...this.#translatorProblems], this.gatewayStatuses());
+      this.#writeStatuses();
       const structural = validateIR(out.ir);
       if (structural.length > 0) {
         this.log.error({ problems: structural }, 'translated snapshot is invalid; keeping the last good snapshot');
@@ -511,6 +275,24 @@ export class ControlPlane {
       this.#failNextRebuild = false;
       throw new Error('rebuild failure requested through fault injection');
     }
+    await this.#publish(ir);
+    // New model ids (a route added an adapter) show in the pods' bit sets now, not at their next scrape.
+    this.#scraper.refreshModelBits();
+    this.#listeners.sync(ir, this.#resources);
+    this.#syncKvGc();
+    // Ready: a snapshot is live and the first scrape round over its pods is done, so the first
+    // requests are scored on real engine metrics.
+    if (!this.#scrapeReadyWaiting && this.#publisher.generation > 0) {
+      this.#scrapeReadyWaiting = true;
+      void this.#scraper.firstRound.then(() => {
+        Atomics.store(this.#header, kHdrScrapeReady, 1);
+        Atomics.store(this.#header, kHdrReady, 1);
+        this.#readyResolve();
+      });
+    }
+  }
+
+  async #publish(ir: RoutingIR): Promise<void> {
     const bytes = this.#publisher.encode(ir);
     if (!this.#publisher.fits(bytes)) await this.#growSnapshotBuffer(bytes.byteLength);
     const result = this.#publisher.publish(ir, bytes);
@@ -524,20 +306,91 @@ export class ControlPlane {
       this.#hub.setSnapshotGeneration(this.#publisher.generation);
       this.log.info({ generation: this.#publisher.generation, routes: ir.routes.length, servers: ir.servers.length, endpoints: ir.endpoints.length, bytes: bytes.byteLength }, 'published routing snapshot');
     }
-    // New model ids (a route added an adapter) show in the pods' bit sets now, not at their next scrape.
-    this.#scraper.refreshModelBits();
-    this.#syncListeners(ir);
-    this.#syncKvGc();
-    // Ready (Kthena §8.4): a snapshot is live and the first scrape round over its pods is done, so
-    // the first requests are scored on real engine metrics.
-    if (!this.#scrapeReadyWaiting && this.#publisher.generation > 0) {
-      this.#scrapeReadyWaiting = true;
-      void this.#scraper.firstRound.then(() => {
-        Atomics.store(this.#header, kHdrScrapeReady, 1);
-        Atomics.store(this.#header, kHdrReady, 1);
-        this.#readyResolve();
-      });
+  }
+
+  /** Every status this router computes, from one place (src/control/statuses.ts). */
+  #statuses(): DesiredStatus[] {
+    return desiredStatuses({ resources: this.#resources, problems: this.#allProblems(), objects: this.#kube?.objects ?? null, gateway: this.gatewayStatuses() });
+  }
+
+  /** Kubernetes mode: hand the statuses to the writer (it writes while this replica leads). */
+  #writeStatuses(): void {
+    if (this.#kube !== null) this.#kube.writeStatuses(this.#statuses());
+  }
+
+  /** Gateway statuses as computed, with listeners on an unbindable port marked not programmed. */
+  gatewayStatuses(): GatewayStatuses {
+    return this.#listeners.adjust(this.#gatewayStatuses, this.#publisher.current);
+  }
+
+  #allProblems(): Problem[] {
+    return [...this.#routerConfigProblems, ...this.#providerProblems, ...this.#translatorProblems, ...this.#listeners.problems];
+  }
+
+  #reportProblems(): void {
+    const all = this.#allProblems();
+    this.#hub.setConfigProblems(all);
+    for (const p of all) {
+      this.log.warn({ kind: p.kind, namespace: p.namespace, name: p.name, file: p.file, field: p.field, severity: p.severity }, p.message);
     }
+  }
+
+  // ---- inputs besides the provider ---------------------------------------------------------------
+
+  /** --router-config FILE: loaded once (errors are fatal at start), then hot reloaded. */
+  async #loadRouterConfigFile(): Promise<void> {
+    const file = this.cfg.routerConfigFile;
+    this.#routerConfig = new RouterConfigWatcher(file, {
+      onChange: (scheduler, problems, auth) => {
+        this.#scheduler = scheduler;
+        this.#auth = auth;
+        this.#routerConfigProblems = problems;
+        this.log.info({ file, filters: scheduler.filters, scores: scheduler.scores }, 'router configuration reloaded');
+        this.#scheduleRebuild();
+      },
+      onRejected: (problems) => {
+        this.#routerConfigProblems = problems;
+        this.log.error({ file }, 'router configuration rejected; the previous configuration stays live');
+        this.#reportProblems();
+      },
+    });
+    const first = await this.#routerConfig.load();
+    this.#routerConfigProblems = first.problems;
+    if (first.scheduler === null) {
+      for (const p of first.problems) this.log.error({ field: p.field, file: p.file }, p.message);
+      throw new RouterError('RTR_ERR_CONFIG_INVALID', `--router-config ${file}: ${first.problems.filter((p) => p.severity === 'rejected').map((p) => (p.field ? `${p.field}: ` : '') + p.message).join('; ')}`);
+    }
+    this.#scheduler = first.scheduler;
+    this.#auth = first.auth;
+  }
+
+  /**
+   * Kubernetes mode: the resources, plus the router configuration from ConfigMap
+   * kthena-router-config unless --router-config names a file (which then wins). A missing
+   * ConfigMap means the built-in default (as without --router-config); an invalid one keeps the
+   * previous configuration.
+   */
+  #onKubeSnapshot(snap: KubeSnapshot): void {
+    if (this.cfg.routerConfigFile === '' && snap.routerConfig !== this.#routerConfigText) {
+      this.#routerConfigText = snap.routerConfig;
+      const source = 'ConfigMap kthena-router-config';
+      if (snap.routerConfig === null) {
+        this.#scheduler = ROUTER_DEFAULT_SCHEDULER;
+        this.#auth = null;
+        this.#routerConfigProblems = [];
+      } else {
+        const r = parseRouterConfig(snap.routerConfig, source);
+        this.#routerConfigProblems = r.problems;
+        if (r.scheduler !== null) {
+          this.#scheduler = r.scheduler;
+          this.#auth = r.auth;
+          this.log.info({ source, filters: r.scheduler.filters, scores: r.scheduler.scores }, 'router configuration reloaded');
+        } else {
+          this.log.error({ source }, 'router configuration rejected; the previous configuration stays live');
+        }
+      }
+    }
+    this.#onResources(snap.resources, snap.problems);
   }
 
   /** A scrape round changed what some InferencePool serves: GET /v1/models on its Gateways follows. */
@@ -549,142 +402,57 @@ export class ControlPlane {
   }
 
   /**
-   * ModelRoute and ModelServer conditions (src/translator/status.ts) for the debug dumps; in
-   * Kubernetes mode the same computation is written to the API server.
+   * The router's certificate or key changed: check that the pair loads, then have the workers
+   * re-listen with it one at a time (the others keep serving). A pair that does not load (a
+   * half-written renewal) keeps the previous certificate; the next change is tried again.
    */
-  #kthenaStatuses(): Map<string, Record<string, unknown>> {
-    const r = this.#resources;
-    const asObject = (kind: string) => (o: { metadata: { namespace: string; name: string; generation: number }; spec: unknown }) => ({
-      apiVersion: 'networking.serving.volcano.sh/v1alpha1', kind, metadata: { ...o.metadata }, spec: o.spec,
-    });
-    const desired = computeStatuses({
-      resources: r, problems: this.#allProblems(),
-      objects: { ModelRoute: r.modelRoutes.map(asObject('ModelRoute')), ModelServer: r.modelServers.map(asObject('ModelServer')) },
-    });
-    return new Map(desired.map((d) => [`${d.kind}/${d.namespace}/${d.name}`, d.status]));
-  }
-
-  #allProblems(): Problem[] {
-    return [...this.#routerConfigProblems, ...this.#providerProblems, ...this.#translatorProblems, ...this.#listenerProblems];
-  }
-
-  /**
-   * Gateway listener ports: every worker listens on each port of the snapshot's Gateways (besides
-   * --port, which the default Gateway shares). HTTPS ports get the certificate of their first
-   * listener, written from its Secret into a private temporary directory (uWS reads files).
-   */
-  #syncListeners(ir: RoutingIR): void {
-    const secrets = new Map((this.#resources.secrets ?? []).map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
-    const ports: ListenPort[] = [];
-    for (const p of ir.gateway.ports) {
-      if (p.port === this.cfg.port) continue;
-      if (p.protocol === 'HTTP') { ports.push({ port: p.port, tls: null }); continue; }
-      const l = ir.gateway.listeners.find((x) => x.port === p.port && x.certificates.length > 0);
-      const secret = l !== undefined ? secrets.get(l.certificates[0]) : undefined;
-      if (secret?.tls === undefined) continue; // the translator reported the unresolved reference
-      this.#tlsDir ??= mkdtempSync(path.join(tmpdir(), 'kthena-router-tls-'));
-      const base = path.join(this.#tlsDir, `${secret.metadata.namespace}_${secret.metadata.name}`);
-      writeFileSync(`${base}.crt`, secret.tls.cert, { mode: 0o600 });
-      writeFileSync(`${base}.key`, secret.tls.key, { mode: 0o600 });
-      ports.push({ port: p.port, tls: { cert: `${base}.crt`, key: `${base}.key` } });
+  async #reloadTls(): Promise<void> {
+    const cfg = this.cfg;
+    try {
+      const [cert, key] = await Promise.all([readFile(cfg.tlsCert), readFile(cfg.tlsKey)]);
+      createSecureContext({ cert, key });
+    } catch (err) {
+      this.log.error({ cert: cfg.tlsCert, key: cfg.tlsKey, err: (err as Error).message }, 'router TLS certificate changed but does not load; keeping the previous one');
+      return;
     }
-    const key = JSON.stringify(ports);
-    if (key === this.#listenKey) return;
-    this.#listenKey = key;
-    void this.#probeListeners(ports);
+    await this.#pool.reloadTls();
+    this.log.info({ cert: cfg.tlsCert }, 'router TLS certificate reloaded');
   }
 
-  /**
-   * Gateway ports held by another process are found before the workers bind them with
-   * SO_REUSEPORT (which could otherwise share a port silently with another router).
-   */
-  async #probeListeners(ports: ListenPort[]): Promise<void> {
-    this.#wantedPorts = ports;
-    const known = new Set(this.#listenPorts.map((p) => p.port));
-    const failed: { port: number; error: string }[] = [];
-    for (const p of ports) {
-      if (known.has(p.port)) continue;
-      try {
-        await probePort(this.cfg.host, p.port);
-      } catch (err) {
-        failed.push({ port: p.port, error: `${this.cfg.host}:${p.port} is in use by another process (${(err as { code?: string }).code ?? (err as Error).message})` });
-      }
-    }
-    for (const f of failed) if (!this.#probeFailures.has(f.port)) this.log.error({ port: f.port }, new RouterError('RTR_ERR_LISTEN', `${f.error} (Gateway listener)`).message);
-    this.#probeFailures = new Map(failed.map((f) => [f.port, f.error]));
-    this.#listenPorts = ports.filter((p) => !this.#probeFailures.has(p.port));
-    this.#onListenersResult([]);
-    for (const w of this.#workers) if (w.worker !== null && w.listening) this.#sendListeners(w);
-    // A port another process holds is tried again until it is free (or no longer wanted).
-    if (this.#probeFailures.size > 0 && this.#reprobe === null && !this.#draining) {
-      this.#reprobe = setTimeout(() => {
-        this.#reprobe = null;
-        if (!this.#draining && this.#wantedPorts === ports) void this.#probeListeners(ports);
-      }, 5000);
-      this.#reprobe.unref();
-    }
+  // ---- everything else ---------------------------------------------------------------------------
+
+  unhandledRejection(reason: unknown): void {
+    this.#hub.unhandledRejection();
+    this.log.error({ err: (reason as Error)?.stack ?? String(reason) }, 'unhandled promise rejection on the control thread');
   }
 
-  #sendListeners(w: WorkerSlot): void {
-    w.worker!.postMessage({ type: 'listeners', id: this.#collectId++, ports: this.#listenPorts } satisfies ToWorker);
-  }
-
-  /** A worker's bind result: a port that cannot be bound is reported, never silent. */
-  #onListenersResult(failed: { port: number; error: string }[]): void {
-    const wanted = this.#listenPorts;
-    const now = new Map(failed.map((f) => [f.port, f.error]));
-    for (const p of wanted) {
-      const err = now.get(p.port);
-      if (err !== undefined && !this.#portFailures.has(p.port)) {
-        this.log.error({ port: p.port }, new RouterError('RTR_ERR_LISTEN', `${err} (Gateway listener)`).message);
-        this.#portFailures.set(p.port, err);
-      } else if (err === undefined && this.#portFailures.has(p.port)) {
-        this.#portFailures.delete(p.port);
-      }
-    }
-    for (const p of [...this.#portFailures.keys()]) if (!wanted.some((x) => x.port === p)) this.#portFailures.delete(p);
-    for (const [port, error] of this.#probeFailures) this.#portFailures.set(port, error);
-    this.#listenerProblems = [...this.#portFailures].map(([port, error]) => ({
-      kind: 'Gateway', namespace: '', name: `port ${port}`, field: 'spec.listeners[].port', message: `${error}: listeners on this port are not programmed (PortUnavailable)`, severity: 'rejected' as const,
-    }));
-    this.#hub.setConfigProblems(this.#allProblems());
-    // Listener conditions changed (PortUnavailable): Kubernetes mode writes them.
-    this.#kube?.translated(this.#resources, [...this.#providerProblems, ...this.#translatorProblems], this.gatewayStatuses());
-  }
-
-  /** Gateway statuses as computed, with listeners on an unbindable port marked not programmed. */
-  gatewayStatuses(): GatewayStatuses {
-    if (this.#portFailures.size === 0) return this.#gatewayStatuses;
-    const ports = new Map<string, number>();
-    for (const l of this.#publisher.current?.gateway.listeners ?? []) ports.set(`${l.gateway}/${l.name}`, l.port);
-    return {
-      ...this.#gatewayStatuses,
-      gateways: this.#gatewayStatuses.gateways.map((g) => ({
-        ...g,
-        status: {
-          ...g.status,
-          listeners: g.status.listeners.map((l) => {
-            const port = ports.get(`${g.namespace}/${g.name}/${l.name}`);
-            const err = port !== undefined ? this.#portFailures.get(port) : undefined;
-            if (err === undefined) return l;
-            return {
-              ...l,
-              conditions: l.conditions.map((c) => (c.type === 'Programmed'
-                ? { ...c, status: 'False' as const, reason: 'PortUnavailable', message: err }
-                : c.type === 'Accepted' ? { ...c, status: 'False' as const, reason: 'PortUnavailable', message: err } : c)),
-            };
-          }),
-        },
-      })),
-    };
-  }
-
-  #reportProblems(): void {
-    const all = this.#allProblems();
-    this.#hub.setConfigProblems(all);
-    for (const p of all) {
-      this.log.warn({ kind: p.kind, namespace: p.namespace, name: p.name, file: p.file, field: p.field, severity: p.severity }, p.message);
-    }
+  #startDebugServer(): Promise<Server> {
+    const cfg = this.cfg;
+    return startDebugServer({
+      resources: () => this.#resources,
+      problems: () => this.#allProblems(),
+      podMetrics: (key: string) => this.#scraper.view(key),
+      gateway: () => ({ statuses: this.gatewayStatuses(), bootstrap: this.#bootstrap }),
+      kthenaStatus: (kind, namespace, name) => this.#statuses().find((d) => d.kind === kind && d.namespace === namespace && d.name === name)?.status,
+      slotCounters: (slot: number) => {
+        const ep = new Int32Array(this.#regions.endpointSab);
+        return {
+          inflight: Atomics.load(ep, epIndex(slot, kEpInflight)),
+          inflightPrefill: Atomics.load(ep, epIndex(slot, kEpInflightPrefill)),
+          inflightDecode: Atomics.load(ep, epIndex(slot, kEpInflightDecode)),
+          requestsTotal: Atomics.load(ep, epIndex(slot, kEpRequestsTotal)),
+          failuresTotal: Atomics.load(ep, epIndex(slot, kEpFailuresTotal)),
+        };
+      },
+      ir: () => this.#publisher.current,
+      generation: () => this.#publisher.generation,
+      initialConfig: () => redactedConfig(cfg),
+      faults: cfg.faultInjection ? {
+        crashWorker: (i: number) => this.#pool.crash(i),
+        failNextRebuild: () => { this.#failNextRebuild = true; this.#scheduleRebuild(); },
+        unhandledRejection: () => { void Promise.reject(new Error('unhandled rejection requested through fault injection')); },
+      } : undefined,
+    }, { port: cfg.debugPort, host: '127.0.0.1' });
   }
 
   /** Kthena's hourly GC of KV-block owners in Redis, run by the control thread while kvcache-aware is configured. */
@@ -703,14 +471,8 @@ export class ControlPlane {
     let half = snapshotHalfBytes(this.#regions.snapshotSab);
     while (half < needed) half *= 2;
     const sab = new SharedArrayBuffer(half * 2);
-    const live = this.#workers.filter((w) => w.worker !== null);
-    const id = this.#collectId++;
     // Every worker must hold the new buffer before a generation points into it.
-    await new Promise<void>((resolve) => {
-      if (live.length === 0) { resolve(); return; }
-      this.#pendingAcks.set(id, { remaining: new Set(live.map((w) => w.index)), resolve });
-      for (const w of live) w.worker!.postMessage({ type: 'snapshot-buffer', sab, id } satisfies ToWorker);
-    });
+    await this.#pool.replaceSnapshotBuffer(sab);
     this.#regions = { ...this.#regions, snapshotSab: sab };
     this.#publisher.replaceSnapshotBuffer(sab);
     this.log.info({ halfBytes: half }, 'snapshot buffer enlarged');
@@ -727,8 +489,7 @@ export class ControlPlane {
       this.#routerConfig?.stop();
       await this.#scraper.stop();
       await this.#kvGc?.stop();
-      const deadlineMs = Date.now() + this.cfg.drainTimeoutMs;
-      for (const w of this.#workers) w.worker?.postMessage({ type: 'drain', deadlineMs } satisfies ToWorker);
+      this.#pool.drain(Date.now() + this.cfg.drainTimeoutMs);
       this.#maybeStopped();
     }
     return this.stopped;
@@ -736,12 +497,12 @@ export class ControlPlane {
 
   #maybeStopped(): void {
     if (!this.#draining && this.#startupListenFailure === null) return;
-    if (this.#workers.some((w) => w.worker !== null)) return;
+    if (this.#pool.running > 0) return;
     void (async () => {
       await Promise.all(this.#servers.map((s) => new Promise<void>((r) => { s.closeAllConnections?.(); s.close(() => r()); })));
       this.#servers = [];
       await this.#sink?.close();
-      if (this.#tlsDir !== null) rmSync(this.#tlsDir, { recursive: true, force: true });
+      this.#listeners.close();
       this.log.info({}, 'stopped');
       this.#stoppedResolve(this.#startupListenFailure !== null ? 1 : 0);
     })();
@@ -823,16 +584,6 @@ export async function runRouter(cfg: Readonly<RouterConfig>): Promise<number> {
     return cp.stopped;
   }
   return cp.stopped;
-}
-
-
-/** Binds and releases `host:port` without SO_REUSEPORT: rejects (EADDRINUSE, EACCES) when anything holds it. */
-function probePort(host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen({ host, port, exclusive: true }, () => s.close(() => resolve()));
-  });
 }
 
 /** The admission queue settings from the validated config; null when fairness and session boost are off. */

@@ -1,16 +1,16 @@
 /**
- * Kubernetes mode as the control plane sees it: one Provider that owns the API connection, the
- * informers, the Gateway API bootstrap, leader election and the status writer. The control plane
- * hands it every translation result (`translated`) and it writes the statuses when leading.
+ * Kubernetes mode, composed: one Provider that owns the API connection (src/kube/), the informers
+ * (src/provider/kube/), the Gateway API bootstrap, leader election and the status writer
+ * (src/status/). The control plane computes the statuses (src/control/statuses.ts) from the
+ * objects this mode watched (`objects`) and hands them over (`writeStatuses`); they are written
+ * while this replica leads.
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import { Gauge } from 'prom-client';
 import type { RouterConfig } from '../config.js';
-import type { Problem, ResourceSet } from '../resources/types.js';
-import type { GatewayStatuses } from '../ir/gateway.js';
-import { computeStatuses, gatewayStatusEntries } from '../translator/status.js';
+import type { DesiredStatus, StatusObject } from '../translator/status.js';
 import { backoffDelay, type BackoffOptions } from '../kube/backoff.js';
 import { KubeClient } from '../kube/client.js';
 import { LeaderElector } from '../status/leader.js';
@@ -137,14 +137,14 @@ export class KubernetesMode implements Provider {
     this.#client.close();
   }
 
-  /**
-   * A translation finished over `resources` with these problems (provider and translator), and
-   * the Gateway translator's statuses: compute ours and let the writer reconcile them all.
-   */
-  translated(resources: ResourceSet, problems: readonly Problem[], gateway?: GatewayStatuses): void {
+  /** The watched objects by kind, as the API server holds them (null before the first sync). */
+  get objects(): Readonly<Record<string, readonly StatusObject[]>> | null {
+    return this.#last?.raw ?? null;
+  }
+
+  /** The statuses this router wants (src/control/statuses.ts); written while leading. */
+  writeStatuses(desired: DesiredStatus[]): void {
     if (this.#last === null) return;
-    const desired = computeStatuses({ resources, problems, objects: this.#last.raw });
-    if (gateway !== undefined) desired.push(...gatewayStatusEntries(gateway));
     this.writer.update(desired);
   }
 }

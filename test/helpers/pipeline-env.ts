@@ -9,10 +9,12 @@ import { defaultConfig, type RouterConfig } from '../../src/config.js';
 import { emptyGatewayIR } from '../../src/ir/gateway.js';
 import type { RoutingIR, ServerIR } from '../../src/ir/types.js';
 import { DEFAULT_SCHEDULER } from '../../src/routerconfig/defaults.js';
-import { allocatePrefixIndex, epIndex, kEndpointStride, kEpFailuresTotal, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kHdrReady, kHeaderInts } from '../../src/shared/layout.js';
+import { allocatePrefixIndex, allocateRateLimitRegion, epIndex, kEndpointStride, kEpFailuresTotal, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kHdrReady, kHeaderInts } from '../../src/shared/layout.js';
 import { compileSnapshot, type CompiledSnapshot } from '../../workers/compile.js';
 import { PriorityGate, SaturationDetector } from '../../workers/flow-control.js';
 import { WorkerMetrics } from '../../workers/metrics.js';
+import { AuthHolder } from '../../workers/auth/holder.js';
+import { RateLimiter } from '../../workers/ratelimit/limiter.js';
 import { createHandler } from '../../workers/pipeline.js';
 import type { WorkerContext } from '../../workers/request/state.js';
 import type { Upstream, UpstreamController, UpstreamHandler, UpstreamHeaders, UpstreamRequest } from '../../workers/request/upstream.js';
@@ -128,6 +130,8 @@ export function pipelineEnv(o: EnvOptions = {}) {
     saturation: new SaturationDetector(ep),
     admission: null,
     epp: null,
+    rateLimiter: new RateLimiter({ rateLimitSab: allocateRateLimitRegion(64), failClosed: false, log: () => undefined }),
+    auth: new AuthHolder(() => undefined),
     log: (level, obj, msg) => { logs.push({ level, obj: obj as Record<string, unknown>, msg }); },
   };
   const handler = createHandler(ctx, cfg.port, false);

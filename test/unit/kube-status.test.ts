@@ -7,6 +7,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { FakeApiServer, type KObj } from '../helpers/fake-apiserver.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { KubernetesMode } from '../../src/control/kubernetes.js';
+import { desiredStatuses } from '../../src/control/statuses.js';
 import { LeaderElector } from '../../src/status/leader.js';
 import { computeStatuses, gatewayStatusEntries, type StatusInput } from '../../src/translator/status.js';
 import { StatusWriter } from '../../src/status/writer.js';
@@ -146,7 +147,7 @@ async function router(api: FakeApiServer, identity: string, lease = { durationMs
     client: clientFor(api.url), podNamespace: 'kthena-system', port: 8080, enableGatewayApi: false, enableGatewayApiInferenceExtension: false,
     onChange: (snap) => {
       const out = translate(snap.resources);
-      mode.translated(snap.resources, [...snap.problems, ...out.problems]);
+      mode.writeStatuses(desiredStatuses({ resources: snap.resources, problems: [...snap.problems, ...out.problems], objects: snap.raw, gateway: out.gatewayStatuses }));
     },
     backoff: { initialMs: 20, maxMs: 200 }, lease, identity,
   });
