@@ -17,6 +17,7 @@ import type { Endpoint, LoadOptions, LoadResult } from './runner.js';
 import { ttftCdfChart, writeSvg } from './svg.js';
 import { compareCommand } from './compare.js';
 import { pdCommand } from './pd.js';
+import { ceilingCommand } from './ceiling.js';
 import { DatasetWorkload, ESTIMATE_COUNTER, loadJsonl, loadShareGpt, loadTokenizer, type TokenCounter } from './datasets.js';
 import { runThreaded, type WorkloadSpec } from './threads.js';
 import type { Workload } from './workloads.js';
@@ -528,6 +529,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   run: runCommand,
   compare: (argv) => compareCommand(argv),
   pd: (argv) => pdCommand(argv),
+  ceiling: (argv) => ceilingCommand(argv),
   epp: async (argv) => (await import('./epp.js')).eppCommand(argv),
   proxy: script('proxy/run.mjs'),
   report: script('proxy/report.mjs'),
@@ -541,6 +543,7 @@ Commands
              fleet, plus a round-robin baseline (native-bench compare --help)
   pd         prefill/decode disaggregation against the same pods aggregated, and what the second
              leg costs the router (native-bench pd --help)
+  ceiling    the load generator alone, 1 thread vs N, against a trivial local server
   proxy      router overhead against nginx and the engines directly (native-bench proxy --help)
   report     regenerate docs/benchmarks.md from the newest results in native-bench/results/
 `;

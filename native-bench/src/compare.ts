@@ -86,6 +86,8 @@ export const EXTRA_CONFIGS: Record<string, string> = {
   'prefix-cache': 'scheduler: {plugins: {Score: {enabled: [{name: prefix-cache, weight: 1}]}}}\n',
   'prefix-cache*2+least-request (no filter)': 'scheduler: {plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 2}]}}}\n',
   'prefix-cache+least-request (no filter)': 'scheduler: {plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 1}]}}}\n',
+  // The default profile as it was before prefix-cache's promptShare (Kthena's prefix-cache formula).
+  'default (Kthena prefix formula)': 'scheduler: {pluginConfig: [{name: prefix-cache, args: {promptShare: 0}}], plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 1}]}}}\n',
   'kvcache-aware': 'scheduler: {pluginConfig: [{name: kvcache-aware, args: {vllmTokenizerPort: PORT, sglangTokenizerPort: PORT}}], plugins: {Score: {enabled: [{name: kvcache-aware, weight: 1}]}}}\n',
 };
 
@@ -267,7 +269,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
               },
             });
             urls = [`http://127.0.0.1:${port}`];
-            await waitReady(urls[0], router, 20_000);
+            // Generous: a router on a loaded, shared machine has taken over 20 s to become ready.
+          await waitReady(urls[0], router, 90_000);
           }
           const t0 = Date.now();
           const result = await runLoad({

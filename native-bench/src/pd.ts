@@ -141,7 +141,7 @@ async function startRouter(dir: string, timeScale: number): Promise<{ child: Chi
     env: { ...process.env, ACCESS_LOG_ENABLED: 'false', LOG_LEVEL: 'warn', METRICS_SCRAPE_INTERVAL: `${Math.max(50, Math.round(1000 / timeScale))}ms` },
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitReady(url, child, 20_000);
+  await waitReady(url, child, 90_000);
   return { child, url };
 }
 

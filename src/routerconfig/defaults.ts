@@ -9,12 +9,16 @@ import type { SchedulerIR } from '../ir/types.js';
 import { defaultArgs, pluginNamed } from '../../workers/scheduler/registry.js';
 
 /** A frozen profile: `filters`, then `scores` with their weights, each plugin with its default arguments. */
-export function schedulerProfile(filters: readonly string[], scores: readonly { name: string; weight: number }[]): SchedulerIR {
+export function schedulerProfile(
+  filters: readonly string[],
+  scores: readonly { name: string; weight: number }[],
+  overrides: Readonly<Record<string, Readonly<Record<string, number>>>> = {},
+): SchedulerIR {
   const args: Record<string, Readonly<Record<string, number>>> = {};
   for (const name of [...filters, ...scores.map((s) => s.name)]) {
     const def = pluginNamed(name);
     if (def === undefined) throw new TypeError(`unknown scheduler plugin ${JSON.stringify(name)}`);
-    args[name] = defaultArgs(def);
+    args[name] = Object.freeze({ ...defaultArgs(def), ...overrides[name] });
   }
   return Object.freeze({
     filters: Object.freeze([...filters]) as string[],
@@ -41,9 +45,11 @@ export const DEFAULT_SCHEDULER: SchedulerIR = schedulerProfile(['least-request']
  * on Kthena's long-shared-prefix workload it matches the best configuration, while Kthena's Helm
  * profile loses most of the prefix affinity (gpu-usage and least-latency, min-max normalised,
  * outvote prefix-cache) and its least-request filter answers 503 once every engine queue holds 10
- * requests; on the low-sharing workload it is no worse than random.
+ * requests. prefix-cache scores a partial match by the share of the prompt it saves
+ * (`promptShare: 1`, see workers/scheduler/plugins/prefix-cache.ts), so that on the low-sharing
+ * workload a short shared prefix does not outvote the queues.
  */
 export const ROUTER_DEFAULT_SCHEDULER: SchedulerIR = schedulerProfile([], [
   { name: 'least-request', weight: 1 },
   { name: 'prefix-cache', weight: 1 },
-]);
+], { 'prefix-cache': { promptShare: 1 } });

@@ -14,7 +14,7 @@ import {
   startRouter, tempDir, writeFile, type RouterProc,
 } from './harness.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
-import type { SimFleet } from '../../src/sim/engine.js';
+import type { SimFleet } from '../../native-bench/src/sim/engine.js';
 
 const PORT = 8000;
 const ip = (n: number): string => `127.0.60.${n}`;

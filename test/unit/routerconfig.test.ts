@@ -95,7 +95,7 @@ describe('router configuration (Kthena routerConfiguration format)', () => {
 
   it('fills defaults for arguments that are not given', () => {
     const r = parseRouterConfig('scheduler: {pluginConfig: [{name: prefix-cache, args: {topKMatches: 2}}], plugins: {Score: {enabled: [{name: prefix-cache, weight: 1}]}}}');
-    expect(r.scheduler!.args['prefix-cache']).toEqual({ blockSizeToHash: 64, maxBlocksToMatch: 128, maxHashCacheSize: 50000, topKMatches: 2 });
+    expect(r.scheduler!.args['prefix-cache']).toEqual({ blockSizeToHash: 64, maxBlocksToMatch: 128, maxHashCacheSize: 50000, promptShare: 0, topKMatches: 2 });
     // Only the enabled plugins' arguments travel in the profile.
     expect(Object.keys(r.scheduler!.args)).toEqual(['prefix-cache']);
   });

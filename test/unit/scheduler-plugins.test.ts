@@ -277,6 +277,22 @@ describe('prefix-cache score', () => {
     expect(ctx.hashCount).toBe(4);
   });
 
+  it('with promptShare, scores a partial match by the share of the whole prompt it saves; a full window keeps 100', () => {
+    // 8 blocks of 4 bytes, of which only the first 4 are hashed (maxBlocksToMatch 4).
+    const prompt = 'aaaabbbbccccddddeeeeffffgggghhhh';
+    const ctx = context([{}, {}, {}], request({ prompt }));
+    const metrics = new SchedulerMetrics(PLUGIN_IDENTITIES);
+    const deps = { hasher: new PrefixHasher(), index: new PrefixIndex(allocatePrefixIndex(4096), ctx.ep), metrics, random: Math.random };
+    // pod 1 holds the first 2 blocks, pod 2 the whole hashed window.
+    let n = deps.hasher.hash('llama', 'aaaabbbb', 4, 4);
+    deps.index.insert(deps.hasher.lo, deps.hasher.hi, n, 1, 1, 0, 1000);
+    n = deps.hasher.hash('llama', prompt, 4, 4);
+    deps.index.insert(deps.hasher.lo, deps.hasher.hi, n, 2, 1, 0, 1000);
+    // Kthena's formula: 2 of the 4 hashed blocks. promptShare: 2 of the prompt's 8 blocks.
+    expect(scores(new PrefixCacheScore(deps, 4, 4, 5), ctx)).toEqual([0, 50, 100]);
+    expect(scores(new PrefixCacheScore(deps, 4, 4, 5, 50_000, true), ctx)).toEqual([0, 25, 100]);
+  });
+
   it('keys the hashes on the request model', () => {
     const ctx = context([{}, {}], request({ model: 'other', prompt: 'aaaabbbb' }));
     const { p, deps } = plugin(allocatePrefixIndex(4096), ctx.ep);

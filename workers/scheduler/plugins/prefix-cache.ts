@@ -6,6 +6,15 @@
  * returns, for the first topKMatches candidates found scanning from the longest prefix back, the
  * number of leading blocks they hold:
  *   score = int(matchLen / blocks * 100), 0 for candidates without a hit.
+ * With `promptShare: 1` (this router's default profile; 0, Kthena's formula, otherwise) a match that
+ * ends inside the hashed window scores the share of the whole prompt it saves,
+ *   score = int(matchLen / max(blocks, ceil(promptLength / blockSizeToHash)) * 100),
+ * while a match of the whole window still scores 100 (nothing says where it ends). Why: with a
+ * short shared prefix ahead of a long unique prompt (Kthena's "low sharing" workload: 256 shared
+ * tokens, 4,096 unique) Kthena's formula scores the prefix over the 8 KiB window only (12 points
+ * for 6 % of the prompt), enough to outvote a difference of one queued request in least-request's
+ * score, so requests queue behind prefix affinity that saves almost nothing; weighted by the share
+ * it saves, the same match scores 5. Long shared prefixes (a fully matched window) keep 100.
  * An empty prompt gives no scores (the plugin then does not make candidates eligible).
  * Each run records the best candidate's matched fraction in kthena_router_prefix_cache_match_ratio
  * and leaves the hashes in the hasher for Scheduler.takePrefixHashes(); maxHashCacheSize bounds
@@ -25,6 +34,7 @@ export class PrefixCacheScore implements ScorePlugin {
     readonly maxBlocksToMatch: number,
     readonly topKMatches: number,
     readonly prefixIndexBound = 50_000,
+    readonly promptShare = false,
   ) {}
 
   score(ctx: DecisionContext, total: Float64Array, w: number): ScoreResult {
@@ -52,11 +62,14 @@ export class PrefixCacheScore implements ScorePlugin {
     const matched = ctx.tmp;
     this.deps.index.match(hasher.lo, hasher.hi, count, slots, gens, m, this.topKMatches, matched);
     let best = 0;
+    // Blocks of the whole prompt (string length approximates its UTF-8 bytes: exact for ASCII,
+    // an underestimate otherwise, which only errs towards Kthena's formula).
+    const promptBlocks = this.promptShare ? Math.max(count, Math.ceil(req.prompt.length / this.blockSizeToHash)) : count;
     for (let k = 0; k < m; k++) {
       const len = matched[k];
       if (len > 0) {
         if (len > best) best = len;
-        total[k] += Math.trunc((len / count) * 100) * w;
+        total[k] += Math.trunc((len / (len < count ? promptBlocks : count)) * 100) * w;
       }
     }
     this.deps.metrics.matchRatio(req.model, best, count);
@@ -72,6 +85,8 @@ export const prefixCache = definePlugin({
     maxBlocksToMatch: { type: 'int', min: 1, max: kDefaultMaxPrefixBlocks, default: 128 },
     maxHashCacheSize: { type: 'int', min: 1, max: 100_000_000, default: 50_000 },
     topKMatches: { type: 'int', min: 1, max: 1024, default: 5 },
+    // 1: a partial match scores the share of the whole prompt it saves (see above); 0: Kthena's.
+    promptShare: { type: 'int', min: 0, max: 1, default: 0 },
   },
-  score: (a, deps) => new PrefixCacheScore(deps, a.blockSizeToHash, a.maxBlocksToMatch, a.topKMatches, a.maxHashCacheSize),
+  score: (a, deps) => new PrefixCacheScore(deps, a.blockSizeToHash, a.maxBlocksToMatch, a.topKMatches, a.maxHashCacheSize, a.promptShare === 1),
 });
