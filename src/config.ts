@@ -174,7 +174,7 @@ const checkVmodule = (v: string): string | null =>
 const checkBacktrace = (v: string): string | null => (v === '' || /^[^:]+:\d+$/.test(v) ? null : 'expected file.go:N');
 
 /**
- * Every flag: Kthena's (reference §8.5) first, klog's, then ours. Defaults live in defaultConfig()
+ * Every flag: Kthena's (docs/reference/kthena-behaviour.md §8.5) first, klog's, then ours. Defaults live in defaultConfig()
  * beside the field; `help` ends with the default so that --help and docs/configuration.md say it.
  */
 export const FLAGS: Record<string, FlagSpec> = {

@@ -227,7 +227,7 @@ export const Catalog = Object.freeze({
   RTR_ERR_NOT_READY: entry({
     code: 'RTR_ERR_NOT_READY', status: 503, type: 'service_unavailable_error', kthenaType: 'route_not_found',
     message: 'router is not ready',
-    description: 'No routing snapshot has been published yet.',
+    description: 'No routing snapshot has been published yet, or this worker could not decode any published snapshot (a worker that fails to decode a later one keeps serving its previous snapshot).',
   }),
   RTR_ERR_SHUTTING_DOWN: entry({
     code: 'RTR_ERR_SHUTTING_DOWN', status: 503, type: 'service_unavailable_error', kthenaType: 'proxy',
@@ -238,11 +238,6 @@ export const Catalog = Object.freeze({
     code: 'RTR_ERR_INTERNAL', status: 500, type: 'server_error', kthenaType: 'internal',
     message: 'internal error: %s',
     description: 'A bug in the router; the worker keeps serving and the error is logged with its stack.',
-  }),
-  RTR_ERR_SNAPSHOT_STALE: entry({
-    code: 'RTR_ERR_SNAPSHOT_STALE', status: 503, type: 'service_unavailable_error', kthenaType: 'internal',
-    message: 'routing snapshot could not be read: %s',
-    description: 'A worker could not decode the published snapshot (it keeps serving its previous one; answered only if it never had one).',
   }),
   RTR_ERR_CONFIG_INVALID: entry({
     code: 'RTR_ERR_CONFIG_INVALID', status: 0, type: 'invalid_request_error', kthenaType: 'config',

@@ -4,7 +4,7 @@
  * snapshot generation, never per request.
  */
 import { compileRe2, type Re2Matcher } from '../src/shared/re2.js';
-import type { RoutingIR, SchedulerIR, ServerIR, StringMatchIR } from '../src/ir/types.js';
+import type { RoutingIR, SchedulerIR, ServerIR, SessionStickyIR, StringMatchIR } from '../src/ir/types.js';
 import { compileGateway, type CompiledGateway } from './gateway-match.js';
 import { compileRateLimit, type CompiledRateLimit } from './ratelimit/limiter.js';
 
@@ -81,6 +81,8 @@ export interface CompiledRoute {
   rules: CompiledRule[];
   /** Token rate limits by request model (workers/ratelimit/limiter.ts); null: none. */
   rateLimit: CompiledRateLimit | null;
+  /** spec.sessionSticky (workers/request/sticky.ts), null when the route has none. */
+  sticky: SessionStickyIR | null;
 }
 
 export interface CompiledSnapshot<P = unknown> {
@@ -218,6 +220,7 @@ export function compileSnapshot<P>(ir: RoutingIR, generation: number, compilePro
       key: r.key,
       hasParentRefs: r.hasParentRefs,
       rateLimit: r.rateLimit == null ? null : compileRateLimit(r.rateLimit, r.modelName !== '' ? [r.modelName, ...r.loraAdapters] : r.loraAdapters),
+      sticky: r.sessionSticky ?? null,
       rules: r.rules.map((rule) => {
         const cumulative = new Int32Array(rule.targets.length);
         let sum = 0;

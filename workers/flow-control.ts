@@ -1,6 +1,6 @@
 /**
  * Admission of InferencePool traffic (Gateway API Inference Extension; the behaviour reference is
- * /work/shared/reference/gateway-api.md §2.6, §2.7, after GIE's pkg/epp/requestcontrol/admission.go
+ * docs/reference/gateway-api.md §2.6, §2.7, after GIE's pkg/epp/requestcontrol/admission.go
  * and pkg/epp/flowcontrol): a pool is saturated when its engines' queues or KV caches are full.
  *
  * - By default (GIE's legacy admission, `legacyAdmit`), a request with priority >= 0 is admitted at

@@ -284,7 +284,7 @@ export function modifyPath(mod: PathModifierIR, path: string, matchedPrefix: str
 }
 
 /**
- * The Location of a RequestRedirect (gateway-api.md §3.3): scheme and hostname default to the
+ * The Location of a RequestRedirect (docs/reference/gateway-api.md §3.3): scheme and hostname default to the
  * request's; the port is the filter's, else the well-known port of a configured scheme, else the
  * listener port; it is left out when it is the scheme's well-known port.
  */

@@ -1,5 +1,5 @@
 /**
- * Prefill/decode disaggregation (reference kthena-behaviour.md §4): the body of each leg, the
+ * Prefill/decode disaggregation (docs/reference/kthena-behaviour.md §4): the body of each leg, the
  * KV-transfer fields every connector adds, and the prefill leg itself (an undici handler that
  * collects a bounded response). The pipeline (workers/pipeline.ts) pairs the pods, runs the legs
  * in the connector's order and streams the decode leg back through its normal upstream handler.
@@ -66,7 +66,7 @@ export function editMembers(text: string, remove: readonly string[], set: Readon
 }
 
 /**
- * Kthena's preparePrefillBody (§4.2): no `stream`/`stream_options`, `max_tokens: 1`, and
+ * Kthena's preparePrefillBody (docs/reference/kthena-behaviour.md §4.2): no `stream`/`stream_options`, `max_tokens: 1`, and
  * `max_completion_tokens: 1` when the client sent it; members the connector sets per pair are
  * removed here and added by prefillFor().
  */

@@ -1,5 +1,5 @@
 /**
- * Kthena's prompt extraction and input-token estimate (reference §2.2 steps 7-8): the text prompt,
+ * Kthena's prompt extraction and input-token estimate (docs/reference/kthena-behaviour.md §2.2 steps 7-8): the text prompt,
  * or the ChatML rendering of messages/input, and ceil(runes / 4).
  */
 

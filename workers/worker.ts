@@ -24,6 +24,7 @@ import { AccessLogBuffer } from './accesslog.js';
 import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
 import { RouterError } from '../src/errors.js';
 import { AdmissionClient } from './admission.js';
+import { StickyTable } from './sticky/memory-store.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -75,6 +76,7 @@ function main(): void {
     saturation: new SaturationDetector(ep),
     rateLimiter: new RateLimiter({ rateLimitSab: regions.rateLimitSab, failClosed: cfg.rateLimitFailClosed, log }),
     auth: new AuthHolder(log),
+    sticky: new StickyTable(regions.stickySab),
     admission: init.admission !== undefined ? new AdmissionClient(init.admission, cfg.sessionBoost.enabled ? cfg.sessionBoost.header.toLowerCase() : '') : null,
     epp: null,
     renderMetrics: cfg.exposeMetricsOnRouterPort

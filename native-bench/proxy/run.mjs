@@ -60,6 +60,8 @@ const USAGE = `Usage: node native-bench/proxy/run.mjs [options]
   --mock-port P         port of both mock engines (default 8000)
   --out FILE            JSON output (default native-bench/results/proxy-<date>.json)
   --keep-tmp            keep the temp dir (configs, logs)
+  --note TEXT           a remark stored with the results and printed in the report (e.g. what
+                        else ran on the machine)
   -h, --help
 `;
 
@@ -87,6 +89,7 @@ try {
       'mock-port': { type: 'string', default: '8000' },
       out: { type: 'string' },
       'keep-tmp': { type: 'boolean', default: false },
+      note: { type: 'string', default: '' },
       'base-router': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -136,6 +139,7 @@ const cfg = {
   loadgenProcs: num('loadgen-procs', opts['loadgen-procs'], 1),
   routerAccessLog: opts['router-access-log'],
   mockPort: num('mock-port', opts['mock-port'], 1),
+  note: opts.note,
 };
 
 const CHAT = { model: 'mock-model', messages: [{ role: 'user', content: 'Hello, how are you?' }], max_tokens: 16 };
@@ -241,6 +245,9 @@ function machine(nginxVersion) {
     nginx: nginxVersion ?? 'not installed',
     undici: pkg('node_modules/undici/package.json'),
     router: `${pkg('package.json')}${git.status === 0 ? ` (${git.stdout.trim()})` : ''}`,
+    // Other work on the machine shows here (a dedicated 2-core machine under this benchmark
+    // stays near 2-3).
+    loadAvgAtStart: os.loadavg()[0],
   };
 }
 
@@ -814,6 +821,7 @@ async function main() {
     }
   }
   for (const cell of cells.values()) report.results.push({ ...cell, median: aggregate(cell.runs) });
+  report.machine.loadAvgAtEnd = os.loadavg()[0];
 
   const md = markdown(report);
   process.stdout.write(`\n${md}`);

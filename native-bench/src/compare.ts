@@ -86,8 +86,8 @@ export const EXTRA_CONFIGS: Record<string, string> = {
   'prefix-cache': 'scheduler: {plugins: {Score: {enabled: [{name: prefix-cache, weight: 1}]}}}\n',
   'prefix-cache*2+least-request (no filter)': 'scheduler: {plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 2}]}}}\n',
   'prefix-cache+least-request (no filter)': 'scheduler: {plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 1}]}}}\n',
-  // The default profile as it was before prefix-cache's promptShare (Kthena's prefix-cache formula).
-  'default (Kthena prefix formula)': 'scheduler: {pluginConfig: [{name: prefix-cache, args: {promptShare: 0}}], plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 1}]}}}\n',
+  // The default profile with prefix-cache scoring a partial match by the share of the prompt it saves.
+  'default+promptShare': 'scheduler: {pluginConfig: [{name: prefix-cache, args: {promptShare: 1}}], plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 1}]}}}\n',
   'kvcache-aware': 'scheduler: {pluginConfig: [{name: kvcache-aware, args: {vllmTokenizerPort: PORT, sglangTokenizerPort: PORT}}], plugins: {Score: {enabled: [{name: kvcache-aware, weight: 1}]}}}\n',
 };
 

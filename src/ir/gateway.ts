@@ -1,7 +1,7 @@
 /**
  * The Gateway API routing IR and the status shapes, built by src/translator/gateway/ (pure) and
  * read by workers/gateway-match.ts. Plain, frozen, JSON-serialisable data like ir/types.ts; nothing
- * here is per request. Not yet published to the workers (see docs/gateway-api.md, "Design note").
+ * here is per request. Published to the workers inside the routing snapshot (RoutingIR.gateway).
  *
  * Shape, in the order a request walks it:
  *
@@ -11,10 +11,10 @@
  *                                ("*.example.com" -> ".example.com", longest first), and the one
  *                                listener without hostname (-1 when none). A request's Host (port
  *                                stripped, lower-cased) picks exact, then longest wildcard, then
- *                                the hostname-less listener, else 404 (Kthena's order, §6.2).
+ *                                the hostname-less listener, else 404 (Kthena's order, docs/reference/kthena-behaviour.md §6.2).
  *   GatewayIR.listeners[]        one per programmed listener, with `entries`: every (route, rule,
  *     .entries                   match, hostname) attached to it, flattened across ALL its routes
- *                                and sorted by the spec's precedence (gateway-api.md §3.3): Exact
+ *                                and sorted by the spec's precedence (docs/reference/gateway-api.md §3.3): Exact
  *                                path, then RegularExpression (longest pattern first; its rank is
  *                                implementation-specific), then PathPrefix by length, then method,
  *                                #headers, #queryParams; then the most specific route hostname
@@ -40,7 +40,7 @@
  *                                scheduler slot. Routes no listener of ours accepts contribute no
  *                                route, rule, pool or endpoint (no slot, no scrape).
  *
- * ModelRoute binding (Kthena §6.3): GatewayIR.gateways[].models maps a model name (or LoRA
+ * ModelRoute binding (docs/reference/kthena-behaviour.md §6.3): GatewayIR.gateways[].models maps a model name (or LoRA
  * adapter) to the ModelRoute keys that may serve it on that Gateway, oldest first; the same name on
  * two Gateways is two independent lists.
  *

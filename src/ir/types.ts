@@ -52,10 +52,12 @@ export interface RouteIR {
   rules: RuleIR[];
   /** spec.rateLimit, or null when the route has none (or neither token field). */
   rateLimit: RateLimitIR | null;
+  /** spec.sessionSticky; absent when the route has none (Kthena's session-sticky proposal). */
+  sessionSticky?: SessionStickyIR;
 }
 
 /**
- * A route's token rate limits (Kthena reference §5.1, docs/traffic-policy.md). Every model the
+ * A route's token rate limits (docs/reference/kthena-behaviour.md §5.1, docs/traffic-policy.md). Every model the
  * route serves (modelName and each LoRA adapter) has its own budget per direction, as Kthena keys
  * its limiters by the request model.
  */
@@ -76,6 +78,13 @@ export interface RateLimitBucketIR {
   /** Slot in the rate-limit region and its generation (src/shared/layout.ts). */
   slot: number;
   gen: number;
+}
+
+export interface SessionStickyIR {
+  /** Binding TTL, seconds. */
+  ttlSec: number;
+  /** In order; Header names lower-cased. */
+  sources: { type: 'Header' | 'Query' | 'Cookie'; name: string }[];
 }
 
 export interface ServerIR {

@@ -12,7 +12,7 @@ export const INFERENCE_GROUP = 'inference.networking.k8s.io';
 export const INFERENCE_X_GROUP = 'inference.networking.x-k8s.io';
 /** InferenceObjective since it moved to llm-d-router. */
 export const LLMD_GROUP = 'llm-d.ai';
-/** Kthena's GatewayClass and controller (reference kthena-behaviour.md §6.1). */
+/** Kthena's GatewayClass and controller (docs/reference/kthena-behaviour.md §6.1). */
 export const KTHENA_GATEWAY_CLASS = 'kthena-router';
 export const KTHENA_CONTROLLER_NAME = 'volcano.sh/kthena-router';
 

@@ -70,7 +70,16 @@ export interface ModelRoute {
     parentRefs?: ParentReference[];
     rules: Rule[];
     rateLimit?: RateLimit;
+    /** Session affinity (Kthena's session-sticky proposal; not in Kthena's CRD at this version). */
+    sessionSticky?: SessionSticky;
   };
+}
+
+export interface SessionSticky {
+  /** Binding TTL in seconds; default 10800. */
+  sessionAffinitySeconds?: number;
+  /** Evaluated in order; the first non-empty value is the session key. */
+  sources: { type: 'Header' | 'Query' | 'Cookie' | 'JWTClaim'; name: string }[];
 }
 
 export interface PDGroup {

@@ -269,6 +269,15 @@ export const modelRouteSpecSchema: Schema = obj({
     outputTokensPerUnit: int({ minimum: 1 }),
     unit: str({ enum: ['second', 'minute', 'hour', 'day', 'month'], default: 'second' }),
   }, ['unit']),
+  // Kthena's session-sticky proposal (volcano-sh/kthena:docs/proposal/infer-gateway-session-sticky.md);
+  // not in Kthena's CRD at the version this router follows (test/unit/validate.test.ts lists it as ours).
+  sessionSticky: obj({
+    sessionAffinitySeconds: int({ minimum: 1 }),
+    sources: arr(obj({
+      type: str({ enum: ['Header', 'Query', 'Cookie', 'JWTClaim'] }),
+      name: str({ minLength: 1 }),
+    }, ['type', 'name']), { minItems: 1, maxItems: 16 }),
+  }, ['sources']),
   rules: arr(obj({
     modelMatch: obj({
       body: obj({ model: str() }),

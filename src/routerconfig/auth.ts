@@ -1,5 +1,5 @@
 /**
- * `auth:` of Kthena's routerConfiguration (reference §5.2): JWT authentication of every /v1/*
+ * `auth:` of Kthena's routerConfiguration (docs/reference/kthena-behaviour.md §5.2): JWT authentication of every /v1/*
  * request against a JWKS. Kthena enables it only when `jwksUri` is set; so do we (a block without
  * one is a warning). Unlike Kthena, an `issuer` is required with it (Kthena compared every
  * token's `iss` with "" and refused them all), and unknown fields are errors.

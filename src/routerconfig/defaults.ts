@@ -45,11 +45,10 @@ export const DEFAULT_SCHEDULER: SchedulerIR = schedulerProfile(['least-request']
  * on Kthena's long-shared-prefix workload it matches the best configuration, while Kthena's Helm
  * profile loses most of the prefix affinity (gpu-usage and least-latency, min-max normalised,
  * outvote prefix-cache) and its least-request filter answers 503 once every engine queue holds 10
- * requests. prefix-cache scores a partial match by the share of the prompt it saves
- * (`promptShare: 1`, see workers/scheduler/plugins/prefix-cache.ts), so that on the low-sharing
- * workload a short shared prefix does not outvote the queues.
+ * requests. (prefix-cache's `promptShare: 1` is not part of it: three runs each on a loaded
+ * machine did not show it helping on the low-sharing workload; see docs/scheduler.md.)
  */
 export const ROUTER_DEFAULT_SCHEDULER: SchedulerIR = schedulerProfile([], [
   { name: 'least-request', weight: 1 },
   { name: 'prefix-cache', weight: 1 },
-], { 'prefix-cache': { promptShare: 1 } });
+]);

@@ -1,6 +1,6 @@
 /**
  * Interval averages from cumulative engine counters, exactly as Kthena computes TTFT/TPOT
- * (reference §7, volcano-sh/kthena:pkg/kthena-router/backend/metrics):
+ * (docs/reference/kthena-behaviour.md §7, volcano-sh/kthena:pkg/kthena-router/backend/metrics):
  *
  *   avg = (sum_now - sum_prev) / (count_now - count_prev)
  *   - first observation (no previous totals)       -> 0

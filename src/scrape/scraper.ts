@@ -1,5 +1,5 @@
 /**
- * The engine-metrics scraper of the control thread (Kthena reference §7): every interval it asks
+ * The engine-metrics scraper of the control thread (docs/reference/kthena-behaviour.md §7): every interval it asks
  * each known pod for `GET /metrics` (Prometheus text) and `GET /v1/models` (ids, LoRA adapters
  * included), reads the page through the mapping table of ./engines.ts and writes the result into
  * the pod's endpoint slot under the seqlock of src/shared/layout.ts, where the workers' scorers read it.

@@ -185,6 +185,8 @@ export interface SharedRegions {
   endpointSab: SharedArrayBuffer;
   prefixSab: SharedArrayBuffer;
   rateLimitSab: SharedArrayBuffer;
+  /** Session-sticky bindings (see "Session-sticky bindings" below). */
+  stickySab: SharedArrayBuffer;
 }
 
 export function allocateRegions(
@@ -198,6 +200,7 @@ export function allocateRegions(
     endpointSab: new SharedArrayBuffer(maxEndpoints * kEndpointStride * 4),
     prefixSab: allocatePrefixIndex(prefixEntries),
     rateLimitSab: allocateRateLimitRegion(),
+    stickySab: allocateStickyTable(kDefaultStickyEntries),
   };
 }
 

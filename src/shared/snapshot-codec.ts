@@ -17,7 +17,7 @@ message Target { string kind = 1; string key = 2; sint32 server = 3; uint32 weig
 message Rule { string name = 1; RuleMatch match = 2; bool hasMatch = 3; repeated Target targets = 4; uint32 totalWeight = 5; }
 message RateLimitBucket { string model = 1; bool output = 2; uint32 slot = 3; uint32 gen = 4; }
 message RateLimit { uint32 inputTokensPerUnit = 1; uint32 outputTokensPerUnit = 2; uint32 unitSeconds = 3; string redisAddress = 4; repeated RateLimitBucket buckets = 5; }
-message Route { string key = 1; string namespace = 2; string name = 3; string modelName = 4; repeated string loraAdapters = 5; bool hasParentRefs = 6; repeated Rule rules = 7; RateLimit rateLimit = 8; bool hasRateLimit = 9; }
+message Route { string key = 1; string namespace = 2; string name = 3; string modelName = 4; repeated string loraAdapters = 5; bool hasParentRefs = 6; repeated Rule rules = 7; RateLimit rateLimit = 8; bool hasRateLimit = 9; string sessionStickyJson = 20; }
 message PdGroup { string name = 1; repeated uint32 decode = 2; repeated uint32 prefill = 3; }
 message Server { string key = 1; string namespace = 2; string name = 3; string model = 4; string engine = 5; uint32 port = 6; uint32 timeoutMs = 7; sint32 retryAttempts = 8; uint32 retryIntervalMs = 9; repeated uint32 endpoints = 10; string unsupported = 11; repeated PdGroup pdGroups = 12; string connector = 13; }
 message Endpoint { string key = 1; string namespace = 2; string name = 3; string ip = 4; sint32 slot = 5; sint32 gen = 6; uint32 startedAtSec = 7; }
@@ -70,6 +70,7 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
         ...r.rateLimit,
         buckets: r.rateLimit.buckets.map((b) => ({ model: b.model, output: b.direction === 'output', slot: b.slot, gen: b.gen })),
       },
+      sessionStickyJson: r.sessionSticky === undefined ? '' : JSON.stringify(r.sessionSticky),
     })),
     servers: ir.servers,
     endpoints: ir.endpoints,
@@ -88,7 +89,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
   const o = SnapshotType.toObject(msg, { defaults: true, arrays: true }) as {
     routes: {
       key: string; namespace: string; name: string; modelName: string; loraAdapters: string[]; hasParentRefs: boolean; rules: WireRule[];
-      hasRateLimit: boolean; rateLimit?: WireRateLimit;
+      hasRateLimit: boolean; rateLimit?: WireRateLimit; sessionStickyJson: string;
     }[];
     servers: RoutingIR['servers'];
     endpoints: RoutingIR['endpoints'];
@@ -117,6 +118,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
         unitSeconds: r.rateLimit.unitSeconds, redisAddress: r.rateLimit.redisAddress,
         buckets: r.rateLimit.buckets.map((b) => ({ model: b.model, direction: b.output ? 'output' as const : 'input' as const, slot: b.slot, gen: b.gen })),
       },
+      ...(r.sessionStickyJson === '' ? {} : { sessionSticky: JSON.parse(r.sessionStickyJson) as RoutingIR['routes'][number]['sessionSticky'] }),
     })),
     servers: o.servers.map((s) => ({ ...s, engine: s.engine as 'vLLM', connector: s.connector as RoutingIR['servers'][number]['connector'] })),
     endpoints: o.endpoints,

@@ -94,7 +94,7 @@ export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTE
 }
 
 /**
- * Kthena's candidate order (§6.3): creationTimestamp ascending, then resourceVersion (a plain
+ * Kthena's candidate order (docs/reference/kthena-behaviour.md §6.3): creationTimestamp ascending, then resourceVersion (a plain
  * string compare, as Kthena does), then namespace/name.
  */
 function oldestFirst(a: ModelRoute, b: ModelRoute): number {
@@ -121,7 +121,7 @@ export function selectPods(server: ModelServer, pods: readonly Pod[]): Pod[] {
     labels.every(([k, v]) => p.metadata.labels[k] === v));
 }
 
-/** Kthena §4.1: group by the groupKey label; decode labels are checked before prefill labels. */
+/** docs/reference/kthena-behaviour.md §4.1: group by the groupKey label; decode labels are checked before prefill labels. */
 function pdGroupsOf(s: ModelServer, pods: readonly Pod[], endpointIndex: Map<string, number>): PdGroupIR[] {
   const pd = s.spec.workloadSelector.pdGroup;
   if (pd === undefined) return [];
@@ -235,7 +235,7 @@ function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: 
       }
     }
   }
-  return {
+  const out: RouteIR = {
     key: key(route),
     namespace: ns,
     name: route.metadata.name,
@@ -245,6 +245,21 @@ function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: 
     rules,
     rateLimit: rateLimitIR(route, problems),
   };
+  const sticky = route.spec.sessionSticky;
+  if (sticky !== undefined) {
+    const jwt = sticky.sources.findIndex((s) => s.type === 'JWTClaim');
+    if (jwt >= 0) {
+      // The proposal requires JWT authentication for a JWTClaim source; this router does not
+      // hand verified claims to routing yet, so the source could only ever be empty.
+      problems.push(problem(route, `spec.sessionSticky.sources[${jwt}].type`, 'JWTClaim session sources need JWT authentication claims, which this router does not pass to routing yet', 'rejected'));
+      return null;
+    }
+    out.sessionSticky = {
+      ttlSec: sticky.sessionAffinitySeconds ?? 10_800,
+      sources: sticky.sources.map((s) => ({ type: s.type as 'Header' | 'Query' | 'Cookie', name: s.type === 'Header' ? s.name.toLowerCase() : s.name })),
+    };
+  }
+  return out;
 }
 
 const kUnitSeconds: Readonly<Record<string, number>> = { second: 1, minute: 60, hour: 3600, day: 86_400, month: 2_592_000 };

@@ -197,7 +197,7 @@ function providerConfigError(spec: ProviderSpec): string | null {
   return null;
 }
 
-/** Kthena's ExternalModelProvider conditions (reference §1.3), from the raw object and the credential Secrets. */
+/** Kthena's ExternalModelProvider conditions (docs/reference/kthena-behaviour.md §1.3), from the raw object and the credential Secrets. */
 export const externalModelProviderStatus: StatusComputer = ({ objects }) => {
   const secrets = new Map((objects.Secret ?? [])
     .filter((s) => (s.metadata.labels as Record<string, string> | undefined)?.[CREDENTIAL_LABEL] === 'true')

@@ -4,6 +4,8 @@
  * region, the fake uWS pair (fake-uws.ts) and a scripted upstream client (FakeUpstream) that the
  * test answers callback by callback.
  */
+import { StickyTable } from '../../workers/sticky/memory-store.js';
+import { allocateStickyTable } from '../../src/shared/layout.js';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { defaultConfig, type RouterConfig } from '../../src/config.js';
 import { emptyGatewayIR } from '../../src/ir/gateway.js';
@@ -129,6 +131,7 @@ export function pipelineEnv(o: EnvOptions = {}) {
     gate: new PriorityGate(),
     saturation: new SaturationDetector(ep),
     admission: null,
+    sticky: new StickyTable(allocateStickyTable(64)),
     epp: null,
     rateLimiter: new RateLimiter({ rateLimitSab: allocateRateLimitRegion(64), failClosed: false, log: () => undefined }),
     auth: new AuthHolder(() => undefined),

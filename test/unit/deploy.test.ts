@@ -472,7 +472,11 @@ describe('CRDs: ours against Kthena\'s', () => {
       expect(ov.additionalPrinterColumns).toEqual(tv.additionalPrinterColumns);
       const os = ov.schema.openAPIV3Schema;
       const tsch = tv.schema.openAPIV3Schema;
-      expect(normalize(os.properties.spec), `${our.metadata.name} spec`).toEqual(normalize(tsch.properties.spec));
+      // Fields we add beyond Kthena's CRD (docs/compat.md): ModelRoute.spec.sessionSticky (Kthena's proposal).
+      const extensions = our.metadata.name === 'modelroutes.networking.serving.volcano.sh' ? ['sessionSticky'] : [];
+      const ourSpec = normalize(os.properties.spec) as Obj;
+      for (const k of extensions) { expect(ourSpec.properties).toHaveProperty(k); delete ourSpec.properties[k]; }
+      expect(ourSpec, `${our.metadata.name} spec`).toEqual(normalize(tsch.properties.spec));
       expect(os.required).toEqual(tsch.required);
       // Kthena's status (empty object, or the EMP conditions) is accepted by ours.
       const theirStatus = normalize(tsch.properties.status) as Obj;

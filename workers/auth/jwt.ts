@@ -1,5 +1,5 @@
 /**
- * Kthena's JWT authentication (reference §5.2; volcano-sh/kthena:pkg/kthena-router/filters/auth/
+ * Kthena's JWT authentication (docs/reference/kthena-behaviour.md §5.2; volcano-sh/kthena:pkg/kthena-router/filters/auth/
  * authentication.go), one instance per worker and per `auth:` configuration.
  *
  * - `Authorization: Bearer <token>` (scheme case-insensitive, exactly two fields), else

@@ -30,7 +30,7 @@ export interface BucketSpec {
   readonly msPerToken: number;
 }
 
-/** Kthena's units (reference §5.1): `month` is 30 days. */
+/** Kthena's units (docs/reference/kthena-behaviour.md §5.1): `month` is 30 days. */
 export const kUnitSeconds: Readonly<Record<string, number>> = Object.freeze({
   second: 1, minute: 60, hour: 3600, day: 86_400, month: 2_592_000,
 });

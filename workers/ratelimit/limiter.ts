@@ -1,5 +1,5 @@
 /**
- * The token rate-limit stage of one worker (Kthena reference §5.1, docs/traffic-policy.md).
+ * The token rate-limit stage of one worker (docs/reference/kthena-behaviour.md §5.1, docs/traffic-policy.md).
  *
  * Per matched route and request model:
  *   1. before scheduling: the input estimate (workers/prompt.ts) is taken from the input bucket,

@@ -14,6 +14,7 @@ import { buildUpstreamBody, upstreamHeaders } from './forward.js';
 import { rateLimit } from './ratelimit.js';
 import { schedule } from './schedule.js';
 import { queueThen } from './admission.js';
+import { stickySession } from './sticky.js';
 import type { RequestState } from './state.js';
 
 export interface RouteMatch { route: CompiledRoute; target: CompiledTarget }
@@ -132,6 +133,7 @@ export function serveModelRoute(
   }
   st.profile = snap.profile;
   st.sreq = { model, engineModel: rec.upstreamModel, modelId: snap.modelIds.get(model) ?? -1, prompt, body, engine: server.engine };
+  stickySession(st, m.route, server);
   const adm = st.l.ctx.admission;
   if (m.route.rateLimit !== null) {
     // The route's token budgets first, then (when on) the fairness / session-boost queue.

@@ -9,6 +9,7 @@ import { KvCacheAwareScorer } from '../scheduler/kvcache-aware.js';
 import { workerRedis } from '../redis.js';
 import { dispatchAttempt, startAttempt } from './attempt.js';
 import { startPair } from './attempt-pd.js';
+import { pinBound, stickyAttempt } from './sticky.js';
 import { clientAborted, internalError, respondError } from './finish.js';
 import type { RequestState, WorkerContext } from './state.js';
 
@@ -54,10 +55,21 @@ function schedulingFailed(st: RequestState, n: number): void {
 
 /** The aggregated path. `extra` carries kvcache-aware's scores when the profile has it. */
 export function scheduleAggregated(st: RequestState, server: CompiledServer, extra: Float64Array | null): void {
-  const scheduler = st.l.ctx.scheduler;
-  const ranked = new Int32Array(kDefaultFallbackPods);
-  const n = scheduler.schedule(st.profile!, server.endpoints, st.sreq!, ranked, extra);
-  if (n <= 0) { schedulingFailed(st, n); return; }
+  const ctx = st.l.ctx;
+  const scheduler = ctx.scheduler;
+  // A session bound to a pod: every pod that passes the filters is ranked, so the bound one is
+  // found wherever its score puts it (only for requests whose session has a live binding).
+  const key = st.stickyKey;
+  const bound = key !== null ? ctx.sticky.get(key[0], key[1]) : -1;
+  const boundGen = ctx.sticky.lastGen;
+  const ranked = new Int32Array(bound >= 0 ? Math.max(kDefaultFallbackPods, server.endpoints.length) : kDefaultFallbackPods);
+  let n = scheduler.schedule(st.profile!, server.endpoints, st.sreq!, ranked, extra);
+  if (n <= 0) {
+    if (bound >= 0) ctx.sticky.delete(key![0], key![1]);
+    schedulingFailed(st, n);
+    return;
+  }
+  if (bound >= 0) n = pinBound(st, server, ranked, n, bound, boundGen, kDefaultFallbackPods);
   st.prefixHashes = scheduler.takePrefixHashes();
   // The chosen pod is recorded as holding the prompt's prefix now, at the decision, not only
   // once the response succeeded (Kthena): otherwise every request of a burst that shares a
@@ -69,7 +81,7 @@ export function scheduleAggregated(st: RequestState, server: CompiledServer, ext
   st.ranked = ranked;
   st.rankedCount = n;
   st.maxAttempts = server.retryAttempts >= 0 ? server.retryAttempts + 1 : n;
-  dispatchAttempt(st, startAttempt);
+  dispatchAttempt(st, key !== null ? stickyAttempt : startAttempt);
 }
 
 /**

@@ -21,6 +21,7 @@ import type { Upstream } from './upstream.js';
 import type { ModelLimit, RateLimiter } from '../ratelimit/limiter.js';
 import type { AuthHolder } from '../auth/holder.js';
 import type { AdmissionClient, AdmissionTicket } from '../admission.js';
+import type { StickyTable } from '../sticky/memory-store.js';
 import type { EppCall, EppClient } from '../epp/client.js';
 
 export interface WorkerContext {
@@ -51,6 +52,8 @@ export interface WorkerContext {
   auth: AuthHolder;
   /** Kthena's fairness queue or session boost (the queue lives on the control thread), null when both are off. */
   admission: AdmissionClient | null;
+  /** The router-wide session-sticky table in shared memory (ModelRoute.spec.sessionSticky). */
+  sticky: StickyTable;
   /** Endpoint Picker client (--inference-pool-picker=external), created on the first pick. */
   epp: EppClient | null;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
@@ -137,6 +140,9 @@ export class RequestState {
   gatePool = '';
   /** The request's place in the router-wide fairness / session-boost queue (released by finish()). */
   admission: AdmissionTicket | null = null;
+  /** The matched route's session-sticky key hash ([lo, hi]) and TTL, when the route has one and a source gave a key. */
+  stickyKey: Int32Array | null = null;
+  stickyTtlSec = 0;
   /** Authenticated user (JWT `sub`), '' when anonymous: the fairness queue's user. */
   userId = '';
   /** The Endpoint Picker exchange of an external pick, told the served endpoint when the request ends. */

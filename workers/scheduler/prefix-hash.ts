@@ -1,5 +1,5 @@
 /**
- * Prompt block hashing for the prefix-cache plugin (kthena-behaviour.md §3.3, `prefix-cache`).
+ * Prompt block hashing for the prefix-cache plugin (docs/reference/kthena-behaviour.md §3.3, `prefix-cache`).
  *
  * Kthena's semantics, kept exactly:
  * - the prompt string is cut into `blockSizeToHash`-BYTE blocks of its UTF-8 encoding (a block may

@@ -1,6 +1,6 @@
 /**
  * The prefix-cache index shared by every worker thread (the store behind Kthena's `prefix-cache`
- * plugin, kthena-behaviour.md §3.3). Layout and write protocol: src/shared/layout.ts,
+ * plugin, docs/reference/kthena-behaviour.md §3.3). Layout and write protocol: src/shared/layout.ts,
  * "Prefix-cache index". Hashes come from PrefixHasher (prefix-hash.ts).
  *
  * Capacity

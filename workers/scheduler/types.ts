@@ -1,6 +1,6 @@
 /**
  * Contracts of the worker-side scheduler (filters -> scores -> pick), shared by the framework, the
- * plugins, the prefix index and the pipeline. Reference: kthena-behaviour.md §3.
+ * plugins, the prefix index and the pipeline. Reference: docs/reference/kthena-behaviour.md §3.
  *
  * Everything a decision reads comes from shared memory (endpoint slots, prefix index) or from the
  * compiled snapshot; nothing here is created per request except what must outlive the decision

@@ -1,5 +1,5 @@
 /**
- * Gateway API bootstrap (Kthena §6.1), run when --enable-gateway-api is set in Kubernetes mode:
+ * Gateway API bootstrap (docs/reference/kthena-behaviour.md §6.1), run when --enable-gateway-api is set in Kubernetes mode:
  * GatewayClass `kthena-router` (controllerName `volcano.sh/kthena-router`) and the Gateway
  * `default` in POD_NAMESPACE with one HTTP listener on --port accepting routes from all
  * namespaces. Each is created only when missing (a user's edits are kept). An unreachable API

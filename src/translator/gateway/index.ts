@@ -3,9 +3,9 @@
  * statuses a status writer PUTs, and problems out. Pure and deterministic like translator/index.ts
  * (no I/O, no clock, code-unit string order only), so equal inputs give deep-equal output.
  *
- * Semantics follow Gateway API v1.6.1 (reference gateway-api.md §3) and GIE v1 (§1.1); where
+ * Semantics follow Gateway API v1.6.1 (docs/reference/gateway-api.md §3) and GIE v1 (§1.1); where
  * Kthena defines the behaviour (bootstrap objects, listener selection, ModelRoute binding,
- * kthena-behaviour.md §6) we do what Kthena does. What a pure function cannot know (whether a port
+ * docs/reference/kthena-behaviour.md §6) we do what Kthena does. What a pure function cannot know (whether a port
  * can be bound, the Gateway's address) is left to the caller: a listener here is "Programmed" when
  * it is in the IR.
  */
@@ -44,7 +44,7 @@ export interface GatewayTranslateResult {
   statuses: GatewayStatuses;
   problems: Problem[];
   /**
-   * Kthena's bootstrap objects (§6.1) that do not exist in the input and were assumed: the
+   * Kthena's bootstrap objects (docs/reference/kthena-behaviour.md §6.1) that do not exist in the input and were assumed: the
    * GatewayClass `kthena-router` and the Gateway `default` in podNamespace. The Kubernetes provider
    * creates them; file mode serves them as if they existed.
    */
@@ -646,7 +646,7 @@ function wildcardCovers(wild: string, host: string): boolean {
 }
 
 /**
- * Effective hostnames of a route on a listener (gateway-api.md §3.3), or null when none
+ * Effective hostnames of a route on a listener (docs/reference/gateway-api.md §3.3), or null when none
  * intersect. '*' stands for "any host" (neither side sets one).
  */
 export function intersectHostnames(listener: string | undefined, route: readonly string[]): string[] | null {
@@ -669,7 +669,7 @@ export function intersectHostnames(listener: string | undefined, route: readonly
 
 const PATH_RANK: Readonly<Record<MatchEntryIR['pathType'], number>> = { Exact: 0, RegularExpression: 1, PathPrefix: 2 };
 
-/** §3.3 precedence across all routes on a listener; see the header of ir/gateway.ts. */
+/** docs/reference/gateway-api.md §3.3 precedence across all routes on a listener; see the header of ir/gateway.ts. */
 function entryOrder(a: MatchEntryIR, b: MatchEntryIR): number {
   return PATH_RANK[a.pathType] - PATH_RANK[b.pathType] ||
     b.path.length - a.path.length ||
@@ -698,13 +698,13 @@ function oldestFirst(a: { metadata: ObjectMeta }, b: { metadata: ObjectMeta }): 
   return timeOf(a.metadata) - timeOf(b.metadata) || cmp(key(a), key(b));
 }
 
-/** Kthena's ModelRoute order (§6.3): creationTimestamp, resourceVersion (string), namespace/name. */
+/** Kthena's ModelRoute order (docs/reference/kthena-behaviour.md §6.3): creationTimestamp, resourceVersion (string), namespace/name. */
 function kthenaOldestFirst(a: ModelRoute, b: ModelRoute): number {
   return timeOf(a.metadata) - timeOf(b.metadata) || cmp(a.metadata.resourceVersion, b.metadata.resourceVersion) || cmp(key(a), key(b));
 }
 
 /**
- * Kthena §6.3: a ModelRoute with parentRefs binds to a Gateway one of them names (group/kind unset or
+ * docs/reference/kthena-behaviour.md §6.3: a ModelRoute with parentRefs binds to a Gateway one of them names (group/kind unset or
  * Gateway API's, namespace defaulting to the route's; a sectionName must name one of its listeners,
  * not necessarily the receiving one; port ignored). Without parentRefs it binds to every Gateway in
  * its own namespace.

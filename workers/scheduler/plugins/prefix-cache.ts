@@ -6,15 +6,18 @@
  * returns, for the first topKMatches candidates found scanning from the longest prefix back, the
  * number of leading blocks they hold:
  *   score = int(matchLen / blocks * 100), 0 for candidates without a hit.
- * With `promptShare: 1` (this router's default profile; 0, Kthena's formula, otherwise) a match that
+ * With `promptShare: 1` (opt-in; 0 is Kthena's formula, also in this router's default profile) a match that
  * ends inside the hashed window scores the share of the whole prompt it saves,
  *   score = int(matchLen / max(blocks, ceil(promptLength / blockSizeToHash)) * 100),
  * while a match of the whole window still scores 100 (nothing says where it ends). Why: with a
  * short shared prefix ahead of a long unique prompt (Kthena's "low sharing" workload: 256 shared
  * tokens, 4,096 unique) Kthena's formula scores the prefix over the 8 KiB window only (12 points
  * for 6 % of the prompt), enough to outvote a difference of one queued request in least-request's
- * score, so requests queue behind prefix affinity that saves almost nothing; weighted by the share
+ * score (the hypothesis: requests then queue behind affinity that saves little); weighted by the share
  * it saves, the same match scores 5. Long shared prefixes (a fully matched window) keep 100.
+ * Not in the default profile: measured with `native-bench compare --configs default,default+promptShare`
+ * on a loaded machine (3 runs each, low sharing) it showed no gain (median 2.73 vs 3.99 req/s, TTFT p50
+ * 19.6 vs 11.4 s, the runs' ranges overlapping); to be measured again on a quiet machine.
  * An empty prompt gives no scores (the plugin then does not make candidates eligible).
  * Each run records the best candidate's matched fraction in kthena_router_prefix_cache_match_ratio
  * and leaves the hashes in the hasher for Scheduler.takePrefixHashes(); maxHashCacheSize bounds
