@@ -123,6 +123,12 @@ export interface RouterConfig {
   /** Redis for kvcache-aware (REDIS_HOST/REDIS_PORT/REDIS_PASSWORD; Kthena's default redis-server:6379). */
   redis: { host: string; port: number; password: string };
   /**
+   * Share per-pod in-flight counts with the other router replicas through that Redis
+   * (src/shared-inflight/): on when REDIS_HOST is set, as Kthena's on-flight counter;
+   * SHARED_INFLIGHT=false turns it off (e.g. Redis set for kvcache-aware only).
+   */
+  sharedInflight: boolean;
+  /**
    * LMCache PD receiver ports of decode pods (LMCACHE_PD_INIT_PORTS / LMCACHE_PD_ALLOC_PORTS, one per
    * tensor-parallel rank; LMCache's examples use 7300 and 7400), sent in `disagg_spec`.
    */
@@ -310,6 +316,7 @@ export function defaultConfig(): RouterConfig {
     kubeApiQps: 0,
     kubeApiBurst: 0,
     redis: { host: 'redis-server', port: 6379, password: '' },
+    sharedInflight: false,
     lmcachePorts: { init: [7300], alloc: [7400] },
     prefixIndexEntries: 262_144,
     rateLimitFailClosed: false,
@@ -476,9 +483,10 @@ export const ENV: readonly EnvSpec[] = [
       c.logLevel = l as LogLevel;
     },
   },
-  { name: 'REDIS_HOST', help: 'Redis of kvcache-aware (default redis-server)', set: (c, v) => { c.redis.host = v; } },
+  { name: 'REDIS_HOST', help: 'Redis of kvcache-aware (default redis-server); when set, also shares in-flight counts across replicas', set: (c, v) => { c.redis.host = v; c.sharedInflight = true; } },
   { name: 'REDIS_PORT', help: 'default 6379', set: (c, v, n) => { c.redis.port = parseNumber(v, n, true, 1, 65535); } },
   { name: 'REDIS_PASSWORD', help: 'Redis password (never logged)', set: (c, v) => { c.redis.password = v; } },
+  { name: 'SHARED_INFLIGHT', help: 'share per-pod in-flight counts across replicas through Redis (default: true when REDIS_HOST is set)', set: (c, v, n) => { c.sharedInflight = parseBool(v, n); } },
   { name: 'LMCACHE_PD_INIT_PORTS', help: 'LMCache PD receiver init ports, one per rank (default 7300)', set: (c, v, n) => { c.lmcachePorts.init = portList(v, n); } },
   { name: 'LMCACHE_PD_ALLOC_PORTS', help: 'LMCache PD receiver alloc ports, one per rank (default 7400)', set: (c, v, n) => { c.lmcachePorts.alloc = portList(v, n); } },
   { name: 'PREFIX_CACHE_INDEX_ENTRIES', help: 'entries of the shared prefix-cache index (default 262144)', set: (c, v, n) => { c.prefixIndexEntries = int(v, n, 1024, 16_777_216); } },

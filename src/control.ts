@@ -30,7 +30,7 @@ import { parseRouterConfig } from './routerconfig/parse.js';
 import { translate, validateIR } from './translator/index.js';
 import { Publisher } from './publish/publisher.js';
 import {
-  allocateRegions, epIndex, kEpFailuresTotal, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kEpRequestsTotal, kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, kHdrDraining, kHdrReady, kHdrScrapeReady, kPxHdrEntries,
+  allocateRegions, epIndex, kEpFailuresTotal, kEpInflight, kEpInflightDecode, kEpInflightPrefill, kEpRemoteInflight, kEpRequestsTotal, kDefaultMaxEndpoints, kDefaultSnapshotHalfBytes, kHdrDraining, kHdrReady, kHdrScrapeReady, kPxHdrEntries,
   snapshotHalfBytes, type SharedRegions,
 } from './shared/layout.js';
 import type { AuthIR, RoutingIR, SchedulerIR } from './ir/types.js';
@@ -38,6 +38,7 @@ import { ROUTER_DEFAULT_SCHEDULER } from './routerconfig/defaults.js';
 import { RouterConfigWatcher } from './routerconfig/watch.js';
 import { Scraper, type ScrapeTarget } from './scrape/scraper.js';
 import { KvBlockGc } from './kvgc.js';
+import { endpointSlots, sharedInflightBreaker, SharedInflight } from './shared-inflight/index.js';
 import { AdmissionService } from './admission/service.js';
 import { ScrapedBackendView } from './admission/backend-view.js';
 import type { AdmissionSettings } from './shared/admission.js';
@@ -79,6 +80,8 @@ export class ControlPlane {
   #scraper: Scraper;
   #scrapeReadyWaiting = false;
   #kvGc: KvBlockGc | null = null;
+  /** REDIS_HOST set: this replica's in-flight counts shared with the others (src/shared-inflight/). */
+  #sharedInflight: SharedInflight | null = null;
   #resources: ResourceSet = { modelRoutes: [], modelServers: [], pods: [] };
   #providerProblems: Problem[] = [];
   #translatorProblems: Problem[] = [];
@@ -201,6 +204,7 @@ export class ControlPlane {
       await this.#tlsWatch.start();
     }
     this.#scraper.start();
+    if (cfg.sharedInflight) await this.#startSharedInflight();
     this.#provider = this.#kube ?? new FileProvider(cfg.configDir, {
       onChange: (snap) => this.#onResources(snap.resources, snap.problems),
       log: this.log,
@@ -440,6 +444,7 @@ export class ControlPlane {
           inflight: Atomics.load(ep, epIndex(slot, kEpInflight)),
           inflightPrefill: Atomics.load(ep, epIndex(slot, kEpInflightPrefill)),
           inflightDecode: Atomics.load(ep, epIndex(slot, kEpInflightDecode)),
+          remoteInflight: Atomics.load(ep, epIndex(slot, kEpRemoteInflight)),
           requestsTotal: Atomics.load(ep, epIndex(slot, kEpRequestsTotal)),
           failuresTotal: Atomics.load(ep, epIndex(slot, kEpFailuresTotal)),
         };
@@ -453,6 +458,28 @@ export class ControlPlane {
         unhandledRejection: () => { void Promise.reject(new Error('unhandled rejection requested through fault injection')); },
       } : undefined,
     }, { port: cfg.debugPort, host: '127.0.0.1' });
+  }
+
+  async #startSharedInflight(): Promise<void> {
+    const breaker = await sharedInflightBreaker(this.cfg.redis);
+    let ir: RoutingIR | null = null;
+    let slots = new Map<string, number>();
+    const s = new SharedInflight({
+      ep: new Int32Array(this.#regions.endpointSab),
+      breaker,
+      endpoints: () => {
+        const cur = this.#publisher.current;
+        if (cur !== ir) { ir = cur; slots = endpointSlots(cur); }
+        return slots;
+      },
+      log: this.log,
+    });
+    this.#sharedInflight = s;
+    this.#hub.addGauge('kthena_router_shared_inflight_redis_up', 'Shared in-flight counts: 1 while refreshes from Redis succeed, 0 after 3 failed refreshes or 1 s without success (each replica then balances on its own counts)', () => (s.up ? 1 : 0));
+    this.#hub.addCounter('kthena_router_shared_inflight_redis_failures_total', 'Shared in-flight count refreshes that failed (Redis error, timeout or open circuit breaker)', () => s.failures);
+    this.#hub.addGauge('kthena_router_shared_inflight_replicas', 'Other router replicas whose in-flight counts the last successful refresh summed', () => s.otherReplicas);
+    this.log.info({ replicaId: s.replicaId, redis: `${this.cfg.redis.host}:${this.cfg.redis.port}`, intervalMs: s.intervalMs, ttlMs: s.ttlMs }, 'sharing in-flight counts with the other replicas through Redis');
+    s.start();
   }
 
   /** Kthena's hourly GC of KV-block owners in Redis, run by the control thread while kvcache-aware is configured. */
@@ -502,6 +529,11 @@ export class ControlPlane {
       await Promise.all(this.#servers.map((s) => new Promise<void>((r) => { s.closeAllConnections?.(); s.close(() => r()); })));
       this.#servers = [];
       await this.#sink?.close();
+      // After the workers: the other replicas count our requests until the last one has finished.
+      if (this.#sharedInflight !== null) {
+        await this.#sharedInflight.stop();
+        this.#sharedInflight = null;
+      }
       this.#listeners.close();
       this.log.info({}, 'stopped');
       this.#stoppedResolve(this.#startupListenFailure !== null ? 1 : 0);

@@ -50,6 +50,8 @@ export interface SlotCounters {
   inflight: number;
   inflightPrefill: number;
   inflightDecode: number;
+  /** In-flight requests of the other router replicas on this pod (REDIS_HOST set; else 0). */
+  remoteInflight: number;
   requestsTotal: number;
   failuresTotal: number;
 }

@@ -53,6 +53,8 @@ export const kHeaderInts = 16;
  * Worker-written fields (Atomics.add/sub, exact across threads): kEpInflight*, kEpRequestsTotal,
  * kEpFailuresTotal, kEpPrefixEntries.
  *
+ * kEpRemoteInflight is control-thread-written (Atomics.store) outside the seqlock: see its comment.
+ *
  * Scraper-written fields (the control thread is the only writer) are guarded by the per-slot
  * seqlock kEpSeq:
  *   writer: Atomics.add(seq, 1) (odd: write in progress); Atomics.store every field;
@@ -86,6 +88,16 @@ export const kEpTpotUs = 13; // mean time per output token over the last scrape 
 export const kEpPrefixHitPpm = 14; // engine prefix-cache hit rate over the last interval, ppm; -1 = unknown
 export const kEpLastScrapeSec = 15; // unix seconds of the last successful scrape (0 = never)
 export const kEpScrapeFailures = 16; // consecutive failed scrapes
+// --- shared in-flight counts (src/shared-inflight/), not under the seqlock ---
+/**
+ * In-flight requests the OTHER router replicas have on this endpoint (their kEpInflight summed),
+ * as read from Redis at the last refresh. One writer: the control thread's SharedInflight, every
+ * 50 ms (Atomics.store; 0 without REDIS_HOST, and reset to 0 once Redis has been unreachable for
+ * its staleness bound). Readers (the workers' EndpointView) add it to kEpInflight with a plain
+ * read: it is one independent word, a count "as of the last refresh", with no ordering relation
+ * to any other field. Lags the other replicas by at most one refresh interval plus one round trip.
+ */
+export const kEpRemoteInflight = 17;
 export const kEpModelBits = 32; // kModelBitWords words: bit i set = model id i in the pod's /v1/models
 export const kEpLoraActiveBits = 64; // kModelBitWords words: bit i set = adapter id i running or waiting (lora_requests_info)
 export const kModelBitWords = 32;

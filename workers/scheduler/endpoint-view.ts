@@ -7,7 +7,10 @@
  *
  * Two load signals, two lags:
  *  - in-flight (kVInflight) is the router's own count (Atomics.add by every worker around each
- *    upstream attempt): exact across workers, zero lag, always known;
+ *    upstream attempt): exact across workers, zero lag, always known; plus, with REDIS_HOST set,
+ *    the other router replicas' counts of the endpoint (kEpRemoteInflight, refreshed from Redis
+ *    every 50 ms by the control thread, src/shared-inflight/), so every reader of kVInflight
+ *    (least-request, the InferencePool saturation detector) sees the whole cluster's load;
  *  - waiting, running, KV usage, TTFT, TPOT are the engine's own numbers as of the last scrape
  *    (METRICS_SCRAPE_INTERVAL, 1 s by default). They are "known" only while the slot's scrape
  *    state is kScrapeFresh and the seqlock read succeeded within kSeqlockRetries tries; otherwise
@@ -23,7 +26,7 @@
  * slot (new scrape, failing, stale, slot reassigned) goes through the seqlock, so it invalidates
  * the cache. This is the protocol of layout.ts, with the re-read elided when provably redundant.
  *
- * Plain reads. The in-flight count and the cache-validating seq are read with plain loads, not
+ * Plain reads. The in-flight counts (local and remote) and the cache-validating seq are read with plain loads, not
  * Atomics.load: each is one aligned Int32 of a SharedArrayBuffer, which ECMAScript guarantees
  * tear-free, read once per decision (no loop for the compiler to hoist it out of), and with no
  * ordering requirement: an in-flight value is a count as of "now", and a seq observed a moment
@@ -39,6 +42,7 @@ import {
   kEndpointStride,
   kEpInflight,
   kEpKvUsagePpm,
+  kEpRemoteInflight,
   kEpRunning,
   kEpScrapeState,
   kEpSeq,
@@ -51,7 +55,7 @@ import {
 import type { SchedEndpoint } from './types.js';
 
 /** Offsets within one endpoint record of EndpointView.data. */
-export const kVInflight = 0; // router-side in-flight requests (all workers), always valid
+export const kVInflight = 0; // router-side in-flight requests (all workers + other replicas), always valid
 export const kVKnown = 1; // 1 = the fields below are fresh and were read consistently; 0 = metrics unknown
 export const kVWaiting = 2; // engine queue length (valid only when known)
 export const kVRunning = 3; // engine running batch size (valid only when known)
@@ -125,7 +129,7 @@ export class EndpointView {
     for (let i = 0; i < n; i++) {
       const b = baseArr[i];
       const at = atArr[i];
-      d[b + kVInflight] = ep[at + kEpInflight]; // plain read: see "Plain reads" above
+      d[b + kVInflight] = ep[at + kEpInflight] + ep[at + kEpRemoteInflight]; // plain reads: see "Plain reads" above
       if (metrics && ep[at + kEpSeq] !== d[b + kVSeq]) this.#readScraped(ep, at, b);
     }
   }

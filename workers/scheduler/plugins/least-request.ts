@@ -9,6 +9,11 @@
  * engine's running count (one scrape interval old). In-flight beyond what the engine reports
  * running is queued somewhere and weighs 100x:
  *   base = inflight + 100 * max(inflight - running, 0)      (running unknown: base = inflight)
+ * where inflight = this replica's count + the other replicas' (kEpRemoteInflight, shared through
+ * Redis when REDIS_HOST is set, at most one 50 ms refresh old; 0 otherwise). The view adds the two
+ * when it loads the record (workers/scheduler/endpoint-view.ts): one plain read per endpoint, and
+ * `running`, which the engine counts over every replica's requests, is compared with the
+ * cluster-wide in-flight, as Kthena's Redis counter does.
  *   score = int((max(base) - base) / max(base) * 100), or 100 for every pod when max(base) = 0.
  */
 import { kVInflight, kVKnown, kVRunning, kVWaiting } from '../endpoint-view.js';
