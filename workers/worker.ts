@@ -201,6 +201,8 @@ function main(): void {
     closeWorkerRedis();
     ctx.rateLimiter.close();
     ctx.auth.close();
+    // So would the Endpoint Picker channels (their keepalive timers and HTTP/2 sessions).
+    ctx.epp?.close();
     void Promise.allSettled(closers).then(() => {
       // close() exists on the native App (20.30) but is missing from the bundled typings.
       (app as unknown as { close(): void } | null)?.close();

@@ -11,7 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, docs, eventually, httpRequest, ROOT, startPods, startRouter, tempDir, writeFile, type RouterProc } from './harness.js';
+import { cleanup, docs, eventually, httpRequest, ROOT, sampleValue, scrape, startPods, startRouter, tempDir, writeFile, type RouterProc } from './harness.js';
 import type { SimFleet } from '../../native-bench/src/sim/engine.js';
 import { startEppServer, type EppServer } from '../helpers/epp-server.js';
 
@@ -236,5 +236,16 @@ ${pools.map(([h, p]) => `  - matches: [{path: {type: PathPrefix, value: /}, head
     expect((await send('open-missing')).status).toBe(200);
     expect((await send('none')).status).toBe(200);
     expect(main.streams + slow.streams).toBe(streams);
+  });
+
+  it('counts picker outcomes per pool and times the picks', async () => {
+    const m = await scrape(router.metricsPort);
+    const count = (pool: string, outcome: string) => sampleValue(m.samples, 'kthena_router_endpoint_picker_requests_total', { inference_pool: `default/${pool}`, outcome }) ?? 0;
+    expect(count('pool-pick', 'picked')).toBeGreaterThanOrEqual(6);
+    expect(count('pool-pick', 'immediate')).toBe(1);
+    expect(count('pool-pick', 'failed')).toBe(1);
+    expect(count('pool-close-slow', 'timeout')).toBe(1);
+    expect(count('pool-close-missing', 'failed')).toBe(1);
+    expect(sampleValue(m.samples, 'kthena_router_endpoint_picker_duration_seconds_count', { inference_pool: 'default/pool-open-slow' })).toBe(1);
   });
 });
