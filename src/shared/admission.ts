@@ -11,6 +11,8 @@
  *   is answered by the worker with RELEASE, so in-flight counts never leak.
  */
 
+import type { FairnessConfig } from '../config.js';
+
 export const kAdmEnqueue = 0;
 export const kAdmCancel = 1;
 export const kAdmRelease = 2;
@@ -34,18 +36,8 @@ export type FromAdmission =
   | [typeof kAdmAdmit, number]
   | [typeof kAdmReject, number, typeof kRejectTimeout | typeof kRejectClosed];
 
-export interface FairnessSettings {
-  windowMs: number;
-  inputTokenWeight: number;
-  outputTokenWeight: number;
-  queueTimeoutMs: number;
-  maxConcurrent: number;
-  maxQps: number;
-  priorityRefreshRetries: number;
-  rebuildThreshold: number;
-  priorityTokenWeight: number;
-  priorityRequestNumWeight: number;
-}
+/** The validated FAIRNESS_* settings (src/config.ts) without the switch itself. */
+export type FairnessSettings = Omit<FairnessConfig, 'enabled'>;
 
 export interface SessionBoostSettings {
   /** Lower-case header name carrying the session id. */
