@@ -527,6 +527,9 @@ export class ControlPlane {
       this.#routerConfig?.stop();
       await this.#scraper.stop();
       await this.#kvGc?.stop();
+      // Requests still waiting in a fairness / session-boost queue are refused (503
+      // RTR_ERR_FAIRNESS_QUEUE_CLOSED) instead of holding drain until their queue timeout.
+      this.#admission?.close();
       this.#pool.drain(Date.now() + this.cfg.drainTimeoutMs);
       this.#maybeStopped();
     }

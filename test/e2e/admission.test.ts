@@ -95,6 +95,20 @@ describe('fairness scheduling (ENABLE_FAIRNESS_SCHEDULING, FAIRNESS_MAX_CONCURRE
       pod.set({ ttftMs: 100 });
     }
   }, 20_000);
+
+  // Last in this describe: it stops the router.
+  it('refuses requests still queued at shutdown with 503 (queue closed) and drains the admitted one', async () => {
+    const first = post(router.url, 'slow');
+    await eventually(() => fleet.pod('slow-0').inflight === 1, 5000, 'first request at the pod');
+    const queued = post(router.url, 'slow');
+    await eventually(async () => (await metric(router, 'kthena_router_fairness_queue_size{model="slow",user_id="_all"}')) === 1, 5000, 'second request queued');
+    const stopped = router.stop();
+    const q = await queued;
+    expect(q.status).toBe(503);
+    expect(JSON.parse(q.text).error.code).toBe('RTR_ERR_FAIRNESS_QUEUE_CLOSED');
+    expect((await first).status).toBe(200);
+    expect(await stopped).toBe(0);
+  }, 20_000);
 });
 
 describe('session boost (ENABLE_SESSION_BOOST, SESSION_BOOST_INFLIGHT_PER_POD=1)', () => {
