@@ -23,6 +23,7 @@ import {
   type HTTPRouteFilter, type HTTPRouteRule, type InferenceObjective, type InferencePool, type LabelSelector, type Namespace,
   type ReferenceGrant, type Secret, type Service,
 } from './gateway.js';
+import { secretContent } from './secret.js';
 
 export interface GatewayParseContext {
   file: string;
@@ -313,7 +314,10 @@ export function parseGatewayObject(raw: unknown, ctx: GatewayParseContext): Gate
   if (k === 'Secret') {
     const secret = secretOf(r, issues);
     if (issues.length > 0 || m === undefined || secret === undefined) return rejected(issues);
-    return done<Secret>({ apiVersion: 'v1', kind: 'Secret', metadata: meta({ type: secret.type, tls: secret.tls }), ...secret });
+    // The decoded values stop here: only what a labelled purpose keeps goes on (secret.ts).
+    const { values, ...kept } = secret;
+    const typed = { ...kept, ...secretContent(m.labels, m.name, values) };
+    return done<Secret>({ apiVersion: 'v1', kind: 'Secret', metadata: meta(typed), ...typed });
   }
 
   const needsSpec = k !== 'Service';
@@ -675,7 +679,7 @@ interface RawObjectiveSpec {
   poolSelector?: RawSelector & { matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[] };
 }
 
-function secretOf(r: Record<string, unknown>, issues: Issue[]): { type: string; tls?: { cert: string; key: string } } | undefined {
+function secretOf(r: Record<string, unknown>, issues: Issue[]): { type: string; tls?: { cert: string; key: string }; values: Record<string, string> } | undefined {
   const before = issues.length;
   const type = r.type === undefined || r.type === null ? 'Opaque' : r.type;
   if (typeof type !== 'string') issues.push({ field: 'type', message: `Invalid value: ${show(typeName(type))}: must be of type string` });
@@ -702,7 +706,7 @@ function secretOf(r: Record<string, unknown>, issues: Issue[]): { type: string; 
     for (const k of ['tls.crt', 'tls.key']) if (values[k] === undefined) issues.push({ field: `data[${k}]`, message: 'Required value' });
   }
   if (issues.length > before) return undefined;
-  const out: { type: string; tls?: { cert: string; key: string } } = { type: type as string };
+  const out: { type: string; tls?: { cert: string; key: string }; values: Record<string, string> } = { type: type as string, values };
   if (values['tls.crt'] !== undefined && values['tls.key'] !== undefined) out.tls = { cert: values['tls.crt'], key: values['tls.key'] };
   return out;
 }
