@@ -7,7 +7,7 @@ import type { CompiledEndpoint, CompiledServer, CompiledSnapshot } from '../comp
 import type { Profile } from '../scheduler/framework.js';
 import { KvCacheAwareScorer } from '../scheduler/kvcache-aware.js';
 import { workerRedis } from '../redis.js';
-import { demoteEjected } from '../outlier.js';
+import { demoteBy, demoteEjected, demoteEjectedPairs, demotionClock } from '../outlier.js';
 import { dispatchAttempt, outlierPolicy, startAttempt } from './attempt.js';
 import { startPair } from './attempt-pd.js';
 import { pinBound, stickyAttempt } from './sticky.js';
@@ -95,7 +95,8 @@ export function scheduleAggregated(st: RequestState, server: CompiledServer, ext
  * after a failed pair tries another prefill pod too.
  */
 export function schedulePd(st: RequestState, server: CompiledServer, extra: Float64Array | null): void {
-  const scheduler = st.l.ctx.scheduler;
+  const ctx = st.l.ctx;
+  const scheduler = ctx.scheduler;
   const pd = server.pd!;
   const profile = st.profile!;
   const sreq = st.sreq!;
@@ -104,6 +105,14 @@ export function schedulePd(st: RequestState, server: CompiledServer, extra: Floa
   const n = scheduler.schedule(profile, pd.decode, sreq, ranked, extra !== null ? gather(extra, pd.decodeIdx) : null);
   if (n <= 0) { schedulingFailed(st, n); return; }
   st.prefixHashes = scheduler.takePrefixHashes();
+  // Outlier detection as on the aggregated path, each role capped by its own share: ejected
+  // decode pods go behind the healthy ones before pairing (a healthy decode pod gets its group's
+  // best prefill pod), ejected prefill pods behind the healthy ones of their group, and pairs
+  // still holding an ejected pod behind the healthy pairs.
+  const policy = outlierPolicy(ctx.cfg);
+  const decodeClock = demotionClock(ctx.ep, pd.decode, policy);
+  const prefillClock = demotionClock(ctx.ep, pd.prefill, policy);
+  demoteBy(ctx.ep, pd.decode, ranked, n, decodeClock);
   // Prefill picks per group, best first; groups seen in ranked order (at most n of them).
   const groups: number[] = [];
   const wanted: number[] = [];
@@ -116,8 +125,11 @@ export function schedulePd(st: RequestState, server: CompiledServer, extra: Floa
   for (let j = 0; j < groups.length; j++) {
     const prefills = pd.prefillByGroup[groups[j]];
     if (prefills.length === 0) { picks.push(null); continue; }
-    const out = new Int32Array(Math.min(wanted[j], prefills.length));
+    // Ranked as deep as the aggregated path (not only as many as the group's pairs), so an
+    // ejected prefill pod has healthy ones to go behind.
+    const out = new Int32Array(Math.min(kDefaultFallbackPods, prefills.length));
     const m = scheduler.schedule(profile, prefills, sreq, out, extra !== null ? gather(extra, pd.prefillIdxByGroup[groups[j]]) : null);
+    demoteBy(ctx.ep, prefills, out, m, prefillClock);
     picks.push(m > 0 ? out.subarray(0, m) : null);
   }
   const used = new Int32Array(groups.length);
@@ -131,6 +143,7 @@ export function schedulePd(st: RequestState, server: CompiledServer, extra: Floa
     pairPrefill.push(pd.prefillByGroup[groups[j]][pick[used[j]++ % pick.length]]);
   }
   if (pairPrefill.length === 0) { respondError(st, 'RTR_ERR_SCHEDULING', 'no valid prefill-decode pod pairs found'); return; }
+  demoteEjectedPairs(ctx.ep, pd.decode, pairDecode, pairPrefill, pairPrefill.length, decodeClock, prefillClock);
   // Both pods of the first pair hold the prompt's prefix from now on (see scheduleAggregated).
   scheduler.postSchedule(profile, st.prefixHashes, pd.decode[pairDecode[0]], sreq.modelId);
   scheduler.postSchedule(profile, st.prefixHashes, pairPrefill[0], sreq.modelId);

@@ -145,6 +145,8 @@ export class RequestState {
   stickyTtlSec = 0;
   /** Authenticated user (JWT `sub`), '' when anonymous: the fairness queue's user. */
   userId = '';
+  /** The verified token's claims (JWTClaim session-sticky sources), null without JWT authentication. */
+  claims: Readonly<Record<string, unknown>> | null = null;
   /** The Endpoint Picker exchange of an external pick, told the served endpoint when the request ends. */
   epp: EppCall | null = null;
   // bookkeeping

@@ -32,7 +32,8 @@ export function stickySession(st: RequestState, route: CompiledRoute, server: Co
     const src = sticky.sources[i];
     if (src.type === 'Header') value = st.headerValue(src.name).trim();
     else if (src.type === 'Query') value = queryValue(st.query, src.name);
-    else value = cookieValue(st.headerValue('cookie'), src.name);
+    else if (src.type === 'Cookie') value = cookieValue(st.headerValue('cookie'), src.name);
+    else value = claimValue(st.claims, src.name);
   }
   if (value === '') return;
   const k = new Int32Array(2);
@@ -44,6 +45,18 @@ export function stickySession(st: RequestState, route: CompiledRoute, server: Co
 function queryValue(query: string, name: string): string {
   if (query === '') return '';
   return (new URLSearchParams(query).get(name) ?? '').trim();
+}
+
+/**
+ * A top-level claim of the verified token: a string (trimmed) or a finite number in its JSON
+ * spelling; any other type, or no token (JWT authentication off), is empty. Claim names are exact.
+ */
+function claimValue(claims: Readonly<Record<string, unknown>> | null, name: string): string {
+  if (claims === null) return '';
+  const v = claims[name];
+  if (typeof v === 'string') return v.trim();
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return '';
 }
 
 /** Cookie names are case-sensitive and matched exactly (RFC 6265 `name=value; name2=value2`). */
