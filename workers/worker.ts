@@ -15,6 +15,7 @@ import { Scheduler, type Profile } from './scheduler/framework.js';
 import type { MetricJSON } from '../src/shared/metric-json.js';
 import { eppMetrics } from './epp/route.js';
 import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../src/shared/messages.js';
+import { threadMemory } from '../src/shared/memory.js';
 import { createHandler, type WorkerContext } from './pipeline.js';
 import { PriorityGate, SaturationDetector } from './flow-control.js';
 import { WorkerMetrics } from './metrics.js';
@@ -248,6 +249,9 @@ function main(): void {
       }
       case 'crash':
         setImmediate(() => { throw new Error('crash requested through fault injection'); });
+        break;
+      case 'memory':
+        post({ type: 'memory', id: m.id, usage: threadMemory(`worker-${init.index}`, m.gc) });
         break;
     }
   });
