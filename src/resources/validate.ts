@@ -18,7 +18,7 @@ import { re2SyntaxError } from '../shared/re2.js';
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type {
-  AnyResource, ModelRoute, ModelServer, ObjectMeta, Pod, Problem, ResourceSet,
+  AnyResource, ApiKeyRule, ModelRoute, ModelServer, ObjectMeta, Pod, Problem, ResourceSet,
 } from './types.js';
 import { parseDurationMs } from '../util/duration.js';
 
@@ -294,6 +294,13 @@ export const modelRouteSpecSchema: Schema = obj({
 }, ['rules']);
 
 export const modelServerSpecSchema: Schema = obj({
+  // Kthena's authorization proposal (Authorization_of_kthena_router.md); not in Kthena's CRD.
+  apiKeyRules: arr(obj({
+    fromHeader: str({ minLength: 1, pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }),
+    fromParam: str({ minLength: 1 }),
+    labelSelector: map(str()),
+    secretName: obj({ name: str({ minLength: 1 }), namespace: str() }, ['name']),
+  }), { maxItems: 16 }),
   inferenceEngine: str({ enum: ['vLLM', 'SGLang'] }),
   kvConnector: obj({ type: str({ enum: ['http', 'lmcache', 'nixl', 'mooncake'], default: 'http' }) }),
   model: str({ maxLength: 256 }),
@@ -716,6 +723,7 @@ interface ModelServerSpecRaw {
   workloadPort: { port: number; protocol: 'http' | 'https' };
   trafficPolicy?: { timeout?: string; retry?: { attempts?: number; retryInterval: string } };
   kvConnector?: { type: 'http' | 'lmcache' | 'nixl' | 'mooncake' };
+  apiKeyRules?: ApiKeyRule[];
 }
 
 const DURATION_HINT = 'must be a non-negative duration such as "10s", "1m30s" or "500ms"';
@@ -731,6 +739,14 @@ function modelServerTyped(w: ModelServerSpecRaw, issues: Issue[]): ModelServer['
   if (w.workloadSelector.pdGroup !== undefined) spec.workloadSelector.pdGroup = w.workloadSelector.pdGroup;
   if (w.kvConnector !== undefined) spec.kvConnector = w.kvConnector;
   const before = issues.length;
+  if (w.apiKeyRules !== undefined) {
+    w.apiKeyRules.forEach((r, i) => {
+      if (r.secretName === undefined && Object.keys(r.labelSelector ?? {}).length === 0) {
+        issues.push({ field: `spec.apiKeyRules[${i}]`, message: 'Required value: one of secretName or labelSelector is required' });
+      }
+    });
+    spec.apiKeyRules = w.apiKeyRules;
+  }
   if (w.trafficPolicy !== undefined) {
     const tp: NonNullable<ModelServer['spec']['trafficPolicy']> = {};
     if (w.trafficPolicy.timeout !== undefined) {
