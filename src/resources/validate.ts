@@ -10,32 +10,46 @@
  *   3. Kthena's webhook rules (same messages), only for objects that passed 1 and 2, because on a
  *      cluster the webhook never sees an object the API server already refused.
  *
- * Field paths use the Kubernetes field.Path notation (`spec.rules[0].targetModels[1].weight`, map
- * keys in brackets: `spec.rules[0].modelMatch.headers[user-type].regex`) so that they read like
- * kubectl's errors.
+ * This file is the entry points; the parts live in validate/: the schema walker (schema.ts),
+ * Kubernetes names and labels (names.ts), Go-regex checks (regex.ts), ObjectMeta (meta.ts), the path
+ * every kind goes through (kind.ts), one file per kind under kinds/, and the list of kinds
+ * (registry.ts, where a new kind is registered).
+ *
+ * Fields that the Gateway API and Inference Extension CRDs define but the router does not interpret
+ * (Gateway `infrastructure`, rule `retry`, the RequestMirror/CORS/ExtensionRef filter bodies, ...)
+ * are accepted and dropped, so a manifest written for another implementation still loads; the
+ * translator reports what it cannot honour as status conditions. Core kinds (Pod, Service,
+ * Namespace, Secret) are read, never served: only the fields the router reads are checked.
  */
-import { re2SyntaxError } from '../shared/re2.js';
-import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
+import type { AnyResource, ModelRoute, ModelServer, ObjectMeta, Pod, Problem, ResourceSet } from './types.js';
 import type {
+<<<<<<< HEAD
   AnyResource, ApiKeyRule, ModelRoute, ModelServer, ObjectMeta, Pod, Problem, ResourceSet,
 } from './types.js';
 import { parseDurationMs } from '../util/duration.js';
+=======
+  Gateway, GatewayClass, GatewayResource, HTTPRoute, InferenceObjective, InferencePool, Namespace, ReferenceGrant, Secret, Service,
+} from './gateway.js';
+import { type FieldError, type Issue, show, typeName } from './validate/schema.js';
+import { type AdmissionRules, type KindContext, type KindRules, namespaceOf, parseKind, problemFor } from './validate/kind.js';
+import { ADMISSION_KINDS, GATEWAY_KINDS, KTHENA_KINDS } from './validate/registry.js';
+import { cmp, isPlainObject } from './validate/util.js';
+>>>>>>> main
 
-export const KTHENA_API_VERSION = 'networking.serving.volcano.sh/v1alpha1';
+export { KTHENA_API_VERSION } from './validate/kind.js';
+export {
+  type FieldError, type Issue, type Schema, ANY, arr, fileIssue, int, map, obj, pattern, show, str, typeName, walk,
+} from './validate/schema.js';
+export { DNS1123_LABEL, DNS1123_SUBDOMAIN, labelErrors, subdomainErrors } from './validate/names.js';
+export { regexError } from './validate/regex.js';
+export { type MetaRaw, finishMeta, normalizeTimestamp, parseMetadata } from './validate/meta.js';
+export { deepFreeze, isPlainObject, stableJson } from './validate/util.js';
+export { modelRouteSpecSchema, modelRouteWebhook } from './validate/kinds/model-route.js';
+export { modelServerSpecSchema, modelServerWebhook } from './validate/kinds/model-server.js';
+export { externalModelProviderSpecSchema, externalModelProviderWebhook } from './validate/kinds/external-model-provider.js';
 
-export interface ParseContext {
-  /** Manifest file (file mode) or any source label; copied into every problem. */
-  file: string;
-  /** RFC 3339 time used as creationTimestamp for an object seen for the first time. */
-  now: () => string;
-  /** The last valid version of the same kind/namespace/name, when there is one. */
+export interface ParseContext extends KindContext {
   previous?: AnyResource;
-  /**
-   * metadata.generation as the API server keeps it (Kubernetes mode), so that status
-   * observedGeneration refers to the server's count. File mode derives it from spec changes.
-   */
-  generation?: number;
 }
 
 export interface ParseResult {
@@ -43,26 +57,43 @@ export interface ParseResult {
   problems: Problem[];
 }
 
+export interface GatewayParseContext extends KindContext {
+  previous?: GatewayResource;
+}
+
+export interface GatewayParseResult {
+  resource?: GatewayResource;
+  problems: Problem[];
+}
+
+const rulesOf = <R extends AnyResource | GatewayResource>(kinds: readonly KindRules<R>[], kind: unknown, apiVersion: unknown): KindRules<R> | undefined =>
+  kinds.find((k) => k.kind === kind && k.apiVersions.includes(apiVersion as string));
+
 /** kind/namespace/name: an object's identity, whatever file it is written in. */
 export function resourceIdentity(kind: string, namespace: string, name: string): string {
   return `${kind}/${namespace}/${name}`;
 }
+
+function identityIn<R extends AnyResource | GatewayResource>(kinds: readonly KindRules<R>[], raw: unknown): { kind: R['kind']; namespace: string; name: string; key: string } | null {
+  if (!isPlainObject(raw)) return null;
+  const rules = rulesOf(kinds, raw.kind, raw.apiVersion);
+  if (rules === undefined) return null;
+  const meta = raw.metadata;
+  if (!isPlainObject(meta) || typeof meta.name !== 'string' || meta.name === '') return null;
+  const namespace = namespaceOf(rules, meta);
+  return { kind: rules.kind, namespace, name: meta.name, key: resourceIdentity(rules.kind, namespace, meta.name) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kthena's kinds and Pods
+// ---------------------------------------------------------------------------------------------
 
 /**
  * The identity of a raw document if it is a kind this router serves and names itself, else null.
  * Lets a provider find the previous version and duplicates before validating.
  */
 export function identityOf(raw: unknown): { kind: AnyResource['kind']; namespace: string; name: string; key: string } | null {
-  if (!isPlainObject(raw)) return null;
-  const kind = raw.kind;
-  const apiVersion = raw.apiVersion;
-  if (!((kind === 'ModelRoute' || kind === 'ModelServer') && apiVersion === KTHENA_API_VERSION) && !(kind === 'Pod' && apiVersion === 'v1')) {
-    return null;
-  }
-  const meta = raw.metadata;
-  if (!isPlainObject(meta) || typeof meta.name !== 'string' || meta.name === '') return null;
-  const namespace = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : 'default';
-  return { kind, namespace, name: meta.name, key: resourceIdentity(kind, namespace, meta.name) };
+  return identityIn(KTHENA_KINDS, raw);
 }
 
 /** Build a ResourceSet, each list sorted by namespace/name (code-unit order, locale independent). */
@@ -79,6 +110,7 @@ export function toResourceSet(resources: Iterable<AnyResource>): ResourceSet {
   return { modelRoutes: modelRoutes.sort(byKey), modelServers: modelServers.sort(byKey), pods: pods.sort(byKey) };
 }
 
+<<<<<<< HEAD
 // ---------------------------------------------------------------------------------------------
 // A small structural-schema walker (the subset of OpenAPI v3 the Kthena CRDs use)
 // ---------------------------------------------------------------------------------------------
@@ -449,9 +481,12 @@ export function regexError(re: string): string | null {
 // parseManifestObject
 // ---------------------------------------------------------------------------------------------
 
+=======
+>>>>>>> main
 /**
  * One YAML document in, a validated, defaulted, deep-frozen typed resource (or problems) out.
- * null/undefined (an empty document in a YAML stream) yields nothing and no problem.
+ * null/undefined (an empty document in a YAML stream) yields nothing and no problem. A kind this
+ * router does not serve is a warning, not a rejection.
  */
 export function parseManifestObject(raw: unknown, ctx: ParseContext): ParseResult {
   if (raw === null || raw === undefined) return { problems: [] };
@@ -462,11 +497,10 @@ export function parseManifestObject(raw: unknown, ctx: ParseContext): ParseResul
   };
   if (isPlainObject(raw) && isPlainObject(raw.metadata)) {
     if (typeof raw.metadata.name === 'string') ident.name = raw.metadata.name;
-    ident.namespace = typeof raw.metadata.namespace === 'string' && raw.metadata.namespace !== '' ? raw.metadata.namespace : 'default';
+    ident.namespace = namespaceOf(undefined, raw.metadata);
   }
   const problem = (field: string, message: string, severity: Problem['severity'] = 'rejected'): Problem =>
-    ({ kind: ident.kind, namespace: ident.namespace, name: ident.name, file: ctx.file, field, message, severity });
-  const rejected = (issues: Issue[]): ParseResult => ({ problems: issues.map((i) => problem(i.field, i.message)) });
+    problemFor(ident, ctx.file, field, message, severity);
 
   if (!isPlainObject(raw)) return { problems: [problem('', `a manifest must be an object, got ${typeName(raw)}`)] };
 
@@ -476,17 +510,18 @@ export function parseManifestObject(raw: unknown, ctx: ParseContext): ParseResul
   else if (typeof apiVersion !== 'string') head.push({ field: 'apiVersion', message: `Invalid value: ${show(typeName(apiVersion))}: must be of type string` });
   if (kind === undefined || kind === null) head.push({ field: 'kind', message: 'Required value' });
   else if (typeof kind !== 'string') head.push({ field: 'kind', message: `Invalid value: ${show(typeName(kind))}: must be of type string` });
-  if (head.length > 0) return rejected(head);
+  if (head.length > 0) return { problems: head.map((i) => problem(i.field, i.message)) };
 
-  const served = ((kind === 'ModelRoute' || kind === 'ModelServer') && apiVersion === KTHENA_API_VERSION) || (kind === 'Pod' && apiVersion === 'v1');
-  if (!served) {
-    const known = kind === 'ModelRoute' || kind === 'ModelServer' || kind === 'Pod';
+  const rules = rulesOf(KTHENA_KINDS, kind, apiVersion);
+  if (rules === undefined) {
+    const known = KTHENA_KINDS.some((k) => k.kind === kind);
     return {
       problems: [known
         ? problem('apiVersion', `kind ${kind as string} in apiVersion ${apiVersion as string} is not served by this router; ignored`, 'warning')
         : problem('kind', `kind ${kind as string} is not served by this router; ignored`, 'warning')],
     };
   }
+<<<<<<< HEAD
 
   const issues: Issue[] = [];
   for (const key of Object.keys(raw)) {
@@ -786,110 +821,69 @@ export function modelServerWebhook(spec: ModelServer['spec']): FieldError[] {
     selector(`${ws}.pdGroup.decodeLabels`, pd.decodeLabels);
   }
   return errs;
+=======
+  return parseKind(rules, raw, ctx);
+>>>>>>> main
 }
 
 // ---------------------------------------------------------------------------------------------
-// ExternalModelProvider (admission only: the router does not route to providers yet) and the
-// admission entry point
+// Gateway API (gateway.networking.k8s.io v1/v1beta1: GatewayClass, Gateway, HTTPRoute,
+// ReferenceGrant), Inference Extension (InferencePool inference.networking.k8s.io/v1,
+// InferenceObjective under inference.networking.x-k8s.io/v1alpha2 and llm-d.ai/v1alpha2) and core
+// (v1 Service, Namespace, Secret) kinds
 // ---------------------------------------------------------------------------------------------
 
-export const externalModelProviderSpecSchema: Schema = obj({
-  auth: obj({
-    scheme: str({ enum: ['Bearer', 'APIKey'] }),
-    secretRef: obj({ key: str(), name: str({ default: '' }), optional: { t: 'boolean' } }, ['key']),
-  }, ['secretRef']),
-  baseURL: str({ minLength: 1, pattern: '^https://.+' }),
-  headers: map(str()),
-  insecureSkipVerify: { t: 'boolean', default: false },
-  model: str({ maxLength: 256 }),
-  providerType: str({ enum: ['OpenAI', 'Anthropic'], default: 'OpenAI' }),
-}, ['baseURL']);
-
-interface ExternalModelProviderSpec {
-  providerType?: string;
-  model?: string;
-  baseURL: string;
-  insecureSkipVerify?: boolean;
-  auth?: { scheme?: string; secretRef: { name?: string; key: string; optional?: boolean } };
-  headers?: Record<string, string>;
+/** True when (apiVersion, kind) is one of the kinds parseGatewayObject parses. */
+export function isGatewayManifest(raw: unknown): boolean {
+  if (!isPlainObject(raw) || typeof raw.kind !== 'string' || typeof raw.apiVersion !== 'string') return false;
+  return rulesOf(GATEWAY_KINDS, raw.kind, raw.apiVersion) !== undefined;
 }
 
-/** Headers an ExternalModelProvider may not set statically (Kthena's common.IsReservedProviderHeader). */
-const RESERVED_PROVIDER_HEADERS = new Set([
-  'authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'host', 'content-length', 'connection',
-  'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te',
-]);
-const HEADER_TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Identity (kind/namespace/name) of a raw document parseGatewayObject parses, else null. */
+export function gatewayIdentityOf(raw: unknown): { kind: GatewayResource['kind']; namespace: string; name: string; key: string } | null {
+  return identityIn(GATEWAY_KINDS, raw);
+}
 
-/** httpguts.ValidHeaderFieldValue: no control characters but horizontal tab, no DEL. */
-function validHeaderValue(v: string): boolean {
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return false;
+/** toResourceSet for every kind a provider emits, each list sorted by namespace/name. */
+export function toFullResourceSet(resources: Iterable<AnyResource | GatewayResource>): ResourceSet {
+  const kthena: AnyResource[] = [];
+  const lists: Record<string, GatewayResource[]> = {};
+  for (const r of resources) {
+    if (r.kind === 'ModelRoute' || r.kind === 'ModelServer' || r.kind === 'Pod') kthena.push(r);
+    else (lists[r.kind] ??= []).push(r);
   }
-  return true;
+  const byKey = (a: { metadata: ObjectMeta }, b: { metadata: ObjectMeta }): number =>
+    cmp(a.metadata.namespace, b.metadata.namespace) || cmp(a.metadata.name, b.metadata.name);
+  const sorted = <T extends GatewayResource>(kind: T['kind']): T[] => ((lists[kind] ?? []) as T[]).sort(byKey);
+  return {
+    ...toResourceSet(kthena),
+    gatewayClasses: sorted<GatewayClass>('GatewayClass'),
+    gateways: sorted<Gateway>('Gateway'),
+    httpRoutes: sorted<HTTPRoute>('HTTPRoute'),
+    referenceGrants: sorted<ReferenceGrant>('ReferenceGrant'),
+    services: sorted<Service>('Service'),
+    namespaces: sorted<Namespace>('Namespace'),
+    secrets: sorted<Secret>('Secret'),
+    inferencePools: sorted<InferencePool>('InferencePool'),
+    inferenceObjectives: sorted<InferenceObjective>('InferenceObjective'),
+  };
 }
 
 /**
- * Go's url.Parse read of an https base URL: authority up to the first '/', '?' or '#'. A WHATWG
- * URL would read `https:///x` as host "x" where Go sees an empty host.
+ * One YAML document of a kind isGatewayManifest accepts in, a validated, defaulted, deep-frozen
+ * typed resource (or the problems that reject it) out; any other document yields nothing.
  */
-function baseUrlError(u: string): string | null {
-  if (!/^https:\/\//i.test(u)) return 'baseURL must use https';
-  const rest = u.slice('https://'.length);
-  const end = rest.search(/[/?#]/);
-  const authority = end < 0 ? rest : rest.slice(0, end);
-  const at = authority.lastIndexOf('@');
-  if (authority.slice(at + 1) === '') return 'baseURL must use https';
-  try {
-    new URL(u);
-  } catch {
-    return 'baseURL must use https';
-  }
-  const hash = u.indexOf('#');
-  const beforeHash = hash < 0 ? u : u.slice(0, hash);
-  const q = beforeHash.indexOf('?');
-  const query = q < 0 ? '' : beforeHash.slice(q + 1);
-  const fragment = hash < 0 ? '' : u.slice(hash + 1);
-  if (at >= 0 || query !== '' || fragment !== '') return 'baseURL must not contain userinfo, query, or fragment';
-  return null;
+export function parseGatewayObject(raw: unknown, ctx: GatewayParseContext): GatewayParseResult {
+  if (!isPlainObject(raw)) return { problems: [] };
+  const rules = rulesOf(GATEWAY_KINDS, raw.kind, raw.apiVersion);
+  return rules === undefined ? { problems: [] } : parseKind(rules, raw, ctx);
 }
 
-/** Kthena's webhook rules for ExternalModelProvider, in its order (header names sorted). */
-export function externalModelProviderWebhook(spec: ExternalModelProviderSpec): FieldError[] {
-  const errs: FieldError[] = [];
-  const pt = spec.providerType ?? '';
-  if (pt !== '' && pt !== 'OpenAI' && pt !== 'Anthropic') {
-    errs.push({ field: 'spec.providerType', type: 'NotSupported', value: pt, supported: ['OpenAI', 'Anthropic'], detail: '' });
-  }
-  const urlErr = baseUrlError(spec.baseURL);
-  if (urlErr !== null) errs.push({ field: 'spec.baseURL', type: 'Invalid', value: spec.baseURL, detail: urlErr });
-  const headers = spec.headers ?? {};
-  for (const name of Object.keys(headers).sort()) {
-    const field = `spec.headers[${name}]`;
-    if (!HEADER_TOKEN_RE.test(name)) {
-      errs.push({ field, type: 'Invalid', value: name, detail: 'header name is invalid' });
-      continue;
-    }
-    if (RESERVED_PROVIDER_HEADERS.has(name.toLowerCase())) {
-      errs.push({ field, type: 'Invalid', value: name, detail: 'header is reserved and cannot be configured as a static header' });
-    }
-    if (!validHeaderValue(headers[name])) errs.push({ field, type: 'Invalid', value: headers[name], detail: 'header value is invalid' });
-  }
-  const auth = spec.auth;
-  if (auth !== undefined) {
-    const scheme = auth.scheme ?? '';
-    if (scheme !== '' && scheme !== 'Bearer' && scheme !== 'APIKey') {
-      errs.push({ field: 'spec.auth.scheme', type: 'NotSupported', value: scheme, supported: ['Bearer', 'APIKey'], detail: '' });
-    }
-    if ((auth.secretRef.name ?? '') === '') errs.push({ field: 'spec.auth.secretRef.name', type: 'Required', detail: 'secret name is required' });
-    if (auth.secretRef.key === '') errs.push({ field: 'spec.auth.secretRef.key', type: 'Required', detail: 'secret key is required' });
-    if (auth.secretRef.optional === true) errs.push({ field: 'spec.auth.secretRef.optional', type: 'Invalid', value: true, detail: 'optional must be false or unset' });
-  }
-  return errs;
-}
+// ---------------------------------------------------------------------------------------------
+// Admission (the validating webhook)
+// ---------------------------------------------------------------------------------------------
 
-export type AdmissionKind = 'ModelRoute' | 'ModelServer' | 'ExternalModelProvider';
+export type AdmissionKind = keyof typeof ADMISSION_KINDS;
 
 /**
  * What the validating webhook denies an object for: the CRD's OpenAPI and CEL checks first (on a
@@ -898,56 +892,11 @@ export type AdmissionKind = 'ModelRoute' | 'ModelServer' | 'ExternalModelProvide
  * API server stores it (nulls pruned, defaults applied); metadata is the API server's business.
  */
 export function admissionErrors(kind: AdmissionKind, raw: unknown): FieldError[] {
-  const schemaErrors = (issues: Issue[]): FieldError[] =>
-    issues.map((i) => ({ field: i.field, type: 'Schema', detail: i.message }));
   const spec = isPlainObject(raw) ? raw.spec : undefined;
   if (spec === undefined || spec === null) return [{ field: 'spec', type: 'Schema', detail: 'Required value' }];
   const issues: Issue[] = [];
-  if (kind === 'ModelRoute') {
-    const s = walk(spec, modelRouteSpecSchema, 'spec', issues) as ModelRoute['spec'] | undefined;
-    if (s === undefined || issues.length > 0) return schemaErrors(issues);
-    return modelRouteWebhook(s);
-  }
-  if (kind === 'ModelServer') {
-    const w = walk(spec, modelServerSpecSchema, 'spec', issues) as ModelServerSpecRaw | undefined;
-    const s = w === undefined ? undefined : modelServerTyped(w, issues);
-    if (s === undefined || issues.length > 0) return schemaErrors(issues);
-    return modelServerWebhook(s);
-  }
-  // The CRD's CEL rule on secretRef.optional is left to the webhook rule, which words it as Kthena's webhook.
-  const s = walk(spec, externalModelProviderSpecSchema, 'spec', issues) as ExternalModelProviderSpec | undefined;
-  if (s === undefined || issues.length > 0) return schemaErrors(issues);
-  return externalModelProviderWebhook(s);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Small utilities
-// ---------------------------------------------------------------------------------------------
-
-export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** JSON with object keys sorted, so that key order in a manifest never counts as a change. */
-export function stableJson(v: unknown): string {
-  return JSON.stringify(v, (_k, val: unknown) => {
-    if (isPlainObject(val)) {
-      const out: Record<string, unknown> = {};
-      for (const k of Object.keys(val).sort()) out[k] = val[k];
-      return out;
-    }
-    return val;
-  });
-}
-
-export function deepFreeze<T>(v: T): T {
-  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
-  }
-  return v;
+  const rules: AdmissionRules = ADMISSION_KINDS[kind];
+  const errs = rules.admit(spec, issues);
+  if (errs === undefined || issues.length > 0) return issues.map((i) => ({ field: i.field, type: 'Schema', detail: i.message }));
+  return errs;
 }
