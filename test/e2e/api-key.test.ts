@@ -13,7 +13,7 @@ import path from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  chat, cleanup, docs, eventually, findSamples, podYaml, routeYaml, sampleValue, scrape, serverYaml, startPods, startRouter, tempDir, unlink, writeFile,
+  cleanup, docs, eventually, findSamples, podYaml, routeYaml, sampleValue, scrape, serverYaml, startPods, startRouter, tempDir, unlink, writeFile,
   type RouterProc,
 } from './harness.js';
 import type { SimFleet } from '../../native-bench/src/sim/engine.js';

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { apiKeysIR } from '../../src/translator/api-keys.js';
 import { translate } from '../../src/translator/index.js';
-import { parseGatewayObject } from '../../src/resources/validate-gateway.js';
+import { parseGatewayObject } from '../../src/resources/validate.js';
 import { parseManifestObject } from '../../src/resources/validate.js';
 import type { Secret } from '../../src/resources/gateway.js';
 import type { ModelServer, Problem } from '../../src/resources/types.js';
