@@ -124,6 +124,8 @@ export interface RouterConfig {
    * table as write-through fallback (workers/sticky/redis-store.ts).
    */
   sessionStickyStore: 'memory' | 'redis';
+  /** --session-sticky-redis-timeout: longest wait of a sticky request for Redis before the local table decides, ms. */
+  sessionStickyRedisTimeoutMs: number;
   webhookPort: number;
   webhookTlsCertFile: string;
   webhookTlsPrivateKeyFile: string;
@@ -250,6 +252,7 @@ export const FLAGS: Record<string, FlagSpec> = {
     key: 'sessionStickyStore', type: 'string', origin: 'ours', check: (v) => (v === 'memory' || v === 'redis' ? null : 'expected memory or redis'),
     help: 'where session-sticky bindings live: memory (this router only) or redis (REDIS_HOST, shared by every replica; this router\'s table while Redis is down) (default memory)',
   },
+  'session-sticky-redis-timeout': { key: 'sessionStickyRedisTimeoutMs', type: 'duration', min: 1, max: 10_000, origin: 'ours', help: 'with --session-sticky-store redis: longest wait of a sticky request for Redis, then this router\'s own table decides (default 100ms)' },
   'rate-limit-fail-closed': { key: 'rateLimitFailClosed', type: 'bool', origin: 'ours', help: 'refuse (429) requests on routes with a global (Redis) rate limit while that Redis cannot answer, instead of allowing them (default false)' },
   'inference-pool-picker': {
     key: 'inferencePoolPicker', type: 'string', origin: 'ours', check: (v) => (v === 'inprocess' || v === 'external' ? null : 'expected inprocess or external'),
@@ -331,6 +334,7 @@ export function defaultConfig(): RouterConfig {
     upstreamIdleTimeoutMs: 60 * 1000,
     upstreamClient: 'h1',
     sessionStickyStore: 'memory',
+    sessionStickyRedisTimeoutMs: 100,
     webhookPort: 8443,
     webhookTlsCertFile: '/etc/tls/tls.crt',
     webhookTlsPrivateKeyFile: '/etc/tls/tls.key',

@@ -80,7 +80,7 @@ function main(): void {
     rateLimiter: new RateLimiter({ rateLimitSab: regions.rateLimitSab, failClosed: cfg.rateLimitFailClosed, log }),
     auth: new AuthHolder(log),
     sticky: new StickyTable(regions.stickySab),
-    stickyRedis: cfg.sessionStickyStore === 'redis' ? new RedisStickyStore(workerRedis(cfg.redis).client, regions.stickySab, log) : null,
+    stickyRedis: cfg.sessionStickyStore === 'redis' ? new RedisStickyStore(workerRedis(cfg.redis).client, regions.stickySab, log, { timeoutMs: cfg.sessionStickyRedisTimeoutMs }) : null,
     admission: init.admission !== undefined ? new AdmissionClient(init.admission, cfg.sessionBoost.enabled ? cfg.sessionBoost.header.toLowerCase() : '') : null,
     epp: null,
     renderMetrics: cfg.exposeMetricsOnRouterPort

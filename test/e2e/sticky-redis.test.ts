@@ -49,7 +49,8 @@ beforeAll(async () => {
   await writeFile(cfg, 'scheduler: {plugins: {Score: {enabled: [{name: random, weight: 1}]}}}\n');
   redis = await startRedis();
   const env = { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), SHARED_INFLIGHT: 'false' };
-  const args = ['--router-config', cfg, '--session-sticky-store', 'redis'];
+  // A generous bound: on a loaded test machine a round trip can exceed the default 100 ms.
+  const args = ['--router-config', cfg, '--session-sticky-store', 'redis', '--session-sticky-redis-timeout', '3s'];
   [r1, r2] = await Promise.all([startRouter({ dir, env, args, workers: 2 }), startRouter({ dir, env, args, workers: 2 })]);
   await Promise.all([r1.waitReady(50_000), r2.waitReady(50_000)]);
 }, 90_000);

@@ -18,6 +18,9 @@ const client = (port = server.port): Redis => {
   clients.push(c);
   return c;
 };
+// A shared 2-core machine may take longer than the production 100 ms bound to connect a new
+// client; these tests are about the answers, not the bound.
+const SLOW_OK = { timeoutMs: 5000 };
 const logs: string[] = [];
 const log = (_level: string, _obj: object, msg: string): void => { logs.push(msg); };
 
@@ -38,8 +41,8 @@ describe('session-sticky Redis store', () => {
 
   it('binds the first pick, returns the binding to everyone after, and refreshes its TTL', async () => {
     const sab = allocateStickyTable(64);
-    const a = new RedisStickyStore(client(), sab, log);
-    const b = new RedisStickyStore(client(), sab, log);
+    const a = new RedisStickyStore(client(), sab, log, SLOW_OK);
+    const b = new RedisStickyStore(client(), sab, log, SLOW_OK);
     const key = stickyRedisKey('default/chat', 's1');
     expect(await a.bind(key, 'default/pod-1', 300)).toBe('default/pod-1');
     expect(await b.bind(key, 'default/pod-2', 300)).toBe('default/pod-1');
@@ -52,7 +55,7 @@ describe('session-sticky Redis store', () => {
 
   it('gives replicas binding a new session at the same instant one answer', async () => {
     const sab = allocateStickyTable(64);
-    const stores = [0, 1, 2, 3].map(() => new RedisStickyStore(client(), sab, log));
+    const stores = [0, 1, 2, 3].map(() => new RedisStickyStore(client(), sab, log, SLOW_OK));
     for (let s = 0; s < 20; s++) {
       const key = stickyRedisKey('default/chat', `race-${s}`);
       const got = await Promise.all(stores.map((st, i) => st.bind(key, `default/pod-${i}`, 60)));
@@ -62,8 +65,8 @@ describe('session-sticky Redis store', () => {
 
   it('moves a binding by compare-and-set: the first replica to see the pod gone wins, the others follow it', async () => {
     const sab = allocateStickyTable(64);
-    const a = new RedisStickyStore(client(), sab, log);
-    const b = new RedisStickyStore(client(), sab, log);
+    const a = new RedisStickyStore(client(), sab, log, SLOW_OK);
+    const b = new RedisStickyStore(client(), sab, log, SLOW_OK);
     const key = stickyRedisKey('default/chat', 's2');
     await a.bind(key, 'default/gone', 60);
     expect(await a.rebind(key, 'default/gone', 'default/pod-a', 60)).toBe('default/pod-a');
@@ -80,7 +83,7 @@ describe('session-sticky Redis store', () => {
   it('answers null while Redis cannot answer, logs the outage once per router and its end once', async () => {
     const doomed = await startRedis();
     const sab = allocateStickyTable(64);
-    const ws = [0, 1].map(() => new RedisStickyStore(client(doomed.port), sab, log, { openMs: 50 }));
+    const ws = [0, 1].map(() => new RedisStickyStore(client(doomed.port), sab, log, { ...SLOW_OK, openMs: 50 }));
     const key = stickyRedisKey('default/chat', 'down');
     expect(await ws[0].bind(key, 'default/p', 60)).toBe('default/p');
     const port = doomed.port;
