@@ -76,7 +76,7 @@ function pickTarget(rule: CompiledRule): CompiledTarget | null {
 }
 
 /**
- * `allowed`: the ModelRoutes bound to the request's Gateway (Kthena §6.3), or null without
+ * `allowed`: the ModelRoutes bound to the request's Gateway (docs/reference/kthena-behaviour.md §6.3), or null without
  * Gateway API, where a route with parentRefs never matches.
  */
 export function matchRoute(st: RequestState, snap: CompiledSnapshot, model: string, allowed: Set<string> | null = null): RouteMatch | null {
@@ -89,7 +89,7 @@ export function matchRoute(st: RequestState, snap: CompiledSnapshot, model: stri
   }
   for (let i = 0; i < candidates.length; i++) {
     const route = candidates[i];
-    // Without Gateway API a route bound to a Gateway never matches (Kthena §6.3).
+    // Without Gateway API a route bound to a Gateway never matches (docs/reference/kthena-behaviour.md §6.3).
     if (allowed === null ? route.hasParentRefs : !allowed.has(route.key)) continue;
     for (let j = 0; j < route.rules.length; j++) {
       const rule = route.rules[j];
