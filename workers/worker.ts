@@ -6,6 +6,7 @@
  * ends with uWS handles alive aborts the whole process (uv_loop_close assertion). Every exit path
  * closes the listen socket and the App first.
  */
+import { apiKeyMetricsJSON } from './auth/api-key.js';
 import { parentPort, workerData, threadId } from 'node:worker_threads';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { loadNativeUws, type Uws } from './uws.js';
@@ -94,7 +95,7 @@ function main(): void {
 
   const allMetrics = (): MetricJSON[] => [
     ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []), ...redisBreakerMetricsJSON(), ...outlierMetricsJSON(), ...eppMetrics.metricsJSON(),
-    ...ctx.rateLimiter.metricsJSON(), ...(ctx.stickyRedis?.metricsJSON() ?? []),
+    ...ctx.rateLimiter.metricsJSON(), ...(ctx.stickyRedis?.metricsJSON() ?? []), ...apiKeyMetricsJSON(),
   ];
 
   const serve = (a: TemplatedApp, p: number, tls: boolean): void => {

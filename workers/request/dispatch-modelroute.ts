@@ -12,6 +12,7 @@ import { respondError } from './finish.js';
 import { jsonTooDeep, kMaxJsonDepth } from './framing.js';
 import { buildUpstreamBody, upstreamHeaders } from './forward.js';
 import { rateLimit } from './ratelimit.js';
+import { apiKeyAuth, stripApiKey } from './api-key.js';
 import { schedule } from './schedule.js';
 import { queueThen } from './admission.js';
 import { stickySession } from './sticky.js';
@@ -118,6 +119,7 @@ export function serveModelRoute(
   rec.modelServer = t.key;
   const server = t.server;
   if (server === null) { respondError(st, 'RTR_ERR_MODEL_SERVER_NOT_FOUND', t.key); return; }
+  if (server.apiKeys !== null && !apiKeyAuth(st, snap, server)) return;
   rec.upstreamModel = server.model !== '' && !st.isLora ? server.model : model;
   if (server.unsupported !== '') { respondError(st, 'RTR_ERR_UNSUPPORTED_FEATURE', `${server.unsupported} on ModelServer ${server.key}`); return; }
   if (server.endpoints.length === 0) { respondError(st, 'RTR_ERR_NO_ENDPOINT', server.key); return; }
@@ -125,6 +127,7 @@ export function serveModelRoute(
   st.server = server;
   st.upstreamBody = buildUpstreamBody(st, buf, text, body, server);
   st.upstreamHeaders = upstreamHeaders(st.headers);
+  if (st.apiKeyRule !== null) stripApiKey(st, st.apiKeyRule);
   const pd = server.pd;
   if (pd !== null) {
     const upstreamText = typeof st.upstreamBody === 'string' ? st.upstreamBody : text;
