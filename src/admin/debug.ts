@@ -106,6 +106,24 @@ function goSecondsUTC(ts: string): string {
 }
 
 
+/**
+ * The IR as dumped: API keys shown as counts per rule, users by id, never a digest (a digest
+ * cannot be turned back into a key, but a dump is no place for credential material at all).
+ */
+function redactIR(ir: RoutingIR | null): unknown {
+  if (ir === null || ir.apiKeys === undefined) return ir;
+  return {
+    ...ir,
+    apiKeys: {
+      servers: ir.apiKeys.servers.map((s) => ({
+        server: s.server,
+        rules: s.rules.map((r) => ({ header: r.header, param: r.param, keys: r.keys.length, users: [...new Set(r.keys.map(([, user]) => user))].sort() })),
+      })),
+      known: ir.apiKeys.known.length,
+    },
+  };
+}
+
 class Dump {
   readonly #res: ResourceSet;
   readonly #ir: RoutingIR | null;
@@ -228,7 +246,7 @@ class Dump {
       case 'problems':
         return { status: 200, body: { problems: [...this.#source.problems()] } };
       case 'snapshot':
-        return { status: 200, body: { generation: this.#source.generation(), ir: this.#ir } };
+        return { status: 200, body: { generation: this.#source.generation(), ir: redactIR(this.#ir) } };
       case 'initial_config':
         return { status: 200, body: this.#source.initialConfig() };
       default:

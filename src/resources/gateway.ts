@@ -1,7 +1,7 @@
 /**
  * Typed Gateway API, Inference Extension and core (Service, Namespace, Secret) resources, as the
  * providers emit them: validated and defaulted the way the API server would (CRD defaults applied,
- * CEL rules checked; see validate-gateway.ts), deep-frozen. Only the fields the router reads are
+ * CEL rules checked; see validate/kinds/), deep-frozen. Only the fields the router reads are
  * typed; fields it accepts but does not interpret are dropped after validation.
  */
 import type { ApiKeySet } from './secret.js';

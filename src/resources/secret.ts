@@ -3,7 +3,7 @@
  * another purpose is one entry): what each purpose keeps of the decoded values, and which Secrets
  * the Kubernetes provider watches (one label-selected informer per purpose, src/provider/kube/kinds.ts).
  * A Secret without any of these labels keeps no value at all (a listener certificate, read by
- * validate-gateway.ts, is the one other use).
+ * validate/kinds/secret.ts, is the one other use).
  *
  *  - `apiKeys` (label networking.serving.volcano.sh/api-key=true): every data entry is one API key
  *    of one user. Keys are reduced to their SHA-256 digests here and the raw values are dropped;

@@ -4,7 +4,7 @@
  * of an unlabelled Secret.
  */
 import { describe, expect, it } from 'vitest';
-import { parseGatewayObject } from '../../src/resources/validate-gateway.js';
+import { parseGatewayObject } from '../../src/resources/validate.js';
 import type { Secret } from '../../src/resources/gateway.js';
 import { apiKeyDigest, secretValueDigest } from '../../src/shared/api-key.js';
 import { API_KEY_LABEL, API_KEY_USER_LABEL, PROVIDER_CREDENTIAL_LABEL, digestSecretData, secretContent } from '../../src/resources/secret.js';

@@ -17,7 +17,7 @@ import type { Registry } from 'prom-client';
 import { Counter, Gauge } from 'prom-client';
 import type { GatewayResource } from '../../resources/gateway.js';
 import type { AnyResource, Problem } from '../../resources/types.js';
-import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate-gateway.js';
+import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate.js';
 import { parseManifestObject, resourceIdentity, stableJson } from '../../resources/validate.js';
 import type { Provider, ProviderLog, ProviderSnapshot } from '../types.js';
 import type { KubeClient } from '../../kube/client.js';

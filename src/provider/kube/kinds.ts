@@ -146,7 +146,7 @@ const purposeSecretKinds: WatchedKind[] = SECRET_PURPOSES.map((p, i) => ({
   labelSelector: purposeSelector(p), trim: SECRET_INFORMER[p.purpose].trim, keepRaw: SECRET_INFORMER[p.purpose].keepRaw, rank: i,
 }));
 
-/** TLS Secrets for Gateway listeners: only the certificate material (validate-gateway reads it). */
+/** TLS Secrets for Gateway listeners: only the certificate material (resources/validate/kinds/secret.ts reads it). */
 function trimTlsSecret(o: RawObject): RawObject {
   const data: Record<string, string> = {};
   for (const k of ['tls.crt', 'tls.key', 'ca.crt']) if (o.data?.[k] !== undefined) data[k] = o.data[k]!;
@@ -176,7 +176,7 @@ export const WATCHED_KINDS: readonly WatchedKind[] = Object.freeze([
     namespace: (c) => c.podNamespace, fieldSelector: () => `metadata.name=${ROUTER_CONFIGMAP}`,
   },
   // Gateway API and Inference Extension, when enabled: validated into the ResourceSet by
-  // src/resources/validate-gateway.ts as in file mode. The control plane does not route by them
+  // src/resources/validate.ts as in file mode. The control plane does not route by them
   // yet (the Gateway translator is not wired into it), so nothing reads them there so far.
   { kind: 'GatewayClass', apiVersion: GATEWAY_GROUP_VERSION, plural: 'gatewayclasses', clusterScoped: true, role: 'resource', enabled: gatewayApi, trim: trimCustom },
   { kind: 'Gateway', apiVersion: GATEWAY_GROUP_VERSION, plural: 'gateways', role: 'resource', enabled: gatewayApi, trim: trimCustom },
