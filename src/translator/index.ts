@@ -19,6 +19,7 @@ export const GATEWAY_OFF: GatewayTranslateOptions = Object.freeze({ enableGatewa
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet, StringMatch } from '../resources/types.js';
 import { deepFreeze, regexError } from '../resources/validate.js';
 import { JWT_CLAIM_WITHOUT_AUTH, jwtClaimSource } from '../resources/sticky-auth.js';
+import { apiKeysIR } from './api-keys.js';
 
 export interface TranslateResult {
   ir: RoutingIR;
@@ -93,8 +94,9 @@ export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTE
     off(resources.inferencePools, '--enable-gateway-api-inference-extension');
     off(resources.inferenceObjectives, '--enable-gateway-api-inference-extension');
   }
+  const apiKeys = apiKeysIR(servers, resources.secrets, problems, opts.jwtAuth === true);
   return {
-    ir: deepFreeze({ routes, servers: serverIRs, endpoints, scheduler, modelNames, modelIds: [], gateway: gw.ir }),
+    ir: deepFreeze({ routes, servers: serverIRs, endpoints, scheduler, modelNames, modelIds: [], gateway: gw.ir, ...(apiKeys !== undefined ? { apiKeys } : {}) }),
     problems, gatewayStatuses: gw.statuses, bootstrap: gw.bootstrap,
   };
 }
