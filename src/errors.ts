@@ -62,7 +62,7 @@ export const Catalog = Object.freeze({
   RTR_ERR_BAD_FRAMING: entry({
     code: 'RTR_ERR_BAD_FRAMING', status: 400, type: 'invalid_request_error', kthenaType: 'request_parsing',
     message: 'ambiguous request framing: %s',
-    description: 'Transfer-Encoding together with Content-Length, a Transfer-Encoding other than exactly `chunked`, several Transfer-Encoding headers, or a Content-Length that is not a decimal number (or differs between two headers): the request-smuggling shapes (RFC 9112 §6.1).',
+    description: 'Transfer-Encoding together with Content-Length, a Transfer-Encoding other than exactly `chunked`, several Transfer-Encoding headers, or a Content-Length that is not a decimal number (or differs between two headers): the request-smuggling shapes (RFC 9112 §6.1). The connection is closed after the answer; a request pipelined in the same read gets it dropped unanswered (docs/runtime.md).',
   }),
   RTR_ERR_MODEL_NOT_FOUND: entry({
     code: 'RTR_ERR_MODEL_NOT_FOUND', status: 404, type: 'invalid_request_error', kthenaType: 'request_parsing',
