@@ -25,6 +25,7 @@ import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
 import { outlierMetricsJSON } from './outlier.js';
 import { RouterError } from '../src/errors.js';
 import { AdmissionClient } from './admission.js';
+import { closeProviderAgents } from './provider/call.js';
 import { StickyTable } from './sticky/memory-store.js';
 
 const port = parentPort!;
@@ -196,6 +197,7 @@ function main(): void {
     accessLog?.close();
     ctx.admission?.close();
     const closers: Promise<unknown>[] = ctx.upstream !== undefined ? [ctx.upstream.destroy()] : [];
+    closers.push(closeProviderAgents());
     if (ctx.kvAware !== null) closers.push(ctx.kvAware.close());
     // The Redis socket (and its reconnect timer) would keep this thread alive forever.
     closeWorkerRedis();

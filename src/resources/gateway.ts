@@ -225,6 +225,13 @@ export interface Secret {
   type: string;
   /** PEM text of tls.crt / tls.key when the Secret has them (data base64-decoded, stringData as is). */
   tls?: { cert: string; key: string };
+  /** What the router reads this Secret for (src/resources/secrets.ts); absent: none. */
+  purposes?: readonly string[];
+  /**
+   * Every key's value (decoded), only for a Secret with a purpose label. Never logged or dumped:
+   * dumps name the Secret and the key.
+   */
+  data?: Readonly<Record<string, string>>;
 }
 
 export interface InferencePool {

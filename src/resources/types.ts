@@ -6,6 +6,7 @@
 import type {
   Gateway, GatewayClass, HTTPRoute, InferenceObjective, InferencePool, Namespace, ReferenceGrant, Secret, Service,
 } from './gateway.js';
+import type { ExternalModelProvider } from './external-provider.js';
 
 export interface ObjectMeta {
   name: string;
@@ -144,6 +145,7 @@ export interface ResourceSet {
   secrets?: readonly Secret[];
   inferencePools?: readonly InferencePool[];
   inferenceObjectives?: readonly InferenceObjective[];
+  externalModelProviders?: readonly ExternalModelProvider[];
 }
 
 

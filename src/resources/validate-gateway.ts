@@ -12,6 +12,8 @@
  * honour as status conditions. Core kinds (Service, Namespace, Secret) are read, never served: only
  * the fields the router reads are checked and everything else is ignored.
  */
+import { secretPurposes } from './secrets.js';
+import type { ExternalModelProvider } from './external-provider.js';
 import type { AnyResource, ObjectMeta, Problem, ResourceSet } from './types.js';
 import { gepDurationMs } from '../util/duration.js';
 import {
@@ -69,11 +71,13 @@ export function gatewayIdentityOf(raw: unknown): { kind: GatewayResource['kind']
 }
 
 /** toResourceSet for every kind a provider emits, each list sorted by namespace/name. */
-export function toFullResourceSet(resources: Iterable<AnyResource | GatewayResource>): ResourceSet {
+export function toFullResourceSet(resources: Iterable<AnyResource | GatewayResource | ExternalModelProvider>): ResourceSet {
   const kthena: AnyResource[] = [];
   const lists: Record<string, GatewayResource[]> = {};
+  const providers: ExternalModelProvider[] = [];
   for (const r of resources) {
     if (r.kind === 'ModelRoute' || r.kind === 'ModelServer' || r.kind === 'Pod') kthena.push(r);
+    else if (r.kind === 'ExternalModelProvider') providers.push(r);
     else (lists[r.kind] ??= []).push(r);
   }
   const byKey = (a: { metadata: ObjectMeta }, b: { metadata: ObjectMeta }): number =>
@@ -90,6 +94,7 @@ export function toFullResourceSet(resources: Iterable<AnyResource | GatewayResou
     secrets: sorted<Secret>('Secret'),
     inferencePools: sorted<InferencePool>('InferencePool'),
     inferenceObjectives: sorted<InferenceObjective>('InferenceObjective'),
+    externalModelProviders: providers.sort(byKey),
   };
 }
 
@@ -311,9 +316,10 @@ export function parseGatewayObject(raw: unknown, ctx: GatewayParseContext): Gate
     return done<Namespace>({ apiVersion: 'v1', kind: 'Namespace', metadata: meta(m.labels) });
   }
   if (k === 'Secret') {
-    const secret = secretOf(r, issues);
+    const secret = secretOf(r, issues, m?.labels);
     if (issues.length > 0 || m === undefined || secret === undefined) return rejected(issues);
-    return done<Secret>({ apiVersion: 'v1', kind: 'Secret', metadata: meta({ type: secret.type, tls: secret.tls }), ...secret });
+    // The data counts as the spec, so that a rotated credential is a new generation.
+    return done<Secret>({ apiVersion: 'v1', kind: 'Secret', metadata: meta({ type: secret.type, tls: secret.tls, data: secret.data }), ...secret });
   }
 
   const needsSpec = k !== 'Service';
@@ -675,7 +681,7 @@ interface RawObjectiveSpec {
   poolSelector?: RawSelector & { matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[] };
 }
 
-function secretOf(r: Record<string, unknown>, issues: Issue[]): { type: string; tls?: { cert: string; key: string } } | undefined {
+function secretOf(r: Record<string, unknown>, issues: Issue[], labels: Record<string, string> | undefined): Pick<Secret, 'type' | 'tls' | 'purposes' | 'data'> | undefined {
   const before = issues.length;
   const type = r.type === undefined || r.type === null ? 'Opaque' : r.type;
   if (typeof type !== 'string') issues.push({ field: 'type', message: `Invalid value: ${show(typeName(type))}: must be of type string` });
@@ -702,8 +708,11 @@ function secretOf(r: Record<string, unknown>, issues: Issue[]): { type: string; 
     for (const k of ['tls.crt', 'tls.key']) if (values[k] === undefined) issues.push({ field: `data[${k}]`, message: 'Required value' });
   }
   if (issues.length > before) return undefined;
-  const out: { type: string; tls?: { cert: string; key: string } } = { type: type as string };
+  const out: Pick<Secret, 'type' | 'tls' | 'purposes' | 'data'> = { type: type as string };
   if (values['tls.crt'] !== undefined && values['tls.key'] !== undefined) out.tls = { cert: values['tls.crt'], key: values['tls.key'] };
+  // Only a Secret labelled for a purpose keeps its data (src/resources/secrets.ts).
+  const purposes = secretPurposes(labels);
+  if (purposes.length > 0) { out.purposes = purposes; out.data = values; }
   return out;
 }
 

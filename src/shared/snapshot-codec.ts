@@ -5,7 +5,7 @@
  * the same build only; they are never persisted, but keep them stable anyway.
  */
 import protobuf from 'protobufjs';
-import type { AuthIR, RoutingIR, SchedulerIR } from '../ir/types.js';
+import type { AuthIR, ProviderIR, RoutingIR, SchedulerIR } from '../ir/types.js';
 import { emptyGatewayIR, type GatewayIR } from '../ir/gateway.js';
 
 const schema = `
@@ -34,6 +34,8 @@ message Snapshot {
   Scheduler scheduler = 4; repeated string modelNames = 5; repeated sint32 modelIds = 6;
   string gatewayJson = 7;
   string authJson = 8;
+  // ExternalModelProviders (src/ir/types.ts ProviderIR): few, small, JSON like the Gateway IR.
+  string providersJson = 16;
 }
 `;
 
@@ -80,6 +82,7 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
     // The Gateway IR is deep and changes rarely; JSON keeps one schema (src/ir/gateway.ts) for it.
     gatewayJson: JSON.stringify(ir.gateway),
     authJson: ir.auth ? JSON.stringify(ir.auth) : '',
+    providersJson: (ir.providers ?? []).length > 0 ? JSON.stringify(ir.providers) : '',
   };
   return SnapshotType.encode(SnapshotType.fromObject(wire)).finish();
 }
@@ -98,6 +101,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
     modelIds: number[];
     gatewayJson: string;
     authJson: string;
+    providersJson: string;
   };
   return {
     routes: o.routes.map((r) => ({
@@ -121,6 +125,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
       ...(r.sessionStickyJson === '' ? {} : { sessionSticky: JSON.parse(r.sessionStickyJson) as RoutingIR['routes'][number]['sessionSticky'] }),
     })),
     servers: o.servers.map((s) => ({ ...s, engine: s.engine as 'vLLM', connector: s.connector as RoutingIR['servers'][number]['connector'] })),
+    ...(o.providersJson === '' ? {} : { providers: JSON.parse(o.providersJson) as ProviderIR[] }),
     endpoints: o.endpoints,
     scheduler: schedulerFromWire(o.scheduler),
     modelNames: o.modelNames,

@@ -8,6 +8,7 @@
  *
  * `UPDATE_DEPLOY=1 npx vitest run test/unit/deploy.test.ts` rewrites the generated files.
  */
+import { parseExternalModelProvider } from '../../src/resources/external-provider.js';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -518,7 +519,8 @@ describe('example manifests against both CRD sets', () => {
       expect(a, `${file} vs Kthena's CRD`).toEqual([]);
       expect(b, `${file} vs our CRD`).toEqual([]);
       // And the router itself accepts it (file mode), with no warning.
-      if (object.kind !== 'ExternalModelProvider') expect(parseManifestObject(object, { file, now: () => '2025-01-01T00:00:00Z' }).problems).toEqual([]);
+      const parse = object.kind === 'ExternalModelProvider' ? parseExternalModelProvider : parseManifestObject;
+      expect(parse(object, { file, now: () => '2025-01-01T00:00:00Z' }).problems).toEqual([]);
     }
     expect(custom).toBeGreaterThanOrEqual(16);
     // Kthena's mock engine Deployments and our example Pods are ordinary Kubernetes objects.

@@ -358,24 +358,32 @@ describe('KubeProvider', () => {
     await h.until((x) => x.routerConfig === null);
   });
 
-  it('keeps only credential-labelled Secrets (raw) and validates Gateway API kinds when enabled', async () => {
+  it('reads the data of credential-labelled Secrets only, keeps TLS Secrets for listeners, and validates Gateway API kinds when enabled', async () => {
     const secret = (name: string, labelled: boolean): KObj => ({
       apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default', labels: labelled ? { 'networking.serving.volcano.sh/external-model-provider-credential': 'true' } : {} },
       data: { apiKey: Buffer.from('k').toString('base64') },
     });
     const gw: KObj = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'g', namespace: 'default' }, spec: { gatewayClassName: 'kthena-router', listeners: [{ name: 'http', port: 8080, protocol: 'HTTP' }] } };
     const pem = (what: string) => Buffer.from(`-----BEGIN ${what}-----\nAAAA\n-----END ${what}-----\n`).toString('base64');
-    const tls: KObj = {
-      apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'cert', namespace: 'default' },
+    const tls = (name: string, labelled: boolean): KObj => ({
+      apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
+      metadata: { name, namespace: 'default', labels: labelled ? { 'networking.serving.volcano.sh/external-model-provider-credential': 'true' } : {} },
       data: { 'tls.crt': pem('CERTIFICATE'), 'tls.key': pem('PRIVATE KEY'), other: 'eA==' },
-    };
-    const h = await setup([secret('cred', true), secret('other', false), gw, tls], { gatewayApi: true });
-    const s = await h.until((x) => (x.raw.Secret ?? []).length === 1 && (x.resources.secrets ?? []).length === 1);
-    expect(s.raw.Secret!.map((o) => o.metadata.name)).toEqual(['cred']);
+    });
+    const h = await setup([secret('cred', true), secret('other', false), gw, tls('cert', false), tls('both', true)], { gatewayApi: true });
+    const s = await h.until((x) => (x.resources.secrets ?? []).length === 3);
+    expect(s.raw.Secret).toBeUndefined();
     expect(s.resources.gateways!.map((o) => o.metadata.name)).toEqual(['g']);
-    // Listener certificates: TLS Secrets only (field selector type=kubernetes.io/tls), typed.
-    expect(s.resources.secrets!.map((o) => [o.metadata.name, o.type, o.tls?.cert.startsWith('-----BEGIN CERTIFICATE')])).toEqual([['cert', 'kubernetes.io/tls', true]]);
+    // Listener certificates (field selector type=kubernetes.io/tls) and credential Secrets (label
+    // selector), typed; a Secret both informers see is listed once; only labelled ones keep data.
+    expect(s.resources.secrets!.map((o) => [o.metadata.name, o.type, o.tls?.cert.startsWith('-----BEGIN CERTIFICATE') ?? false, o.purposes ?? [], Object.keys(o.data ?? {}).sort()])).toEqual([
+      ['both', 'kubernetes.io/tls', true, ['provider-credential'], ['other', 'tls.crt', 'tls.key']],
+      ['cert', 'kubernetes.io/tls', true, [], []],
+      ['cred', 'Opaque', false, ['provider-credential'], ['apiKey']],
+    ]);
+    expect(s.resources.secrets!.find((o) => o.metadata.name === 'cred')!.data).toEqual({ apiKey: 'k' });
     expect(JSON.stringify(h.provider.get('Secret/tls', 'default', 'cert'))).not.toContain('"other"');
+    expect(h.provider.get('Secret/provider-credential', 'default', 'other')).toBeUndefined();
     // ReferenceGrant is optional (CRD may be absent): the fake server has it, so it synced empty.
     expect(h.provider.syncState().every((x) => x.synced)).toBe(true);
   });

@@ -35,6 +35,7 @@ import type { GatewayResource } from '../../resources/gateway.js';
 import type { AnyResource, Problem, ResourceSet } from '../../resources/types.js';
 import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate-gateway.js';
 import { identityOf, parseManifestObject } from '../../resources/validate.js';
+import { externalModelProviderIdentity, isExternalModelProviderManifest, parseExternalModelProvider, type ExternalModelProvider } from '../../resources/external-provider.js';
 import type { Provider } from '../types.js';
 
 export interface FileSnapshot {
@@ -67,7 +68,7 @@ export interface FileProviderOptions {
 }
 
 interface Held {
-  resource: AnyResource | GatewayResource;
+  resource: AnyResource | GatewayResource | ExternalModelProvider;
   file: string;
 }
 
@@ -334,7 +335,7 @@ export class FileProvider implements Provider {
     const next = new Map<string, Held>();
     const owners = new Map<string, Doc>();
     for (const doc of docs) {
-      const id = identityOf(doc.raw) ?? gatewayIdentityOf(doc.raw);
+      const id = identityOf(doc.raw) ?? gatewayIdentityOf(doc.raw) ?? externalModelProviderIdentity(doc.raw);
       if (id !== null) {
         const owner = owners.get(id.key);
         if (owner !== undefined) {
@@ -350,7 +351,9 @@ export class FileProvider implements Provider {
       const previous = id !== null ? this.#held.get(id.key)?.resource : undefined;
       const r = isGatewayManifest(doc.raw)
         ? parseGatewayObject(doc.raw, { file: doc.file, now: () => now, previous: previous as GatewayResource | undefined })
-        : parseManifestObject(doc.raw, { file: doc.file, now: () => now, previous: previous as AnyResource | undefined });
+        : isExternalModelProviderManifest(doc.raw)
+          ? parseExternalModelProvider(doc.raw, { file: doc.file, now: () => now, previous })
+          : parseManifestObject(doc.raw, { file: doc.file, now: () => now, previous: previous as AnyResource | undefined });
       problems.push(...r.problems);
       if (id === null) continue;
       if (r.resource !== undefined) next.set(id.key, { resource: r.resource, file: doc.file });

@@ -19,6 +19,7 @@ import type { GatewayResource } from '../../resources/gateway.js';
 import type { AnyResource, Problem } from '../../resources/types.js';
 import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate-gateway.js';
 import { parseManifestObject, resourceIdentity, stableJson } from '../../resources/validate.js';
+import { isExternalModelProviderManifest, parseExternalModelProvider, type ExternalModelProvider } from '../../resources/external-provider.js';
 import type { Provider, ProviderLog, ProviderSnapshot } from '../types.js';
 import type { KubeClient } from '../../kube/client.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../../kube/backoff.js';
@@ -47,7 +48,7 @@ export interface KubeProviderOptions {
   kinds?: readonly WatchedKind[];
 }
 
-type Resource = AnyResource | GatewayResource;
+type Resource = AnyResource | GatewayResource | ExternalModelProvider;
 
 interface Held {
   resource: Resource | undefined;
@@ -148,7 +149,9 @@ export class KubeProvider implements Provider {
 
   #onEvent(k: WatchedKind, type: 'add' | 'update' | 'delete', obj: RawObject): void {
     if (k.role === 'resource') {
-      const id = gatewayIdentityOf(obj)?.key ?? resourceIdentity(k.kind, obj.metadata.namespace || 'default', obj.metadata.name);
+      // Keyed per informer: two informers of one kind (the Secret informers, by purpose and by
+      // TLS type) may both hold an object, and a delete from one must not drop the other's copy.
+      const id = `${kindId(k)}|${gatewayIdentityOf(obj)?.key ?? resourceIdentity(k.kind, obj.metadata.namespace || 'default', obj.metadata.name)}`;
       if (type === 'delete') this.#held.delete(id);
       else {
         const prev = this.#held.get(id);
@@ -172,7 +175,9 @@ export class KubeProvider implements Provider {
     // one warning per Service and Namespace of the cluster, so kubernetes.md says it once instead.)
     const r = isGatewayManifest(obj)
       ? parseGatewayObject(obj, { file: '', now, previous: previous as GatewayResource | undefined, generation })
-      : parseManifestObject(obj, { file: '', now, previous: previous as AnyResource | undefined, generation });
+      : isExternalModelProviderManifest(obj)
+        ? parseExternalModelProvider(obj, { file: '', now, previous, generation })
+        : parseManifestObject(obj, { file: '', now, previous: previous as AnyResource | undefined, generation });
     // Problems name the object; there is no file in Kubernetes mode.
     const problems = r.problems.map(({ file: _file, ...p }) => p);
     if (r.resource !== undefined) return { resource: r.resource, problems };
@@ -218,11 +223,25 @@ export class KubeProvider implements Provider {
   }
 
   #snapshot(): KubeSnapshot {
-    const resources: Resource[] = [];
+    const byIdentity = new Map<string, Resource>();
     const problems: Problem[] = [];
     for (const h of this.#held.values()) {
-      if (h.resource !== undefined) resources.push(h.resource);
       problems.push(...h.problems);
+      const r = h.resource;
+      if (r === undefined) continue;
+      // The same object through two informers (trimmed alike): the newer version wins.
+      const key = resourceIdentity(r.kind, r.metadata.namespace, r.metadata.name);
+      const other = byIdentity.get(key);
+      if (other === undefined || newerVersion(r.metadata.resourceVersion, other.metadata.resourceVersion)) byIdentity.set(key, r);
+    }
+    const resources = [...byIdentity.values()];
+    // A problem reported by two informers for the same object is said once.
+    const seen = new Set<string>();
+    for (let i = problems.length - 1; i >= 0; i--) {
+      const p = problems[i]!;
+      const k = `${p.kind}|${p.namespace}|${p.name}|${p.field}|${p.message}`;
+      if (seen.has(k)) problems.splice(i, 1);
+      else seen.add(k);
     }
     let routerConfig: string | null = null;
     const raw: Record<string, RawObject[]> = {};
@@ -243,6 +262,12 @@ export class KubeProvider implements Provider {
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** resourceVersions are opaque; etcd's are decimal, so compare them as numbers when they are. */
+function newerVersion(a: string, b: string): boolean {
+  if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) > BigInt(b);
+  return a > b;
 }
 
 function byKey(a: RawObject, b: RawObject): number {

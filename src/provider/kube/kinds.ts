@@ -7,10 +7,11 @@
  *  - `resource`: validated by src/resources/validate.ts into the ResourceSet the translator reads
  *    (exactly as the file provider does), with problems reported and the last valid version kept;
  *  - `raw`: kept as trimmed plain objects in the snapshot's `raw` map, for consumers that have no
- *    typed resource yet (ExternalModelProvider status, credential Secrets, EndpointSlices);
+ *    typed resource yet (EndpointSlices);
  *  - `routerConfig`: the ConfigMap whose `routerConfiguration` key is the router configuration.
  */
 import { apiPrefix } from '../../kube/client.js';
+import { SECRET_PURPOSES, secretPurposes } from '../../resources/secrets.js';
 
 /** A Kubernetes object as JSON (the shape list and watch return). */
 export interface RawObject {
@@ -70,7 +71,6 @@ export interface WatchedKind {
 
 export const KTHENA_GROUP_VERSION = 'networking.serving.volcano.sh/v1alpha1';
 export const GATEWAY_GROUP_VERSION = 'gateway.networking.k8s.io/v1';
-export const CREDENTIAL_LABEL = 'networking.serving.volcano.sh/external-model-provider-credential';
 export const ROUTER_CONFIGMAP = 'kthena-router-config';
 export const ROUTER_CONFIGMAP_KEY = 'routerConfiguration';
 
@@ -113,15 +113,17 @@ export function trimPod(o: RawObject): RawObject {
   };
 }
 
-function trimSecret(o: RawObject): RawObject {
-  return { apiVersion: 'v1', kind: 'Secret', metadata: trimMeta(o.metadata), data: o.data ?? {} };
-}
-
-/** TLS Secrets for Gateway listeners: only the certificate material (validate-gateway reads it). */
-function trimTlsSecret(o: RawObject): RawObject {
-  const data: Record<string, string> = {};
-  for (const k of ['tls.crt', 'tls.key', 'ca.crt']) if (o.data?.[k] !== undefined) data[k] = o.data[k]!;
-  return { apiVersion: 'v1', kind: 'Secret', metadata: trimMeta(o.metadata), type: o.type ?? 'kubernetes.io/tls', data };
+/**
+ * Every Secret informer keeps the same fields of a Secret, so that one Secret seen by two of them
+ * (a labelled TLS Secret) reads the same: the data of a Secret labelled for a purpose
+ * (src/resources/secrets.ts), else only the certificate material of a TLS Secret.
+ */
+export function trimSecret(o: RawObject): RawObject {
+  const purpose = secretPurposes(o.metadata.labels).length > 0;
+  let data: Record<string, string> = {};
+  if (purpose) data = { ...(o.data ?? {}) };
+  else for (const k of ['tls.crt', 'tls.key', 'ca.crt']) if (o.data?.[k] !== undefined) data[k] = o.data[k]!;
+  return { apiVersion: 'v1', kind: 'Secret', metadata: trimMeta(o.metadata), type: o.type ?? 'Opaque', data };
 }
 
 function trimConfigMap(o: RawObject): RawObject {
@@ -137,11 +139,13 @@ function trimCustom(o: RawObject): RawObject {
 export const WATCHED_KINDS: readonly WatchedKind[] = Object.freeze([
   { kind: 'ModelRoute', apiVersion: KTHENA_GROUP_VERSION, plural: 'modelroutes', role: 'resource', enabled: always, trim: trimCustom, writesStatus: true },
   { kind: 'ModelServer', apiVersion: KTHENA_GROUP_VERSION, plural: 'modelservers', role: 'resource', enabled: always, trim: trimCustom, writesStatus: true },
-  // Raw until a typed ExternalModelProvider lands in src/resources; its status is computed from the
-  // raw object and the credential Secrets (Kthena's CredentialsResolved/Ready).
-  { kind: 'ExternalModelProvider', apiVersion: KTHENA_GROUP_VERSION, plural: 'externalmodelproviders', role: 'raw', enabled: always, trim: trimCustom, writesStatus: true },
+  { kind: 'ExternalModelProvider', apiVersion: KTHENA_GROUP_VERSION, plural: 'externalmodelproviders', role: 'resource', enabled: always, trim: trimCustom, writesStatus: true },
   { kind: 'Pod', apiVersion: 'v1', plural: 'pods', role: 'resource', enabled: always, trim: trimPod },
-  { kind: 'Secret', apiVersion: 'v1', plural: 'secrets', role: 'raw', enabled: always, labelSelector: `${CREDENTIAL_LABEL}=true`, trim: trimSecret },
+  // One informer per Secret purpose (credential Secrets of ExternalModelProviders, ...), each by
+  // its label: only labelled Secrets are ever read, as Kthena's labelled Secret cache.
+  ...SECRET_PURPOSES.map((p): WatchedKind => ({
+    kind: 'Secret', id: `Secret/${p.purpose}`, apiVersion: 'v1', plural: 'secrets', role: 'resource', enabled: always, labelSelector: `${p.label}=true`, trim: trimSecret,
+  })),
   {
     kind: 'ConfigMap', apiVersion: 'v1', plural: 'configmaps', role: 'routerConfig', enabled: always, trim: trimConfigMap,
     namespace: (c) => c.podNamespace, fieldSelector: () => `metadata.name=${ROUTER_CONFIGMAP}`,
@@ -155,7 +159,7 @@ export const WATCHED_KINDS: readonly WatchedKind[] = Object.freeze([
   { kind: 'ReferenceGrant', apiVersion: 'gateway.networking.k8s.io/v1beta1', plural: 'referencegrants', role: 'resource', enabled: gatewayApi, trim: trimCustom, optional: true },
   { kind: 'Namespace', apiVersion: 'v1', plural: 'namespaces', clusterScoped: true, role: 'resource', enabled: gatewayApi, trim: (o) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: trimMeta(o.metadata) }) },
   // Listener certificates (certificateRefs): every TLS Secret, by field selector.
-  { kind: 'Secret', id: 'Secret/tls', apiVersion: 'v1', plural: 'secrets', role: 'resource', enabled: gatewayApi, fieldSelector: () => 'type=kubernetes.io/tls', trim: trimTlsSecret },
+  { kind: 'Secret', id: 'Secret/tls', apiVersion: 'v1', plural: 'secrets', role: 'resource', enabled: gatewayApi, fieldSelector: () => 'type=kubernetes.io/tls', trim: trimSecret },
   { kind: 'Service', apiVersion: 'v1', plural: 'services', role: 'resource', enabled: gatewayApi, trim: (o) => ({ apiVersion: 'v1', kind: 'Service', metadata: trimMeta(o.metadata), spec: o.spec }) },
   // No typed EndpointSlice yet: kept raw for the translator that will read Service endpoints.
   { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', plural: 'endpointslices', role: 'raw', enabled: gatewayApi, trim: (o) => ({ ...o, metadata: trimMeta(o.metadata) }) },
