@@ -219,7 +219,7 @@ export class ControlPlane {
     await this.#provider.start();
     if (this.#kube !== null && cfg.enableWebhook) {
       const { startWebhookFromConfig } = await import('./webhook/index.js');
-      this.#kube.startWebhook((kube) => startWebhookFromConfig(cfg, this.log, kube));
+      this.#kube.startWebhook((kube) => startWebhookFromConfig(cfg, this.log, kube, () => this.#auth !== null));
     }
   }
 
@@ -254,7 +254,7 @@ export class ControlPlane {
       const out = translate(this.#resources, this.#scheduler, {
         enableGatewayApi: this.cfg.enableGatewayApi, enableInferenceExtension: this.cfg.enableGatewayApiInferenceExtension,
         podNamespace: this.cfg.podNamespace, defaultPort: this.cfg.port, inferencePoolPicker: this.cfg.inferencePoolPicker,
-      });
+      }, { jwtAuth: this.#auth !== null });
       this.#translatorProblems = out.problems;
       this.#gatewayStatuses = out.gatewayStatuses;
       this.#bootstrap = out.bootstrap;

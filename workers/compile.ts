@@ -54,6 +54,8 @@ export interface CompiledPd {
   /** decodeGroup[i] = group index of decode[i]; prefillByGroup[g] = the prefill endpoints of group g. */
   decodeGroup: Int32Array;
   prefillByGroup: CompiledEndpoint[][];
+  /** Every prefill endpoint of every group (outlier detection's ejection cap counts per role). */
+  prefill: CompiledEndpoint[];
   /** Index into the server's `endpoints` of decode[i] / prefillByGroup[g][j] (kvcache-aware scores all pods once, then gathers). */
   decodeIdx: Int32Array;
   prefillIdxByGroup: Int32Array[];
@@ -166,7 +168,7 @@ function compileServer(ir: RoutingIR, s: ServerIR): CompiledServer {
       return g.prefill.map((i) => byIndex.get(i)!);
     });
     pd = {
-      connector: s.connector, decode, decodeGroup: Int32Array.from(groups), prefillByGroup,
+      connector: s.connector, decode, decodeGroup: Int32Array.from(groups), prefillByGroup, prefill: prefillByGroup.flat(),
       decodeIdx: Int32Array.from(decodeIdx), prefillIdxByGroup,
     };
   }

@@ -21,7 +21,8 @@ import { WorkerMetrics } from './metrics.js';
 import { RateLimiter } from './ratelimit/limiter.js';
 import { AuthHolder } from './auth/holder.js';
 import { AccessLogBuffer } from './accesslog.js';
-import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
+import { closeWorkerRedis, redisBreakerMetricsJSON, workerRedis } from './redis.js';
+import { RedisStickyStore } from './sticky/redis-store.js';
 import { outlierMetricsJSON } from './outlier.js';
 import { RouterError } from '../src/errors.js';
 import { AdmissionClient } from './admission.js';
@@ -79,6 +80,7 @@ function main(): void {
     rateLimiter: new RateLimiter({ rateLimitSab: regions.rateLimitSab, failClosed: cfg.rateLimitFailClosed, log }),
     auth: new AuthHolder(log),
     sticky: new StickyTable(regions.stickySab),
+    stickyRedis: cfg.sessionStickyStore === 'redis' ? new RedisStickyStore(workerRedis(cfg.redis).client, regions.stickySab, log, { timeoutMs: cfg.sessionStickyRedisTimeoutMs }) : null,
     admission: init.admission !== undefined ? new AdmissionClient(init.admission, cfg.sessionBoost.enabled ? cfg.sessionBoost.header.toLowerCase() : '') : null,
     epp: null,
     renderMetrics: cfg.exposeMetricsOnRouterPort
@@ -93,7 +95,7 @@ function main(): void {
 
   const allMetrics = (): MetricJSON[] => [
     ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []), ...redisBreakerMetricsJSON(), ...outlierMetricsJSON(), ...eppMetrics.metricsJSON(),
-    ...ctx.rateLimiter.metricsJSON(),
+    ...ctx.rateLimiter.metricsJSON(), ...(ctx.stickyRedis?.metricsJSON() ?? []),
   ];
 
   const serve = (a: TemplatedApp, p: number, tls: boolean): void => {

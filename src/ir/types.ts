@@ -86,8 +86,8 @@ export interface RateLimitBucketIR {
 export interface SessionStickyIR {
   /** Binding TTL, seconds. */
   ttlSec: number;
-  /** In order; Header names lower-cased. */
-  sources: { type: 'Header' | 'Query' | 'Cookie'; name: string }[];
+  /** In order; Header names lower-cased. JWTClaim only when JWT authentication is configured. */
+  sources: { type: 'Header' | 'Query' | 'Cookie' | 'JWTClaim'; name: string }[];
 }
 
 export interface ServerIR {

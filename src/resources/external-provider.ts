@@ -1,22 +1,17 @@
 /**
- * ExternalModelProvider (networking.serving.volcano.sh/v1alpha1): the typed resource, its
- * validation in the order the API server and Kthena's webhook apply it (CRD schema with defaults,
- * the CRD's CEL rule on `auth`, then the webhook rules, whose text lives in validate.ts beside the
- * admission entry point), and the credential lookup that both the status conditions and the
- * routing snapshot use, so that a provider the status calls Ready is exactly one the workers can
- * call.
+ * ExternalModelProvider (networking.serving.volcano.sh/v1alpha1): the typed resource (validated by
+ * validate/kinds/external-model-provider.ts) and the credential lookup that both the status
+ * conditions and the routing snapshot use, so that a provider the status calls Ready is exactly
+ * one the workers can call.
  *
  * Kthena's behaviour: volcano-sh/kthena:pkg/kthena-router/providers/adapter.go (ValidateConfiguration,
  * NormalizeCredential) and pkg/kthena-router/controller/externalmodelprovider_controller.go
  * (conditions).
  */
 import type { Secret } from './gateway.js';
-import { PROVIDER_CREDENTIAL_LABEL } from './secrets.js';
-import type { ObjectMeta, Problem } from './types.js';
-import {
-  deepFreeze, externalModelProviderSpecSchema, externalModelProviderWebhook, finishMeta, isPlainObject, KTHENA_API_VERSION, parseMetadata,
-  resourceIdentity, walk, type Issue,
-} from './validate.js';
+import { PROVIDER_CREDENTIAL_LABEL } from './secret.js';
+import type { ObjectMeta } from './types.js';
+import { isPlainObject } from './validate/util.js';
 
 export type ProviderType = 'OpenAI' | 'Anthropic';
 export type ProviderAuthScheme = 'Bearer' | 'APIKey';
@@ -34,79 +29,6 @@ export interface ExternalModelProvider {
     auth?: { scheme?: ProviderAuthScheme; secretRef: { name: string; key: string } };
     headers?: Readonly<Record<string, string>>;
   };
-}
-
-export interface ProviderParseContext {
-  file: string;
-  now: () => string;
-  previous?: { kind: string; spec?: unknown; metadata: ObjectMeta };
-  generation?: number;
-}
-
-const TOP_LEVEL_KEYS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
-
-export function isExternalModelProviderManifest(raw: unknown): boolean {
-  return isPlainObject(raw) && raw.kind === 'ExternalModelProvider' && raw.apiVersion === KTHENA_API_VERSION;
-}
-
-/** kind/namespace/name of an ExternalModelProvider document, else null. */
-export function externalModelProviderIdentity(raw: unknown): { kind: 'ExternalModelProvider'; namespace: string; name: string; key: string } | null {
-  if (!isExternalModelProviderManifest(raw)) return null;
-  const meta = (raw as Record<string, unknown>).metadata;
-  if (!isPlainObject(meta) || typeof meta.name !== 'string' || meta.name === '') return null;
-  const namespace = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : 'default';
-  return { kind: 'ExternalModelProvider', namespace, name: meta.name, key: resourceIdentity('ExternalModelProvider', namespace, meta.name) };
-}
-
-interface SpecRaw {
-  providerType: ProviderType;
-  model?: string;
-  baseURL: string;
-  insecureSkipVerify: boolean;
-  auth?: { scheme?: ProviderAuthScheme; secretRef: { name?: string; key: string; optional?: boolean } };
-  headers?: Record<string, string>;
-}
-
-/** One ExternalModelProvider document in, the validated, defaulted, frozen resource (or problems) out. */
-export function parseExternalModelProvider(raw: unknown, ctx: ProviderParseContext): { resource?: ExternalModelProvider; problems: Problem[] } {
-  if (!isExternalModelProviderManifest(raw)) return { problems: [] };
-  const r = raw as Record<string, unknown>;
-  const ident = { namespace: 'default', name: '' };
-  if (isPlainObject(r.metadata)) {
-    if (typeof r.metadata.name === 'string') ident.name = r.metadata.name;
-    if (typeof r.metadata.namespace === 'string' && r.metadata.namespace !== '') ident.namespace = r.metadata.namespace;
-  }
-  const rejected = (issues: Issue[]): { problems: Problem[] } => ({
-    problems: issues.map((i) => ({ kind: 'ExternalModelProvider', namespace: ident.namespace, name: ident.name, file: ctx.file, field: i.field, message: i.message, severity: 'rejected' as const })),
-  });
-  const issues: Issue[] = [];
-  for (const key of Object.keys(r)) if (!TOP_LEVEL_KEYS.has(key)) issues.push({ field: key, message: `unknown field ${JSON.stringify(key)}` });
-  const meta = parseMetadata(r.metadata, issues);
-  if (r.spec === undefined || r.spec === null) {
-    issues.push({ field: 'spec', message: 'Required value' });
-    return rejected(issues);
-  }
-  const spec = walk(r.spec, externalModelProviderSpecSchema, 'spec', issues) as SpecRaw | undefined;
-  // The CRD's CEL rule, then Kthena's webhook rules (only for what passed the schema, as on a cluster).
-  if (spec?.auth?.secretRef.optional === true) issues.push({ field: 'spec.auth', message: 'secretRef.optional must be false or unset' });
-  if (issues.length > 0 || spec === undefined || meta === undefined) return rejected(issues);
-  for (const e of externalModelProviderWebhook(spec)) {
-    issues.push({ field: e.field, message: e.type === 'NotSupported' ? `Unsupported value: ${JSON.stringify(e.value)}: supported values: ${(e.supported ?? []).map((v) => JSON.stringify(v)).join(', ')}` : e.detail });
-  }
-  if (issues.length > 0) return rejected(issues);
-  const typed: ExternalModelProvider['spec'] = { providerType: spec.providerType, baseURL: spec.baseURL, insecureSkipVerify: spec.insecureSkipVerify };
-  if (spec.model !== undefined) typed.model = spec.model;
-  if (spec.auth !== undefined) {
-    typed.auth = { secretRef: { name: spec.auth.secretRef.name ?? '', key: spec.auth.secretRef.key } };
-    if (spec.auth.scheme !== undefined) typed.auth.scheme = spec.auth.scheme;
-  }
-  if (spec.headers !== undefined) typed.headers = spec.headers;
-  const provider: ExternalModelProvider = {
-    apiVersion: KTHENA_API_VERSION, kind: 'ExternalModelProvider',
-    metadata: finishMeta(meta, 'ExternalModelProvider', typed, ctx),
-    spec: typed,
-  };
-  return { resource: deepFreeze(provider), problems: [] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,11 +73,12 @@ export function resolveCredential(
   if (auth === undefined || auth === null) return { reason: 'CredentialNotRequired', message: 'No credential is configured', value: '' };
   const name = typeof auth.secretRef?.name === 'string' ? auth.secretRef.name : '';
   const key = typeof auth.secretRef?.key === 'string' ? auth.secretRef.key : '';
-  const secret = secrets.get(`${namespace}/${name}`);
-  if (secret === undefined || !(secret.purposes ?? []).includes('provider-credential')) {
+  // Only Secrets labelled for provider credentials keep their values (src/resources/secret.ts).
+  const credentials = secrets.get(`${namespace}/${name}`)?.credentials;
+  if (credentials === undefined) {
     return { reason: 'CredentialNotFound', message: `Credential Secret is not found or does not have label ${PROVIDER_CREDENTIAL_LABEL}=true`, value: '' };
   }
-  const raw = secret.data?.[key];
+  const raw = credentials[key];
   if (raw === undefined || raw === '') return { reason: 'CredentialKeyNotFound', message: 'Credential Secret key is not found', value: '' };
   const value = trimSpace(raw);
   if (value === '') return { reason: 'CredentialInvalid', message: 'provider credential is empty after trimming whitespace', value: '' };

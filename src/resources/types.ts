@@ -125,7 +125,7 @@ export interface Pod {
   };
 }
 
-export type AnyResource = ModelRoute | ModelServer | Pod;
+export type AnyResource = ModelRoute | ModelServer | Pod | ExternalModelProvider;
 
 /**
  * Everything a provider currently knows, each list sorted by namespace/name. The Gateway API,

@@ -266,6 +266,7 @@ export const kStHdrEntries = 0; // live bindings (approximate: Atomics.add/sub b
 export const kStHdrEvictions = 1; // live bindings evicted to make room
 export const kStHdrEpochSec = 2; // unix seconds the stamps count from (set once by the control thread)
 export const kStHdrBuckets = 3; // number of buckets (power of two)
+export const kStHdrRedisDown = 4; // worker threads that see the Redis binding store down (its outage is logged once per router)
 export const kStHeaderInts = 16;
 export const kStWays = 4;
 export const kStWayInts = 8;

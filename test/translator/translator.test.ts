@@ -9,8 +9,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { parseManifestObject } from '../../src/resources/validate.js';
-import { isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../src/resources/validate-gateway.js';
-import { isExternalModelProviderManifest, parseExternalModelProvider, type ExternalModelProvider } from '../../src/resources/external-provider.js';
+import { isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../src/resources/validate.js';
 import type { GatewayResource } from '../../src/resources/gateway.js';
 import { translate, validateIR } from '../../src/translator/index.js';
 import type { AnyResource, ResourceSet } from '../../src/resources/types.js';
@@ -21,13 +20,12 @@ const update = process.env.UPDATE_GOLDEN === '1';
 const NOW = '2025-01-01T00:00:00Z';
 
 function load(file: string): ResourceSet {
-  const resources: (AnyResource | GatewayResource | ExternalModelProvider)[] = [];
+  const resources: (AnyResource | GatewayResource)[] = [];
   for (const doc of parseAllDocuments(readFileSync(path.join(testdata, file), 'utf8'))) {
     expect(doc.errors, `${file}: YAML errors`).toEqual([]);
     const raw: unknown = doc.toJS();
     const ctx = { file, now: () => NOW };
-    const r = isExternalModelProviderManifest(raw) ? parseExternalModelProvider(raw, ctx)
-      : isGatewayManifest(raw) ? parseGatewayObject(raw, ctx) : parseManifestObject(raw, ctx);
+    const r = isGatewayManifest(raw) ? parseGatewayObject(raw, ctx) : parseManifestObject(raw, ctx);
     expect(r.problems, `${file}: every input must be valid`).toEqual([]);
     if (r.resource) resources.push(r.resource);
   }
@@ -63,9 +61,12 @@ describe('translator golden files', () => {
     it(`translates ${name} the same whatever the input order`, () => {
       const rs = load(`${name}.in.yaml`);
       const reversed: ResourceSet = {
+        ...rs,
         modelRoutes: [...rs.modelRoutes].reverse(),
         modelServers: [...rs.modelServers].reverse(),
         pods: [...rs.pods].reverse(),
+        externalModelProviders: [...rs.externalModelProviders ?? []].reverse(),
+        secrets: [...rs.secrets ?? []].reverse(),
       };
       expect(JSON.stringify(translate(reversed))).toBe(JSON.stringify(translate(rs)));
     });
@@ -97,6 +98,22 @@ describe('translator behaviour', () => {
     ]);
     const ext = ir.routes.find((r) => r.name === 'external')!.rules[0]!.targets[0]!;
     expect(ext).toEqual({ kind: 'provider', key: 'default/deepseek-provider', server: -1, weight: 100 });
+  });
+
+  it('rejects a route with a JWTClaim session source unless JWT authentication is configured', () => {
+    const rs = load('simple-route.in.yaml');
+    const r = rs.modelRoutes[0]!;
+    const sticky = { ...r, spec: { ...r.spec, sessionSticky: { sessionAffinitySeconds: 60, sources: [{ type: 'Header' as const, name: 'X-S' }, { type: 'JWTClaim' as const, name: 'sid' }] } } };
+    const set: ResourceSet = { ...rs, modelRoutes: [sticky, ...rs.modelRoutes.slice(1)] };
+    const off = translate(set);
+    expect(off.ir.routes.find((x) => x.name === r.metadata.name)).toBeUndefined();
+    expect(off.problems).toContainEqual({
+      kind: 'ModelRoute', namespace: r.metadata.namespace, name: r.metadata.name, field: 'spec.sessionSticky.sources[1].type', severity: 'rejected',
+      message: 'a JWTClaim session source needs JWT authentication: set auth.jwksUri and auth.issuer in the router configuration',
+    });
+    const on = translate(set, undefined, undefined, { jwtAuth: true });
+    expect(on.problems).toEqual([]);
+    expect(on.ir.routes.find((x) => x.name === r.metadata.name)!.sessionSticky).toEqual({ ttlSec: 60, sources: [{ type: 'Header', name: 'x-s' }, { type: 'JWTClaim', name: 'sid' }] });
   });
 
   it('lists only Running, Ready, non-terminating pods with an IP, in the server namespace, matching every label', () => {

@@ -8,7 +8,6 @@
  *
  * `UPDATE_DEPLOY=1 npx vitest run test/unit/deploy.test.ts` rewrites the generated files.
  */
-import { parseExternalModelProvider } from '../../src/resources/external-provider.js';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -519,8 +518,7 @@ describe('example manifests against both CRD sets', () => {
       expect(a, `${file} vs Kthena's CRD`).toEqual([]);
       expect(b, `${file} vs our CRD`).toEqual([]);
       // And the router itself accepts it (file mode), with no warning.
-      const parse = object.kind === 'ExternalModelProvider' ? parseExternalModelProvider : parseManifestObject;
-      expect(parse(object, { file, now: () => '2025-01-01T00:00:00Z' }).problems).toEqual([]);
+      expect(parseManifestObject(object, { file, now: () => '2025-01-01T00:00:00Z' }).problems).toEqual([]);
     }
     expect(custom).toBeGreaterThanOrEqual(16);
     // Kthena's mock engine Deployments and our example Pods are ordinary Kubernetes objects.

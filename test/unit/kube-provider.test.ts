@@ -15,6 +15,7 @@ import { backoffDelay } from '../../src/kube/backoff.js';
 import { KTHENA_GROUP_VERSION } from '../../src/provider/kube/kinds.js';
 import { FileProvider, type FileSnapshot } from '../../src/provider/file/index.js';
 import { KubeConfig } from '@kubernetes/client-node';
+import { apiKeyDigest } from '../../src/shared/api-key.js';
 
 const HOST = '127.0.40.1';
 const WAIT = { timeout: 5000, interval: 10 };
@@ -358,34 +359,75 @@ describe('KubeProvider', () => {
     await h.until((x) => x.routerConfig === null);
   });
 
-  it('reads the data of credential-labelled Secrets only, keeps TLS Secrets for listeners, and validates Gateway API kinds when enabled', async () => {
+  it('keeps only Secrets labelled for a purpose and validates Gateway API kinds when enabled', async () => {
     const secret = (name: string, labelled: boolean): KObj => ({
       apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default', labels: labelled ? { 'networking.serving.volcano.sh/external-model-provider-credential': 'true' } : {} },
       data: { apiKey: Buffer.from('k').toString('base64') },
     });
     const gw: KObj = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'g', namespace: 'default' }, spec: { gatewayClassName: 'kthena-router', listeners: [{ name: 'http', port: 8080, protocol: 'HTTP' }] } };
     const pem = (what: string) => Buffer.from(`-----BEGIN ${what}-----\nAAAA\n-----END ${what}-----\n`).toString('base64');
-    const tls = (name: string, labelled: boolean): KObj => ({
-      apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
-      metadata: { name, namespace: 'default', labels: labelled ? { 'networking.serving.volcano.sh/external-model-provider-credential': 'true' } : {} },
+    const tls: KObj = {
+      apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'cert', namespace: 'default' },
       data: { 'tls.crt': pem('CERTIFICATE'), 'tls.key': pem('PRIVATE KEY'), other: 'eA==' },
-    });
-    const h = await setup([secret('cred', true), secret('other', false), gw, tls('cert', false), tls('both', true)], { gatewayApi: true });
-    const s = await h.until((x) => (x.resources.secrets ?? []).length === 3);
+    };
+    const h = await setup([secret('cred', true), secret('other', false), gw, tls], { gatewayApi: true });
+    const s = await h.until((x) => (x.resources.secrets ?? []).length === 2);
+    // Credential values live in the typed Secret only, never in the raw map (statuses read the typed one).
     expect(s.raw.Secret).toBeUndefined();
     expect(s.resources.gateways!.map((o) => o.metadata.name)).toEqual(['g']);
-    // Listener certificates (field selector type=kubernetes.io/tls) and credential Secrets (label
-    // selector), typed; a Secret both informers see is listed once; only labelled ones keep data.
-    expect(s.resources.secrets!.map((o) => [o.metadata.name, o.type, o.tls?.cert.startsWith('-----BEGIN CERTIFICATE') ?? false, o.purposes ?? [], Object.keys(o.data ?? {}).sort()])).toEqual([
-      ['both', 'kubernetes.io/tls', true, ['provider-credential'], ['other', 'tls.crt', 'tls.key']],
-      ['cert', 'kubernetes.io/tls', true, [], []],
-      ['cred', 'Opaque', false, ['provider-credential'], ['apiKey']],
+    // Listener certificates: TLS Secrets only (field selector type=kubernetes.io/tls), typed.
+    expect(s.resources.secrets!.map((o) => [o.metadata.name, o.type, o.tls?.cert.startsWith('-----BEGIN CERTIFICATE'), o.credentials])).toEqual([
+      ['cert', 'kubernetes.io/tls', true, undefined], ['cred', 'Opaque', undefined, { apiKey: 'k' }],
     ]);
-    expect(s.resources.secrets!.find((o) => o.metadata.name === 'cred')!.data).toEqual({ apiKey: 'k' });
     expect(JSON.stringify(h.provider.get('Secret/tls', 'default', 'cert'))).not.toContain('"other"');
-    expect(h.provider.get('Secret/provider-credential', 'default', 'other')).toBeUndefined();
     // ReferenceGrant is optional (CRD may be absent): the fake server has it, so it synced empty.
     expect(h.provider.syncState().every((x) => x.synced)).toBe(true);
+  });
+
+  it('watches API-key Secrets by label, caches only digests, and follows adds, rotations and removals', async () => {
+    const keySecret = (name: string, data: Record<string, string>, labels: Record<string, string> = {}): KObj => ({
+      apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default', labels: { 'networking.serving.volcano.sh/api-key': 'true', ...labels } },
+      data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    });
+    const unlabelled: KObj = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'plain', namespace: 'default' }, data: { k: Buffer.from('sk-plain').toString('base64') } };
+    const h = await setup([keySecret('team-a', { k1: 'sk-alpha\n', k2: 'sk-beta' }), unlabelled]);
+    const keysOf = (x: KubeSnapshot) => (x.resources.secrets ?? []).map((o) => [o.metadata.name, o.apiKeys?.user, o.apiKeys?.digests]);
+    let s = await h.until((x) => (x.resources.secrets ?? []).length === 1);
+    expect(keysOf(s)).toEqual([['team-a', 'team-a', [apiKeyDigest('sk-alpha'), apiKeyDigest('sk-beta')].sort()]]);
+    // The informer's cache and the snapshot hold digests, never a raw key.
+    const cached = JSON.stringify(h.provider.get('Secret/api-key', 'default', 'team-a'));
+    const snapJson = JSON.stringify(s);
+    for (const raw of ['sk-alpha', 'sk-beta', 'sk-plain']) {
+      for (const form of [raw, Buffer.from(raw).toString('base64'), Buffer.from(raw + '\n').toString('base64')]) {
+        expect(cached).not.toContain(form);
+        expect(snapJson).not.toContain(form);
+      }
+    }
+    // Rotation (k1 replaced), a user label, a second Secret; then a removal.
+    h.api.apply(keySecret('team-a', { k1: 'sk-gamma', k2: 'sk-beta' }, { 'networking.serving.volcano.sh/api-key-user': 'alice' }));
+    h.api.apply(keySecret('team-b', { k: 'sk-delta' }));
+    s = await h.until((x) => (x.resources.secrets ?? []).length === 2 && x.resources.secrets![0].apiKeys?.user === 'alice');
+    expect(keysOf(s)).toEqual([
+      ['team-a', 'alice', [apiKeyDigest('sk-gamma'), apiKeyDigest('sk-beta')].sort()],
+      ['team-b', 'team-b', [apiKeyDigest('sk-delta')]],
+    ]);
+    h.api.remove('v1', 'Secret', 'default', 'team-a');
+    s = await h.until((x) => (x.resources.secrets ?? []).length === 1);
+    expect(keysOf(s)).toEqual([['team-b', 'team-b', [apiKeyDigest('sk-delta')]]]);
+  });
+
+  it('holds a Secret labelled for two purposes once, with both contents', async () => {
+    const both: KObj = {
+      apiVersion: 'v1', kind: 'Secret',
+      metadata: { name: 'both', namespace: 'default', labels: { 'networking.serving.volcano.sh/api-key': 'true', 'networking.serving.volcano.sh/external-model-provider-credential': 'true' } },
+      data: { key: Buffer.from('sk-both').toString('base64') },
+    };
+    const h = await setup([both]);
+    const s = await h.until((x) => (x.resources.secrets ?? []).length === 1);
+    expect(s.resources.secrets![0].credentials).toEqual({ key: 'sk-both' });
+    expect(s.resources.secrets![0].apiKeys).toEqual({ user: 'both', digests: [apiKeyDigest('sk-both')] });
+    h.api.remove('v1', 'Secret', 'default', 'both');
+    await h.until((x) => (x.resources.secrets ?? []).length === 0);
   });
 
   it('speaks HTTPS with the kubeconfig\'s CA and bearer token', async () => {

@@ -14,9 +14,8 @@ import { StatusWriter } from '../../src/status/writer.js';
 import type { GatewayStatuses } from '../../src/ir/gateway.js';
 import { translate } from '../../src/translator/index.js';
 import { parseManifestObject } from '../../src/resources/validate.js';
-import { parseGatewayObject, toFullResourceSet } from '../../src/resources/validate-gateway.js';
+import { parseGatewayObject, toFullResourceSet } from '../../src/resources/validate.js';
 import type { GatewayResource } from '../../src/resources/gateway.js';
-import type { ExternalModelProvider } from '../../src/resources/external-provider.js';
 import type { AnyResource } from '../../src/resources/types.js';
 
 const HOST = '127.0.40.2';
@@ -58,7 +57,7 @@ const secret = (name: string, data: Record<string, string>, labelled = true): KO
 
 /** The input the control plane would build: validated resources, all problems, raw objects. */
 function input(objs: KObj[]): StatusInput {
-  const valid: (AnyResource | GatewayResource | ExternalModelProvider)[] = [];
+  const valid: (AnyResource | GatewayResource)[] = [];
   const problems = [];
   for (const o of objs) {
     const ctx = { file: '', now: () => '2026-01-01T00:00:00Z', generation: o.metadata.generation };

@@ -4,7 +4,8 @@
  * API shape (docs/traffic-policy.md#external-model-providers; Kthena's providers/*.go).
  */
 import { describe, expect, it } from 'vitest';
-import { parseExternalModelProvider, providerConfigError, resolveCredential, type ExternalModelProvider } from '../../src/resources/external-provider.js';
+import { providerConfigError, resolveCredential, type ExternalModelProvider } from '../../src/resources/external-provider.js';
+import { parseManifestObject } from '../../src/resources/validate.js';
 import type { Secret } from '../../src/resources/gateway.js';
 import { compileProvider, type CompiledProvider } from '../../workers/provider/compile.js';
 import { providerBody, providerHeaders, providerPath, supportsPath } from '../../workers/provider/request.js';
@@ -14,14 +15,14 @@ import type { ProviderIR } from '../../src/ir/types.js';
 
 const G = 'networking.serving.volcano.sh/v1alpha1';
 const parse = (spec: unknown, extra: Record<string, unknown> = {}) =>
-  parseExternalModelProvider({ apiVersion: G, kind: 'ExternalModelProvider', metadata: { name: 'p', namespace: 'ns' }, spec, ...extra }, { file: 'f.yaml', now: () => '2026-01-01T00:00:00Z' });
+  parseManifestObject({ apiVersion: G, kind: 'ExternalModelProvider', metadata: { name: 'p', namespace: 'ns' }, spec, ...extra }, { file: 'f.yaml', now: () => '2026-01-01T00:00:00Z' });
 const problems = (spec: unknown, extra: Record<string, unknown> = {}): [string, string][] => parse(spec, extra).problems.map((p) => [p.field, p.message]);
 
 describe('ExternalModelProvider validation', () => {
   it('defaults providerType and insecureSkipVerify as the CRD does', () => {
     const r = parse({ baseURL: 'https://api.example.com' });
     expect(r.problems).toEqual([]);
-    expect(r.resource!.spec).toEqual({ providerType: 'OpenAI', baseURL: 'https://api.example.com', insecureSkipVerify: false });
+    expect((r.resource as ExternalModelProvider).spec).toEqual({ providerType: 'OpenAI', baseURL: 'https://api.example.com', insecureSkipVerify: false });
     expect(Object.isFrozen(r.resource!.spec)).toBe(true);
   });
 
@@ -54,13 +55,13 @@ describe('ExternalModelProvider validation', () => {
   });
 });
 
-const secret = (name: string, data: Record<string, string>, purposes: string[] = ['provider-credential']): [string, Secret] => [
+const secret = (name: string, data: Record<string, string>, labelled = true): [string, Secret] => [
   `ns/${name}`,
-  { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'ns', creationTimestamp: '', resourceVersion: '', generation: 1, labels: {}, uid: '' }, type: 'Opaque', purposes, data },
+  { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'ns', creationTimestamp: '', resourceVersion: '', generation: 1, labels: {}, uid: '' }, type: 'Opaque', ...(labelled ? { credentials: data } : {}) },
 ];
 
 describe('credential resolution', () => {
-  const secrets = new Map([secret('ok', { k: ' \tsk-1\n' }), secret('empty', { k: '' }), secret('blank', { k: '   ' }), secret('ctl', { k: 'a\u0000b' }), secret('nolabel', { k: 'x' }, [])]);
+  const secrets = new Map([secret('ok', { k: ' \tsk-1\n' }), secret('empty', { k: '' }), secret('blank', { k: '   ' }), secret('ctl', { k: 'a\u0000b' }), secret('nolabel', { k: 'x' }, false)]);
   const resolve = (name: string, key = 'k') => resolveCredential({ auth: { secretRef: { name, key } } }, 'ns', secrets);
   it('trims the value and checks it, as Kthena', () => {
     expect(resolveCredential({}, 'ns', secrets)).toEqual({ reason: 'CredentialNotRequired', message: 'No credential is configured', value: '' });

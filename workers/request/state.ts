@@ -22,6 +22,7 @@ import type { ModelLimit, RateLimiter } from '../ratelimit/limiter.js';
 import type { AuthHolder } from '../auth/holder.js';
 import type { AdmissionClient, AdmissionTicket } from '../admission.js';
 import type { StickyTable } from '../sticky/memory-store.js';
+import type { RedisStickyStore } from '../sticky/redis-store.js';
 import type { EppCall, EppClient } from '../epp/client.js';
 
 export interface WorkerContext {
@@ -54,6 +55,8 @@ export interface WorkerContext {
   admission: AdmissionClient | null;
   /** The router-wide session-sticky table in shared memory (ModelRoute.spec.sessionSticky). */
   sticky: StickyTable;
+  /** --session-sticky-store redis: the bindings shared by every replica (null: memory). Optional for tests. */
+  stickyRedis?: RedisStickyStore | null;
   /** Endpoint Picker client (--inference-pool-picker=external), created on the first pick. */
   epp: EppClient | null;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
@@ -143,8 +146,13 @@ export class RequestState {
   /** The matched route's session-sticky key hash ([lo, hi]) and TTL, when the route has one and a source gave a key. */
   stickyKey: Int32Array | null = null;
   stickyTtlSec = 0;
+  /** The session's Redis key ('' in memory mode) and the pod Redis binds it to now ('' when Redis did not answer). */
+  stickyRedisKey = '';
+  stickyPod = '';
   /** Authenticated user (JWT `sub`), '' when anonymous: the fairness queue's user. */
   userId = '';
+  /** The verified token's claims (JWTClaim session-sticky sources), null without JWT authentication. */
+  claims: Readonly<Record<string, unknown>> | null = null;
   /** The Endpoint Picker exchange of an external pick, told the served endpoint when the request ends. */
   epp: EppCall | null = null;
   // bookkeeping

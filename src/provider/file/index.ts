@@ -1,6 +1,6 @@
 /**
  * File-mode provider: a directory of YAML manifests (ModelRoute, ModelServer, v1 Pod; Gateway API,
- * Inference Extension and v1 Service/Namespace/Secret, see resources/validate-gateway.ts), watched.
+ * Inference Extension and v1 Service/Namespace/Secret, see resources/validate/kinds/), watched.
  *
  * Semantics (what an operator editing the directory relies on):
  *  - Every `*.yaml` / `*.yml` directly in the directory is read (not recursive; hidden files, such
@@ -33,9 +33,8 @@ import { parseAllDocuments } from 'yaml';
 import { RouterError } from '../../errors.js';
 import type { GatewayResource } from '../../resources/gateway.js';
 import type { AnyResource, Problem, ResourceSet } from '../../resources/types.js';
-import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate-gateway.js';
+import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate.js';
 import { identityOf, parseManifestObject } from '../../resources/validate.js';
-import { externalModelProviderIdentity, isExternalModelProviderManifest, parseExternalModelProvider, type ExternalModelProvider } from '../../resources/external-provider.js';
 import type { Provider } from '../types.js';
 
 export interface FileSnapshot {
@@ -68,7 +67,7 @@ export interface FileProviderOptions {
 }
 
 interface Held {
-  resource: AnyResource | GatewayResource | ExternalModelProvider;
+  resource: AnyResource | GatewayResource;
   file: string;
 }
 
@@ -335,7 +334,7 @@ export class FileProvider implements Provider {
     const next = new Map<string, Held>();
     const owners = new Map<string, Doc>();
     for (const doc of docs) {
-      const id = identityOf(doc.raw) ?? gatewayIdentityOf(doc.raw) ?? externalModelProviderIdentity(doc.raw);
+      const id = identityOf(doc.raw) ?? gatewayIdentityOf(doc.raw);
       if (id !== null) {
         const owner = owners.get(id.key);
         if (owner !== undefined) {
@@ -351,9 +350,7 @@ export class FileProvider implements Provider {
       const previous = id !== null ? this.#held.get(id.key)?.resource : undefined;
       const r = isGatewayManifest(doc.raw)
         ? parseGatewayObject(doc.raw, { file: doc.file, now: () => now, previous: previous as GatewayResource | undefined })
-        : isExternalModelProviderManifest(doc.raw)
-          ? parseExternalModelProvider(doc.raw, { file: doc.file, now: () => now, previous })
-          : parseManifestObject(doc.raw, { file: doc.file, now: () => now, previous: previous as AnyResource | undefined });
+        : parseManifestObject(doc.raw, { file: doc.file, now: () => now, previous: previous as AnyResource | undefined });
       problems.push(...r.problems);
       if (id === null) continue;
       if (r.resource !== undefined) next.set(id.key, { resource: r.resource, file: doc.file });

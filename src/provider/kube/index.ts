@@ -17,9 +17,8 @@ import type { Registry } from 'prom-client';
 import { Counter, Gauge } from 'prom-client';
 import type { GatewayResource } from '../../resources/gateway.js';
 import type { AnyResource, Problem } from '../../resources/types.js';
-import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate-gateway.js';
+import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate.js';
 import { parseManifestObject, resourceIdentity, stableJson } from '../../resources/validate.js';
-import { isExternalModelProviderManifest, parseExternalModelProvider, type ExternalModelProvider } from '../../resources/external-provider.js';
 import type { Provider, ProviderLog, ProviderSnapshot } from '../types.js';
 import type { KubeClient } from '../../kube/client.js';
 import { DEFAULT_BACKOFF, type BackoffOptions } from '../../kube/backoff.js';
@@ -48,11 +47,13 @@ export interface KubeProviderOptions {
   kinds?: readonly WatchedKind[];
 }
 
-type Resource = AnyResource | GatewayResource | ExternalModelProvider;
+type Resource = AnyResource | GatewayResource;
 
 interface Held {
   resource: Resource | undefined;
   problems: Problem[];
+  /** The informer's rank (WatchedKind.rank): one object held by several informers of a kind. */
+  rank: number;
 }
 
 export class KubeProvider implements Provider {
@@ -149,8 +150,7 @@ export class KubeProvider implements Provider {
 
   #onEvent(k: WatchedKind, type: 'add' | 'update' | 'delete', obj: RawObject): void {
     if (k.role === 'resource') {
-      // Keyed per informer: two informers of one kind (the Secret informers, by purpose and by
-      // TLS type) may both hold an object, and a delete from one must not drop the other's copy.
+      // Keyed by informer too: several Secret informers (one per purpose) may see the same object.
       const id = `${kindId(k)}|${gatewayIdentityOf(obj)?.key ?? resourceIdentity(k.kind, obj.metadata.namespace || 'default', obj.metadata.name)}`;
       if (type === 'delete') this.#held.delete(id);
       else {
@@ -175,19 +175,18 @@ export class KubeProvider implements Provider {
     // one warning per Service and Namespace of the cluster, so kubernetes.md says it once instead.)
     const r = isGatewayManifest(obj)
       ? parseGatewayObject(obj, { file: '', now, previous: previous as GatewayResource | undefined, generation })
-      : isExternalModelProviderManifest(obj)
-        ? parseExternalModelProvider(obj, { file: '', now, previous, generation })
-        : parseManifestObject(obj, { file: '', now, previous: previous as AnyResource | undefined, generation });
+      : parseManifestObject(obj, { file: '', now, previous: previous as AnyResource | undefined, generation });
     // Problems name the object; there is no file in Kubernetes mode.
     const problems = r.problems.map(({ file: _file, ...p }) => p);
-    if (r.resource !== undefined) return { resource: r.resource, problems };
+    const rank = k.rank ?? 0;
+    if (r.resource !== undefined) return { resource: r.resource, problems, rank };
     if (previous !== undefined) {
       problems.push({
         kind: k.kind, namespace: previous.metadata.namespace, name: previous.metadata.name, field: '', severity: 'warning',
         message: `this version is rejected; the last valid version (generation ${previous.metadata.generation}) stays in use`,
       });
     }
-    return { resource: previous, problems };
+    return { resource: previous, problems, rank };
   }
 
   #markDirty(): void {
@@ -223,26 +222,20 @@ export class KubeProvider implements Provider {
   }
 
   #snapshot(): KubeSnapshot {
-    const byIdentity = new Map<string, Resource>();
+    const byIdentity = new Map<string, Held & { resource: Resource }>();
     const problems: Problem[] = [];
+    const seenProblems = new Set<string>();
     for (const h of this.#held.values()) {
-      problems.push(...h.problems);
-      const r = h.resource;
-      if (r === undefined) continue;
-      // The same object through two informers (trimmed alike): the newer version wins.
-      const key = resourceIdentity(r.kind, r.metadata.namespace, r.metadata.name);
-      const other = byIdentity.get(key);
-      if (other === undefined || newerVersion(r.metadata.resourceVersion, other.metadata.resourceVersion)) byIdentity.set(key, r);
+      for (const p of h.problems) {
+        const key = JSON.stringify(p);
+        if (!seenProblems.has(key)) { seenProblems.add(key); problems.push(p); }
+      }
+      if (h.resource === undefined) continue;
+      const id = `${h.resource.kind}/${h.resource.metadata.namespace}/${h.resource.metadata.name}`;
+      const other = byIdentity.get(id);
+      if (other === undefined || h.rank < other.rank) byIdentity.set(id, h as Held & { resource: Resource });
     }
-    const resources = [...byIdentity.values()];
-    // A problem reported by two informers for the same object is said once.
-    const seen = new Set<string>();
-    for (let i = problems.length - 1; i >= 0; i--) {
-      const p = problems[i]!;
-      const k = `${p.kind}|${p.namespace}|${p.name}|${p.field}|${p.message}`;
-      if (seen.has(k)) problems.splice(i, 1);
-      else seen.add(k);
-    }
+    const resources = [...byIdentity.values()].map((h) => h.resource);
     let routerConfig: string | null = null;
     const raw: Record<string, RawObject[]> = {};
     for (const inf of this.informers) {
@@ -251,7 +244,7 @@ export class KubeProvider implements Provider {
         const cm = inf.list()[0];
         const text = cm?.data?.[ROUTER_CONFIGMAP_KEY];
         routerConfig = typeof text === 'string' ? text : null;
-      } else if (k.role === 'raw' || k.writesStatus) {
+      } else if (k.role === 'raw' || k.writesStatus || k.keepRaw) {
         raw[kindId(k)] = [...inf.list()].sort(byKey);
       }
     }
@@ -262,12 +255,6 @@ export class KubeProvider implements Provider {
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** resourceVersions are opaque; etcd's are decimal, so compare them as numbers when they are. */
-function newerVersion(a: string, b: string): boolean {
-  if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) > BigInt(b);
-  return a > b;
 }
 
 function byKey(a: RawObject, b: RawObject): number {
