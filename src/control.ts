@@ -42,6 +42,7 @@ import { endpointSlots, sharedInflightBreaker, SharedInflight } from './shared-i
 import { AdmissionService } from './admission/service.js';
 import { ScrapedBackendView } from './admission/backend-view.js';
 import type { AdmissionSettings } from './shared/admission.js';
+import { threadMemory } from './shared/memory.js';
 import type { Problem, ResourceSet } from './resources/types.js';
 import { MetricsHub, startMetricsServer } from './admin/metrics.js';
 import { startDebugServer } from './admin/debug.js';
@@ -467,6 +468,7 @@ export class ControlPlane {
         crashWorker: (i: number) => this.#pool.crash(i),
         failNextRebuild: () => { this.#failNextRebuild = true; this.#scheduleRebuild(); },
         unhandledRejection: () => { void Promise.reject(new Error('unhandled rejection requested through fault injection')); },
+        memory: async (gc: boolean) => [threadMemory('control', gc), ...await this.#pool.memory(gc)],
       } : undefined,
     }, { port: cfg.debugPort, host: '127.0.0.1' });
   }

@@ -6,6 +6,7 @@
  * ends with uWS handles alive aborts the whole process (uv_loop_close assertion). Every exit path
  * closes the listen socket and the App first.
  */
+import { apiKeyMetricsJSON } from './auth/api-key.js';
 import { parentPort, workerData, threadId } from 'node:worker_threads';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { loadNativeUws, type Uws } from './uws.js';
@@ -15,6 +16,7 @@ import { Scheduler, type Profile } from './scheduler/framework.js';
 import type { MetricJSON } from '../src/shared/metric-json.js';
 import { eppMetrics } from './epp/route.js';
 import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../src/shared/messages.js';
+import { threadMemory } from '../src/shared/memory.js';
 import { createHandler, type WorkerContext } from './pipeline.js';
 import { PriorityGate, SaturationDetector } from './flow-control.js';
 import { WorkerMetrics } from './metrics.js';
@@ -95,7 +97,7 @@ function main(): void {
 
   const allMetrics = (): MetricJSON[] => [
     ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []), ...redisBreakerMetricsJSON(), ...outlierMetricsJSON(), ...eppMetrics.metricsJSON(),
-    ...ctx.rateLimiter.metricsJSON(), ...(ctx.stickyRedis?.metricsJSON() ?? []),
+    ...ctx.rateLimiter.metricsJSON(), ...(ctx.stickyRedis?.metricsJSON() ?? []), ...apiKeyMetricsJSON(),
   ];
 
   const serve = (a: TemplatedApp, p: number, tls: boolean): void => {
@@ -252,6 +254,9 @@ function main(): void {
       }
       case 'crash':
         setImmediate(() => { throw new Error('crash requested through fault injection'); });
+        break;
+      case 'memory':
+        post({ type: 'memory', id: m.id, usage: threadMemory(`worker-${init.index}`, m.gc) });
         break;
     }
   });

@@ -9,7 +9,7 @@
  * not distort ratios. Load is closed loop, as Kthena's published benchmark effectively was
  * (request rate 800/s, far above capacity, capped by max concurrency 300).
  *
- * Workloads are Kthena's two published shapes (kthena-behaviour.md §11: 3 replicas of a 7B model,
+ * Workloads are Kthena's two published shapes (docs/reference/kthena-behaviour.md §11: 3 replicas of a 7B model,
  * generated-shared-prefix, 300 concurrent users), with fewer groups so that a run takes minutes on
  * two cores. The KV capacity per pod is scaled with the number of groups so that, as in the
  * published setup, the shared prompts of all groups and the running sequences fit across the

@@ -20,6 +20,7 @@ import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet, StringMatch } 
 import { deepFreeze, regexError } from '../resources/validate.js';
 import { providerConfigError, resolveCredential, secretsByKey } from '../resources/external-provider.js';
 import { JWT_CLAIM_WITHOUT_AUTH, jwtClaimSource } from '../resources/sticky-auth.js';
+import { apiKeysIR } from './api-keys.js';
 
 export interface TranslateResult {
   ir: RoutingIR;
@@ -97,9 +98,10 @@ export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTE
     off(resources.inferencePools, '--enable-gateway-api-inference-extension');
     off(resources.inferenceObjectives, '--enable-gateway-api-inference-extension');
   }
+  const apiKeys = apiKeysIR(servers, resources.secrets, problems, opts.jwtAuth === true);
   return {
     // `providers` only when there are any, so that IRs (and golden files) without them keep their shape.
-    ir: deepFreeze({ routes, servers: serverIRs, ...(providers.length > 0 ? { providers } : {}), endpoints, scheduler, modelNames, modelIds: [], gateway: gw.ir }),
+    ir: deepFreeze({ routes, servers: serverIRs, ...(providers.length > 0 ? { providers } : {}), endpoints, scheduler, modelNames, modelIds: [], gateway: gw.ir, ...(apiKeys !== undefined ? { apiKeys } : {}) }),
     problems, gatewayStatuses: gw.statuses, bootstrap: gw.bootstrap,
   };
 }

@@ -1,5 +1,5 @@
 /**
- * A prefill/decode pair's try (Kthena §4.3, docs/pd.md): http and lmcache run the prefill leg,
+ * A prefill/decode pair's try (docs/reference/kthena-behaviour.md §4.3, docs/pd.md): http and lmcache run the prefill leg,
  * then the decode leg; nixl and mooncake also hand the prefill answer's kv_transfer_params to the
  * decode leg; sglang sends both legs at once with one bootstrap room. The prefill leg is a
  * `Prefill` (its pod's slot and pd.ts's PrefillLeg handler); the decode leg is an ordinary

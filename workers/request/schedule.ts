@@ -148,7 +148,7 @@ function scheduleStickyRedis(st: RequestState, server: CompiledServer, extra: Fl
 }
 
 /**
- * Kthena §4.1: the decode pods of every group go through the profile; for the decode pods chosen
+ * docs/reference/kthena-behaviour.md §4.1: the decode pods of every group go through the profile; for the decode pods chosen
  * the prefill pods of the same group are scheduled, once per group (Kthena: once per decode pod),
  * and the j-th decode pod of a group is paired with its j-th best prefill pod, so that a retry
  * after a failed pair tries another prefill pod too.

@@ -4,6 +4,7 @@
  * controller, the response writer) live on the try's own object (attempt.ts, attempt-pd.ts), not
  * here: a retry is a fresh object, never a reset of fields.
  */
+import type { CompiledApiKeyRule } from '../auth/api-key.js';
 import type { HttpResponse } from 'uWebSockets.js';
 import type { RouterConfig } from '../../src/config.js';
 import type { HeaderModifierIR } from '../../src/ir/gateway.js';
@@ -151,6 +152,8 @@ export class RequestState {
   stickyPod = '';
   /** Authenticated user (JWT `sub`), '' when anonymous: the fairness queue's user. */
   userId = '';
+  /** The API-key rule that admitted the request (its key is stripped before forwarding); null: none. */
+  apiKeyRule: CompiledApiKeyRule | null = null;
   /** The verified token's claims (JWTClaim session-sticky sources), null without JWT authentication. */
   claims: Readonly<Record<string, unknown>> | null = null;
   /** The Endpoint Picker exchange of an external pick, told the served endpoint when the request ends. */

@@ -3,13 +3,15 @@
  * charts/kthena/charts/networking/crds; test/unit/validate.test.ts compares it with the copies in
  * test/fixtures/crds/), its durations and Kthena's webhook rules.
  */
-import type { ModelServer } from '../../types.js';
+import type { ApiKeyRule, ModelServer } from '../../types.js';
+import { apiKeyRulesIssues, apiKeyRulesSchema } from '../api-key-rules.js';
 import { parseDurationMs } from '../../../util/duration.js';
 import { type FieldError, type Issue, type Schema, fileIssue, int, map, obj, str, walk } from '../schema.js';
 import { selectorError } from '../names.js';
 import { type AdmissionRules, CRD_TOP_LEVEL_KEYS, type KindRules, KTHENA_API_VERSION } from '../kind.js';
 
 export const modelServerSpecSchema: Schema = obj({
+  apiKeyRules: apiKeyRulesSchema,
   inferenceEngine: str({ enum: ['vLLM', 'SGLang'] }),
   kvConnector: obj({ type: str({ enum: ['http', 'lmcache', 'nixl', 'mooncake'], default: 'http' }) }),
   model: str({ maxLength: 256 }),
@@ -34,6 +36,7 @@ interface ModelServerSpecRaw {
   workloadPort: { port: number; protocol: 'http' | 'https' };
   trafficPolicy?: { timeout?: string; retry?: { attempts?: number; retryInterval: string } };
   kvConnector?: { type: 'http' | 'lmcache' | 'nixl' | 'mooncake' };
+  apiKeyRules?: ApiKeyRule[];
 }
 
 const DURATION_HINT = 'must be a non-negative duration such as "10s", "1m30s" or "500ms"';
@@ -49,6 +52,10 @@ function modelServerTyped(w: ModelServerSpecRaw, issues: Issue[]): ModelServer['
   if (w.workloadSelector.pdGroup !== undefined) spec.workloadSelector.pdGroup = w.workloadSelector.pdGroup;
   if (w.kvConnector !== undefined) spec.kvConnector = w.kvConnector;
   const before = issues.length;
+  if (w.apiKeyRules !== undefined) {
+    apiKeyRulesIssues(w.apiKeyRules, issues);
+    spec.apiKeyRules = w.apiKeyRules;
+  }
   if (w.trafficPolicy !== undefined) {
     const tp: NonNullable<ModelServer['spec']['trafficPolicy']> = {};
     if (w.trafficPolicy.timeout !== undefined) {
