@@ -118,6 +118,14 @@ export interface RouterConfig {
    * 'undici' (the previous one, kept to compare in benchmarks and as a way back).
    */
   upstreamClient: 'h1' | 'undici';
+  /**
+   * --session-sticky-store: where ModelRoute.spec.sessionSticky bindings live. memory: this
+   * router's shared-memory table; redis: Redis (REDIS_HOST) shared by every replica, the local
+   * table as write-through fallback (workers/sticky/redis-store.ts).
+   */
+  sessionStickyStore: 'memory' | 'redis';
+  /** --session-sticky-redis-timeout: longest wait of a sticky request for Redis before the local table decides, ms. */
+  sessionStickyRedisTimeoutMs: number;
   webhookPort: number;
   webhookTlsCertFile: string;
   webhookTlsPrivateKeyFile: string;
@@ -240,6 +248,11 @@ export const FLAGS: Record<string, FlagSpec> = {
     key: 'upstreamClient', type: 'string', origin: 'ours', check: (v) => (v === 'h1' || v === 'undici' ? null : 'expected h1 or undici'),
     help: "advanced: client of the upstream leg to plain-HTTP pods, h1 (the router's own HTTP/1.1 client) or undici (default h1)",
   },
+  'session-sticky-store': {
+    key: 'sessionStickyStore', type: 'string', origin: 'ours', check: (v) => (v === 'memory' || v === 'redis' ? null : 'expected memory or redis'),
+    help: 'where session-sticky bindings live: memory (this router only) or redis (REDIS_HOST, shared by every replica; this router\'s table while Redis is down) (default memory)',
+  },
+  'session-sticky-redis-timeout': { key: 'sessionStickyRedisTimeoutMs', type: 'duration', min: 1, max: 10_000, origin: 'ours', help: 'with --session-sticky-store redis: longest wait of a sticky request for Redis, then this router\'s own table decides (default 100ms)' },
   'rate-limit-fail-closed': { key: 'rateLimitFailClosed', type: 'bool', origin: 'ours', help: 'refuse (429) requests on routes with a global (Redis) rate limit while that Redis cannot answer, instead of allowing them (default false)' },
   'inference-pool-picker': {
     key: 'inferencePoolPicker', type: 'string', origin: 'ours', check: (v) => (v === 'inprocess' || v === 'external' ? null : 'expected inprocess or external'),
@@ -320,6 +333,8 @@ export function defaultConfig(): RouterConfig {
     upstreamTimeoutMs: 5 * 60 * 1000,
     upstreamIdleTimeoutMs: 60 * 1000,
     upstreamClient: 'h1',
+    sessionStickyStore: 'memory',
+    sessionStickyRedisTimeoutMs: 100,
     webhookPort: 8443,
     webhookTlsCertFile: '/etc/tls/tls.crt',
     webhookTlsPrivateKeyFile: '/etc/tls/tls.key',

@@ -62,7 +62,7 @@ export const Catalog = Object.freeze({
   RTR_ERR_BAD_FRAMING: entry({
     code: 'RTR_ERR_BAD_FRAMING', status: 400, type: 'invalid_request_error', kthenaType: 'request_parsing',
     message: 'ambiguous request framing: %s',
-    description: 'Transfer-Encoding together with Content-Length, a Transfer-Encoding other than exactly `chunked`, several Transfer-Encoding headers, or a Content-Length that is not a decimal number (or differs between two headers): the request-smuggling shapes (RFC 9112 §6.1).',
+    description: 'Transfer-Encoding together with Content-Length, a Transfer-Encoding other than exactly `chunked`, several Transfer-Encoding headers, or a Content-Length that is not a decimal number (or differs between two headers): the request-smuggling shapes (RFC 9112 §6.1). The connection is closed after the answer; a request pipelined in the same read gets it dropped unanswered (docs/runtime.md).',
   }),
   RTR_ERR_MODEL_NOT_FOUND: entry({
     code: 'RTR_ERR_MODEL_NOT_FOUND', status: 404, type: 'invalid_request_error', kthenaType: 'request_parsing',
@@ -123,6 +123,21 @@ export const Catalog = Object.freeze({
     code: 'RTR_ERR_UNAUTHORIZED', status: 401, type: 'invalid_request_error', kthenaType: 'authentication',
     message: 'Unauthorized: %s',
     description: 'The bearer token failed verification: signature or key (`failed to parse jwt: ...`), `iss`, `aud`, `exp`, `nbf`, `iat` or `sub` (`failed to validate claims: ...`), or no JWKS could be fetched. Kthena\'s reasons; the token itself is never echoed.',
+  }),
+  RTR_ERR_API_KEY_MISSING: entry({
+    code: 'RTR_ERR_API_KEY_MISSING', status: 401, type: 'invalid_request_error', kthenaType: 'authentication',
+    message: 'API key missing',
+    description: 'The target ModelServer has `apiKeyRules` and the request carries no key at any of their locations (the rule\'s header, `Authorization: Bearer <key>` by default, or query parameter). Not in Kthena (its API keys are a proposal).',
+  }),
+  RTR_ERR_API_KEY_INVALID: entry({
+    code: 'RTR_ERR_API_KEY_INVALID', status: 401, type: 'invalid_request_error', kthenaType: 'authentication',
+    message: 'Unauthorized: invalid API key',
+    description: 'The key the request carries is in no API-key Secret the router holds (or was revoked). The key is never echoed or logged.',
+  }),
+  RTR_ERR_API_KEY_FORBIDDEN: entry({
+    code: 'RTR_ERR_API_KEY_FORBIDDEN', status: 403, type: 'invalid_request_error', kthenaType: 'authorization',
+    message: 'Forbidden: API key not allowed for this model',
+    description: 'The key is valid (another ModelServer admits it) but none of the target ModelServer\'s `apiKeyRules` selects its Secret.',
   }),
   RTR_ERR_INPUT_RATE_LIMIT: entry({
     code: 'RTR_ERR_INPUT_RATE_LIMIT', status: 429, type: 'rate_limit_error', kthenaType: 'input_rate_limit',

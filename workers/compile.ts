@@ -3,6 +3,7 @@
  * matchers, cumulative weights, per-endpoint origins and pre-joined label strings. Runs once per
  * snapshot generation, never per request.
  */
+import { compileApiKeys, type CompiledApiKeyRule } from './auth/api-key.js';
 import { compileRe2, type Re2Matcher } from '../src/shared/re2.js';
 import type { RoutingIR, SchedulerIR, ServerIR, SessionStickyIR, StringMatchIR } from '../src/ir/types.js';
 import { compileGateway, type CompiledGateway } from './gateway-match.js';
@@ -44,6 +45,8 @@ export interface CompiledServer {
   unsupported: string;
   /** Prefill/decode pairing tables, built once per snapshot; null without pdGroup. */
   pd: CompiledPd | null;
+  /** API-key rules (workers/auth/api-key.ts); null: none, the request needs no key. */
+  apiKeys: CompiledApiKeyRule[] | null;
 }
 
 export interface CompiledPd {
@@ -53,6 +56,8 @@ export interface CompiledPd {
   /** decodeGroup[i] = group index of decode[i]; prefillByGroup[g] = the prefill endpoints of group g. */
   decodeGroup: Int32Array;
   prefillByGroup: CompiledEndpoint[][];
+  /** Every prefill endpoint of every group (outlier detection's ejection cap counts per role). */
+  prefill: CompiledEndpoint[];
   /** Index into the server's `endpoints` of decode[i] / prefillByGroup[g][j] (kvcache-aware scores all pods once, then gathers). */
   decodeIdx: Int32Array;
   prefillIdxByGroup: Int32Array[];
@@ -104,6 +109,8 @@ export interface CompiledSnapshot<P = unknown> {
   gateway: CompiledGatewaySnapshot | null;
   /** Redis addresses of the routes' global rate limits (each worker keeps one connection per address). */
   rateLimitRedis: Set<string>;
+  /** Digests of every API key of the snapshot (a key admitted elsewhere answers 403); empty without keys. */
+  apiKeysKnown: Set<string>;
 }
 
 /** The Gateway IR compiled for the request path (workers/gateway-match.ts), plus what dispatch needs. */
@@ -163,7 +170,7 @@ function compileServer(ir: RoutingIR, s: ServerIR): CompiledServer {
       return g.prefill.map((i) => byIndex.get(i)!);
     });
     pd = {
-      connector: s.connector, decode, decodeGroup: Int32Array.from(groups), prefillByGroup,
+      connector: s.connector, decode, decodeGroup: Int32Array.from(groups), prefillByGroup, prefill: prefillByGroup.flat(),
       decodeIdx: Int32Array.from(decodeIdx), prefillIdxByGroup,
     };
   }
@@ -178,6 +185,7 @@ function compileServer(ir: RoutingIR, s: ServerIR): CompiledServer {
     unsupported: s.unsupported,
     endpoints,
     pd,
+    apiKeys: null,
   };
 }
 
@@ -191,7 +199,7 @@ function compileGatewaySnapshot(ir: RoutingIR, origins: Set<string>): CompiledGa
   const backends = g.rules.map((rule) => rule.backends.map((b): CompiledServer | null => (b.kind === 'invalid' ? null : {
     key: b.key, model: '', engine: 'vLLM', port: 0,
     timeoutMs: rule.backendRequestTimeoutMs, retryAttempts: -1, retryIntervalMs: 0,
-    endpoints: b.endpoints.map((i) => endpoints[i]), unsupported: '', pd: null,
+    endpoints: b.endpoints.map((i) => endpoints[i]), unsupported: '', pd: null, apiKeys: null,
   })));
   const models = g.gateways.map((gw) => new Map(gw.models.map((m) => [m.name, new Set(m.routes)])));
   const modelsBody = g.gateways.map((gw, i) => JSON.stringify({
@@ -204,6 +212,8 @@ function compileGatewaySnapshot(ir: RoutingIR, origins: Set<string>): CompiledGa
 
 export function compileSnapshot<P>(ir: RoutingIR, generation: number, compileProfile: (s: SchedulerIR) => P): CompiledSnapshot<P> {
   const servers = ir.servers.map((s) => compileServer(ir, s));
+  const apiKeys = compileApiKeys(ir.apiKeys);
+  if (apiKeys !== null) for (const s of servers) s.apiKeys = apiKeys.byServer.get(s.key) ?? null;
   const byModel = new Map<string, CompiledRoute[]>();
   const byLora = new Map<string, CompiledRoute[]>();
   const names = new Set<string>();
@@ -258,5 +268,6 @@ export function compileSnapshot<P>(ir: RoutingIR, generation: number, compilePro
   return {
     generation, profile: compileProfile(ir.scheduler), modelIds, byModel, byLora,
     modelsBody: JSON.stringify({ object: 'list', data }), origins, maxEndpoints, ir, gateway, rateLimitRedis,
+    apiKeysKnown: apiKeys?.known ?? new Set(),
   };
 }

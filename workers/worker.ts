@@ -6,6 +6,7 @@
  * ends with uWS handles alive aborts the whole process (uv_loop_close assertion). Every exit path
  * closes the listen socket and the App first.
  */
+import { apiKeyMetricsJSON } from './auth/api-key.js';
 import { parentPort, workerData, threadId } from 'node:worker_threads';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { loadNativeUws, type Uws } from './uws.js';
@@ -15,13 +16,15 @@ import { Scheduler, type Profile } from './scheduler/framework.js';
 import type { MetricJSON } from '../src/shared/metric-json.js';
 import { eppMetrics } from './epp/route.js';
 import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../src/shared/messages.js';
+import { threadMemory } from '../src/shared/memory.js';
 import { createHandler, type WorkerContext } from './pipeline.js';
 import { PriorityGate, SaturationDetector } from './flow-control.js';
 import { WorkerMetrics } from './metrics.js';
 import { RateLimiter } from './ratelimit/limiter.js';
 import { AuthHolder } from './auth/holder.js';
 import { AccessLogBuffer } from './accesslog.js';
-import { closeWorkerRedis, redisBreakerMetricsJSON } from './redis.js';
+import { closeWorkerRedis, redisBreakerMetricsJSON, workerRedis } from './redis.js';
+import { RedisStickyStore } from './sticky/redis-store.js';
 import { outlierMetricsJSON } from './outlier.js';
 import { RouterError } from '../src/errors.js';
 import { AdmissionClient } from './admission.js';
@@ -73,11 +76,12 @@ function main(): void {
     accessLog,
     active: 0,
     onIdle: null,
-    gate: new PriorityGate(),
+    gate: new PriorityGate({ shared: { sab: regions.gateSab, worker: init.index, workers: cfg.workers } }),
     saturation: new SaturationDetector(ep),
     rateLimiter: new RateLimiter({ rateLimitSab: regions.rateLimitSab, failClosed: cfg.rateLimitFailClosed, log }),
     auth: new AuthHolder(log),
     sticky: new StickyTable(regions.stickySab),
+    stickyRedis: cfg.sessionStickyStore === 'redis' ? new RedisStickyStore(workerRedis(cfg.redis).client, regions.stickySab, log, { timeoutMs: cfg.sessionStickyRedisTimeoutMs }) : null,
     admission: init.admission !== undefined ? new AdmissionClient(init.admission, cfg.sessionBoost.enabled ? cfg.sessionBoost.header.toLowerCase() : '') : null,
     epp: null,
     renderMetrics: cfg.exposeMetricsOnRouterPort
@@ -92,7 +96,7 @@ function main(): void {
 
   const allMetrics = (): MetricJSON[] => [
     ...ctx.metrics.toJSON(), ...scheduler.metricsJSON(), ...(ctx.kvAware?.metricsJSON() ?? []), ...redisBreakerMetricsJSON(), ...outlierMetricsJSON(), ...eppMetrics.metricsJSON(),
-    ...ctx.rateLimiter.metricsJSON(),
+    ...ctx.rateLimiter.metricsJSON(), ...(ctx.stickyRedis?.metricsJSON() ?? []), ...apiKeyMetricsJSON(),
   ];
 
   const serve = (a: TemplatedApp, p: number, tls: boolean): void => {
@@ -248,6 +252,9 @@ function main(): void {
       }
       case 'crash':
         setImmediate(() => { throw new Error('crash requested through fault injection'); });
+        break;
+      case 'memory':
+        post({ type: 'memory', id: m.id, usage: threadMemory(`worker-${init.index}`, m.gc) });
         break;
     }
   });

@@ -12,6 +12,7 @@ import type { RoutingIR } from '../ir/types.js';
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet } from '../resources/types.js';
 import { listen } from './metrics.js';
 import type { PodMetricsView } from '../scrape/scraper.js';
+import type { ThreadMemory } from '../shared/memory.js';
 
 export interface DebugSource {
   /** What the provider currently knows (validated, defaulted). */
@@ -41,9 +42,11 @@ export interface DebugSource {
    * Fault injection for tests and chaos drills, present only with KTHENA_ROUTER_FAULT_INJECTION=1:
    * `POST /debug/fault/crash-worker?index=N` makes worker N throw an uncaught exception;
    * `POST /debug/fault/fail-rebuild` makes the next snapshot rebuild reject after translation;
-   * `POST /debug/fault/unhandled-rejection` leaves one rejected promise unhandled on the control thread.
+   * `POST /debug/fault/unhandled-rejection` leaves one rejected promise unhandled on the control thread;
+   * `POST /debug/fault/gc` runs a full GC on every thread and answers each one's memory after it
+   * (`GET /debug/fault/gc`: the same without the GC).
    */
-  faults?: { crashWorker(index: number): boolean; failNextRebuild(): void; unhandledRejection(): void };
+  faults?: { crashWorker(index: number): boolean; failNextRebuild(): void; unhandledRejection(): void; memory(gc: boolean): Promise<ThreadMemory[]> };
 }
 
 export interface SlotCounters {
@@ -102,6 +105,24 @@ function goSecondsUTC(ts: string): string {
   return Number.isNaN(d.getTime()) ? ts : d.toISOString().slice(0, 19) + 'Z';
 }
 
+
+/**
+ * The IR as dumped: API keys shown as counts per rule, users by id, never a digest (a digest
+ * cannot be turned back into a key, but a dump is no place for credential material at all).
+ */
+function redactIR(ir: RoutingIR | null): unknown {
+  if (ir === null || ir.apiKeys === undefined) return ir;
+  return {
+    ...ir,
+    apiKeys: {
+      servers: ir.apiKeys.servers.map((s) => ({
+        server: s.server,
+        rules: s.rules.map((r) => ({ header: r.header, param: r.param, keys: r.keys.length, users: [...new Set(r.keys.map(([, user]) => user))].sort() })),
+      })),
+      known: ir.apiKeys.known.length,
+    },
+  };
+}
 
 class Dump {
   readonly #res: ResourceSet;
@@ -225,7 +246,7 @@ class Dump {
       case 'problems':
         return { status: 200, body: { problems: [...this.#source.problems()] } };
       case 'snapshot':
-        return { status: 200, body: { generation: this.#source.generation(), ir: this.#ir } };
+        return { status: 200, body: { generation: this.#source.generation(), ir: redactIR(this.#ir) } };
       case 'initial_config':
         return { status: 200, body: this.#source.initialConfig() };
       default:
@@ -294,7 +315,7 @@ function nullIfEmpty<T>(list: T[]): T[] | null {
 
 const DUMP_PREFIX = '/debug/config_dump/';
 
-function route(source: DebugSource, method: string, path: string, query: string): Reply {
+function route(source: DebugSource, method: string, path: string, query: string): Reply | Promise<Reply> {
   if (path === '/debug/fault/crash-worker' && source.faults !== undefined) {
     if (method !== 'POST') return { status: 405, body: { error: 'use POST' } };
     const index = Number(new URLSearchParams(query).get('index') ?? '0');
@@ -309,6 +330,10 @@ function route(source: DebugSource, method: string, path: string, query: string)
     if (method !== 'POST') return { status: 405, body: { error: 'use POST' } };
     source.faults.unhandledRejection();
     return { status: 202, body: { unhandledRejection: true } };
+  }
+  if (path === '/debug/fault/gc' && source.faults !== undefined) {
+    if (method !== 'POST' && method !== 'GET') return { status: 405, body: { error: 'use POST (with a GC) or GET' } };
+    return source.faults.memory(method === 'POST').then((threads) => ({ status: 200, body: { threads } }));
   }
   if (method !== 'GET' && method !== 'HEAD') return notFound('not found');
   if (path === '/debug/pprof' || path.startsWith('/debug/pprof/')) return notFound(PPROF_MESSAGE);
@@ -352,15 +377,20 @@ export async function startDebugServer(source: DebugSource, opts: DebugServerOpt
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    let reply: Reply;
+    const send = (reply: Reply): void => {
+      const body = JSON.stringify(reply.body);
+      res.writeHead(reply.status, { 'Content-Type': JSON_TYPE, 'Content-Length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    const failed = (err: unknown): Reply => ({ status: 500, body: { error: err instanceof Error ? err.message : String(err) } });
+    let reply: Reply | Promise<Reply>;
     try {
       reply = route(source, req.method ?? 'GET', path, q === -1 ? '' : url.slice(q + 1));
     } catch (err) {
-      reply = { status: 500, body: { error: err instanceof Error ? err.message : String(err) } };
+      reply = failed(err);
     }
-    const body = JSON.stringify(reply.body);
-    res.writeHead(reply.status, { 'Content-Type': JSON_TYPE, 'Content-Length': Buffer.byteLength(body) });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    if (reply instanceof Promise) reply.then(send, (err: unknown) => send(failed(err)));
+    else send(reply);
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;

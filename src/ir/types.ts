@@ -83,8 +83,8 @@ export interface RateLimitBucketIR {
 export interface SessionStickyIR {
   /** Binding TTL, seconds. */
   ttlSec: number;
-  /** In order; Header names lower-cased. */
-  sources: { type: 'Header' | 'Query' | 'Cookie'; name: string }[];
+  /** In order; Header names lower-cased. JWTClaim only when JWT authentication is configured. */
+  sources: { type: 'Header' | 'Query' | 'Cookie' | 'JWTClaim'; name: string }[];
 }
 
 export interface ServerIR {
@@ -162,6 +162,33 @@ export interface AuthIR {
   jwksUri: string;
 }
 
+/**
+ * API keys (ModelServer.spec.apiKeyRules, src/translator/api-keys.ts): digests only, never a key.
+ * A request to a listed ModelServer passes when one rule finds a key at its location whose digest
+ * that rule admits.
+ */
+export interface ApiKeysIR {
+  /** Sorted by server key; only ModelServers with rules. */
+  servers: ServerApiKeysIR[];
+  /** Every digest of every API-key Secret, sorted: a known key refused by a ModelServer is a 403, not a 401. */
+  known: string[];
+}
+
+export interface ServerApiKeysIR {
+  /** namespace/name of the ModelServer. */
+  server: string;
+  rules: ApiKeyRuleIR[];
+}
+
+export interface ApiKeyRuleIR {
+  /** Lower-case header name, '' for none. `authorization` reads the token of `Bearer <token>`. */
+  header: string;
+  /** Query parameter name, '' for none. */
+  param: string;
+  /** [digest, user id] pairs, sorted by digest. */
+  keys: [string, string][];
+}
+
 export interface RoutingIR {
   /** Oldest first: creationTimestamp, then resourceVersion, then namespace/name. */
   routes: RouteIR[];
@@ -180,4 +207,6 @@ export interface RoutingIR {
   gateway: GatewayIR;
   /** JWT authentication from the router configuration; absent or null: off. Set by the control thread after translation. */
   auth?: AuthIR | null;
+  /** API keys of ModelServers; absent when no ModelServer has apiKeyRules. */
+  apiKeys?: ApiKeysIR;
 }

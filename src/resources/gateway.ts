@@ -1,9 +1,10 @@
 /**
  * Typed Gateway API, Inference Extension and core (Service, Namespace, Secret) resources, as the
  * providers emit them: validated and defaulted the way the API server would (CRD defaults applied,
- * CEL rules checked; see validate-gateway.ts), deep-frozen. Only the fields the router reads are
+ * CEL rules checked; see validate/kinds/), deep-frozen. Only the fields the router reads are
  * typed; fields it accepts but does not interpret are dropped after validation.
  */
+import type { ApiKeySet } from './secret.js';
 import type { ObjectMeta } from './types.js';
 
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
@@ -225,6 +226,10 @@ export interface Secret {
   type: string;
   /** PEM text of tls.crt / tls.key when the Secret has them (data base64-decoded, stringData as is). */
   tls?: { cert: string; key: string };
+  /** API keys as digests, when labelled for it (src/resources/secret.ts). */
+  apiKeys?: ApiKeySet;
+  /** Provider credentials, when labelled with Kthena's credential label (src/resources/secret.ts). */
+  credentials?: Readonly<Record<string, string>>;
 }
 
 export interface InferencePool {

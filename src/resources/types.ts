@@ -82,6 +82,19 @@ export interface SessionSticky {
   sources: { type: 'Header' | 'Query' | 'Cookie' | 'JWTClaim'; name: string }[];
 }
 
+/**
+ * One way to present an API key to a ModelServer (volcano-sh/kthena:docs/proposal/
+ * Authorization_of_kthena_router.md): where the key is read, and the Secrets (labelled
+ * networking.serving.volcano.sh/api-key=true) whose keys it admits.
+ */
+export interface ApiKeyRule {
+  fromHeader?: string;
+  fromParam?: string;
+  secretName?: { name: string; namespace?: string };
+  /** Secrets of the ModelServer's namespace with all these labels; wins over secretName. */
+  labelSelector?: Record<string, string>;
+}
+
 export interface PDGroup {
   groupKey: string;
   prefillLabels: Record<string, string>;
@@ -103,6 +116,8 @@ export interface ModelServer {
       retry?: { attempts: number; retryIntervalMs: number };
     };
     kvConnector?: { type: 'http' | 'lmcache' | 'nixl' | 'mooncake' };
+    /** API-key authentication (Kthena's authorization proposal; not in Kthena's CRD). */
+    apiKeyRules?: ApiKeyRule[];
   };
   /** The spec exactly as written (durations as strings), for the debug dump. */
   rawSpec: unknown;

@@ -5,7 +5,7 @@
  * the same build only; they are never persisted, but keep them stable anyway.
  */
 import protobuf from 'protobufjs';
-import type { AuthIR, RoutingIR, SchedulerIR } from '../ir/types.js';
+import type { ApiKeysIR, AuthIR, RoutingIR, SchedulerIR } from '../ir/types.js';
 import { emptyGatewayIR, type GatewayIR } from '../ir/gateway.js';
 
 const schema = `
@@ -34,6 +34,7 @@ message Snapshot {
   Scheduler scheduler = 4; repeated string modelNames = 5; repeated sint32 modelIds = 6;
   string gatewayJson = 7;
   string authJson = 8;
+  string apiKeysJson = 9;
 }
 `;
 
@@ -80,6 +81,7 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
     // The Gateway IR is deep and changes rarely; JSON keeps one schema (src/ir/gateway.ts) for it.
     gatewayJson: JSON.stringify(ir.gateway),
     authJson: ir.auth ? JSON.stringify(ir.auth) : '',
+    apiKeysJson: ir.apiKeys ? JSON.stringify(ir.apiKeys) : '',
   };
   return SnapshotType.encode(SnapshotType.fromObject(wire)).finish();
 }
@@ -98,6 +100,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
     modelIds: number[];
     gatewayJson: string;
     authJson: string;
+    apiKeysJson: string;
   };
   return {
     routes: o.routes.map((r) => ({
@@ -127,6 +130,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
     modelIds: o.modelIds,
     gateway: o.gatewayJson === '' ? emptyGatewayIR() : JSON.parse(o.gatewayJson) as GatewayIR,
     ...(o.authJson === '' ? {} : { auth: JSON.parse(o.authJson) as AuthIR }),
+    ...(o.apiKeysJson === '' ? {} : { apiKeys: JSON.parse(o.apiKeysJson) as ApiKeysIR }),
   };
 }
 

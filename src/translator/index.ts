@@ -18,6 +18,8 @@ import type { Gateway, GatewayClass } from '../resources/gateway.js';
 export const GATEWAY_OFF: GatewayTranslateOptions = Object.freeze({ enableGatewayApi: false, enableInferenceExtension: false, podNamespace: 'default', defaultPort: 8080 });
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet, StringMatch } from '../resources/types.js';
 import { deepFreeze, regexError } from '../resources/validate.js';
+import { JWT_CLAIM_WITHOUT_AUTH, jwtClaimSource } from '../resources/sticky-auth.js';
+import { apiKeysIR } from './api-keys.js';
 
 export interface TranslateResult {
   ir: RoutingIR;
@@ -28,6 +30,11 @@ export interface TranslateResult {
   bootstrap: (GatewayClass | Gateway)[];
 }
 
+export interface TranslateOptions {
+  /** JWT authentication is configured (routerConfiguration `auth:`): JWTClaim session sources can have a value. */
+  jwtAuth?: boolean;
+}
+
 /** Node's timers fire at once for delays above 2^31-1 ms, so no IR duration may exceed it. */
 export const MAX_DURATION_MS = 2147483647;
 
@@ -35,7 +42,7 @@ export const MAX_DURATION_MS = 2147483647;
  * `scheduler` is the validated router configuration (`--router-config`), carried into the IR so
  * that workers compile their scheduling profile with the snapshot it belongs to.
  */
-export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTER_DEFAULT_SCHEDULER, gatewayOpts: GatewayTranslateOptions = GATEWAY_OFF): TranslateResult {
+export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTER_DEFAULT_SCHEDULER, gatewayOpts: GatewayTranslateOptions = GATEWAY_OFF, opts: TranslateOptions = {}): TranslateResult {
   const problems: Problem[] = [];
 
   const servers = [...resources.modelServers].sort((a, b) => cmp(key(a), key(b)));
@@ -61,7 +68,7 @@ export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTE
 
   const routes: RouteIR[] = [];
   for (const route of [...resources.modelRoutes].sort(oldestFirst)) {
-    const ir = routeIR(route, serverIndex, problems);
+    const ir = routeIR(route, serverIndex, problems, opts.jwtAuth === true);
     if (ir !== null) routes.push(ir);
   }
 
@@ -87,8 +94,9 @@ export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTE
     off(resources.inferencePools, '--enable-gateway-api-inference-extension');
     off(resources.inferenceObjectives, '--enable-gateway-api-inference-extension');
   }
+  const apiKeys = apiKeysIR(servers, resources.secrets, problems, opts.jwtAuth === true);
   return {
-    ir: deepFreeze({ routes, servers: serverIRs, endpoints, scheduler, modelNames, modelIds: [], gateway: gw.ir }),
+    ir: deepFreeze({ routes, servers: serverIRs, endpoints, scheduler, modelNames, modelIds: [], gateway: gw.ir, ...(apiKeys !== undefined ? { apiKeys } : {}) }),
     problems, gatewayStatuses: gw.statuses, bootstrap: gw.bootstrap,
   };
 }
@@ -184,7 +192,7 @@ function retryAttempts(s: ModelServer, problems: Problem[]): number {
   return 0;
 }
 
-function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: Problem[]): RouteIR | null {
+function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: Problem[], jwtAuth: boolean): RouteIR | null {
   const ns = route.metadata.namespace;
   const rules: RuleIR[] = [];
   for (const [i, rule] of route.spec.rules.entries()) {
@@ -247,16 +255,16 @@ function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: 
   };
   const sticky = route.spec.sessionSticky;
   if (sticky !== undefined) {
-    const jwt = sticky.sources.findIndex((s) => s.type === 'JWTClaim');
-    if (jwt >= 0) {
-      // The proposal requires JWT authentication for a JWTClaim source; this router does not
-      // hand verified claims to routing yet, so the source could only ever be empty.
-      problems.push(problem(route, `spec.sessionSticky.sources[${jwt}].type`, 'JWTClaim session sources need JWT authentication claims, which this router does not pass to routing yet', 'rejected'));
+    const jwt = jwtClaimSource(route.spec);
+    if (jwt >= 0 && !jwtAuth) {
+      // The proposal: a JWTClaim source without JWT authentication would always be empty, so the
+      // route is refused rather than silently never sticky.
+      problems.push(problem(route, `spec.sessionSticky.sources[${jwt}].type`, JWT_CLAIM_WITHOUT_AUTH, 'rejected'));
       return null;
     }
     out.sessionSticky = {
       ttlSec: sticky.sessionAffinitySeconds ?? 10_800,
-      sources: sticky.sources.map((s) => ({ type: s.type as 'Header' | 'Query' | 'Cookie', name: s.type === 'Header' ? s.name.toLowerCase() : s.name })),
+      sources: sticky.sources.map((s) => ({ type: s.type, name: s.type === 'Header' ? s.name.toLowerCase() : s.name })),
     };
   }
   return out;

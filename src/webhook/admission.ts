@@ -7,6 +7,7 @@
  */
 import { admissionErrors, type AdmissionKind } from '../resources/validate.js';
 import { denialMessage } from './messages.js';
+import { JWT_CLAIM_WITHOUT_AUTH, jwtClaimSource } from '../resources/sticky-auth.js';
 
 export interface WebhookReply {
   status: number;
@@ -41,7 +42,13 @@ export interface AdmissionOutcome {
   namespace?: string;
 }
 
-export function handleWebhookRequest(path: string, contentType: string | undefined, body: Buffer, outcome: AdmissionOutcome = {}): WebhookReply {
+/** What the router's live configuration adds to the resource rules. */
+export interface AdmissionContext {
+  /** JWT authentication is configured: without it a ModelRoute with a JWTClaim session source is denied. */
+  jwtAuth?: boolean;
+}
+
+export function handleWebhookRequest(path: string, contentType: string | undefined, body: Buffer, outcome: AdmissionOutcome = {}, ctx: AdmissionContext = {}): WebhookReply {
   if (path === '/healthz') return { status: 200, contentType: TEXT, body: 'ok' };
   const route = ADMISSION_PATHS[path];
   // Go's ServeMux answer for an unknown path.
@@ -75,6 +82,10 @@ export function handleWebhookRequest(path: string, contentType: string | undefin
   if (ns !== undefined) outcome.namespace = ns;
 
   const errors = admissionErrors(route.kind, object);
+  if (route.kind === 'ModelRoute' && ctx.jwtAuth !== true) {
+    const at = jwtClaimSource(object.spec);
+    if (at >= 0) errors.push({ field: `spec.sessionSticky.sources[${at}].type`, type: 'Invalid', value: 'JWTClaim', detail: JWT_CLAIM_WITHOUT_AUTH });
+  }
   const response: Record<string, unknown> = { uid, allowed: errors.length === 0 };
   if (errors.length > 0) response.status = { metadata: {}, message: denialMessage(route.kind, errors) };
   outcome.allowed = errors.length === 0;

@@ -16,7 +16,7 @@ import { startWebhookServer, type WebhookServer } from './server.js';
 export { startWebhookServer, type WebhookServer, type WebhookServerOptions, type CertSource } from './server.js';
 export type { KubeFetch, CertBundle } from './certs.js';
 
-export function startWebhookFromConfig(cfg: Readonly<RouterConfig>, log: Logger, kube?: KubeFetch): Promise<WebhookServer> {
+export function startWebhookFromConfig(cfg: Readonly<RouterConfig>, log: Logger, kube?: KubeFetch, jwtAuth?: () => boolean): Promise<WebhookServer> {
   return startWebhookServer({
     port: cfg.webhookPort,
     certFile: cfg.webhookTlsCertFile,
@@ -25,6 +25,7 @@ export function startWebhookFromConfig(cfg: Readonly<RouterConfig>, log: Logger,
     serviceName: cfg.webhookServiceName,
     namespace: cfg.podNamespace,
     kube,
+    jwtAuth,
     log: log.child({ component: 'webhook' }),
   });
 }

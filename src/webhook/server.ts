@@ -35,6 +35,8 @@ export interface WebhookServerOptions {
   log: Logger;
   /** How often certificate files are checked for changes (default 10 s). */
   reloadIntervalMs?: number;
+  /** Whether JWT authentication is configured now (the live router configuration); default: not. */
+  jwtAuth?: () => boolean;
   /** Largest AdmissionReview accepted (default 16 MiB; the API server sends a few MiB at most). */
   maxBodyBytes?: number;
 }
@@ -129,7 +131,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
       const outcome: AdmissionOutcome = {};
       let reply;
       try {
-        reply = handleWebhookRequest(path, req.headers['content-type'], Buffer.concat(chunks), outcome);
+        reply = handleWebhookRequest(path, req.headers['content-type'], Buffer.concat(chunks), outcome, { jwtAuth: opts.jwtAuth?.() === true });
       } catch (e) {
         log.error({ err: e }, 'webhook handler failed');
         reply = { status: 500, contentType: 'text/plain; charset=utf-8', body: 'internal error\n' };

@@ -33,6 +33,8 @@ const FLEETS: Fleet[] = [
   { name: 'slowp', connector: 'http', engine: 'vLLM', base: 100, timeout: '400ms' },
   { name: 'faild', connector: 'nixl', engine: 'vLLM', base: 110 },
   { name: 'sgfail', connector: '', engine: 'SGLang', base: 120 },
+  { name: 'ejectp', connector: 'http', engine: 'vLLM', base: 130 },
+  { name: 'ejectd', connector: 'nixl', engine: 'vLLM', base: 140 },
 ];
 
 function fleetYaml(f: Fleet): string {
@@ -106,6 +108,8 @@ beforeAll(async () => {
     if (s.name === 'faild-d0') s.failStatus = 503;
     if (s.name === 'sgfail-d0') s.failStatus = 503;
     if (s.name === 'sgfail-p0') s.ttftMs = 60_000;
+    if (s.name === 'ejectp-p0') s.failStatus = 503;
+    if (s.name === 'ejectd-d0') s.failStatus = 503;
   }
   fleet = await startPods(specs);
   for (const f of FLEETS) await writeFile(path.join(dir, `${f.name}.yaml`), fleetYaml(f));
@@ -297,6 +301,21 @@ describe('prefill/decode disaggregation', () => {
     expect(retried).toBe(1);
     await eventually(async () => [...(await podCounters()).values()].every((v) => v.inflight === 0 && v.inflightPrefill === 0 && v.inflightDecode === 0), 5000, 'in-flight zero');
   });
+
+  // Outlier detection (default: 5 consecutive failures eject for 10 s, at most 50 % of a role's
+  // pods): without it the failing pod's pair stays first for about half of the requests (it
+  // fails fast, so it never looks busy).
+  for (const [fleetName, failing, role] of [['ejectp', 'ejectp-p0', 'prefill'], ['ejectd', 'ejectd-d0', 'decode']] as const) {
+    it(`outlier detection: a failing ${role} pod is ejected and its pair goes behind the healthy one`, async () => {
+      for (let i = 0; i < 40; i++) {
+        const r = await chat(router.url, { model: `m-${fleetName}`, messages: msg(`o ${i} ${randomUUID()}`), max_tokens: 2 });
+        expect(r.status, r.text).toBe(200);
+      }
+      expect(pod(failing).requests.filter((r) => r.path === '/v1/chat/completions').length).toBeLessThanOrEqual(5);
+      const dump = await (await fetch(`http://127.0.0.1:${router.debugPort}/debug/config_dump/namespaces/default/pods/${failing}`)).json() as { router?: { ejected: boolean } };
+      expect(dump.router).toMatchObject({ ejected: true });
+    });
+  }
 
   it('every pair failing answers 503 with Kthena\'s message; no decode leg is sent', async () => {
     const id = randomUUID();

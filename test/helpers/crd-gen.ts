@@ -23,7 +23,10 @@ const VALIDATIONS: Record<string, Record<string, { rule: string; message: string
       rule: '(has(self.modelServerName) && self.modelServerName != "") != (has(self.externalModelProviderName) && self.externalModelProviderName != "")',
     }],
   },
-  ModelServer: {},
+  ModelServer: {
+    // Ours (Kthena's authorization proposal); the router checks the same in file mode.
+    'apiKeyRules[]': [{ message: 'one of secretName or labelSelector is required', rule: 'has(self.secretName) || (has(self.labelSelector) && size(self.labelSelector) > 0)' }],
+  },
   ExternalModelProvider: {
     auth: [{ message: 'secretRef.optional must be false or unset', rule: '!has(self.secretRef.optional) || !self.secretRef.optional' }],
   },

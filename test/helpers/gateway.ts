@@ -7,7 +7,7 @@ import { expect } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import type { GatewayResource } from '../../src/resources/gateway.js';
 import type { AnyResource, ResourceSet } from '../../src/resources/types.js';
-import { isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../src/resources/validate-gateway.js';
+import { isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../src/resources/validate.js';
 import { parseManifestObject } from '../../src/resources/validate.js';
 
 export const GOLDEN_NOW = '2025-01-01T00:00:00Z';

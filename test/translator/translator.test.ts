@@ -92,6 +92,22 @@ describe('translator behaviour', () => {
     expect(ext).toEqual({ kind: 'provider', key: 'default/deepseek-provider', server: -1, weight: 100 });
   });
 
+  it('rejects a route with a JWTClaim session source unless JWT authentication is configured', () => {
+    const rs = load('simple-route.in.yaml');
+    const r = rs.modelRoutes[0]!;
+    const sticky = { ...r, spec: { ...r.spec, sessionSticky: { sessionAffinitySeconds: 60, sources: [{ type: 'Header' as const, name: 'X-S' }, { type: 'JWTClaim' as const, name: 'sid' }] } } };
+    const set: ResourceSet = { ...rs, modelRoutes: [sticky, ...rs.modelRoutes.slice(1)] };
+    const off = translate(set);
+    expect(off.ir.routes.find((x) => x.name === r.metadata.name)).toBeUndefined();
+    expect(off.problems).toContainEqual({
+      kind: 'ModelRoute', namespace: r.metadata.namespace, name: r.metadata.name, field: 'spec.sessionSticky.sources[1].type', severity: 'rejected',
+      message: 'a JWTClaim session source needs JWT authentication: set auth.jwksUri and auth.issuer in the router configuration',
+    });
+    const on = translate(set, undefined, undefined, { jwtAuth: true });
+    expect(on.problems).toEqual([]);
+    expect(on.ir.routes.find((x) => x.name === r.metadata.name)!.sessionSticky).toEqual({ ttlSec: 60, sources: [{ type: 'Header', name: 'x-s' }, { type: 'JWTClaim', name: 'sid' }] });
+  });
+
   it('lists only Running, Ready, non-terminating pods with an IP, in the server namespace, matching every label', () => {
     const { ir } = translate(load('pod-eligibility.in.yaml'));
     expect(ir.endpoints.map((e) => e.key)).toEqual(['default/ok-a', 'default/ok-b', 'default/ok-cpu']);

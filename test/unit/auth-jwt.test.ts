@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
-import { bearerToken, JwtAuthenticator, type AuthOutcome } from '../../workers/auth/jwt.js';
+import { bearerToken, JwtAuthenticator, type AuthOk, type AuthOutcome } from '../../workers/auth/jwt.js';
 
 interface Key { kid: string; alg: string; priv: CryptoKey; jwk: JWK }
 
@@ -78,7 +78,7 @@ describe('JWT authentication', () => {
     await a.start();
     expect(hits).toBe(before + 1);
     for (const k of ['rs', 'ps', 'es', 'ed']) {
-      expect(await check(a, await token(keys[k], { sub: `user-${k}` }))).toEqual({ ok: true, sub: `user-${k}` });
+      expect(await check(a, await token(keys[k], { sub: `user-${k}` }))).toMatchObject({ ok: true, sub: `user-${k}` });
     }
     expect(hits).toBe(before + 1);
     a.close();
@@ -101,11 +101,11 @@ describe('JWT authentication', () => {
       expect(await check(a, await token(keys.rs, claims)), JSON.stringify(claims)).toEqual({ ok: false, code: 'RTR_ERR_UNAUTHORIZED', detail });
     }
     // Within the one-minute iat skew; an audience list containing ours.
-    expect(await check(a, await token(keys.rs, { iat: nowSec() + 30, aud: ['x', 'kthena'] }))).toEqual({ ok: true, sub: 'alice' });
+    expect(await check(a, await token(keys.rs, { iat: nowSec() + 30, aud: ['x', 'kthena'] }))).toMatchObject({ ok: true, sub: 'alice' });
     // No audiences configured: aud is not checked.
     const open = auth({ audiences: [] });
     await open.start();
-    expect(await check(open, await token(keys.rs, { aud: 'anything' }))).toEqual({ ok: true, sub: 'alice' });
+    expect(await check(open, await token(keys.rs, { aud: 'anything' }))).toMatchObject({ ok: true, sub: 'alice' });
     a.close();
     open.close();
   });
@@ -141,7 +141,7 @@ describe('JWT authentication', () => {
     await b.start();
     published = [...published, keys.later.jwk];
     const start = hits;
-    expect(await check(b, await token(keys.later, { sub: 'rotated' }))).toEqual({ ok: true, sub: 'rotated' });
+    expect(await check(b, await token(keys.later, { sub: 'rotated' }))).toMatchObject({ ok: true, sub: 'rotated' });
     expect(hits).toBe(start + 1);
     b.close();
   });
@@ -151,9 +151,11 @@ describe('JWT authentication', () => {
     const a = auth({ now: () => now });
     await a.start();
     const t = await token(keys.es, { exp: Math.floor(now / 1000) + 60 });
-    expect(await check(a, t)).toEqual({ ok: true, sub: 'alice' });
+    expect(await check(a, t)).toMatchObject({ ok: true, sub: 'alice' });
     const again = a.authenticate(`Bearer ${t}`);
-    expect(again).toEqual({ ok: true, sub: 'alice' });
+    expect(again).toMatchObject({ ok: true, sub: 'alice' });
+    // Every claim of the token comes with it (JWTClaim session-sticky sources read them).
+    expect((again as AuthOk).claims).toMatchObject({ sub: 'alice', iss: expect.any(String), exp: Math.floor(now / 1000) + 60 });
     now += 61_000;
     const later = a.authenticate(`Bearer ${t}`);
     expect(later).toBeInstanceOf(Promise);

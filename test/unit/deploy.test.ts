@@ -472,8 +472,8 @@ describe('CRDs: ours against Kthena\'s', () => {
       expect(ov.additionalPrinterColumns).toEqual(tv.additionalPrinterColumns);
       const os = ov.schema.openAPIV3Schema;
       const tsch = tv.schema.openAPIV3Schema;
-      // Fields we add beyond Kthena's CRD (docs/compat.md): ModelRoute.spec.sessionSticky (Kthena's proposal).
-      const extensions = our.metadata.name === 'modelroutes.networking.serving.volcano.sh' ? ['sessionSticky'] : [];
+      // Fields we add beyond Kthena's CRD (docs/compat.md): ModelRoute.spec.sessionSticky, ModelServer.spec.apiKeyRules (Kthena's proposals).
+      const extensions = ({ 'modelroutes.networking.serving.volcano.sh': ['sessionSticky'], 'modelservers.networking.serving.volcano.sh': ['apiKeyRules'] } as Record<string, string[]>)[our.metadata.name] ?? [];
       const ourSpec = normalize(os.properties.spec) as Obj;
       for (const k of extensions) { expect(ourSpec.properties).toHaveProperty(k); delete ourSpec.properties[k]; }
       expect(ourSpec, `${our.metadata.name} spec`).toEqual(normalize(tsch.properties.spec));

@@ -15,7 +15,7 @@ import {
   queryValue, redirectLocation, type CompiledGateway, type GatewayRouteMatch,
 } from '../../workers/gateway-match.js';
 import type { ResourceSet } from '../../src/resources/types.js';
-import { parseGatewayObject } from '../../src/resources/validate-gateway.js';
+import { parseGatewayObject } from '../../src/resources/validate.js';
 import { parse } from 'yaml';
 
 const OPTS: GatewayTranslateOptions = { enableGatewayApi: true, enableInferenceExtension: true, podNamespace: 'kthena-system', defaultPort: 8080 };

@@ -13,7 +13,8 @@
  *     definitions (names, argument schemas, defaults) the workers build plugins from, and a
  *     plugin stays one file. The registry's own run-time closure is held to workers/scheduler/
  *     and the shared core, with no package at all: the control thread gets plugin definitions,
- *     never the request path, uWS, undici or a Redis client.
+ *     never the request path, uWS, undici or a Redis client. docs/architecture.md ("Arrows between
+ *     the halves") says why every way of removing this arrow would be worse than keeping it.
  *  2. What a worker thread loads at run time stays inside workers/ and the shared core. Every
  *     workers/ file's transitive run-time imports are walked; reaching the translator, the
  *     manifest validator, a provider or any other control-thread module fails, as does loading a

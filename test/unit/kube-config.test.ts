@@ -64,8 +64,8 @@ describe('watched kinds table', () => {
 
   it('watches Gateway API and Inference Extension kinds only when enabled', () => {
     const on = (c: typeof ctx) => WATCHED_KINDS.filter((k) => k.enabled(c)).map((k) => k.id ?? k.kind);
-    expect(on({ ...ctx, gatewayApi: false, inferenceExtension: false })).toEqual(['ModelRoute', 'ModelServer', 'ExternalModelProvider', 'Pod', 'Secret', 'ConfigMap']);
-    expect(on({ ...ctx, inferenceExtension: false })).toEqual(['ModelRoute', 'ModelServer', 'ExternalModelProvider', 'Pod', 'Secret', 'ConfigMap',
+    expect(on({ ...ctx, gatewayApi: false, inferenceExtension: false })).toEqual(['ModelRoute', 'ModelServer', 'ExternalModelProvider', 'Pod', 'Secret', 'Secret/api-key', 'ConfigMap']);
+    expect(on({ ...ctx, inferenceExtension: false })).toEqual(['ModelRoute', 'ModelServer', 'ExternalModelProvider', 'Pod', 'Secret', 'Secret/api-key', 'ConfigMap',
       'GatewayClass', 'Gateway', 'HTTPRoute', 'ReferenceGrant', 'Namespace', 'Secret/tls', 'Service', 'EndpointSlice']);
     expect(on(ctx)).toContain('InferencePool');
   });

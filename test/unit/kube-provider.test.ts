@@ -15,6 +15,7 @@ import { backoffDelay } from '../../src/kube/backoff.js';
 import { KTHENA_GROUP_VERSION } from '../../src/provider/kube/kinds.js';
 import { FileProvider, type FileSnapshot } from '../../src/provider/file/index.js';
 import { KubeConfig } from '@kubernetes/client-node';
+import { apiKeyDigest } from '../../src/shared/api-key.js';
 
 const HOST = '127.0.40.1';
 const WAIT = { timeout: 5000, interval: 10 };
@@ -358,7 +359,7 @@ describe('KubeProvider', () => {
     await h.until((x) => x.routerConfig === null);
   });
 
-  it('keeps only credential-labelled Secrets (raw) and validates Gateway API kinds when enabled', async () => {
+  it('keeps only Secrets labelled for a purpose (credentials also raw) and validates Gateway API kinds when enabled', async () => {
     const secret = (name: string, labelled: boolean): KObj => ({
       apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default', labels: labelled ? { 'networking.serving.volcano.sh/external-model-provider-credential': 'true' } : {} },
       data: { apiKey: Buffer.from('k').toString('base64') },
@@ -370,14 +371,62 @@ describe('KubeProvider', () => {
       data: { 'tls.crt': pem('CERTIFICATE'), 'tls.key': pem('PRIVATE KEY'), other: 'eA==' },
     };
     const h = await setup([secret('cred', true), secret('other', false), gw, tls], { gatewayApi: true });
-    const s = await h.until((x) => (x.raw.Secret ?? []).length === 1 && (x.resources.secrets ?? []).length === 1);
+    const s = await h.until((x) => (x.raw.Secret ?? []).length === 1 && (x.resources.secrets ?? []).length === 2);
     expect(s.raw.Secret!.map((o) => o.metadata.name)).toEqual(['cred']);
     expect(s.resources.gateways!.map((o) => o.metadata.name)).toEqual(['g']);
     // Listener certificates: TLS Secrets only (field selector type=kubernetes.io/tls), typed.
-    expect(s.resources.secrets!.map((o) => [o.metadata.name, o.type, o.tls?.cert.startsWith('-----BEGIN CERTIFICATE')])).toEqual([['cert', 'kubernetes.io/tls', true]]);
+    expect(s.resources.secrets!.map((o) => [o.metadata.name, o.type, o.tls?.cert.startsWith('-----BEGIN CERTIFICATE'), o.credentials])).toEqual([
+      ['cert', 'kubernetes.io/tls', true, undefined], ['cred', 'Opaque', undefined, { apiKey: 'k' }],
+    ]);
     expect(JSON.stringify(h.provider.get('Secret/tls', 'default', 'cert'))).not.toContain('"other"');
     // ReferenceGrant is optional (CRD may be absent): the fake server has it, so it synced empty.
     expect(h.provider.syncState().every((x) => x.synced)).toBe(true);
+  });
+
+  it('watches API-key Secrets by label, caches only digests, and follows adds, rotations and removals', async () => {
+    const keySecret = (name: string, data: Record<string, string>, labels: Record<string, string> = {}): KObj => ({
+      apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'default', labels: { 'networking.serving.volcano.sh/api-key': 'true', ...labels } },
+      data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    });
+    const unlabelled: KObj = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'plain', namespace: 'default' }, data: { k: Buffer.from('sk-plain').toString('base64') } };
+    const h = await setup([keySecret('team-a', { k1: 'sk-alpha\n', k2: 'sk-beta' }), unlabelled]);
+    const keysOf = (x: KubeSnapshot) => (x.resources.secrets ?? []).map((o) => [o.metadata.name, o.apiKeys?.user, o.apiKeys?.digests]);
+    let s = await h.until((x) => (x.resources.secrets ?? []).length === 1);
+    expect(keysOf(s)).toEqual([['team-a', 'team-a', [apiKeyDigest('sk-alpha'), apiKeyDigest('sk-beta')].sort()]]);
+    // The informer's cache and the snapshot hold digests, never a raw key.
+    const cached = JSON.stringify(h.provider.get('Secret/api-key', 'default', 'team-a'));
+    const snapJson = JSON.stringify(s);
+    for (const raw of ['sk-alpha', 'sk-beta', 'sk-plain']) {
+      for (const form of [raw, Buffer.from(raw).toString('base64'), Buffer.from(raw + '\n').toString('base64')]) {
+        expect(cached).not.toContain(form);
+        expect(snapJson).not.toContain(form);
+      }
+    }
+    // Rotation (k1 replaced), a user label, a second Secret; then a removal.
+    h.api.apply(keySecret('team-a', { k1: 'sk-gamma', k2: 'sk-beta' }, { 'networking.serving.volcano.sh/api-key-user': 'alice' }));
+    h.api.apply(keySecret('team-b', { k: 'sk-delta' }));
+    s = await h.until((x) => (x.resources.secrets ?? []).length === 2 && x.resources.secrets![0].apiKeys?.user === 'alice');
+    expect(keysOf(s)).toEqual([
+      ['team-a', 'alice', [apiKeyDigest('sk-gamma'), apiKeyDigest('sk-beta')].sort()],
+      ['team-b', 'team-b', [apiKeyDigest('sk-delta')]],
+    ]);
+    h.api.remove('v1', 'Secret', 'default', 'team-a');
+    s = await h.until((x) => (x.resources.secrets ?? []).length === 1);
+    expect(keysOf(s)).toEqual([['team-b', 'team-b', [apiKeyDigest('sk-delta')]]]);
+  });
+
+  it('holds a Secret labelled for two purposes once, with both contents', async () => {
+    const both: KObj = {
+      apiVersion: 'v1', kind: 'Secret',
+      metadata: { name: 'both', namespace: 'default', labels: { 'networking.serving.volcano.sh/api-key': 'true', 'networking.serving.volcano.sh/external-model-provider-credential': 'true' } },
+      data: { key: Buffer.from('sk-both').toString('base64') },
+    };
+    const h = await setup([both]);
+    const s = await h.until((x) => (x.resources.secrets ?? []).length === 1);
+    expect(s.resources.secrets![0].credentials).toEqual({ key: 'sk-both' });
+    expect(s.resources.secrets![0].apiKeys).toEqual({ user: 'both', digests: [apiKeyDigest('sk-both')] });
+    h.api.remove('v1', 'Secret', 'default', 'both');
+    await h.until((x) => (x.resources.secrets ?? []).length === 0);
   });
 
   it('speaks HTTPS with the kubeconfig\'s CA and bearer token', async () => {

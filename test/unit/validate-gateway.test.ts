@@ -1,13 +1,13 @@
 /**
  * Validation and defaulting of Gateway API, Inference Extension and core manifests
- * (src/resources/validate-gateway.ts): what the API server would default, and the CRD schema and
+ * (src/resources/validate.ts, kinds in src/resources/validate/kinds/): what the API server would default, and the CRD schema and
  * CEL rules it would refuse, with the CRDs' messages.
  */
 import { describe, it, expect } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../src/resources/validate-gateway.js';
+import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../src/resources/validate.js';
 import { gepDurationMs } from '../../src/util/duration.js';
 import type { Gateway, HTTPRoute, InferenceObjective, InferencePool, Secret, Service } from '../../src/resources/gateway.js';
 import { FileProvider, type FileSnapshot } from '../../src/provider/file/index.js';

@@ -554,8 +554,11 @@ describe('schemas match the upstream CRDs', () => {
     }
   }
 
-  /** spec fields of ours that Kthena's CRD lacks: ModelRoute.spec.sessionSticky (Kthena's proposal). */
-  const OUR_EXTENSIONS: Record<string, string[]> = { 'networking.serving.volcano.sh_modelroutes.yaml': ['sessionSticky'] };
+  /** spec fields of ours that Kthena's CRD lacks: ModelRoute.spec.sessionSticky, ModelServer.spec.apiKeyRules (Kthena's proposals). */
+  const OUR_EXTENSIONS: Record<string, string[]> = {
+    'networking.serving.volcano.sh_modelroutes.yaml': ['sessionSticky'],
+    'networking.serving.volcano.sh_modelservers.yaml': ['apiKeyRules'],
+  };
 
   it.each([
     ['networking.serving.volcano.sh_modelroutes.yaml', modelRouteSpecSchema],

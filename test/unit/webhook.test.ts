@@ -221,6 +221,18 @@ describe('handleWebhookRequest', () => {
     handleWebhookRequest('/validate/modelroute', 'application/json', Buffer.from(review(route({ rules: [rule([{ modelServerName: 's' }])] }), 'u9')), outcome);
     expect(outcome).toEqual({ kind: 'ModelRoute', allowed: false, uid: 'u9', name: 'test-route', namespace: 'default' });
   });
+
+  it('denies a JWTClaim session source unless JWT authentication is configured', () => {
+    const sticky = route({ modelName: 'm', rules: [rule([{ modelServerName: 's' }])], sessionSticky: { sources: [{ type: 'Header', name: 'x-s' }, { type: 'JWTClaim', name: 'sid' }] } });
+    const decide = (jwtAuth: boolean | undefined): { allowed: boolean; status?: { message: string } } =>
+      JSON.parse(handleWebhookRequest('/validate/modelroute', 'application/json', Buffer.from(review(sticky)), {}, jwtAuth === undefined ? undefined : { jwtAuth }).body).response;
+    for (const off of [undefined, false]) {
+      const r = decide(off);
+      expect(r.allowed).toBe(false);
+      expect(r.status!.message).toBe('validation failed:\n  - spec.sessionSticky.sources[1].type: Invalid value: "JWTClaim": a JWTClaim session source needs JWT authentication: set auth.jwksUri and auth.issuer in the router configuration');
+    }
+    expect(decide(true).allowed).toBe(true);
+  });
 });
 
 describe('certificate from files, reloaded when they change', () => {

@@ -24,8 +24,11 @@ export interface AuthConfig {
   jwksUri: string;
 }
 
+/** A verified token: its `sub` (the user id) and every claim (JWTClaim session-sticky sources). */
+export interface AuthOk { readonly ok: true; readonly sub: string; readonly claims: Readonly<Record<string, unknown>> }
+
 export type AuthOutcome =
-  | { ok: true; sub: string }
+  | AuthOk
   | { ok: false; code: 'RTR_ERR_AUTH_MISSING' | 'RTR_ERR_UNAUTHORIZED'; detail: string };
 
 export interface JwtAuthenticatorOptions {
@@ -47,7 +50,8 @@ const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256
 const kIatSkewMs = 60_000;
 const MISSING: AuthOutcome = Object.freeze({ ok: false, code: 'RTR_ERR_AUTH_MISSING', detail: '' });
 
-interface Verified { sub: string; expMs: number; nbfMs: number }
+/** Cached per token and returned as the outcome itself (no allocation for a reused token). */
+interface Verified extends AuthOk { expMs: number; nbfMs: number }
 
 const decoder = new TextDecoder();
 
@@ -120,7 +124,7 @@ export class JwtAuthenticator {
     const hit = this.#cache.get(token);
     if (hit !== undefined) {
       const now = this.#now();
-      if (now <= hit.expMs && now >= hit.nbfMs) return { ok: true, sub: hit.sub };
+      if (now <= hit.expMs && now >= hit.nbfMs) return hit;
       if (now > hit.expMs) this.#cache.delete(token);
     }
     let p = this.#inflight.get(token);
@@ -149,14 +153,16 @@ export class JwtAuthenticator {
     const problem = this.#claimsProblem(claims);
     if (problem !== '') return unauthorized('failed to validate claims: ' + problem);
     const sub = claims.sub as string;
-    const v: Verified = { sub, expMs: (claims.exp as number) * 1000, nbfMs: typeof claims.nbf === 'number' ? claims.nbf * 1000 : -Infinity };
+    const v: Verified = Object.freeze({
+      ok: true as const, sub, claims: Object.freeze(claims), expMs: (claims.exp as number) * 1000, nbfMs: typeof claims.nbf === 'number' ? claims.nbf * 1000 : -Infinity,
+    });
     if (this.#cache.size >= this.#cacheEntries) {
       // Oldest insertion first (Map order); the set only needs to stay bounded.
       const first = this.#cache.keys().next();
       if (!first.done) this.#cache.delete(first.value);
     }
     this.#cache.set(token, v);
-    return { ok: true, sub };
+    return v;
   }
 
   #claimsProblem(c: Record<string, unknown>): string {

@@ -1,5 +1,5 @@
 /**
- * A prefill/decode pair's try (Kthena §4.3, docs/pd.md): http and lmcache run the prefill leg,
+ * A prefill/decode pair's try (docs/reference/kthena-behaviour.md §4.3, docs/pd.md): http and lmcache run the prefill leg,
  * then the decode leg; nixl and mooncake also hand the prefill answer's kv_transfer_params to the
  * decode leg; sglang sends both legs at once with one bootstrap room. The prefill leg is a
  * `Prefill` (its pod's slot and pd.ts's PrefillLeg handler); the decode leg is an ordinary
@@ -13,7 +13,8 @@ import type { CompiledEndpoint } from '../compile.js';
 import {
   bootstrapRoom, kvTransferParamsOf, lmcachePrefillParams, NIXL_PREFILL_PARAMS, PrefillLeg, sglangMembers, withMembers,
 } from '../pd.js';
-import { Attempt, nextTry, upstreamStarted, type Launch } from './attempt.js';
+import { outlierSuccess } from '../outlier.js';
+import { Attempt, nextTry, podFailed, upstreamStarted, type Launch } from './attempt.js';
 import { clientAborted, finish, internalError, statusLine, upstreamDone } from './finish.js';
 import { upstreamPathOf } from './forward.js';
 import type { LivePrefill, RequestState } from './state.js';
@@ -99,9 +100,10 @@ class Prefill implements LivePrefill {
 
   #done(leg: PrefillLeg, text: string): void {
     if (leg !== this.#leg) return;
-    this.#detach(false);
     const st = this.#st;
     const ctx = st.l.ctx;
+    outlierSuccess(ctx.ep, this.#slot);
+    this.#detach(false);
     const rec = st.rec;
     ctx.metrics.pdPhase(0, rec, true, (performance.now() - leg.started) / 1000);
     if (st.finished) return;
@@ -119,9 +121,13 @@ class Prefill implements LivePrefill {
 
   #failed(leg: PrefillLeg, err: Error, status: number, text: string): void {
     if (leg !== this.#leg) return;
-    this.#detach(true);
     const st = this.#st;
     const ctx = st.l.ctx;
+    // Outlier detection counts the prefill pod's own failures (no answer, timeout, 5xx) as the
+    // aggregated path does; a 4xx is the pod answering about the request.
+    if (status >= 400 && status < 500) outlierSuccess(ctx.ep, this.#slot);
+    else if (!st.aborted) podFailed(ctx, this.#slot, this.#ep.podName);
+    this.#detach(true);
     const rec = st.rec;
     ctx.metrics.pdPhase(0, rec, false, (performance.now() - leg.started) / 1000);
     if (st.finished) return;

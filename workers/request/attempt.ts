@@ -14,7 +14,7 @@ import { outlierFailure, outlierSuccess, type OutlierPolicy } from '../outlier.j
 import { clientAborted, finish, internalError, respondError, upstreamDone } from './finish.js';
 import { upstreamPathOf } from './forward.js';
 import { ResponseWriter } from './response.js';
-import type { LiveTry, RequestState } from './state.js';
+import type { LiveTry, RequestState, WorkerContext } from './state.js';
 import type { UpstreamController, UpstreamHandler, UpstreamHeaders } from './upstream.js';
 
 const policies = new WeakMap<object, OutlierPolicy>();
@@ -27,6 +27,13 @@ export function outlierPolicy(cfg: { outlierConsecutive: number; outlierBaseEjec
     policies.set(cfg, p);
   }
   return p;
+}
+
+/** A leg on `slot` failed by the pod's fault: counts towards its ejection (workers/outlier.ts). */
+export function podFailed(ctx: WorkerContext, slot: number, podName: string): void {
+  if (outlierFailure(ctx.ep, slot, outlierPolicy(ctx.cfg))) {
+    ctx.log('warn', { pod: podName, consecutiveFailures: ctx.cfg.outlierConsecutive }, 'endpoint ejected by outlier detection');
+  }
 }
 
 /** Starts try number st.attempt (aggregated: startAttempt; PD: attempt-pd's startPair). */
@@ -229,9 +236,7 @@ export class Attempt implements UpstreamHandler, LiveTry {
     if (st.pd !== null && this.#slot >= 0) ctx.metrics.pdPhase(1, rec, false, (performance.now() - this.tSent) / 1000);
     // The pod's fault (connect, reset, timeout, 5xx), not a client that went away.
     if (this.#slot >= 0 && (err as { code?: string }).code !== 'RTR_ERR_CLIENT_ABORTED' && !st.aborted) {
-      if (outlierFailure(ctx.ep, this.#slot, outlierPolicy(ctx.cfg))) {
-        ctx.log('warn', { pod: this.ep.podName, consecutiveFailures: ctx.cfg.outlierConsecutive }, 'endpoint ejected by outlier detection');
-      }
+      podFailed(ctx, this.#slot, this.ep.podName);
     }
     this.#release(true);
     if (st.current === this) st.current = null;

@@ -40,7 +40,7 @@ export function afterAuth(st: RequestState, next: () => void): void {
 }
 
 function settle(st: RequestState, o: AuthOutcome): boolean {
-  if (o.ok) { st.userId = o.sub; return true; }
+  if (o.ok) { st.userId = o.sub; st.claims = o.claims; return true; }
   respondError(st, o.code, o.detail === '' ? undefined : o.detail);
   return false;
 }

@@ -1,6 +1,6 @@
 /**
  * The Gateway API path (docs/gateway-api.md): the listener by port and Host; on /v1/ paths the
- * ModelRoutes bound to that Gateway first (Kthena §6.3); then the HTTPRoutes attached to the
+ * ModelRoutes bound to that Gateway first (docs/reference/kthena-behaviour.md §6.3); then the HTTPRoutes attached to the
  * listener in the specification's precedence order, their filters, a weighted Service or
  * InferencePool backend, the rule's request timeout, and InferencePool admission.
  */

@@ -12,6 +12,7 @@ import { respondError } from './finish.js';
 import { jsonTooDeep, kMaxJsonDepth } from './framing.js';
 import { buildUpstreamBody, upstreamHeaders } from './forward.js';
 import { rateLimit } from './ratelimit.js';
+import { apiKeyAuth, stripApiKey } from './api-key.js';
 import { schedule } from './schedule.js';
 import { queueThen } from './admission.js';
 import { stickySession } from './sticky.js';
@@ -75,7 +76,7 @@ function pickTarget(rule: CompiledRule): CompiledTarget | null {
 }
 
 /**
- * `allowed`: the ModelRoutes bound to the request's Gateway (Kthena §6.3), or null without
+ * `allowed`: the ModelRoutes bound to the request's Gateway (docs/reference/kthena-behaviour.md §6.3), or null without
  * Gateway API, where a route with parentRefs never matches.
  */
 export function matchRoute(st: RequestState, snap: CompiledSnapshot, model: string, allowed: Set<string> | null = null): RouteMatch | null {
@@ -88,7 +89,7 @@ export function matchRoute(st: RequestState, snap: CompiledSnapshot, model: stri
   }
   for (let i = 0; i < candidates.length; i++) {
     const route = candidates[i];
-    // Without Gateway API a route bound to a Gateway never matches (Kthena §6.3).
+    // Without Gateway API a route bound to a Gateway never matches (docs/reference/kthena-behaviour.md §6.3).
     if (allowed === null ? route.hasParentRefs : !allowed.has(route.key)) continue;
     for (let j = 0; j < route.rules.length; j++) {
       const rule = route.rules[j];
@@ -118,6 +119,7 @@ export function serveModelRoute(
   rec.modelServer = t.key;
   const server = t.server;
   if (server === null) { respondError(st, 'RTR_ERR_MODEL_SERVER_NOT_FOUND', t.key); return; }
+  if (server.apiKeys !== null && !apiKeyAuth(st, snap, server)) return;
   rec.upstreamModel = server.model !== '' && !st.isLora ? server.model : model;
   if (server.unsupported !== '') { respondError(st, 'RTR_ERR_UNSUPPORTED_FEATURE', `${server.unsupported} on ModelServer ${server.key}`); return; }
   if (server.endpoints.length === 0) { respondError(st, 'RTR_ERR_NO_ENDPOINT', server.key); return; }
@@ -125,6 +127,7 @@ export function serveModelRoute(
   st.server = server;
   st.upstreamBody = buildUpstreamBody(st, buf, text, body, server);
   st.upstreamHeaders = upstreamHeaders(st.headers);
+  if (st.apiKeyRule !== null) stripApiKey(st, st.apiKeyRule);
   const pd = server.pd;
   if (pd !== null) {
     const upstreamText = typeof st.upstreamBody === 'string' ? st.upstreamBody : text;

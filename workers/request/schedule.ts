@@ -7,10 +7,10 @@ import type { CompiledEndpoint, CompiledServer, CompiledSnapshot } from '../comp
 import type { Profile } from '../scheduler/framework.js';
 import { KvCacheAwareScorer } from '../scheduler/kvcache-aware.js';
 import { workerRedis } from '../redis.js';
-import { demoteEjected } from '../outlier.js';
+import { demoteBy, demoteEjected, demoteEjectedPairs, demotionClock, ejectedNow } from '../outlier.js';
 import { dispatchAttempt, outlierPolicy, startAttempt } from './attempt.js';
 import { startPair } from './attempt-pd.js';
-import { pinBound, stickyAttempt } from './sticky.js';
+import { pinBound, pinPod, stickyAttempt } from './sticky.js';
 import { clientAborted, internalError, respondError } from './finish.js';
 import type { RequestState, WorkerContext } from './state.js';
 
@@ -20,7 +20,7 @@ const kDefaultFallbackPods = 5;
 function kvAwareScorer(ctx: WorkerContext): KvCacheAwareScorer {
   if (ctx.kvAware === null) {
     const breaker = workerRedis(ctx.cfg.redis);
-    ctx.kvAware = new KvCacheAwareScorer({ redis: breaker.client, breaker });
+    ctx.kvAware = new KvCacheAwareScorer({ redis: breaker.client, breaker, avoid: (e) => ejectedNow(ctx.ep, e.slot) });
   }
   return ctx.kvAware;
 }
@@ -57,6 +57,7 @@ function schedulingFailed(st: RequestState, n: number): void {
 /** The aggregated path. `extra` carries kvcache-aware's scores when the profile has it. */
 export function scheduleAggregated(st: RequestState, server: CompiledServer, extra: Float64Array | null): void {
   const ctx = st.l.ctx;
+  if (st.stickyRedisKey !== '') { scheduleStickyRedis(st, server, extra); return; }
   const scheduler = ctx.scheduler;
   // A session bound to a pod: every pod that passes the filters is ranked, so the bound one is
   // found wherever its score puts it (only for requests whose session has a live binding).
@@ -71,10 +72,17 @@ export function scheduleAggregated(st: RequestState, server: CompiledServer, ext
     return;
   }
   if (bound >= 0) n = pinBound(st, server, ranked, n, bound, boundGen, kDefaultFallbackPods);
+  dispatchRanked(st, server, ranked, n, scheduler.takePrefixHashes());
+}
+
+/** Ejected pods last, the prefix hint, then the first try. */
+function dispatchRanked(st: RequestState, server: CompiledServer, ranked: Int32Array, n: number, prefixHashes: RequestState['prefixHashes']): void {
+  const ctx = st.l.ctx;
+  const scheduler = ctx.scheduler;
   // Ejected pods (outlier detection) go behind the healthy ones: tried only if those fail (a
   // session's bound pod, pinned first above, keeps its place only when it is healthy).
   demoteEjected(ctx.ep, server.endpoints, ranked, n, outlierPolicy(ctx.cfg));
-  st.prefixHashes = scheduler.takePrefixHashes();
+  st.prefixHashes = prefixHashes;
   // The chosen pod is recorded as holding the prompt's prefix now, at the decision, not only
   // once the response succeeded (Kthena): otherwise every request of a burst that shares a
   // prefix arrives before the first one finished, finds no entry and is spread at random, and
@@ -85,17 +93,69 @@ export function scheduleAggregated(st: RequestState, server: CompiledServer, ext
   st.ranked = ranked;
   st.rankedCount = n;
   st.maxAttempts = server.retryAttempts >= 0 ? server.retryAttempts + 1 : n;
-  dispatchAttempt(st, key !== null ? stickyAttempt : startAttempt);
+  dispatchAttempt(st, st.stickyKey !== null ? stickyAttempt : startAttempt);
 }
 
 /**
- * Kthena §4.1: the decode pods of every group go through the profile; for the decode pods chosen
+ * The aggregated path of a sticky request with the Redis binding store: every schedulable pod is
+ * ranked, then one round trip binds the session to the best pod or returns its binding; a bound
+ * pod this router cannot schedule is replaced by compare-and-set (a second round trip). Redis
+ * unanswered: this router's table decides, as in memory mode.
+ */
+function scheduleStickyRedis(st: RequestState, server: CompiledServer, extra: Float64Array | null): void {
+  const ctx = st.l.ctx;
+  const scheduler = ctx.scheduler;
+  const store = ctx.stickyRedis!;
+  const ranked = new Int32Array(Math.max(kDefaultFallbackPods, server.endpoints.length));
+  const n = scheduler.schedule(st.profile!, server.endpoints, st.sreq!, ranked, extra);
+  if (n <= 0) { schedulingFailed(st, n); return; }
+  // Taken now: the scheduler's buffer belongs to the next request once this one waits.
+  const hashes = scheduler.takePrefixHashes();
+  const best = server.endpoints[ranked[0]].key;
+  const ttl = st.stickyTtlSec;
+  const resume = (f: () => void): void => {
+    if (st.finished) return;
+    try {
+      if (st.aborted) clientAborted(st);
+      else f();
+    } catch (err) {
+      internalError(st, err);
+    }
+  };
+  const fail = (err: unknown): void => { if (!st.finished) internalError(st, err); };
+  void store.bind(st.stickyRedisKey, best, ttl).then((bound) => resume(() => {
+    if (bound === null) {
+      // Redis did not answer: this router's own table, exactly as in memory mode.
+      const k = st.stickyKey!;
+      const local = ctx.sticky.get(k[0], k[1]);
+      const m = local >= 0 ? pinBound(st, server, ranked, n, local, ctx.sticky.lastGen, kDefaultFallbackPods) : Math.min(n, kDefaultFallbackPods);
+      dispatchRanked(st, server, ranked, m, hashes);
+      return;
+    }
+    if (pinPod(server, ranked, n, bound)) {
+      st.stickyPod = bound;
+      dispatchRanked(st, server, ranked, Math.min(n, kDefaultFallbackPods), hashes);
+      return;
+    }
+    // The bound pod left this router's schedulable set (gone, or filtered out as overloaded).
+    ctx.log('info', { requestId: st.rec.requestId, modelServer: server.key }, 'session-sticky pod is no longer schedulable; the session is bound again');
+    void store.rebind(st.stickyRedisKey, bound, best, ttl).then((now) => resume(() => {
+      // Another replica may have moved it first, to a pod this router schedules too: follow it.
+      if (now !== null && pinPod(server, ranked, n, now)) st.stickyPod = now;
+      dispatchRanked(st, server, ranked, Math.min(n, kDefaultFallbackPods), hashes);
+    }), fail);
+  }), fail);
+}
+
+/**
+ * docs/reference/kthena-behaviour.md §4.1: the decode pods of every group go through the profile; for the decode pods chosen
  * the prefill pods of the same group are scheduled, once per group (Kthena: once per decode pod),
  * and the j-th decode pod of a group is paired with its j-th best prefill pod, so that a retry
  * after a failed pair tries another prefill pod too.
  */
 export function schedulePd(st: RequestState, server: CompiledServer, extra: Float64Array | null): void {
-  const scheduler = st.l.ctx.scheduler;
+  const ctx = st.l.ctx;
+  const scheduler = ctx.scheduler;
   const pd = server.pd!;
   const profile = st.profile!;
   const sreq = st.sreq!;
@@ -104,6 +164,14 @@ export function schedulePd(st: RequestState, server: CompiledServer, extra: Floa
   const n = scheduler.schedule(profile, pd.decode, sreq, ranked, extra !== null ? gather(extra, pd.decodeIdx) : null);
   if (n <= 0) { schedulingFailed(st, n); return; }
   st.prefixHashes = scheduler.takePrefixHashes();
+  // Outlier detection as on the aggregated path, each role capped by its own share: ejected
+  // decode pods go behind the healthy ones before pairing (a healthy decode pod gets its group's
+  // best prefill pod), ejected prefill pods behind the healthy ones of their group, and pairs
+  // still holding an ejected pod behind the healthy pairs.
+  const policy = outlierPolicy(ctx.cfg);
+  const decodeClock = demotionClock(ctx.ep, pd.decode, policy);
+  const prefillClock = demotionClock(ctx.ep, pd.prefill, policy);
+  demoteBy(ctx.ep, pd.decode, ranked, n, decodeClock);
   // Prefill picks per group, best first; groups seen in ranked order (at most n of them).
   const groups: number[] = [];
   const wanted: number[] = [];
@@ -116,8 +184,11 @@ export function schedulePd(st: RequestState, server: CompiledServer, extra: Floa
   for (let j = 0; j < groups.length; j++) {
     const prefills = pd.prefillByGroup[groups[j]];
     if (prefills.length === 0) { picks.push(null); continue; }
-    const out = new Int32Array(Math.min(wanted[j], prefills.length));
+    // Ranked as deep as the aggregated path (not only as many as the group's pairs), so an
+    // ejected prefill pod has healthy ones to go behind.
+    const out = new Int32Array(Math.min(kDefaultFallbackPods, prefills.length));
     const m = scheduler.schedule(profile, prefills, sreq, out, extra !== null ? gather(extra, pd.prefillIdxByGroup[groups[j]]) : null);
+    demoteBy(ctx.ep, prefills, out, m, prefillClock);
     picks.push(m > 0 ? out.subarray(0, m) : null);
   }
   const used = new Int32Array(groups.length);
@@ -131,6 +202,7 @@ export function schedulePd(st: RequestState, server: CompiledServer, extra: Floa
     pairPrefill.push(pd.prefillByGroup[groups[j]][pick[used[j]++ % pick.length]]);
   }
   if (pairPrefill.length === 0) { respondError(st, 'RTR_ERR_SCHEDULING', 'no valid prefill-decode pod pairs found'); return; }
+  demoteEjectedPairs(ctx.ep, pd.decode, pairDecode, pairPrefill, pairPrefill.length, decodeClock, prefillClock);
   // Both pods of the first pair hold the prompt's prefix from now on (see scheduleAggregated).
   scheduler.postSchedule(profile, st.prefixHashes, pd.decode[pairDecode[0]], sreq.modelId);
   scheduler.postSchedule(profile, st.prefixHashes, pairPrefill[0], sreq.modelId);

@@ -4,6 +4,7 @@
  * controller, the response writer) live on the try's own object (attempt.ts, attempt-pd.ts), not
  * here: a retry is a fresh object, never a reset of fields.
  */
+import type { CompiledApiKeyRule } from '../auth/api-key.js';
 import type { HttpResponse } from 'uWebSockets.js';
 import type { RouterConfig } from '../../src/config.js';
 import type { HeaderModifierIR } from '../../src/ir/gateway.js';
@@ -22,6 +23,7 @@ import type { ModelLimit, RateLimiter } from '../ratelimit/limiter.js';
 import type { AuthHolder } from '../auth/holder.js';
 import type { AdmissionClient, AdmissionTicket } from '../admission.js';
 import type { StickyTable } from '../sticky/memory-store.js';
+import type { RedisStickyStore } from '../sticky/redis-store.js';
 import type { EppCall, EppClient } from '../epp/client.js';
 
 export interface WorkerContext {
@@ -54,6 +56,8 @@ export interface WorkerContext {
   admission: AdmissionClient | null;
   /** The router-wide session-sticky table in shared memory (ModelRoute.spec.sessionSticky). */
   sticky: StickyTable;
+  /** --session-sticky-store redis: the bindings shared by every replica (null: memory). Optional for tests. */
+  stickyRedis?: RedisStickyStore | null;
   /** Endpoint Picker client (--inference-pool-picker=external), created on the first pick. */
   epp: EppClient | null;
   log: (level: 'info' | 'warn' | 'error', obj: object, msg: string) => void;
@@ -143,8 +147,15 @@ export class RequestState {
   /** The matched route's session-sticky key hash ([lo, hi]) and TTL, when the route has one and a source gave a key. */
   stickyKey: Int32Array | null = null;
   stickyTtlSec = 0;
+  /** The session's Redis key ('' in memory mode) and the pod Redis binds it to now ('' when Redis did not answer). */
+  stickyRedisKey = '';
+  stickyPod = '';
   /** Authenticated user (JWT `sub`), '' when anonymous: the fairness queue's user. */
   userId = '';
+  /** The API-key rule that admitted the request (its key is stripped before forwarding); null: none. */
+  apiKeyRule: CompiledApiKeyRule | null = null;
+  /** The verified token's claims (JWTClaim session-sticky sources), null without JWT authentication. */
+  claims: Readonly<Record<string, unknown>> | null = null;
   /** The Endpoint Picker exchange of an external pick, told the served endpoint when the request ends. */
   epp: EppCall | null = null;
   // bookkeeping

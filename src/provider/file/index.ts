@@ -1,6 +1,6 @@
 /**
  * File-mode provider: a directory of YAML manifests (ModelRoute, ModelServer, v1 Pod; Gateway API,
- * Inference Extension and v1 Service/Namespace/Secret, see resources/validate-gateway.ts), watched.
+ * Inference Extension and v1 Service/Namespace/Secret, see resources/validate/kinds/), watched.
  *
  * Semantics (what an operator editing the directory relies on):
  *  - Every `*.yaml` / `*.yml` directly in the directory is read (not recursive; hidden files, such
@@ -33,7 +33,7 @@ import { parseAllDocuments } from 'yaml';
 import { RouterError } from '../../errors.js';
 import type { GatewayResource } from '../../resources/gateway.js';
 import type { AnyResource, Problem, ResourceSet } from '../../resources/types.js';
-import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate-gateway.js';
+import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate.js';
 import { identityOf, parseManifestObject } from '../../resources/validate.js';
 import type { Provider } from '../types.js';
 

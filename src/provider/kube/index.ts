@@ -17,7 +17,7 @@ import type { Registry } from 'prom-client';
 import { Counter, Gauge } from 'prom-client';
 import type { GatewayResource } from '../../resources/gateway.js';
 import type { AnyResource, Problem } from '../../resources/types.js';
-import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate-gateway.js';
+import { gatewayIdentityOf, isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../resources/validate.js';
 import { parseManifestObject, resourceIdentity, stableJson } from '../../resources/validate.js';
 import type { Provider, ProviderLog, ProviderSnapshot } from '../types.js';
 import type { KubeClient } from '../../kube/client.js';
@@ -52,6 +52,8 @@ type Resource = AnyResource | GatewayResource;
 interface Held {
   resource: Resource | undefined;
   problems: Problem[];
+  /** The informer's rank (WatchedKind.rank): one object held by several informers of a kind. */
+  rank: number;
 }
 
 export class KubeProvider implements Provider {
@@ -148,7 +150,8 @@ export class KubeProvider implements Provider {
 
   #onEvent(k: WatchedKind, type: 'add' | 'update' | 'delete', obj: RawObject): void {
     if (k.role === 'resource') {
-      const id = gatewayIdentityOf(obj)?.key ?? resourceIdentity(k.kind, obj.metadata.namespace || 'default', obj.metadata.name);
+      // Keyed by informer too: several Secret informers (one per purpose) may see the same object.
+      const id = `${kindId(k)}|${gatewayIdentityOf(obj)?.key ?? resourceIdentity(k.kind, obj.metadata.namespace || 'default', obj.metadata.name)}`;
       if (type === 'delete') this.#held.delete(id);
       else {
         const prev = this.#held.get(id);
@@ -175,14 +178,15 @@ export class KubeProvider implements Provider {
       : parseManifestObject(obj, { file: '', now, previous: previous as AnyResource | undefined, generation });
     // Problems name the object; there is no file in Kubernetes mode.
     const problems = r.problems.map(({ file: _file, ...p }) => p);
-    if (r.resource !== undefined) return { resource: r.resource, problems };
+    const rank = k.rank ?? 0;
+    if (r.resource !== undefined) return { resource: r.resource, problems, rank };
     if (previous !== undefined) {
       problems.push({
         kind: k.kind, namespace: previous.metadata.namespace, name: previous.metadata.name, field: '', severity: 'warning',
         message: `this version is rejected; the last valid version (generation ${previous.metadata.generation}) stays in use`,
       });
     }
-    return { resource: previous, problems };
+    return { resource: previous, problems, rank };
   }
 
   #markDirty(): void {
@@ -218,12 +222,20 @@ export class KubeProvider implements Provider {
   }
 
   #snapshot(): KubeSnapshot {
-    const resources: Resource[] = [];
+    const byIdentity = new Map<string, Held & { resource: Resource }>();
     const problems: Problem[] = [];
+    const seenProblems = new Set<string>();
     for (const h of this.#held.values()) {
-      if (h.resource !== undefined) resources.push(h.resource);
-      problems.push(...h.problems);
+      for (const p of h.problems) {
+        const key = JSON.stringify(p);
+        if (!seenProblems.has(key)) { seenProblems.add(key); problems.push(p); }
+      }
+      if (h.resource === undefined) continue;
+      const id = `${h.resource.kind}/${h.resource.metadata.namespace}/${h.resource.metadata.name}`;
+      const other = byIdentity.get(id);
+      if (other === undefined || h.rank < other.rank) byIdentity.set(id, h as Held & { resource: Resource });
     }
+    const resources = [...byIdentity.values()].map((h) => h.resource);
     let routerConfig: string | null = null;
     const raw: Record<string, RawObject[]> = {};
     for (const inf of this.informers) {
@@ -232,7 +244,7 @@ export class KubeProvider implements Provider {
         const cm = inf.list()[0];
         const text = cm?.data?.[ROUTER_CONFIGMAP_KEY];
         routerConfig = typeof text === 'string' ? text : null;
-      } else if (k.role === 'raw' || k.writesStatus) {
+      } else if (k.role === 'raw' || k.writesStatus || k.keepRaw) {
         raw[kindId(k)] = [...inf.list()].sort(byKey);
       }
     }

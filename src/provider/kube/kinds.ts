@@ -7,10 +7,12 @@
  *  - `resource`: validated by src/resources/validate.ts into the ResourceSet the translator reads
  *    (exactly as the file provider does), with problems reported and the last valid version kept;
  *  - `raw`: kept as trimmed plain objects in the snapshot's `raw` map, for consumers that have no
- *    typed resource yet (ExternalModelProvider status, credential Secrets, EndpointSlices);
+ *    typed resource yet (ExternalModelProvider status, EndpointSlices); a `resource` kind with
+ *    `keepRaw` is in both (credential Secrets);
  *  - `routerConfig`: the ConfigMap whose `routerConfiguration` key is the router configuration.
  */
 import { apiPrefix } from '../../kube/client.js';
+import { PROVIDER_CREDENTIAL_LABEL, SECRET_PURPOSES, digestSecretData, purposeSelector, type SecretPurpose } from '../../resources/secret.js';
 
 /** A Kubernetes object as JSON (the shape list and watch return). */
 export interface RawObject {
@@ -66,11 +68,18 @@ export interface WatchedKind {
   trim?(o: RawObject): RawObject;
   /** The status subresource is written by src/status/ for this kind. */
   writesStatus?: boolean;
+  /** A `resource` kind whose trimmed objects also go to the snapshot's `raw` map (by id). */
+  keepRaw?: boolean;
+  /**
+   * Several informers of one kind (the Secret purposes) may hold the same object: the version of
+   * the lowest rank is used (default 0). Informers whose trim drops data others keep rank last.
+   */
+  rank?: number;
 }
 
 export const KTHENA_GROUP_VERSION = 'networking.serving.volcano.sh/v1alpha1';
 export const GATEWAY_GROUP_VERSION = 'gateway.networking.k8s.io/v1';
-export const CREDENTIAL_LABEL = 'networking.serving.volcano.sh/external-model-provider-credential';
+export const CREDENTIAL_LABEL = PROVIDER_CREDENTIAL_LABEL;
 export const ROUTER_CONFIGMAP = 'kthena-router-config';
 export const ROUTER_CONFIGMAP_KEY = 'routerConfiguration';
 
@@ -114,10 +123,30 @@ export function trimPod(o: RawObject): RawObject {
 }
 
 function trimSecret(o: RawObject): RawObject {
-  return { apiVersion: 'v1', kind: 'Secret', metadata: trimMeta(o.metadata), data: o.data ?? {} };
+  const out: RawObject = { apiVersion: 'v1', kind: 'Secret', metadata: trimMeta(o.metadata), data: o.data ?? {} };
+  if (typeof o.type === 'string') out.type = o.type;
+  return out;
 }
 
-/** TLS Secrets for Gateway listeners: only the certificate material (validate-gateway reads it). */
+/** API-key Secrets are cached as digests only (src/resources/secret.ts). */
+function trimApiKeySecret(o: RawObject): RawObject {
+  return { ...trimSecret(o), data: digestSecretData(o.data) };
+}
+
+/**
+ * One label-selected Secret informer per purpose of src/resources/secret.ts. The provider-credential
+ * one keeps its historical id `Secret` (its raw objects feed ExternalModelProvider statuses).
+ */
+const SECRET_INFORMER: Readonly<Record<SecretPurpose, { id: string; trim(o: RawObject): RawObject; keepRaw?: boolean }>> = {
+  providerCredential: { id: 'Secret', trim: trimSecret, keepRaw: true },
+  apiKeys: { id: 'Secret/api-key', trim: trimApiKeySecret },
+};
+const purposeSecretKinds: WatchedKind[] = SECRET_PURPOSES.map((p, i) => ({
+  kind: 'Secret', id: SECRET_INFORMER[p.purpose].id, apiVersion: 'v1', plural: 'secrets', role: 'resource' as const, enabled: always,
+  labelSelector: purposeSelector(p), trim: SECRET_INFORMER[p.purpose].trim, keepRaw: SECRET_INFORMER[p.purpose].keepRaw, rank: i,
+}));
+
+/** TLS Secrets for Gateway listeners: only the certificate material (resources/validate/kinds/secret.ts reads it). */
 function trimTlsSecret(o: RawObject): RawObject {
   const data: Record<string, string> = {};
   for (const k of ['tls.crt', 'tls.key', 'ca.crt']) if (o.data?.[k] !== undefined) data[k] = o.data[k]!;
@@ -141,13 +170,13 @@ export const WATCHED_KINDS: readonly WatchedKind[] = Object.freeze([
   // raw object and the credential Secrets (Kthena's CredentialsResolved/Ready).
   { kind: 'ExternalModelProvider', apiVersion: KTHENA_GROUP_VERSION, plural: 'externalmodelproviders', role: 'raw', enabled: always, trim: trimCustom, writesStatus: true },
   { kind: 'Pod', apiVersion: 'v1', plural: 'pods', role: 'resource', enabled: always, trim: trimPod },
-  { kind: 'Secret', apiVersion: 'v1', plural: 'secrets', role: 'raw', enabled: always, labelSelector: `${CREDENTIAL_LABEL}=true`, trim: trimSecret },
+  ...purposeSecretKinds,
   {
     kind: 'ConfigMap', apiVersion: 'v1', plural: 'configmaps', role: 'routerConfig', enabled: always, trim: trimConfigMap,
     namespace: (c) => c.podNamespace, fieldSelector: () => `metadata.name=${ROUTER_CONFIGMAP}`,
   },
   // Gateway API and Inference Extension, when enabled: validated into the ResourceSet by
-  // src/resources/validate-gateway.ts as in file mode. The control plane does not route by them
+  // src/resources/validate.ts as in file mode. The control plane does not route by them
   // yet (the Gateway translator is not wired into it), so nothing reads them there so far.
   { kind: 'GatewayClass', apiVersion: GATEWAY_GROUP_VERSION, plural: 'gatewayclasses', clusterScoped: true, role: 'resource', enabled: gatewayApi, trim: trimCustom },
   { kind: 'Gateway', apiVersion: GATEWAY_GROUP_VERSION, plural: 'gateways', role: 'resource', enabled: gatewayApi, trim: trimCustom },
@@ -155,7 +184,7 @@ export const WATCHED_KINDS: readonly WatchedKind[] = Object.freeze([
   { kind: 'ReferenceGrant', apiVersion: 'gateway.networking.k8s.io/v1beta1', plural: 'referencegrants', role: 'resource', enabled: gatewayApi, trim: trimCustom, optional: true },
   { kind: 'Namespace', apiVersion: 'v1', plural: 'namespaces', clusterScoped: true, role: 'resource', enabled: gatewayApi, trim: (o) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: trimMeta(o.metadata) }) },
   // Listener certificates (certificateRefs): every TLS Secret, by field selector.
-  { kind: 'Secret', id: 'Secret/tls', apiVersion: 'v1', plural: 'secrets', role: 'resource', enabled: gatewayApi, fieldSelector: () => 'type=kubernetes.io/tls', trim: trimTlsSecret },
+  { kind: 'Secret', id: 'Secret/tls', apiVersion: 'v1', plural: 'secrets', role: 'resource', enabled: gatewayApi, fieldSelector: () => 'type=kubernetes.io/tls', trim: trimTlsSecret, rank: 100 },
   { kind: 'Service', apiVersion: 'v1', plural: 'services', role: 'resource', enabled: gatewayApi, trim: (o) => ({ apiVersion: 'v1', kind: 'Service', metadata: trimMeta(o.metadata), spec: o.spec }) },
   // No typed EndpointSlice yet: kept raw for the translator that will read Service endpoints.
   { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', plural: 'endpointslices', role: 'raw', enabled: gatewayApi, trim: (o) => ({ ...o, metadata: trimMeta(o.metadata) }) },
