@@ -486,6 +486,8 @@ export class ControlPlane {
         return slots;
       },
       log: this.log,
+      // Session boost's admission counts the other replicas' requests: fewer of them may open it.
+      onChange: () => this.#admission?.backendChanged(),
     });
     this.#sharedInflight = s;
     this.#hub.addGauge('kthena_router_shared_inflight_redis_up', 'Shared in-flight counts: 1 while refreshes from Redis succeed, 0 after 3 failed refreshes or 1 s without success (each replica then balances on its own counts)', () => (s.up ? 1 : 0));

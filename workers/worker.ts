@@ -77,7 +77,7 @@ function main(): void {
     accessLog,
     active: 0,
     onIdle: null,
-    gate: new PriorityGate(),
+    gate: new PriorityGate({ shared: { sab: regions.gateSab, worker: init.index, workers: cfg.workers } }),
     saturation: new SaturationDetector(ep),
     rateLimiter: new RateLimiter({ rateLimitSab: regions.rateLimitSab, failClosed: cfg.rateLimitFailClosed, log }),
     auth: new AuthHolder(log),

@@ -11,7 +11,7 @@ import type { RouterConfig } from '../config.js';
 import { RouterError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MetricsHub } from '../admin/metrics.js';
-import type { SharedRegions } from '../shared/layout.js';
+import { clearGateRow, type SharedRegions } from '../shared/layout.js';
 import type { MetricJSON } from '../shared/metric-json.js';
 import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../shared/messages.js';
 import type { ThreadMemory } from '../shared/memory.js';
@@ -251,6 +251,8 @@ export class WorkerPool {
       worker.on('exit', (code) => {
         settle();
         this.#o.admission()?.detach(index);
+        // Its waiting InferencePool requests are gone: they must not hold the others' order.
+        clearGateRow(new Int32Array(this.#o.regions().gateSab), index);
         slot.worker = null;
         if (slot.finalMetrics !== null) hub.retire(slot.finalMetrics, slot.id);
         else hub.retireWorker(slot.id);
