@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  // native-bench's plain .mjs scripts are not linted; its TypeScript sources are.
+  // native-bench's plain .mjs scripts (proxy/) and its bin shim are not linted; its TypeScript sources are.
   { ignores: ['dist/**', 'node_modules/**', 'native-bench/**/*.mjs', 'native-bench/**/*.js', 'coverage/**'] },
   ...tseslint.configs.recommended,
   {

@@ -42,6 +42,7 @@ import { endpointSlots, sharedInflightBreaker, SharedInflight } from './shared-i
 import { AdmissionService } from './admission/service.js';
 import { ScrapedBackendView } from './admission/backend-view.js';
 import type { AdmissionSettings } from './shared/admission.js';
+import { threadMemory } from './shared/memory.js';
 import type { Problem, ResourceSet } from './resources/types.js';
 import { MetricsHub, startMetricsServer } from './admin/metrics.js';
 import { startDebugServer } from './admin/debug.js';
@@ -467,6 +468,7 @@ export class ControlPlane {
         crashWorker: (i: number) => this.#pool.crash(i),
         failNextRebuild: () => { this.#failNextRebuild = true; this.#scheduleRebuild(); },
         unhandledRejection: () => { void Promise.reject(new Error('unhandled rejection requested through fault injection')); },
+        memory: async (gc: boolean) => [threadMemory('control', gc), ...await this.#pool.memory(gc)],
       } : undefined,
     }, { port: cfg.debugPort, host: '127.0.0.1' });
   }
@@ -484,6 +486,8 @@ export class ControlPlane {
         return slots;
       },
       log: this.log,
+      // Session boost's admission counts the other replicas' requests: fewer of them may open it.
+      onChange: () => this.#admission?.backendChanged(),
     });
     this.#sharedInflight = s;
     this.#hub.addGauge('kthena_router_shared_inflight_redis_up', 'Shared in-flight counts: 1 while refreshes from Redis succeed, 0 after 3 failed refreshes or 1 s without success (each replica then balances on its own counts)', () => (s.up ? 1 : 0));

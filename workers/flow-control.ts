@@ -20,11 +20,17 @@
  * five requests per pod within one scrape interval look like saturation and held it back (issue 13:
  * p99 98-481 ms on the Gateway path against 7-10 ms on the ModelRoute path at c64).
  *
- * One gate per worker thread: bands order the requests of one worker. Workers share the endpoint
- * slots, so every worker sees the same saturation.
+ * One order per router: waiting requests stay on their worker's gate, but each gate publishes its
+ * best waiter per pool in shared memory (the flow-control order region, src/shared/layout.ts) and
+ * admits its own head only when no other worker holds a higher band or an earlier request of the
+ * same band (a router-wide sequence number); a request finds the fast path only when no worker has
+ * one waiting for its pool. Saturation comes from the shared endpoint slots, with the other
+ * replicas' in-flight counts when they are shared (kEpRemoteInflight), so it is the router's (and
+ * the cluster's) view too. Without the shared region (unit tests) a gate orders its own requests.
  */
 import { EndpointView, kVInflight, kVKnown, kVKv, kVRunning, kVWaiting } from './scheduler/endpoint-view.js';
 import type { SchedEndpoint } from './scheduler/types.js';
+import { gateIndex, kGateBuckets, kGateHash, kGateHdrSeq, kGateHeadSeq, kGatePriority, kGateMaxWorkers } from '../src/shared/layout.js';
 
 export interface SaturationConfig {
   /** Engine queue length at which an endpoint counts as full (GIE default 5). */
@@ -85,12 +91,16 @@ export interface GateTicket {
 
 interface Waiter extends GateTicket {
   done: boolean;
+  /** Router-wide arrival order (FIFO within a band across workers). */
+  seq: number;
   enqueuedAt: number;
   cb: (outcome: GateOutcome) => void;
   timer: NodeJS.Timeout | null;
 }
 
 interface PoolQueue {
+  /** 32-bit hash of the pool key, never 0 (its entry in the shared order). */
+  hash: number;
   /** Bands by priority, highest first. */
   bands: { priority: number; waiters: Waiter[]; head: number }[];
   size: number;
@@ -104,6 +114,14 @@ export interface GateOptions {
   maxWaitMs?: number;
   /** How often waiting requests re-check saturation, ms. Default 20. */
   recheckMs?: number;
+  /** The router-wide order (gateSab) and this worker's row in it; absent: this gate alone. */
+  shared?: { sab: SharedArrayBuffer; worker: number; workers: number };
+}
+
+function poolHash(key: string): number {
+  let h = 0x811c9dc5 | 0;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h === 0 ? 1 : h;
 }
 
 /**
@@ -117,6 +135,11 @@ export class PriorityGate {
   readonly #maxWaitMs: number;
   readonly #recheckMs: number;
   #timer: NodeJS.Timeout | null = null;
+  readonly #order: Int32Array | null;
+  readonly #worker: number;
+  /** Worker rows to read (the router's worker count). */
+  readonly #rows: number;
+  #localSeq = 0;
   /** Requests admitted after waiting, shed, refused and timed out (this worker). */
   readonly counts = { admittedAfterWait: 0, shed: 0, full: 0, timeout: 0 };
 
@@ -124,6 +147,9 @@ export class PriorityGate {
     this.#maxQueued = o.maxQueued ?? 5000;
     this.#maxWaitMs = o.maxWaitMs ?? 60_000;
     this.#recheckMs = o.recheckMs ?? 20;
+    this.#order = o.shared !== undefined ? new Int32Array(o.shared.sab) : null;
+    this.#worker = o.shared?.worker ?? 0;
+    this.#rows = Math.min(kGateMaxWorkers, o.shared?.workers ?? 0);
   }
 
   /** Requests waiting for `pool` in this worker. */
@@ -134,10 +160,10 @@ export class PriorityGate {
   admit(pool: string, priority: number, saturated: () => boolean, cb: (outcome: GateOutcome) => void): GateTicket | null {
     const q = this.#queues.get(pool);
     const queued = q !== undefined && q.size > 0;
-    if (!queued && !saturated()) { cb('admitted'); return null; }
+    if (!queued && !saturated() && !this.#othersWaiting(q?.hash ?? poolHash(pool))) { cb('admitted'); return null; }
     if (priority < 0 && saturated()) { this.counts.shed++; cb('shed'); return null; }
     let queue = q;
-    if (queue === undefined) { queue = { bands: [], size: 0, saturated }; this.#queues.set(pool, queue); }
+    if (queue === undefined) { queue = { hash: poolHash(pool), bands: [], size: 0, saturated }; this.#queues.set(pool, queue); }
     queue.saturated = saturated;
     if (queue.size >= this.#maxQueued) { this.counts.full++; cb('full'); return null; }
     let band = queue.bands.find((b) => b.priority === priority);
@@ -148,20 +174,22 @@ export class PriorityGate {
     }
     const qq = queue;
     const w: Waiter = {
-      priority, done: false, enqueuedAt: performance.now(), cb, timer: null,
-      cancel: () => { if (!w.done) { w.done = true; if (w.timer !== null) clearTimeout(w.timer); qq.size--; } },
+      priority, done: false, seq: this.#order !== null ? Atomics.add(this.#order, kGateHdrSeq, 1) : this.#localSeq++, enqueuedAt: performance.now(), cb, timer: null,
+      cancel: () => { if (!w.done) { w.done = true; if (w.timer !== null) clearTimeout(w.timer); qq.size--; this.#publish(qq); } },
     };
     if (this.#maxWaitMs > 0) {
       w.timer = setTimeout(() => {
         if (w.done) return;
         w.done = true;
         qq.size--;
+        this.#publish(qq);
         this.counts.timeout++;
         w.cb('timeout');
       }, this.#maxWaitMs);
     }
     band.waiters.push(w);
     queue.size++;
+    this.#publish(queue);
     this.#schedule();
     return w;
   }
@@ -187,22 +215,82 @@ export class PriorityGate {
     this.#timer.unref?.();
   }
 
-  /** Admits waiting requests, highest band first, FIFO within a band, while the pool has room. */
+  /**
+   * Admits waiting requests, highest band first, FIFO within a band, while the pool has room and
+   * no other worker holds a request that goes first.
+   */
   #pump(q: PoolQueue): void {
-    for (const band of q.bands) {
-      while (band.head < band.waiters.length) {
-        const w = band.waiters[band.head];
-        if (w.done) { band.head++; continue; }
-        if (q.saturated()) { this.#compact(band); return; }
-        band.head++;
-        w.done = true;
-        if (w.timer !== null) clearTimeout(w.timer);
-        q.size--;
-        this.counts.admittedAfterWait++;
-        w.cb('admitted');
+    try {
+      for (const band of q.bands) {
+        while (band.head < band.waiters.length) {
+          const w = band.waiters[band.head];
+          if (w.done) { band.head++; continue; }
+          if (q.saturated() || !this.#mayGo(q.hash, w.priority, w.seq)) { this.#compact(band); return; }
+          band.head++;
+          w.done = true;
+          if (w.timer !== null) clearTimeout(w.timer);
+          q.size--;
+          this.counts.admittedAfterWait++;
+          w.cb('admitted');
+        }
+        this.#compact(band);
       }
-      this.#compact(band);
+    } finally {
+      this.#publish(q);
     }
+  }
+
+  /** Another worker has a request waiting for the pool (the fast path would jump its queue). */
+  #othersWaiting(hash: number): boolean {
+    const o = this.#order;
+    if (o === null) return false;
+    const bucket = hash & (kGateBuckets - 1);
+    for (let wk = 0; wk < this.#rows; wk++) {
+      if (wk !== this.#worker && Atomics.load(o, gateIndex(wk, bucket) + kGateHash) === hash) return true;
+    }
+    return false;
+  }
+
+  /** No other worker publishes a higher band for the pool, or an earlier request of this band. */
+  #mayGo(hash: number, priority: number, seq: number): boolean {
+    const o = this.#order;
+    if (o === null) return true;
+    const bucket = hash & (kGateBuckets - 1);
+    for (let wk = 0; wk < this.#rows; wk++) {
+      if (wk === this.#worker) continue;
+      const i = gateIndex(wk, bucket);
+      if (Atomics.load(o, i + kGateHash) !== hash) continue;
+      const p = Atomics.load(o, i + kGatePriority);
+      const s = Atomics.load(o, i + kGateHeadSeq);
+      // Torn read (the entry changed meanwhile): ignore it; the next pump sees it whole.
+      if (Atomics.load(o, i + kGateHash) !== hash) continue;
+      if (p > priority || (p === priority && s < seq)) return false;
+    }
+    return true;
+  }
+
+  /** Publishes this worker's best waiting request of the pool (or that it has none). */
+  #publish(q: PoolQueue): void {
+    const o = this.#order;
+    if (o === null) return;
+    const i = gateIndex(this.#worker, q.hash & (kGateBuckets - 1));
+    let best: Waiter | null = null;
+    if (q.size > 0) {
+      for (const band of q.bands) {
+        for (let j = band.head; j < band.waiters.length; j++) {
+          if (!band.waiters[j].done) { best = band.waiters[j]; break; }
+        }
+        if (best !== null) break;
+      }
+    }
+    const cur = Atomics.load(o, i + kGateHash);
+    // Another pool of this worker may share the bucket: the entry is left to it while it holds it.
+    if (best === null) { if (cur === q.hash) Atomics.store(o, i + kGateHash, 0); return; }
+    if (cur !== 0 && cur !== q.hash) return;
+    Atomics.store(o, i + kGateHash, 0);
+    Atomics.store(o, i + kGatePriority, best.priority);
+    Atomics.store(o, i + kGateHeadSeq, best.seq);
+    Atomics.store(o, i + kGateHash, q.hash);
   }
 
   #compact(band: { waiters: Waiter[]; head: number }): void {

@@ -16,6 +16,7 @@ import { Scheduler, type Profile } from './scheduler/framework.js';
 import type { MetricJSON } from '../src/shared/metric-json.js';
 import { eppMetrics } from './epp/route.js';
 import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../src/shared/messages.js';
+import { threadMemory } from '../src/shared/memory.js';
 import { createHandler, type WorkerContext } from './pipeline.js';
 import { PriorityGate, SaturationDetector } from './flow-control.js';
 import { WorkerMetrics } from './metrics.js';
@@ -27,6 +28,7 @@ import { RedisStickyStore } from './sticky/redis-store.js';
 import { outlierMetricsJSON } from './outlier.js';
 import { RouterError } from '../src/errors.js';
 import { AdmissionClient } from './admission.js';
+import { closeProviderAgents } from './provider/call.js';
 import { StickyTable } from './sticky/memory-store.js';
 
 const port = parentPort!;
@@ -75,7 +77,7 @@ function main(): void {
     accessLog,
     active: 0,
     onIdle: null,
-    gate: new PriorityGate(),
+    gate: new PriorityGate({ shared: { sab: regions.gateSab, worker: init.index, workers: cfg.workers } }),
     saturation: new SaturationDetector(ep),
     rateLimiter: new RateLimiter({ rateLimitSab: regions.rateLimitSab, failClosed: cfg.rateLimitFailClosed, log }),
     auth: new AuthHolder(log),
@@ -199,6 +201,7 @@ function main(): void {
     accessLog?.close();
     ctx.admission?.close();
     const closers: Promise<unknown>[] = ctx.upstream !== undefined ? [ctx.upstream.destroy()] : [];
+    closers.push(closeProviderAgents());
     if (ctx.kvAware !== null) closers.push(ctx.kvAware.close());
     // The Redis socket (and its reconnect timer) would keep this thread alive forever.
     closeWorkerRedis();
@@ -251,6 +254,9 @@ function main(): void {
       }
       case 'crash':
         setImmediate(() => { throw new Error('crash requested through fault injection'); });
+        break;
+      case 'memory':
+        post({ type: 'memory', id: m.id, usage: threadMemory(`worker-${init.index}`, m.gc) });
         break;
     }
   });

@@ -87,7 +87,7 @@ for (const [a, b, what] of PAIRS) {
   }
 }
 
-// The scheduler micro-benchmark (native-bench/scheduler/micro.mjs), newest full run.
+// The scheduler micro-benchmark (native-bench scheduler: native-bench/src/micro/scheduler.ts), newest full run.
 const schedFile = readdirSync(RESULTS).filter((f) => /^scheduler-.*\.json$/.test(f)).sort().pop();
 let schedSection = '';
 if (schedFile !== undefined) {
@@ -99,7 +99,7 @@ if (schedFile !== undefined) {
 ## One scheduling decision (scheduler micro-benchmark)
 
 From \`native-bench/results/${schedFile}\` (${sm.cpu}, ${sm.cores} cores, Node ${sm.node}, router ${sm.router}, ${sr.date}).
-Rerun: \`npm run build && node --expose-gc --max-semi-space-size=64 native-bench/scheduler/micro.mjs\`
+Rerun: \`npm run build && npx --no-install native-bench scheduler\`
 (about 2 minutes); method in [native-bench/scheduler/README.md](../native-bench/scheduler/README.md).
 
 Default plugin set (filter least-request; scores least-request, gpu-usage, least-latency,

@@ -516,11 +516,23 @@ export async function discoverModel(url: string, headers: Record<string, string>
   return id;
 }
 
-/** Runs one of the plain-Node scripts beside this package (they predate the TypeScript CLI). */
+/** Runs one of the plain-Node scripts beside this package (proxy/: they predate the TypeScript CLI). */
 function script(rel: string): (argv: string[]) => Promise<number> {
   return (argv) => new Promise((resolve) => {
     const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
     const child = spawn(process.execPath, [path.join(root, 'native-bench', rel), ...argv], { stdio: 'inherit' });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+/**
+ * Runs a compiled module of this package (path relative to this file) in a child node with V8
+ * flags (the micro-benchmarks force GCs and size the young generation); the child's exit code.
+ */
+function withFlags(rel: string, flags: string[]): (argv: string[]) => Promise<number> {
+  return (argv) => new Promise((resolve) => {
+    const file = path.join(path.dirname(fileURLToPath(import.meta.url)), rel);
+    const child = spawn(process.execPath, [...flags, file, ...argv], { stdio: 'inherit' });
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
   });
 }
@@ -534,6 +546,11 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   soak: async (argv) => (await import('./soak.js')).soakCommand(argv),
   proxy: script('proxy/run.mjs'),
   report: script('proxy/report.mjs'),
+  scheduler: withFlags('micro/scheduler.js', ['--expose-gc', '--max-semi-space-size=64']),
+  scrape: withFlags('scrape/parse-bench.js', ['--expose-gc']),
+  regex: async (argv) => (await import('./micro/regex.js')).regexMicroMain(argv),
+  ratelimit: async (argv) => (await import('./ratelimit-bench.js')).ratelimitBenchMain(argv),
+  'ratelimit-micro': async (argv) => (await import('./micro/ratelimit.js')).ratelimitMicroMain(argv),
 };
 
 export const MAIN_USAGE = `Usage: native-bench <command> [options]
@@ -548,6 +565,11 @@ Commands
   proxy      router overhead against nginx and the engines directly (native-bench proxy --help)
   report     regenerate docs/benchmarks.md from the newest results in native-bench/results/
   soak       the router for N minutes under load with faults injected (native-bench soak --help)
+  scheduler  one scheduling decision, per endpoint count and prompt size (micro-benchmark)
+  scrape     Prometheus parsing of vLLM /metrics pages; --http: the scraper against 1,000 pods
+  regex      one route-regex match, re2js against V8's RegExp
+  ratelimit  the router's req/s without a token rate limit, with a local and with a global one
+  ratelimit-micro  the local rate limit's admission check and output charge, ns per request
 `;
 
 /** Entry point of bin/native-bench.js; resolves with the exit code. */
@@ -565,7 +587,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(rest);
   } catch (err) {
-    if ((err as { code?: unknown }).code === 'BENCH_USAGE') {
+    const code = (err as { code?: unknown }).code;
+    // node:util parseArgs's own refusals (an unknown option, a missing value) are usage errors too.
+    if (code === 'BENCH_USAGE' || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_'))) {
       process.stderr.write(`native-bench ${cmd}: ${(err as Error).message}\n(see native-bench ${cmd} --help)\n`);
       return 2;
     }

@@ -30,6 +30,7 @@ import { headline, writeMarkdown, type Headline } from './report.js';
 import { ttftCdfChart, writeSvg } from './svg.js';
 import { machineInfo } from './machine.js';
 import { startSimulatedPods } from './sim/engine.js';
+import { FleetProbe, type FleetDiag } from './fleet-probe.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ROUTER_BIN = path.join(ROOT, 'bin', 'kthena-router.js');
@@ -44,16 +45,19 @@ and directly against the pods round-robin, each on a fresh simulated fleet and a
 
   --workload W        long-prefix (4,096-token shared system prompt, 256-token questions) or
                       low-sharing (256-token shared prompt, 4,096 unique tokens); 256 output tokens
-  --quick             scaled-down fleet and workload (finishes within 5 minutes on 2 cores)
+  --quick             fewer groups (32 long-prefix, 24 low-sharing, instead of 64)
   --configs LIST      subset of the configurations (comma-separated names), or extra ones run only
                       on request: prefix-cache, kvcache-aware, prefix-cache+least-request (no filter),
                       prefix-cache*2+least-request (no filter)
   --pods N            simulated pods (default 3, as Kthena's benchmark)
   --groups N          prompt groups (quick: 32 long-prefix, 24 low-sharing; full 64; Kthena used 256)
-  --per-group N       prompts per group (32, as Kthena)
+  --per-group N       prompts per group (48: each of the 300 users sends about 5 requests with
+                      --quick, so that ramp-up and drain do not dominate the run)
   --concurrency N     closed-loop users (300, Kthena's max concurrency)
-  --time-scale K      engine speed-up (default 3; higher values outrun two cores: the router,
-                      the load generator and the engines then lag and compress every ratio)
+  --time-scale K      engine speed-up (default 1; on a quiet machine 3 runs three times faster,
+                      but wherever the router, the load generator or the simulated pods fall
+                      behind, k multiplies their delay into idle engine time and compresses every
+                      ratio: see the engines table and the !! warnings)
   --kv-cache-tokens N KV capacity per pod (default: all groups' shared prompts / pods + the pod's
                       users' own tokens + 2 sequences: Kthena's published capacity ratio)
   --slo-ttft-ms MS    goodput bound on TTFT (default 2000)
@@ -85,6 +89,7 @@ export const CONFIGS: Record<string, string | null> = {
 export const EXTRA_CONFIGS: Record<string, string> = {
   'prefix-cache': 'scheduler: {plugins: {Score: {enabled: [{name: prefix-cache, weight: 1}]}}}\n',
   'prefix-cache*2+least-request (no filter)': 'scheduler: {plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 2}]}}}\n',
+  'least-request (no filter)': 'scheduler: {plugins: {Score: {enabled: [{name: least-request, weight: 1}]}}}\n',
   'prefix-cache+least-request (no filter)': 'scheduler: {plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 1}]}}}\n',
   // The default profile with prefix-cache scoring a partial match by the share of the prompt it saves.
   'default+promptShare': 'scheduler: {pluginConfig: [{name: prefix-cache, args: {promptShare: 1}}], plugins: {Score: {enabled: [{name: least-request, weight: 1}, {name: prefix-cache, weight: 1}]}}}\n',
@@ -104,6 +109,8 @@ export interface CompareRow extends Omit<Headline, 'rejected'> {
   steady_state_rps: number | null;
   cache_hit_rate: number | null;
   backends: Record<string, number>;
+  /** What the simulated engines did (fleet-probe.ts); absent for skipped rows. */
+  fleet?: FleetDiag;
   skipped?: string;
 }
 
@@ -199,9 +206,15 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   // Low sharing is the heavier case (4,096 uncached tokens per request): fewer groups keep --quick
   // within 5 minutes on two cores.
   const groups = o.groups ?? (o.quick ? (o.workload === 'low-sharing' ? 24 : 32) : 64);
-  const perGroup = o.perGroup ?? 32;
+  // Users send about five requests each (1,536 / 300 long-prefix): at 32 per group (3.4 each) the
+  // run was mostly the initial burst and the drain, which compresses every ratio (measured: the
+  // default's throughput 0.6-0.7 of its own steady state, random's 0.85).
+  const perGroup = o.perGroup ?? 48;
   const concurrency = o.concurrency ?? 300;
-  const timeScale = o.timeScale ?? 3;
+  // 1: on this project's shared 2-core machine the generator and simulated pods (one process) fell
+  // behind at 3 (event-loop delay p99 0.4-2.1 s, wall overhead 1-4 s per request): k turns that
+  // into k times as much idle engine time in the closed loop, most for the fastest configuration.
+  const timeScale = o.timeScale ?? 1;
   const requests = groups * perGroup;
   // Each pod holds about (1 / pods + margin) of all groups' shared prompts plus the running
   // sequences' own tokens: prefixes spread by affinity fit, a pod that sees every group thrashes.
@@ -273,6 +286,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
           await waitReady(urls[0], router, 90_000);
           }
           const t0 = Date.now();
+          const probe = new FleetProbe(fleet);
           const result = await runLoad({
             urls, roundRobin: urls.length > 1, model: MODEL,
             workload: generatedSharedPrefix({
@@ -282,6 +296,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
             slo: { ttftMs: o.sloTtftMs ?? 2000, itlMs: o.sloItlMs ?? 100 },
             requestTimeoutS: 3600,
           });
+          const diag = probe.stop();
           const h = headline(result);
           // Little's law: in a closed loop without think time the steady-state rate is users / mean
           // e2e. Far below it means the run was mostly ramp-up and drain, or this machine could not
@@ -291,14 +306,18 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
           if (steady !== null && h.requests_per_s < 0.6 * steady) {
             log(`!! ${name}: ${h.requests_per_s.toFixed(2)} req/s measured vs ${steady.toFixed(2)} req/s steady state (users / mean e2e): run longer (--per-group) or lower --time-scale`);
           }
+          if (diag.loop_delay_ms_p99 > kLoopDelayWarnMs) {
+            log(`!! ${name}: this process (load generator and simulated pods) fell behind: event-loop delay p99 ${diag.loop_delay_ms_p99.toFixed(0)} ms; every wall ms late is ${timeScale} simulated ms of idle engine: lower --time-scale or use a quieter machine`);
+          }
           const { rejected: _rejected, ...figures } = h;
           const row: CompareRow = {
             name, ...figures, steady_state_rps: steady, cache_hit_rate: result.tokens.cache_hit_rate,
             backends: Object.fromEntries(Object.entries(result.backends?.counts ?? {}).map(([k, v]) => [k, v.requests])),
+            fleet: diag,
           };
           perRun[name].push(row);
           if (r === 0) runs.push({ name, result });
-          log(`${name}: ${h.requests_per_s.toFixed(2)} req/s, TTFT p50 ${fmt(h.ttft_p50_ms)} p99 ${fmt(h.ttft_p99_ms)} ms, ITL p50 ${fmt(h.itl_p50_ms)} ms, cache hit ${pct(result.tokens.cache_hit_rate)}, errors ${h.errors} (${((Date.now() - t0) / 1000).toFixed(1)} s wall)`);
+          log(`${name}: ${h.requests_per_s.toFixed(2)} req/s, TTFT p50 ${fmt(h.ttft_p50_ms)} p99 ${fmt(h.ttft_p99_ms)} ms, ITL p50 ${fmt(h.itl_p50_ms)} ms, cache hit ${pct(result.tokens.cache_hit_rate)}, errors ${h.errors} (${((Date.now() - t0) / 1000).toFixed(1)} s wall); engines: busy ${pct(diag.busy_share)}, waiting ${diag.waiting_mean.toFixed(1)}, spread ${diag.spread_mean.toFixed(1)}, preemptions ${diag.preemptions}, prefill ${(diag.prefill_tokens / 1e6).toFixed(2)}M tokens, overhead p50 ${fmt(result.latency.overhead_wall_ms?.p50 ?? null)} ms wall, loop delay p99 ${diag.loop_delay_ms_p99.toFixed(0)} ms`);
         } finally {
           if (router !== null) await stopChild(router);
           await fleet.close();
@@ -314,6 +333,9 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const spread = Object.fromEntries(names.map((n) => [n, spreadOf(perRun[n])]));
   return { workload: o.workload, quick: o.quick, configs, repeat, per_run: perRun, spread, setup: { ...setup, repeat }, machine: machineInfo(), runs };
 }
+
+/** Event-loop delay (p99, wall ms) of this process above which a run is flagged as lagging. */
+const kLoopDelayWarnMs = 250;
 
 const FIGURES = ['requests_per_s', 'output_tokens_per_s', 'ttft_p50_ms', 'ttft_p99_ms', 'itl_p50_ms', 'itl_p99_ms', 'goodput_rps', 'errors', 'steady_state_rps', 'cache_hit_rate'] as const;
 
@@ -334,6 +356,11 @@ export function medianRow(rows: CompareRow[]): CompareRow {
   for (const f of FIGURES) (out as unknown as Record<string, number | null>)[f] = median(rows.map((x) => x[f]));
   const pods = new Set(rows.flatMap((x) => Object.keys(x.backends)));
   for (const p of pods) out.backends[p] = median(rows.map((x) => x.backends[p] ?? 0))!;
+  if (first.fleet !== undefined) {
+    const f: Record<string, number | null> = {};
+    for (const k of Object.keys(first.fleet)) f[k] = median(rows.map((x) => (x.fleet as unknown as Record<string, number | null> | undefined)?.[k] ?? null));
+    out.fleet = f as unknown as FleetDiag;
+  }
   return out;
 }
 
@@ -442,6 +469,15 @@ export function table(r: { workload: string; configs: CompareRow[]; repeat?: num
     const x = random && random.requests_per_s > 0 ? `${(c.requests_per_s / random.requests_per_s).toFixed(2)}x` : '-';
     const t = random && random.ttft_p50_ms && c.ttft_p50_ms !== null ? `${(c.ttft_p50_ms / random.ttft_p50_ms).toFixed(2)}x` : '-';
     lines.push(`| ${c.name} | ${c.requests_per_s.toFixed(2)} | ${x} | ${c.output_tokens_per_s.toFixed(0)} | ${fmt(c.ttft_p50_ms)} | ${fmt(c.ttft_p99_ms)} | ${t} | ${c.itl_p50_ms?.toFixed(1) ?? '-'} | ${c.itl_p99_ms?.toFixed(1) ?? '-'} | ${c.goodput_rps?.toFixed(2) ?? '-'} | ${pct(c.cache_hit_rate)} | ${c.errors} |`);
+  }
+  if (r.configs.some((c) => c.fleet !== undefined)) {
+    lines.push('', 'What the simulated engines did (medians): engine busy time, requests waiting in and running on the engines (all pods), the mean gap between the most and the least loaded pod, preemptions, prompt tokens computed (uncached prefill), and this process\'s event-loop delay.', '',
+      '| configuration | engines busy | waiting | running | pod spread | preemptions | prefill tokens | loop delay p99 ms |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const c of r.configs) {
+      const f = c.fleet;
+      if (f === undefined) continue;
+      lines.push(`| ${c.name} | ${pct(f.busy_share)} | ${f.waiting_mean.toFixed(0)} | ${f.running_mean.toFixed(0)} | ${f.spread_mean.toFixed(1)} | ${f.preemptions} | ${(f.prefill_tokens / 1e6).toFixed(2)}M | ${f.loop_delay_ms_p99.toFixed(0)} |`);
+    }
   }
   if ((r.repeat ?? 1) > 1 && r.spread !== undefined) {
     lines.push('', '| configuration | req/s [min-max] | TTFT p50 ms [min-max] | per run: req/s | per run: TTFT p50 ms |', '|---|---|---|---|---|');

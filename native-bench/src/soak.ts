@@ -37,17 +37,22 @@ const CLI = path.join(ROOT, 'bin', 'kthena-router.js');
 const MODEL = 'soak-model';
 const BLOCK = '127.0.77';
 
-export const SOAK_USAGE = `Usage: native-bench soak [--minutes N] [--concurrency C] [--sample-seconds S] [--out DIR]
+export const SOAK_USAGE = `Usage: native-bench soak [--minutes N] [--concurrency C] [--sample-seconds S] [--gc-seconds G] [--out DIR]
 
 The router under steady load with faults injected (pod kill, pod hang, Redis hang, worker crash,
 100 reloads, distinct-path flood); samples RSS, /metrics size, scrape time and errors.
   --minutes N          run length (default 10)
   --concurrency C      closed-loop clients (default 8)
   --sample-seconds S   sampling period (default 10)
+  --gc-seconds G       period of the forced full GC on every router thread, whose heap after it is
+                       recorded (default 60; 0: never)
   --out DIR            results directory (default native-bench/results)
 `;
 
 interface Sample { t: number; rssMb: number; metricsBytes: number; scrapeMs: number; ok: number; failed: number }
+interface ThreadMemory { thread: string; rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number; codeBytes: number }
+/** Right after a forced full GC of every router thread (POST /debug/fault/gc). */
+interface GcSample { t: number; rssMb: number; heapUsedMb: number; externalMb: number; threads: { thread: string; heapUsedMb: number; codeMb: number; externalMb: number; arrayBuffersMb: number }[] }
 interface Outcome { start: number; end: number; ok: boolean; detail: string }
 interface FaultEvent { t: number; what: string }
 
@@ -122,6 +127,9 @@ function mean(xs: number[]): number {
   return Math.round(xs.reduce((a, b) => a + b, 0) / xs.length);
 }
 
+const mb = (bytes: number): number => Math.round(bytes / 1048576 * 10) / 10;
+const growth = (from: number, to: number): number => Math.round(((to - from) / from) * 1000) / 10;
+
 function pct(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
@@ -131,20 +139,28 @@ export async function soakCommand(argv: string[]): Promise<number> {
     args: argv,
     options: {
       minutes: { type: 'string', default: '10' }, concurrency: { type: 'string', default: '8' },
-      'sample-seconds': { type: 'string', default: '10' }, out: { type: 'string' }, help: { type: 'boolean' },
+      'sample-seconds': { type: 'string', default: '10' }, 'gc-seconds': { type: 'string', default: '60' }, out: { type: 'string' }, help: { type: 'boolean' },
     },
   });
   if (values.help) { process.stdout.write(SOAK_USAGE); return 0; }
   const minutes = Number(values.minutes);
   const concurrency = Number(values.concurrency);
   const sampleMs = Number(values['sample-seconds']) * 1000;
-  if (!(minutes > 0) || !(concurrency >= 1) || !(sampleMs >= 1000)) {
-    throw Object.assign(new Error('--minutes > 0, --concurrency >= 1, --sample-seconds >= 1'), { code: 'BENCH_USAGE' });
+  const gcMs = Number(values['gc-seconds']) * 1000;
+  if (!(minutes > 0) || !(concurrency >= 1) || !(sampleMs >= 1000) || !(gcMs === 0 || gcMs >= 1000)) {
+    throw Object.assign(new Error('--minutes > 0, --concurrency >= 1, --sample-seconds >= 1, --gc-seconds 0 or >= 1'), { code: 'BENCH_USAGE' });
   }
   const durationMs = minutes * 60_000;
   const outDir = values.out ?? path.join(ROOT, 'native-bench', 'results');
 
   const children: ChildProcess[] = [];
+  // Interrupted (Ctrl-C, a timeout's SIGTERM): no router, pod or redis-server may outlive the run.
+  const interrupted = (sig: NodeJS.Signals): void => {
+    for (const c of children) { c.kill('SIGCONT'); c.kill('SIGKILL'); }
+    process.kill(process.pid, sig);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kthena-soak-'));
   let fleet: SimFleet | null = null;
   let revived: SimFleet | null = null;
@@ -190,6 +206,7 @@ export async function soakCommand(argv: string[]): Promise<number> {
     const faults: FaultEvent[] = [];
     const crashes: number[] = [];
     const samples: Sample[] = [];
+    const gcSamples: GcSample[] = [];
     let stop = false;
     let ok = 0;
     let failed = 0;
@@ -273,11 +290,35 @@ export async function soakCommand(argv: string[]): Promise<number> {
       }
     })();
 
+    // Every gc period: a full GC on every router thread, then each one's heap. What survives a full
+    // GC is what is still reachable: unlike RSS it does not move with load or GC timing.
+    const gcSampler = (async () => {
+      if (gcMs === 0) return;
+      while (!stop) {
+        await sleep(gcMs);
+        if (stop) break;
+        try {
+          const r = await fetch(`http://127.0.0.1:${debugPort}/debug/fault/gc`, { method: 'POST', signal: AbortSignal.timeout(10_000) });
+          const { threads } = await r.json() as { threads: ThreadMemory[] };
+          const g: GcSample = {
+            t: Math.round(now() / 1000), rssMb: Math.round(await rssMb(router.pid!)),
+            heapUsedMb: mb(threads.reduce((a, x) => a + x.heapUsedBytes, 0)), externalMb: mb(threads.reduce((a, x) => a + x.externalBytes, 0)),
+            threads: threads.map((x) => ({ thread: x.thread, heapUsedMb: mb(x.heapUsedBytes), codeMb: mb(x.codeBytes), externalMb: mb(x.externalBytes), arrayBuffersMb: mb(x.arrayBuffersBytes) })),
+          };
+          gcSamples.push(g);
+          process.stderr.write(`soak: after GC ${JSON.stringify(g)}\n`);
+        } catch (err) {
+          process.stderr.write(`soak: GC sample failed: ${(err as Error).message}\n`);
+        }
+      }
+    })();
+
     const clients = Array.from({ length: concurrency }, client);
     await sleep(durationMs);
     stop = true;
     await Promise.all(clients);
     await sampler;
+    await gcSampler;
     await Promise.allSettled(schedule);
 
     // Attribution of failures.
@@ -285,12 +326,24 @@ export async function soakCommand(argv: string[]): Promise<number> {
     const onCrash = (o: Outcome): boolean => crashes.some((c) => o.start <= c + 3000 && o.end >= c && o.end <= c + 3000);
     const crashLost = outcomes.filter(onCrash);
     const lost = outcomes.filter((o) => !onCrash(o));
-    // RSS is compared from the end of the warm-up (JIT, pools, caches): 20 % of the run, >= 30 s.
+    // Memory is compared from the end of the warm-up (JIT, pools, caches): 20 % of the run, >= 30 s.
+    // RSS: the mean of the first window after warm-up against the mean of the last window (each a
+    // fifth of the run), so that one sample taken just before or after a GC decides nothing.
     const warmUpS = Math.max(30, (durationMs / 1000) * 0.2);
+    const windowS = Math.max(sampleMs / 1000, (durationMs / 1000) * 0.2);
     const warm = samples.filter((s) => s.t >= warmUpS);
     const rss = (warm.length > 0 ? warm : samples).map((s) => s.rssMb);
     const rssFirst = rss[0];
     const rssMax = Math.max(...rss);
+    const endS = durationMs / 1000;
+    const firstWindow = warm.filter((s) => s.t < warmUpS + windowS).map((s) => s.rssMb);
+    const lastWindow = warm.filter((s) => s.t > endS - windowS).map((s) => s.rssMb);
+    const rssFirstWindow = firstWindow.length > 0 ? mean(firstWindow) : NaN;
+    const rssLastWindow = lastWindow.length > 0 ? mean(lastWindow) : NaN;
+    // Heap after a forced full GC, summed over the threads: the first sample after warm-up against the last.
+    const warmGc = gcSamples.filter((g) => g.t >= warmUpS);
+    const gcFirst = warmGc[0];
+    const gcLast = warmGc[warmGc.length - 1];
     const scrape = samples.map((s) => s.scrapeMs).sort((a, b) => a - b);
     const sizes = samples.map((s) => s.metricsBytes);
     const report = {
@@ -298,31 +351,38 @@ export async function soakCommand(argv: string[]): Promise<number> {
       note: 'shared machine: compare within this run',
       requests: ok + failed, ok, failed, inFlightOnCrashedWorker: crashLost.length, lost: lost.length,
       lostDetails: lost.slice(0, 20).map((o) => ({ at: Math.round(o.start / 1000), detail: o.detail })),
-      // RSS oscillates with GC cycles (±20 % on a 200 MB process); the trend is the mean of the
-      // last third of the samples after warm-up against the first third.
+      // RSS moves with load and GC timing (the young generation, malloc arenas): flatness is the
+      // mean of the last window against the first, both after warm-up.
+      warmUpS, windowS,
       rssMb: {
-        afterWarmUp: rssFirst, max: rssMax, last: rss[rss.length - 1], growthPct: Math.round(((rssMax - rssFirst) / rssFirst) * 1000) / 10,
-        firstThirdMean: mean(rss.slice(0, Math.max(1, Math.floor(rss.length / 3)))),
-        lastThirdMean: mean(rss.slice(rss.length - Math.max(1, Math.floor(rss.length / 3)))),
+        afterWarmUp: rssFirst, max: rssMax, last: rss[rss.length - 1], maxOverFirstPct: growth(rssFirst, rssMax),
+        firstWindowMean: rssFirstWindow, lastWindowMean: rssLastWindow, windowGrowthPct: growth(rssFirstWindow, rssLastWindow),
+      },
+      heapAfterGcMb: gcFirst === undefined ? null : {
+        firstAt: gcFirst.t, first: gcFirst.heapUsedMb, lastAt: gcLast.t, last: gcLast.heapUsedMb, growthPct: growth(gcFirst.heapUsedMb, gcLast.heapUsedMb),
+        externalFirst: gcFirst.externalMb, externalLast: gcLast.externalMb,
       },
       metricsBytes: { first: sizes[0], max: Math.max(...sizes), last: sizes[sizes.length - 1] },
       scrapeMs: { p50: pct(scrape, 0.5), max: scrape[scrape.length - 1] },
-      faults, samples,
+      faults, samples, gcSamples,
     };
     await mkdir(outDir, { recursive: true });
     const file = path.join(outDir, `soak-${report.date.replace(/[:.]/g, '-')}.json`);
     await writeFile(file, JSON.stringify(report, null, 2) + '\n');
     process.stdout.write([
       `## native-bench soak: ${minutes} min, concurrency ${concurrency} (${report.note})`, '',
-      `| requests | ok | lost | in flight on the crashed worker | RSS after warm-up → max (MB) | RSS mean first → last third (MB) | /metrics bytes first → max | scrape ms p50 / max |`,
-      '|---|---|---|---|---|---|---|---|',
-      `| ${report.requests} | ${ok} | ${lost.length} | ${crashLost.length} | ${rssFirst} → ${rssMax} (+${report.rssMb.growthPct} %) | ${report.rssMb.firstThirdMean} → ${report.rssMb.lastThirdMean} | ${report.metricsBytes.first} → ${report.metricsBytes.max} | ${report.scrapeMs.p50} / ${report.scrapeMs.max} |`,
+      `| requests | ok | lost | in flight on the crashed worker | RSS mean, first → last window (MB) | RSS after warm-up → max (MB) | heap after full GC, all threads (MB) | /metrics bytes first → max → last | scrape ms p50 / max |`,
+      '|---|---|---|---|---|---|---|---|---|',
+      `| ${report.requests} | ${ok} | ${lost.length} | ${crashLost.length} | ${rssFirstWindow} → ${rssLastWindow} (${report.rssMb.windowGrowthPct} %) | ${rssFirst} → ${rssMax} | ${report.heapAfterGcMb === null ? 'n/a' : `${report.heapAfterGcMb.first} (${report.heapAfterGcMb.firstAt} s) → ${report.heapAfterGcMb.last} (${report.heapAfterGcMb.lastAt} s), ${report.heapAfterGcMb.growthPct} %`} | ${report.metricsBytes.first} → ${report.metricsBytes.max} → ${report.metricsBytes.last} | ${report.scrapeMs.p50} / ${report.scrapeMs.max} |`,
+      '', `Windows: warm-up ${warmUpS} s; RSS windows ${windowS} s each (first after warm-up, last before the end).`,
       '', `Faults: ${faults.map((f) => `${(f.t / 1000).toFixed(0)} s ${f.what}`).join('; ')}`,
       ...(lost.length > 0 ? ['', 'Lost requests (first 20):', ...report.lostDetails.map((d) => `- ${d.at} s: ${d.detail}`)] : []),
       '', `JSON: ${path.relative(process.cwd(), file)}`, '',
     ].join('\n'));
     return lost.length === 0 ? 0 : 1;
   } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     for (const c of children.reverse()) {
       if (c.exitCode === null && c.signalCode === null) {
         c.kill('SIGCONT');

@@ -11,7 +11,9 @@ import { RouterError } from '../errors.js';
 import type { RoutingIR } from '../ir/types.js';
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet } from '../resources/types.js';
 import { listen } from './metrics.js';
+import { resolveCredential, secretsByKey, type ExternalModelProvider } from '../resources/external-provider.js';
 import type { PodMetricsView } from '../scrape/scraper.js';
+import type { ThreadMemory } from '../shared/memory.js';
 
 export interface DebugSource {
   /** What the provider currently knows (validated, defaulted). */
@@ -35,15 +37,17 @@ export interface DebugSource {
   slotCounters?(slot: number): SlotCounters;
   /** Statuses the translator computed for Gateway API objects (and the bootstrap objects assumed). */
   /** The status conditions computed for a ModelRoute or ModelServer (src/translator/status.ts), when known. */
-  kthenaStatus?(kind: 'ModelRoute' | 'ModelServer', namespace: string, name: string): Record<string, unknown> | undefined;
+  kthenaStatus?(kind: 'ModelRoute' | 'ModelServer' | 'ExternalModelProvider', namespace: string, name: string): Record<string, unknown> | undefined;
   gateway?(): { statuses: GatewayStatuses; bootstrap: readonly { kind: string; metadata: { namespace: string; name: string }; spec: unknown }[] };
   /**
    * Fault injection for tests and chaos drills, present only with KTHENA_ROUTER_FAULT_INJECTION=1:
    * `POST /debug/fault/crash-worker?index=N` makes worker N throw an uncaught exception;
    * `POST /debug/fault/fail-rebuild` makes the next snapshot rebuild reject after translation;
-   * `POST /debug/fault/unhandled-rejection` leaves one rejected promise unhandled on the control thread.
+   * `POST /debug/fault/unhandled-rejection` leaves one rejected promise unhandled on the control thread;
+   * `POST /debug/fault/gc` runs a full GC on every thread and answers each one's memory after it
+   * (`GET /debug/fault/gc`: the same without the GC).
    */
-  faults?: { crashWorker(index: number): boolean; failNextRebuild(): void; unhandledRejection(): void };
+  faults?: { crashWorker(index: number): boolean; failNextRebuild(): void; unhandledRejection(): void; memory(gc: boolean): Promise<ThreadMemory[]> };
 }
 
 export interface SlotCounters {
@@ -226,8 +230,26 @@ class Dump {
     return out;
   }
 
+  /**
+   * {name, namespace, spec, status} plus the credential as the router resolved it: the Secret's
+   * name and key and whether they resolved, never its value.
+   */
+  #providerView(p: ExternalModelProvider): object {
+    const view: Record<string, unknown> = { name: p.metadata.name, namespace: p.metadata.namespace, spec: p.spec };
+    const ref = p.spec.auth?.secretRef;
+    if (ref !== undefined) {
+      const c = resolveCredential(p.spec, p.metadata.namespace, secretsByKey(this.#res.secrets));
+      view.credential = { secretName: ref.name, key: ref.key, resolved: c.reason === 'CredentialResolved', reason: c.reason };
+    }
+    const status = this.#source.kthenaStatus?.('ExternalModelProvider', p.metadata.namespace, p.metadata.name);
+    if (status !== undefined) view.status = status;
+    return view;
+  }
+
   list(what: string): Reply {
     switch (what) {
+      case 'externalmodelproviders':
+        return { status: 200, body: { externalmodelproviders: nullIfEmpty((this.#res.externalModelProviders ?? []).map((p) => this.#providerView(p))) } };
       case 'modelroutes':
         return { status: 200, body: { modelroutes: nullIfEmpty(this.#res.modelRoutes.map((r) => this.#routeView(r))) } };
       case 'modelservers':
@@ -243,7 +265,7 @@ class Dump {
       case 'problems':
         return { status: 200, body: { problems: [...this.#source.problems()] } };
       case 'snapshot':
-        return { status: 200, body: { generation: this.#source.generation(), ir: redactIR(this.#ir) } };
+        return { status: 200, body: { generation: this.#source.generation(), ir: redactIR(redacted(this.#ir)) } };
       case 'initial_config':
         return { status: 200, body: this.#source.initialConfig() };
       default:
@@ -263,6 +285,10 @@ class Dump {
       case 'modelservers': {
         const ms = this.#res.modelServers.find((x) => x.metadata.namespace === namespace && x.metadata.name === name);
         return ms ? { status: 200, body: this.#serverView(ms) } : notFound('ModelServer not found');
+      }
+      case 'externalmodelproviders': {
+        const p = (this.#res.externalModelProviders ?? []).find((x) => x.metadata.namespace === namespace && x.metadata.name === name);
+        return p ? { status: 200, body: this.#providerView(p) } : notFound('ExternalModelProvider not found');
       }
       case 'pods': {
         const views = this.#podViews(`${namespace}/${name}`, true);
@@ -305,6 +331,12 @@ function podInfo(pod: Pod): object {
   return info;
 }
 
+/** The IR with every provider credential replaced (the snapshot carries it for the workers). */
+function redacted(ir: RoutingIR | null): RoutingIR | null {
+  if (ir === null || (ir.providers ?? []).every((p) => p.authValue === '')) return ir;
+  return { ...ir, providers: ir.providers!.map((p) => (p.authValue === '' ? p : { ...p, authValue: '<redacted>' })) };
+}
+
 /** Go marshals a nil slice as null; Kthena's list handlers start from a nil slice. */
 function nullIfEmpty<T>(list: T[]): T[] | null {
   return list.length === 0 ? null : list;
@@ -312,7 +344,7 @@ function nullIfEmpty<T>(list: T[]): T[] | null {
 
 const DUMP_PREFIX = '/debug/config_dump/';
 
-function route(source: DebugSource, method: string, path: string, query: string): Reply {
+function route(source: DebugSource, method: string, path: string, query: string): Reply | Promise<Reply> {
   if (path === '/debug/fault/crash-worker' && source.faults !== undefined) {
     if (method !== 'POST') return { status: 405, body: { error: 'use POST' } };
     const index = Number(new URLSearchParams(query).get('index') ?? '0');
@@ -327,6 +359,10 @@ function route(source: DebugSource, method: string, path: string, query: string)
     if (method !== 'POST') return { status: 405, body: { error: 'use POST' } };
     source.faults.unhandledRejection();
     return { status: 202, body: { unhandledRejection: true } };
+  }
+  if (path === '/debug/fault/gc' && source.faults !== undefined) {
+    if (method !== 'POST' && method !== 'GET') return { status: 405, body: { error: 'use POST (with a GC) or GET' } };
+    return source.faults.memory(method === 'POST').then((threads) => ({ status: 200, body: { threads } }));
   }
   if (method !== 'GET' && method !== 'HEAD') return notFound('not found');
   if (path === '/debug/pprof' || path.startsWith('/debug/pprof/')) return notFound(PPROF_MESSAGE);
@@ -370,15 +406,20 @@ export async function startDebugServer(source: DebugSource, opts: DebugServerOpt
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    let reply: Reply;
+    const send = (reply: Reply): void => {
+      const body = JSON.stringify(reply.body);
+      res.writeHead(reply.status, { 'Content-Type': JSON_TYPE, 'Content-Length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    const failed = (err: unknown): Reply => ({ status: 500, body: { error: err instanceof Error ? err.message : String(err) } });
+    let reply: Reply | Promise<Reply>;
     try {
       reply = route(source, req.method ?? 'GET', path, q === -1 ? '' : url.slice(q + 1));
     } catch (err) {
-      reply = { status: 500, body: { error: err instanceof Error ? err.message : String(err) } };
+      reply = failed(err);
     }
-    const body = JSON.stringify(reply.body);
-    res.writeHead(reply.status, { 'Content-Type': JSON_TYPE, 'Content-Length': Buffer.byteLength(body) });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    if (reply instanceof Promise) reply.then(send, (err: unknown) => send(failed(err)));
+    else send(reply);
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;

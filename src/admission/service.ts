@@ -24,9 +24,12 @@ import type { MetricJSON, MetricValueJSON } from '../shared/metric-json.js';
 import { FairnessQueue, SessionBoostQueue, type ModelQueue, type Waiting } from './queue.js';
 import { SessionTracker, TokenTracker } from './usage.js';
 
-/** What session boost's second admission level reads: pods serving the model, and whether one is idle. */
+/**
+ * What session boost's second admission level reads: pods serving the model, whether one is idle,
+ * and the other router replicas' in-flight requests on them (shared in-flight counts; 0 without).
+ */
 export interface BackendView {
-  (model: string): { pods: number; anyIdle: boolean };
+  (model: string): { pods: number; anyIdle: boolean; remote: number };
 }
 
 interface Admitted {
@@ -278,7 +281,8 @@ export class AdmissionService {
     if (st.holdUntil > now) return st.holdUntil - now;
     const head = st.queue.peek(now)!;
     const view = this.#backend(head.model);
-    if (st.inflight >= b.inflightPerPod * Math.max(1, view.pods)) return -1;
+    // The limit is the cluster's: the other replicas' requests on these pods count as this one's.
+    if (st.inflight + view.remote >= b.inflightPerPod * Math.max(1, view.pods)) return -1;
     if (view.pods > 0 && !view.anyIdle) return -1;
     return 0;
   }

@@ -11,9 +11,10 @@ import type { RouterConfig } from '../config.js';
 import { RouterError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MetricsHub } from '../admin/metrics.js';
-import type { SharedRegions } from '../shared/layout.js';
+import { clearGateRow, type SharedRegions } from '../shared/layout.js';
 import type { MetricJSON } from '../shared/metric-json.js';
 import type { FromWorker, ListenPort, ToWorker, WorkerInit } from '../shared/messages.js';
+import type { ThreadMemory } from '../shared/memory.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const workerFile = path.join(here, '..', '..', 'workers', 'worker.js');
@@ -57,6 +58,7 @@ export class WorkerPool {
   #messageId = 1;
   readonly #pendingCollect = new Map<number, Map<number, (data: MetricJSON[]) => void>>();
   readonly #pendingAcks = new Map<number, { remaining: Set<number>; resolve: () => void }>();
+  readonly #pendingMemory = new Map<number, (usage: ThreadMemory) => void>();
   /** Gateway listener ports every worker serves besides --port, as last set. */
   #listenPorts: ListenPort[] = [];
   /** Set on drain or a failed start: a worker that exits is not replaced. */
@@ -137,6 +139,20 @@ export class WorkerPool {
     return true;
   }
 
+  /** Fault injection: every live worker's memory (after a full GC when `gc`); one that does not answer within 5 s is left out. */
+  async memory(gc: boolean): Promise<ThreadMemory[]> {
+    const asked = this.#workers.filter((w) => w.worker !== null).map((w) => {
+      const id = this.#messageId++;
+      return new Promise<ThreadMemory | null>((resolve) => {
+        const t = setTimeout(() => { this.#pendingMemory.delete(id); resolve(null); }, 5000);
+        t.unref();
+        this.#pendingMemory.set(id, (usage) => { clearTimeout(t); resolve(usage); });
+        w.worker!.postMessage({ type: 'memory', id, gc } satisfies ToWorker);
+      });
+    });
+    return (await Promise.all(asked)).filter((u): u is ThreadMemory => u !== null);
+  }
+
   /** Every worker stops accepting and finishes its requests up to the deadline (epoch ms). */
   drain(deadlineMs: number): void {
     this.#retiring = true;
@@ -212,6 +228,12 @@ export class WorkerPool {
             if (p) { p.remaining.delete(index); if (p.remaining.size === 0) { this.#pendingAcks.delete(m.id); p.resolve(); } }
             break;
           }
+          case 'memory': {
+            const resolve = this.#pendingMemory.get(m.id);
+            this.#pendingMemory.delete(m.id);
+            resolve?.(m.usage);
+            break;
+          }
           case 'listeners-result':
             events.onListenersResult(m.failed);
             break;
@@ -229,6 +251,8 @@ export class WorkerPool {
       worker.on('exit', (code) => {
         settle();
         this.#o.admission()?.detach(index);
+        // Its waiting InferencePool requests are gone: they must not hold the others' order.
+        clearGateRow(new Int32Array(this.#o.regions().gateSab), index);
         slot.worker = null;
         if (slot.finalMetrics !== null) hub.retire(slot.finalMetrics, slot.id);
         else hub.retireWorker(slot.id);

@@ -50,7 +50,7 @@
  *   kthena_router_scrape_pods{state}                    gauge, pods per state (never|fresh|failing|stale)
  * stop() unregisters them again, so a replacement Scraper can use the same registry.
  *
- * Cost (native-bench/scrape/parse-bench.mjs, on a 2-core VM whose speed varies 2x with host load):
+ * Cost (native-bench scrape: native-bench/src/scrape/parse-bench.ts, on a 2-core VM whose speed varies 2x with host load):
  * parsing a realistic 52 KB vLLM 0.10 page takes 40-100 µs on the control thread, so 1,000 pods cost
  * 40-100 ms per round (4-10 % of a 1 s interval) and no parse blocks for more than ~0.3 ms (p99.9,
  * CPU time). That is about a third of the scraper's total CPU; the HTTP side is the rest. No piscina

@@ -118,6 +118,8 @@ export interface SharedInflightOptions {
   failuresToFallBack?: number;
   /** Clock, ms. Default performance.now. */
   now?: () => number;
+  /** After the remote counts were stored or cleared (session boost's admission re-checks then). */
+  onChange?: () => void;
 }
 
 /** The client with the script defined as a command (ioredis runs it with EVALSHA, loading it once). */
@@ -242,6 +244,7 @@ export class SharedInflight {
     }
     for (const slot of this.#written) if (!next.has(slot)) Atomics.store(ep, epIndex(slot, kEpRemoteInflight), 0);
     this.#written = next;
+    this.#o.onChange?.();
   }
 
   /**
@@ -265,8 +268,10 @@ export class SharedInflight {
 
   #clear(): void {
     const ep = this.#o.ep;
+    const had = this.#written.size > 0;
     for (const slot of this.#written) Atomics.store(ep, epIndex(slot, kEpRemoteInflight), 0);
     this.#written.clear();
+    if (had) this.#o.onChange?.();
     this.otherReplicas = 0;
   }
 

@@ -207,6 +207,8 @@ export interface SharedRegions {
   rateLimitSab: SharedArrayBuffer;
   /** Session-sticky bindings (see "Session-sticky bindings" below). */
   stickySab: SharedArrayBuffer;
+  /** InferencePool flow control's router-wide order (see "Flow-control order" below). */
+  gateSab: SharedArrayBuffer;
 }
 
 export function allocateRegions(
@@ -221,6 +223,7 @@ export function allocateRegions(
     prefixSab: allocatePrefixIndex(prefixEntries),
     rateLimitSab: allocateRateLimitRegion(),
     stickySab: allocateStickyTable(kDefaultStickyEntries),
+    gateSab: allocateGateRegion(),
   };
 }
 
@@ -293,4 +296,42 @@ export function allocateStickyTable(entries: number, nowSec = Math.floor(Date.no
   st[kStHdrBuckets] = buckets;
   st[kStHdrEpochSec] = nowSec;
   return sab;
+}
+
+/**
+ * Flow-control order (Int32Array over `gateSab`): InferencePool requests that wait in priority
+ * bands (--inference-pool-flow-control) stay on their worker, but the order is the router's. Every
+ * worker publishes, per pool it has waiters for, its best waiting request: the highest band and the
+ * router-wide sequence number of that band's first request (workers/flow-control.ts). A worker
+ * admits its own head only if no other worker publishes a higher band, or the same band with an
+ * earlier sequence number; saturation is read from the shared endpoint slots, so it is the same
+ * for every worker already.
+ *
+ * Header: [seq counter (Atomics.add at every enqueue), unused x3]. Then one row per worker index
+ * (kGateMaxWorkers), kGateBuckets entries each, entry = [poolHash, priority, headSeq, unused];
+ * bucket = poolHash & (kGateBuckets - 1); poolHash 0 = no entry. Only the row's worker writes it
+ * (poolHash last, after zeroing it first: a reader that sees the hash change treats the entry as
+ * absent); the control thread clears the row of a worker that exited.
+ */
+export const kGateHdrSeq = 0;
+export const kGateHeaderInts = 4;
+export const kGateBuckets = 64;
+export const kGateEntryInts = 4;
+export const kGateMaxWorkers = 256;
+export const kGateHash = 0;
+export const kGatePriority = 1;
+export const kGateHeadSeq = 2;
+
+/** Int32 index of worker `worker`'s entry for bucket `bucket`. */
+export function gateIndex(worker: number, bucket: number): number {
+  return kGateHeaderInts + (worker * kGateBuckets + bucket) * kGateEntryInts;
+}
+
+export function allocateGateRegion(): SharedArrayBuffer {
+  return new SharedArrayBuffer((kGateHeaderInts + kGateMaxWorkers * kGateBuckets * kGateEntryInts) * 4);
+}
+
+/** Forgets every entry of worker `worker` (it exited: its waiting requests are gone). */
+export function clearGateRow(gate: Int32Array, worker: number): void {
+  for (let b = 0; b < kGateBuckets; b++) Atomics.store(gate, gateIndex(worker, b) + kGateHash, 0);
 }

@@ -6,6 +6,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { RouterConfig } from '../config.js';
 import type { SharedRegions } from './layout.js';
+import type { ThreadMemory } from './memory.js';
 
 export interface WorkerInit {
   index: number;
@@ -24,7 +25,9 @@ export type ToWorker =
   | { type: 'listeners'; id: number; ports: ListenPort[] }
   /** The router's own certificate files changed (and load): serve new connections with them. */
   | { type: 'reload-tls'; id: number }
-  | { type: 'crash' };
+  | { type: 'crash' }
+  /** Fault injection: this thread's memory, after a full GC when `gc`. */
+  | { type: 'memory'; id: number; gc: boolean };
 
 export interface ListenPort {
   port: number;
@@ -41,4 +44,5 @@ export type FromWorker =
   | { type: 'ack'; id: number }
   /** Result of a 'listeners' message: the ports this worker could not bind. */
   | { type: 'listeners-result'; id: number; failed: { port: number; error: string }[] }
-  | { type: 'render-metrics'; id: number };
+  | { type: 'render-metrics'; id: number }
+  | { type: 'memory'; id: number; usage: ThreadMemory };

@@ -7,7 +7,7 @@
  *
  * Shared by validation (src/resources) and the workers, so that what is accepted is exactly what runs.
  *
- * Cost (native-bench/regex/micro.mjs, Node 20, shared machine): 0.14-0.83 µs per match on
+ * Cost (native-bench regex: native-bench/src/micro/regex.ts, Node 20, shared machine): 0.14-0.83 µs per match on
  * route-shaped patterns against 0.02-0.16 µs for V8's RegExp (2-18x, paid only by routes that use
  * a regex match; a whole request costs tens of µs), and 0.07 ms for `^(a+)+$` against 4 KiB where
  * V8 needs 167 ms at 25 bytes.

@@ -41,7 +41,11 @@ describe('native-bench compare', () => {
       expect(c.errors).toBe(0);
       // 6 requests, each answered by a pod of this configuration's own fleet.
       expect(Object.values(c.backends as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(6);
+      // What the engines did: every prompt of these 6 requests was prefilled somewhere.
+      expect(c.fleet.prefill_tokens, c.name).toBeGreaterThan(0);
+      expect(c.fleet.busy_share, c.name).toBeGreaterThan(0);
     }
+    expect(r.stdout).toContain('What the simulated engines did');
     expect(r.stdout).toContain('| random |');
   }, 120_000);
 

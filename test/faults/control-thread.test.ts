@@ -84,4 +84,19 @@ describe('control thread', () => {
       expect(ok.status, host).toBe(200);
     }
   });
+
+  it('/debug/fault/gc answers the memory of every thread, after a full GC of each with POST (what native-bench soak samples)', async () => {
+    const threads = async (method: string) => {
+      const r = await httpRequest(debugUrl(env.router, '/debug/fault/gc'), { method });
+      expect(r.status, r.text).toBe(200);
+      return (JSON.parse(r.text) as { threads: { thread: string; heapUsedBytes: number; rssBytes: number; externalBytes: number }[] }).threads;
+    };
+    expect((await threads('GET')).map((t) => t.thread).sort()).toEqual(['control', 'worker-0', 'worker-1']);
+    const after = await threads('POST');
+    expect(after.map((t) => t.thread).sort()).toEqual(['control', 'worker-0', 'worker-1']);
+    for (const t of after) {
+      expect(t.heapUsedBytes).toBeGreaterThan(1 << 20);
+      expect(t.rssBytes).toBeGreaterThan(t.heapUsedBytes);
+    }
+  });
 });

@@ -34,7 +34,7 @@ let now = 0;
 const clock = (): number => now;
 let svc: AdmissionService | null = null;
 
-function setup(s: AdmissionSettings, backend: BackendView = () => ({ pods: 0, anyIdle: false }), workers = 1): FakePort[] {
+function setup(s: AdmissionSettings, backend: BackendView = () => ({ pods: 0, anyIdle: false, remote: 0 }), workers = 1): FakePort[] {
   svc = new AdmissionService(s, backend, clock);
   const ports: FakePort[] = [];
   for (let i = 0; i < workers; i++) {
@@ -147,20 +147,35 @@ describe('AdmissionService, fairness paced by FAIRNESS_MAX_QPS', () => {
 
 describe('AdmissionService, session boost', () => {
   it('admits within in-flight-per-pod x pods, and only while a pod has an empty engine queue', () => {
-    let view = { pods: 2, anyIdle: true };
+    let view = { pods: 2, anyIdle: true, remote: 0 };
     const [p] = setup(boost({ inflightPerPod: 1 }), () => view);
     for (let i = 1; i <= 4; i++) p!.say([kAdmEnqueue, i, 'm', '', 's' + i]);
     expect(p!.admitted()).toEqual([1, 2]);
-    view = { pods: 2, anyIdle: false };
+    view = { pods: 2, anyIdle: false, remote: 0 };
     p!.say([kAdmRelease, 1, 0, 0, 1]);
     expect(p!.admitted()).toEqual([1, 2]);
-    view = { pods: 2, anyIdle: true };
+    view = { pods: 2, anyIdle: true, remote: 0 };
     svc!.backendChanged();
     expect(p!.admitted()).toEqual([1, 2, 3]);
   });
 
+  it('counts the other replicas\' in-flight requests on the model\'s pods (shared in-flight counts)', () => {
+    let view = { pods: 2, anyIdle: true, remote: 1 };
+    const [p] = setup(boost({ inflightPerPod: 2 }), () => view);
+    for (let i = 1; i <= 5; i++) p!.say([kAdmEnqueue, i, 'm', '', 's' + i]);
+    // 2 per pod x 2 pods = 4 in the cluster; another replica has 1 of them.
+    expect(p!.admitted()).toEqual([1, 2, 3]);
+    view = { pods: 2, anyIdle: true, remote: 4 };
+    p!.say([kAdmRelease, 1, 0, 0, 1]);
+    expect(p!.admitted()).toEqual([1, 2, 3]);
+    // The other replica's requests finished: the next refresh re-checks the gate.
+    view = { pods: 2, anyIdle: true, remote: 0 };
+    svc!.backendChanged();
+    expect(p!.admitted()).toEqual([1, 2, 3, 4, 5]);
+  });
+
   it('serves the returning session first once its previous turn completed', () => {
-    const [p] = setup(boost({ inflightPerPod: 1 }), () => ({ pods: 1, anyIdle: true }));
+    const [p] = setup(boost({ inflightPerPod: 1 }), () => ({ pods: 1, anyIdle: true, remote: 0 }));
     p!.say([kAdmEnqueue, 1, 'm', '', 'chat-a']);
     p!.say([kAdmEnqueue, 2, 'm', '', 'chat-b']);
     p!.say([kAdmEnqueue, 3, 'm', '', 'chat-c']);
@@ -172,7 +187,7 @@ describe('AdmissionService, session boost', () => {
   });
 
   it('does not boost a session whose request failed before load balancing chose a pod', () => {
-    const [p] = setup(boost({ inflightPerPod: 1 }), () => ({ pods: 1, anyIdle: true }));
+    const [p] = setup(boost({ inflightPerPod: 1 }), () => ({ pods: 1, anyIdle: true, remote: 0 }));
     p!.say([kAdmEnqueue, 1, 'm', '', 'chat-a']);
     p!.say([kAdmEnqueue, 2, 'm', '', 'chat-b']);
     p!.say([kAdmRelease, 1, 0, 0, 0]);
@@ -182,7 +197,7 @@ describe('AdmissionService, session boost', () => {
   });
 
   it('holds admission for the grace period after a release, so a follow-up can arrive first', () => {
-    const [p] = setup(boost({ inflightPerPod: 1, gracePeriodMs: 50 }), () => ({ pods: 1, anyIdle: true }));
+    const [p] = setup(boost({ inflightPerPod: 1, gracePeriodMs: 50 }), () => ({ pods: 1, anyIdle: true, remote: 0 }));
     p!.say([kAdmEnqueue, 1, 'm', '', 'a']);
     p!.say([kAdmEnqueue, 2, 'm', '', 'b']);
     p!.say([kAdmRelease, 1, 0, 0, 1]);
@@ -194,7 +209,7 @@ describe('AdmissionService, session boost', () => {
   });
 
   it('waits without bound when SESSION_BOOST_TIMEOUT <= 0', () => {
-    const [p] = setup(boost({ inflightPerPod: 1, timeoutMs: 0 }), () => ({ pods: 1, anyIdle: true }));
+    const [p] = setup(boost({ inflightPerPod: 1, timeoutMs: 0 }), () => ({ pods: 1, anyIdle: true, remote: 0 }));
     p!.say([kAdmEnqueue, 1, 'm', '', 'a']);
     p!.say([kAdmEnqueue, 2, 'm', '', 'b']);
     now += 3_600_000;

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PriorityGate, SaturationDetector, type GateOutcome, legacyAdmit } from '../../workers/flow-control.js';
-import { allocateRegions, kScrapeStale } from '../../src/shared/layout.js';
+import { allocateGateRegion, allocateRegions, clearGateRow, epIndex, kEpRemoteInflight, kScrapeStale } from '../../src/shared/layout.js';
 import { writeSlot } from '../helpers/slots.js';
 
 afterEach(() => { vi.useRealTimers(); });
@@ -86,6 +86,76 @@ describe('PriorityGate', () => {
   });
 });
 
+describe('PriorityGate, one order per router (two worker gates over one shared region)', () => {
+  const pair = (): [PriorityGate, PriorityGate, SharedArrayBuffer] => {
+    const sab = allocateGateRegion();
+    return [0, 1].map((worker) => new PriorityGate({ recheckMs: 10, shared: { sab, worker, workers: 2 } })).concat([sab as never]) as [PriorityGate, PriorityGate, SharedArrayBuffer];
+  };
+
+  it('a higher band waiting on another worker goes first, then this worker\'s', () => {
+    vi.useFakeTimers();
+    const [w0, w1] = pair();
+    let room = 0;
+    const saturated = () => room <= 0;
+    const order: string[] = [];
+    const take = (name: string) => (o: GateOutcome) => { if (o === 'admitted') { order.push(name); room--; } };
+    w0.admit('p', 0, saturated, take('w0-low'));
+    w1.admit('p', 10, saturated, take('w1-high'));
+    room = 1;
+    // w0 pumps first (a request of its own finished): w1's higher band holds it back.
+    w0.release('p');
+    expect(order).toEqual([]);
+    w1.release('p');
+    expect(order).toEqual(['w1-high']);
+    room = 1;
+    vi.advanceTimersByTime(10);
+    expect(order).toEqual(['w1-high', 'w0-low']);
+  });
+
+  it('keeps arrival order within a band across workers', () => {
+    vi.useFakeTimers();
+    const [w0, w1] = pair();
+    let room = 0;
+    const saturated = () => room <= 0;
+    const order: string[] = [];
+    const take = (name: string) => (o: GateOutcome) => { if (o === 'admitted') { order.push(name); room--; } };
+    w0.admit('p', 3, saturated, take('first'));
+    w1.admit('p', 3, saturated, take('second'));
+    w0.admit('p', 3, saturated, take('third'));
+    room = 1;
+    w1.release('p');
+    expect(order).toEqual([]);
+    w0.release('p');
+    expect(order).toEqual(['first']);
+    room = 2;
+    // Each gate re-checks every 10 ms: 'third' (w0) waits for 'second' (w1) to go first.
+    vi.advanceTimersByTime(10);
+    expect(order).toEqual(['first', 'second']);
+    vi.advanceTimersByTime(10);
+    expect(order).toEqual(['first', 'second', 'third']);
+  });
+
+  it('takes no fast path while another worker has a request waiting for the pool; other pools are not held', () => {
+    vi.useFakeTimers();
+    const [w0, w1, sab] = pair();
+    let sat = true;
+    const order: string[] = [];
+    w0.admit('p', 0, () => sat, () => order.push('waiting'));
+    sat = false;
+    // Room now, but w0's request came first.
+    expect(w1.admit('p', 0, () => sat, () => order.push('late'))).not.toBeNull();
+    expect(w1.admit('q', 0, () => false, () => order.push('other-pool'))).toBeNull();
+    expect(order).toEqual(['other-pool']);
+    vi.advanceTimersByTime(10);
+    expect(order).toEqual(['other-pool', 'waiting', 'late']);
+    // A worker that exited leaves no entry behind to hold the others.
+    sat = true;
+    w0.admit('p', 0, () => sat, () => order.push('orphan'));
+    clearGateRow(new Int32Array(sab), 0);
+    expect(w1.admit('p', 0, () => false, () => order.push('free'))).toBeNull();
+  });
+});
+
 describe('SaturationDetector (GIE utilization detector)', () => {
   const regions = allocateRegions(16, 1 << 16, 1024);
   const ep = new Int32Array(regions.endpointSab);
@@ -99,6 +169,16 @@ describe('SaturationDetector (GIE utilization detector)', () => {
     writeSlot(ep, 1, { state: kScrapeStale });
     expect(d.saturation(eps)).toBeCloseTo(1, 9);
     expect(d.saturation([])).toBe(1);
+  });
+
+  it('counts the other replicas\' in-flight requests (shared in-flight counts) into a queueing engine\'s queue', () => {
+    const d = new SaturationDetector(ep);
+    writeSlot(ep, 0, { waiting: 1, running: 2, kv: 0, inflight: 3 });
+    writeSlot(ep, 1, { waiting: 0, running: 0, kv: 0, inflight: 0 });
+    expect(d.saturation(eps)).toBeCloseTo((1 / 5 + 0) / 2, 9);
+    Atomics.store(ep, epIndex(0, kEpRemoteInflight), 9);
+    expect(d.saturation(eps)).toBeCloseTo(((3 + 9 - 2) / 5 + 0) / 2, 9);
+    Atomics.store(ep, epIndex(0, kEpRemoteInflight), 0);
   });
 
   it('a burst within one scrape interval on engines that were not queueing is not saturation (GIE: scraped queue only)', () => {

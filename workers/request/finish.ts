@@ -86,14 +86,28 @@ export function respondError(st: RequestState, code: ErrorCode, detail?: string,
     st.responded = true;
     const body = errorBody(code, msg);
     const close = code === 'RTR_ERR_BODY_TOO_LARGE' || Atomics.load(st.l.ctx.header, kHdrDraining) === 1;
-    const res = st.res;
-    res.cork(() => {
-      res.writeStatus(statusLine(e.status)).writeHeader('content-type', 'application/json; charset=utf-8');
-      if (rec.requestId !== '') res.writeHeader('x-request-id', rec.requestId);
-      res.end(body, close);
-    });
+    if (code !== 'RTR_ERR_BAD_FRAMING') writeError(st, e.status, body, close);
+    else {
+      // Where this request's body ends is unknown, so nothing after it on the connection may be
+      // read as a request (RFC 9112 §6.3; request smuggling behind a proxy that framed it
+      // differently). The pinned uWS build serves pipelined requests even after end(body, true),
+      // but aborts a connection whose response is still pending when more requests arrive. So the
+      // answer waits until uWS has parsed what this read held: bytes after the head abort the
+      // connection unanswered; otherwise the 400 goes out and the connection closes.
+      setImmediate(() => { if (!st.aborted) writeError(st, e.status, body, true); });
+    }
   }
   finish(st);
+}
+
+function writeError(st: RequestState, status: number, body: string, close: boolean): void {
+  const res = st.res;
+  const requestId = st.rec.requestId;
+  res.cork(() => {
+    res.writeStatus(statusLine(status)).writeHeader('content-type', 'application/json; charset=utf-8');
+    if (requestId !== '') res.writeHeader('x-request-id', requestId);
+    res.end(body, close);
+  });
 }
 
 /** The client went away (logged as 499). */

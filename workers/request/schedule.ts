@@ -7,7 +7,7 @@ import type { CompiledEndpoint, CompiledServer, CompiledSnapshot } from '../comp
 import type { Profile } from '../scheduler/framework.js';
 import { KvCacheAwareScorer } from '../scheduler/kvcache-aware.js';
 import { workerRedis } from '../redis.js';
-import { demoteBy, demoteEjected, demoteEjectedPairs, demotionClock } from '../outlier.js';
+import { demoteBy, demoteEjected, demoteEjectedPairs, demotionClock, ejectedNow } from '../outlier.js';
 import { dispatchAttempt, outlierPolicy, startAttempt } from './attempt.js';
 import { startPair } from './attempt-pd.js';
 import { pinBound, pinPod, stickyAttempt } from './sticky.js';
@@ -20,7 +20,7 @@ const kDefaultFallbackPods = 5;
 function kvAwareScorer(ctx: WorkerContext): KvCacheAwareScorer {
   if (ctx.kvAware === null) {
     const breaker = workerRedis(ctx.cfg.redis);
-    ctx.kvAware = new KvCacheAwareScorer({ redis: breaker.client, breaker });
+    ctx.kvAware = new KvCacheAwareScorer({ redis: breaker.client, breaker, avoid: (e) => ejectedNow(ctx.ep, e.slot) });
   }
   return ctx.kvAware;
 }

@@ -416,6 +416,10 @@ export interface ModelStats {
   promptTokens: number;
   generationTokens: number;
   steps: number;
+  /** Simulated ms spent in steps (the engine's busy time; elapsed minus this is idle). */
+  busyMs: number;
+  /** Prompt tokens computed by steps: uncached prefill, including recomputation after preemption. */
+  prefillTokensComputed: number;
   lastStepEnd: number;
   residentLoras: string[];
 }
@@ -438,6 +442,8 @@ export class EngineModel {
   promptTokens = 0;
   generationTokens = 0;
   steps = 0;
+  busyMs = 0;
+  prefillTokensComputed = 0;
 
   constructor(cfg: ModelConfig) {
     this.cfg = cfg;
@@ -689,6 +695,8 @@ export class EngineModel {
     if (finished.length > 0) this.#running = this.#running.filter((s) => s.status === 'running');
     this.#lastEnd = end;
     this.steps++;
+    this.busyMs += end - start;
+    this.prefillTokensComputed += prefillTokens;
     return { start, end, prefillTokens, decodeSeqs, contextTokens, loraLoads, emitted, finished, preempted };
   }
 
@@ -747,6 +755,8 @@ export class EngineModel {
       promptTokens: this.promptTokens,
       generationTokens: this.generationTokens,
       steps: this.steps,
+      busyMs: this.busyMs,
+      prefillTokensComputed: this.prefillTokensComputed,
       lastStepEnd: this.#lastEnd,
       residentLoras: this.#loras.slice(),
     };

@@ -9,7 +9,7 @@
 
 const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
 
-function rng(seed) {
+function rng(seed: number): () => number {
   let s = (seed * 2654435761) >>> 0 || 1;
   return () => {
     s ^= s << 13; s >>>= 0;
@@ -19,12 +19,12 @@ function rng(seed) {
   };
 }
 
-function num(v) {
+function num(v: number): string {
   if (v === Infinity) return '+Inf';
   return Number.isInteger(v) ? v.toFixed(1) : String(v);
 }
 
-function le(v) {
+function le(v: number): string {
   return v === Infinity ? '+Inf' : num(v);
 }
 
@@ -36,22 +36,22 @@ const ITER = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
 const PARAMS_N = [1, 2, 5, 10, 20];
 const HIGHR = [0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 7.5, 10, 30, 60];
 
-export function vllmPage(seed = 1, model = MODEL) {
+export function vllmPage(seed = 1, model = MODEL): string {
   const r = rng(seed);
   const created = 1_760_000_000 + Math.floor(r() * 1000) + r();
   const L = `engine="0",model_name="${model}"`;
-  const out = [];
-  const help = (name, text, type) => out.push(`# HELP ${name} ${text}`, `# TYPE ${name} ${type}`);
-  const gauge = (name, text, value, labels = L) => {
+  const out: string[] = [];
+  const help = (name: string, text: string, type: string): number => out.push(`# HELP ${name} ${text}`, `# TYPE ${name} ${type}`);
+  const gauge = (name: string, text: string, value: number, labels = L): void => {
     help(name, text, 'gauge');
     out.push(`${name}{${labels}} ${num(value)}`);
   };
-  const counter = (name, text, series) => {
+  const counter = (name: string, text: string, series: [string, number][]): void => {
     help(name, text, 'counter');
     for (const [labels, v] of series) out.push(`${name}_total{${labels}} ${num(v)}`);
     for (const [labels] of series) out.push(`${name}_created{${labels}} ${num(created)}`);
   };
-  const histogram = (name, text, bounds, scale, labels = L) => {
+  const histogram = (name: string, text: string, bounds: number[], scale: number, labels = L): void => {
     help(name, text, 'histogram');
     const count = Math.floor(r() * 100000);
     let acc = 0;
@@ -72,14 +72,15 @@ export function vllmPage(seed = 1, model = MODEL) {
   for (const g of [0, 1, 2]) out.push(`python_gc_collections_total{generation="${g}"} ${num(Math.floor(r() * 1e4))}`);
   help('python_info', 'Python platform information', 'gauge');
   out.push('python_info{implementation="CPython",major="3",minor="12",patchlevel="11",version="3.12.11"} 1.0');
-  for (const [n, t, v] of [
+  const proc: [string, string, number][] = [
     ['process_virtual_memory_bytes', 'Virtual memory size in bytes.', 5.1e10 + r() * 1e9],
     ['process_resident_memory_bytes', 'Resident memory size in bytes.', 3.2e9 + r() * 1e8],
     ['process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', created],
     ['process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', r() * 1e5],
     ['process_open_fds', 'Number of open file descriptors.', Math.floor(r() * 200)],
     ['process_max_fds', 'Maximum number of open file descriptors.', 1048576],
-  ]) {
+  ];
+  for (const [n, t, v] of proc) {
     help(n, t, n.endsWith('_total') ? 'counter' : 'gauge');
     out.push(`${n} ${num(v)}`);
   }
@@ -118,7 +119,7 @@ export function vllmPage(seed = 1, model = MODEL) {
   counter('vllm:prompt_tokens', 'Number of prefill tokens processed.', [[L, q]]);
   counter('vllm:generation_tokens', 'Number of generation tokens processed.', [[L, Math.floor(r() * 1e7)]]);
   counter('vllm:request_success', 'Count of successfully processed requests.',
-    ['stop', 'length', 'abort'].map((f) => [`${L},finished_reason="${f}"`, Math.floor(r() * 1e5)]));
+    ['stop', 'length', 'abort'].map((f): [string, number] => [`${L},finished_reason="${f}"`, Math.floor(r() * 1e5)]));
   histogram('vllm:request_prompt_tokens', 'Number of prefill tokens processed.', TOKENS, 1000);
   histogram('vllm:request_generation_tokens', 'Number of generation tokens processed.', TOKENS, 300);
   histogram('vllm:iteration_tokens_total', 'Histogram of number of tokens per engine_step.', ITER, 200);
