@@ -6,6 +6,7 @@
 import type {
   Gateway, GatewayClass, HTTPRoute, InferenceObjective, InferencePool, Namespace, ReferenceGrant, Secret, Service,
 } from './gateway.js';
+import type { ExternalModelProvider } from './external-provider.js';
 
 export interface ObjectMeta {
   name: string;
@@ -139,7 +140,7 @@ export interface Pod {
   };
 }
 
-export type AnyResource = ModelRoute | ModelServer | Pod;
+export type AnyResource = ModelRoute | ModelServer | Pod | ExternalModelProvider;
 
 /**
  * Everything a provider currently knows, each list sorted by namespace/name. The Gateway API,
@@ -159,6 +160,7 @@ export interface ResourceSet {
   secrets?: readonly Secret[];
   inferencePools?: readonly InferencePool[];
   inferenceObjectives?: readonly InferenceObjective[];
+  externalModelProviders?: readonly ExternalModelProvider[];
 }
 
 

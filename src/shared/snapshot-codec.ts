@@ -5,7 +5,7 @@
  * the same build only; they are never persisted, but keep them stable anyway.
  */
 import protobuf from 'protobufjs';
-import type { ApiKeysIR, AuthIR, RoutingIR, SchedulerIR } from '../ir/types.js';
+import type { ApiKeysIR, AuthIR, ProviderIR, RoutingIR, SchedulerIR } from '../ir/types.js';
 import { emptyGatewayIR, type GatewayIR } from '../ir/gateway.js';
 
 const schema = `
@@ -35,6 +35,8 @@ message Snapshot {
   string gatewayJson = 7;
   string authJson = 8;
   string apiKeysJson = 9;
+  // ExternalModelProviders (src/ir/types.ts ProviderIR): few, small, JSON like the Gateway IR.
+  string providersJson = 16;
 }
 `;
 
@@ -82,6 +84,7 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
     gatewayJson: JSON.stringify(ir.gateway),
     authJson: ir.auth ? JSON.stringify(ir.auth) : '',
     apiKeysJson: ir.apiKeys ? JSON.stringify(ir.apiKeys) : '',
+    providersJson: (ir.providers ?? []).length > 0 ? JSON.stringify(ir.providers) : '',
   };
   return SnapshotType.encode(SnapshotType.fromObject(wire)).finish();
 }
@@ -101,6 +104,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
     gatewayJson: string;
     authJson: string;
     apiKeysJson: string;
+    providersJson: string;
   };
   return {
     routes: o.routes.map((r) => ({
@@ -124,6 +128,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
       ...(r.sessionStickyJson === '' ? {} : { sessionSticky: JSON.parse(r.sessionStickyJson) as RoutingIR['routes'][number]['sessionSticky'] }),
     })),
     servers: o.servers.map((s) => ({ ...s, engine: s.engine as 'vLLM', connector: s.connector as RoutingIR['servers'][number]['connector'] })),
+    ...(o.providersJson === '' ? {} : { providers: JSON.parse(o.providersJson) as ProviderIR[] }),
     endpoints: o.endpoints,
     scheduler: schedulerFromWire(o.scheduler),
     modelNames: o.modelNames,

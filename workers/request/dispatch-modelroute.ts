@@ -17,6 +17,7 @@ import { schedule } from './schedule.js';
 import { queueThen } from './admission.js';
 import { stickySession } from './sticky.js';
 import type { RequestState } from './state.js';
+import { serveProvider } from '../provider/serve.js';
 
 export interface RouteMatch { route: CompiledRoute; target: CompiledTarget }
 
@@ -108,12 +109,7 @@ export function serveModelRoute(
   const rec = st.rec;
   rec.modelRoute = m.route.key;
   const t = m.target;
-  if (t.kind === 'provider') {
-    rec.backendType = 'external_provider';
-    rec.backendName = t.key;
-    respondError(st, 'RTR_ERR_PROVIDER_UNSUPPORTED', t.key);
-    return;
-  }
+  if (t.kind === 'provider') { serveProvider(st, snap, m.route, t, buf, text, body, model); return; }
   rec.backendType = 'model_server';
   rec.backendName = t.key;
   rec.modelServer = t.key;

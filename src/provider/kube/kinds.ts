@@ -7,8 +7,7 @@
  *  - `resource`: validated by src/resources/validate.ts into the ResourceSet the translator reads
  *    (exactly as the file provider does), with problems reported and the last valid version kept;
  *  - `raw`: kept as trimmed plain objects in the snapshot's `raw` map, for consumers that have no
- *    typed resource yet (ExternalModelProvider status, EndpointSlices); a `resource` kind with
- *    `keepRaw` is in both (credential Secrets);
+ *    typed resource yet (EndpointSlices); a `resource` kind with `keepRaw` is in both;
  *  - `routerConfig`: the ConfigMap whose `routerConfiguration` key is the router configuration.
  */
 import { apiPrefix } from '../../kube/client.js';
@@ -135,10 +134,11 @@ function trimApiKeySecret(o: RawObject): RawObject {
 
 /**
  * One label-selected Secret informer per purpose of src/resources/secret.ts. The provider-credential
- * one keeps its historical id `Secret` (its raw objects feed ExternalModelProvider statuses).
+ * one keeps its historical id `Secret`; its typed Secrets (credentials) are what
+ * ExternalModelProvider statuses and the routing snapshot read.
  */
 const SECRET_INFORMER: Readonly<Record<SecretPurpose, { id: string; trim(o: RawObject): RawObject; keepRaw?: boolean }>> = {
-  providerCredential: { id: 'Secret', trim: trimSecret, keepRaw: true },
+  providerCredential: { id: 'Secret', trim: trimSecret },
   apiKeys: { id: 'Secret/api-key', trim: trimApiKeySecret },
 };
 const purposeSecretKinds: WatchedKind[] = SECRET_PURPOSES.map((p, i) => ({
@@ -166,9 +166,7 @@ function trimCustom(o: RawObject): RawObject {
 export const WATCHED_KINDS: readonly WatchedKind[] = Object.freeze([
   { kind: 'ModelRoute', apiVersion: KTHENA_GROUP_VERSION, plural: 'modelroutes', role: 'resource', enabled: always, trim: trimCustom, writesStatus: true },
   { kind: 'ModelServer', apiVersion: KTHENA_GROUP_VERSION, plural: 'modelservers', role: 'resource', enabled: always, trim: trimCustom, writesStatus: true },
-  // Raw until a typed ExternalModelProvider lands in src/resources; its status is computed from the
-  // raw object and the credential Secrets (Kthena's CredentialsResolved/Ready).
-  { kind: 'ExternalModelProvider', apiVersion: KTHENA_GROUP_VERSION, plural: 'externalmodelproviders', role: 'raw', enabled: always, trim: trimCustom, writesStatus: true },
+  { kind: 'ExternalModelProvider', apiVersion: KTHENA_GROUP_VERSION, plural: 'externalmodelproviders', role: 'resource', enabled: always, trim: trimCustom, writesStatus: true },
   { kind: 'Pod', apiVersion: 'v1', plural: 'pods', role: 'resource', enabled: always, trim: trimPod },
   ...purposeSecretKinds,
   {
