@@ -79,8 +79,9 @@ export class ProviderCall implements UpstreamHandler, LiveTry {
     const st = this.st;
     const cfg = st.l.ctx.cfg;
     st.current = this;
-    st.attempt = 1;
-    st.rec.upstreamAttempts = 1;
+    // After a failover the pods' tries count too.
+    st.attempt++;
+    st.rec.upstreamAttempts = st.attempt;
     upstreamStarted(st, performance.now());
     const timeoutMs = cfg.upstreamTimeoutMs;
     this.#idleMs = cfg.upstreamIdleTimeoutMs;
