@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cleanup, docs, findSamples, freePort, httpRequest, parseAccessLogText, podYaml, postJson, sampleValue, scrape, serverYaml, sseEvents, startPods, startRouter,
+  cleanup, docs, findSamples, openStream, within, freePort, httpRequest, parseAccessLogText, podYaml, postJson, sampleValue, scrape, serverYaml, sseEvents, startPods, startRouter,
   tempDir, type RouterProc,
 } from './harness.js';
 import type { SimFleet } from '../../native-bench/src/sim/types.js';
@@ -27,6 +27,8 @@ let a: MockProvider;
 let b: MockProvider;
 let downPort: number;
 let fleet: SimFleet;
+/** The provider saw the router close a stream the client had abandoned. */
+let lingerClosed = false;
 const IP = (n: number): string => `127.0.91.${n}`;
 
 const ROUTES: [string, string, string?][] = [
@@ -48,6 +50,13 @@ function handlerA(call: ProviderCall, res: ServerResponse): void {
   if (scenario === 'err500') { res.writeHead(500, { 'content-type': 'application/json' }); res.end('{"error":{"message":"provider exploded"}}'); return; }
   if (scenario === 'redirect') { res.writeHead(302, { location: `${a.url}/elsewhere`, 'content-type': 'text/plain' }); res.end('moved'); return; }
   if (scenario === 'hang') return;
+  if (scenario === 'cut' || scenario === 'linger') {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`data: ${JSON.stringify({ id: 'c1', choices: [{ index: 0, delta: { content: 'partial' } }] })}\n\n`);
+    if (scenario === 'cut') setTimeout(() => res.socket?.destroy(), 50);
+    else res.on('close', () => { lingerClosed = true; });
+    return;
+  }
   if (u.startsWith('/v1/messages')) {
     if (body.stream === true) {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -277,6 +286,27 @@ describe('ExternalModelProvider answers', () => {
     const log = parseAccessLogText(await router.waitForLog((l) => l.includes('request_id=req-provider-500')))!;
     expect(log.fields.error_origin).toBe('upstream');
     expect(log.fields.error).toMatch(/^upstream_response:/);
+  });
+
+  it('a provider that fails mid-stream: the client gets what arrived and a final error event', async () => {
+    const r = await post('/v1/chat/completions', { model: 'm-openai', user: 'cut', stream: true, messages: [{ role: 'user', content: 'x' }] }, { 'x-request-id': 'req-provider-cut' });
+    expect(r.status).toBe(200);
+    const events = sseEvents(r.text);
+    expect(events[0]!.json.choices[0].delta.content).toBe('partial');
+    expect(events[events.length - 1]!.json.error.code).toBe('RTR_ERR_UPSTREAM_MIDSTREAM');
+    const log = parseAccessLogText(await router.waitForLog((l) => l.includes('request_id=req-provider-cut')))!;
+    expect(log.fields.error_origin).toBe('upstream');
+  });
+
+  it('a client that goes away: the provider call is aborted and the request logged as 499', async () => {
+    lingerClosed = false;
+    const s = await openStream(router.url, { model: 'm-openai', user: 'linger', messages: [{ role: 'user', content: 'x' }] }, { 'x-request-id': 'req-provider-gone' });
+    expect(s.status).toBe(200);
+    await within(s.firstEvent, 5000, 'first event');
+    s.abort();
+    const log = parseAccessLogText(await router.waitForLog((l) => l.includes('request_id=req-provider-gone')))!;
+    expect(log.status).toBe(499);
+    await within((async () => { while (!lingerClosed) await new Promise((res) => setTimeout(res, 20)); })(), 5000, 'provider connection closed');
   });
 
   it('a redirect is passed through, not followed', async () => {
