@@ -8,6 +8,8 @@
  * leaves the router.
  */
 import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -390,6 +392,53 @@ describe('fallback to the provider (route annotation kthena-router.volcano.sh/pr
     expect(errorCode(r.text)).toBe('RTR_ERR_UPSTREAM_ALL_FAILED');
     expect(a.calls.length).toBe(n);
   });
+});
+
+describe('an egress proxy (HTTPS_PROXY, NO_PROXY)', () => {
+  it('tunnels provider calls through the proxy with its credentials, the provider TLS still verified; NO_PROXY bypasses it', async () => {
+    const connects: { target: string; auth: string }[] = [];
+    const proxy = http.createServer((_req, res) => { res.writeHead(405); res.end(); });
+    proxy.on('connect', (req, client: net.Socket, head: Buffer) => {
+      connects.push({ target: req.url ?? '', auth: String(req.headers['proxy-authorization'] ?? '') });
+      const [host, port] = (req.url ?? '').split(':');
+      const up = net.connect(Number(port), host!, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        up.write(head);
+        up.pipe(client);
+        client.pipe(up);
+      });
+      up.on('error', () => client.destroy());
+      client.on('error', () => up.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxyPort = (proxy.address() as net.AddressInfo).port;
+    const caFile = path.join(dir, 'ca.pem.txt');
+    const via = await startRouter({ dir, workers: 1, env: { NODE_EXTRA_CA_CERTS: caFile, HTTPS_PROXY: `http://pxuser:pxSECRETpass@127.0.0.1:${proxyPort}` } });
+    const direct = await startRouter({ dir, workers: 1, env: { NODE_EXTRA_CA_CERTS: caFile, https_proxy: `127.0.0.1:${proxyPort}`, no_proxy: '127.0.0.1' } });
+    try {
+      await via.waitReady();
+      await direct.waitReady();
+      const body = { model: 'm-openai', messages: [{ role: 'user', content: 'x' }] };
+      let r = await postJson(via.url, '/v1/chat/completions', body);
+      expect(r.status, r.text).toBe(200);
+      expect(connects.map((c) => c.target)).toEqual([`127.0.0.1:${a.port}`]);
+      expect(connects[0]!.auth).toBe(`Basic ${Buffer.from('pxuser:pxSECRETpass').toString('base64')}`);
+      expect(lastCall(a).headers.authorization).toBe(`Bearer ${SECRET}`);
+      // Certificate verification still applies through the tunnel.
+      r = await postJson(via.url, '/v1/chat/completions', { ...body, model: 'm-untrusted' });
+      expect(r.status, r.text).toBe(502);
+      r = await postJson(direct.url, '/v1/chat/completions', body);
+      expect(r.status, r.text).toBe(200);
+      expect(connects.length).toBe(2);
+      const dumped = (await httpRequest(`http://127.0.0.1:${via.debugPort}`, { path: '/debug/config_dump/initial_config' })).text;
+      expect(dumped).toContain(`127.0.0.1:${proxyPort}`);
+      expect([...via.stderr, ...via.stdout, dumped].join('\n')).not.toContain('pxSECRETpass');
+    } finally {
+      await Promise.all([via.stop(), direct.stop()]);
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  }, 60_000);
 });
 
 describe('ExternalModelProvider status and secrecy', () => {
