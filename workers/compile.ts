@@ -81,6 +81,8 @@ export interface CompiledRule {
   /** cumulative[i] = sum of weights of targets 0..i */
   cumulative: Int32Array;
   totalWeight: number;
+  /** The provider target a ModelServer target fails over to (route annotation), null: none. */
+  fallback: CompiledTarget | null;
 }
 
 export interface CompiledRoute {
@@ -239,18 +241,20 @@ export function compileSnapshot<P>(ir: RoutingIR, generation: number, compilePro
         const cumulative = new Int32Array(rule.targets.length);
         let sum = 0;
         rule.targets.forEach((t, i) => { sum += t.weight; cumulative[i] = sum; });
+        const targets: CompiledTarget[] = rule.targets.map((t) => ({
+          kind: t.kind, key: t.key,
+          server: t.kind === 'server' && t.server >= 0 ? servers[t.server] : null,
+          provider: t.kind === 'provider' && t.server >= 0 ? providers[t.server] ?? null : null,
+        }));
         return {
           headers: rule.match ? rule.match.headers.map((h) => ({ ...compileMatch(h), name: h.name })) : [],
           uri: rule.match?.uri ? compileMatch(rule.match.uri) : null,
           bodyModel: rule.match ? rule.match.bodyModel : null,
           matchAll: rule.match === null || (rule.match.headers.length === 0 && rule.match.uri === null && rule.match.bodyModel === null),
-          targets: rule.targets.map((t) => ({
-            kind: t.kind, key: t.key,
-            server: t.kind === 'server' && t.server >= 0 ? servers[t.server] : null,
-            provider: t.kind === 'provider' && t.server >= 0 ? providers[t.server] ?? null : null,
-          })),
+          targets,
           cumulative,
           totalWeight: sum,
+          fallback: rule.fallback !== undefined ? targets[rule.fallback] ?? null : null,
         };
       }),
     };

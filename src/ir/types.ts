@@ -42,6 +42,11 @@ export interface RuleIR {
   targets: TargetIR[];
   /** Sum of target weights (> 0 for a valid rule). */
   totalWeight: number;
+  /**
+   * Index into `targets` of the ExternalModelProvider a request fails over to when its ModelServer
+   * target cannot serve it (route annotation kthena-router.volcano.sh/provider-fallback); absent: none.
+   */
+  fallback?: number;
 }
 
 export interface RouteIR {

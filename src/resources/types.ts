@@ -18,6 +18,8 @@ export interface ObjectMeta {
   labels: Readonly<Record<string, string>>;
   deletionTimestamp?: string;
   uid: string;
+  /** The router's own annotations (src/resources/annotations.ts); absent when the object has none. */
+  annotations?: Readonly<Record<string, string>>;
 }
 
 export interface StringMatch {

@@ -14,7 +14,8 @@ package kthena.ir;
 message StringMatch { string type = 1; string value = 2; string name = 3; }
 message RuleMatch { repeated StringMatch headers = 1; StringMatch uri = 2; bool hasUri = 3; string bodyModel = 4; bool hasBodyModel = 5; }
 message Target { string kind = 1; string key = 2; sint32 server = 3; uint32 weight = 4; }
-message Rule { string name = 1; RuleMatch match = 2; bool hasMatch = 3; repeated Target targets = 4; uint32 totalWeight = 5; }
+// fallbackPlusOne: RuleIR.fallback + 1 (0: none).
+message Rule { string name = 1; RuleMatch match = 2; bool hasMatch = 3; repeated Target targets = 4; uint32 totalWeight = 5; uint32 fallbackPlusOne = 6; }
 message RateLimitBucket { string model = 1; bool output = 2; uint32 slot = 3; uint32 gen = 4; }
 message RateLimit { uint32 inputTokensPerUnit = 1; uint32 outputTokensPerUnit = 2; uint32 unitSeconds = 3; string redisAddress = 4; repeated RateLimitBucket buckets = 5; }
 message Route { string key = 1; string namespace = 2; string name = 3; string modelName = 4; repeated string loraAdapters = 5; bool hasParentRefs = 6; repeated Rule rules = 7; RateLimit rateLimit = 8; bool hasRateLimit = 9; string sessionStickyJson = 20; }
@@ -45,7 +46,7 @@ const SnapshotType = root.lookupType('kthena.ir.Snapshot');
 
 interface WireStringMatch { type: string; value: string; name: string }
 interface WireRule {
-  name: string; hasMatch: boolean; totalWeight: number;
+  name: string; hasMatch: boolean; totalWeight: number; fallbackPlusOne: number;
   match?: { headers: WireStringMatch[]; uri?: WireStringMatch; hasUri: boolean; bodyModel: string; hasBodyModel: boolean };
   targets: { kind: string; key: string; server: number; weight: number }[];
 }
@@ -67,6 +68,7 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
         },
         targets: rule.targets.map((t) => ({ kind: t.kind, key: t.key, server: t.server, weight: t.weight })),
         totalWeight: rule.totalWeight,
+        fallbackPlusOne: rule.fallback === undefined ? 0 : rule.fallback + 1,
       })),
       hasRateLimit: r.rateLimit != null,
       rateLimit: r.rateLimit == null ? undefined : {
@@ -119,6 +121,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
         },
         targets: rule.targets.map((t) => ({ kind: t.kind as 'server', key: t.key, server: t.server, weight: t.weight })),
         totalWeight: rule.totalWeight,
+        ...(rule.fallbackPlusOne > 0 ? { fallback: rule.fallbackPlusOne - 1 } : {}),
       })),
       rateLimit: !r.hasRateLimit || !r.rateLimit ? null : {
         inputTokensPerUnit: r.rateLimit.inputTokensPerUnit, outputTokensPerUnit: r.rateLimit.outputTokensPerUnit,

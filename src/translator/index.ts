@@ -19,6 +19,7 @@ export const GATEWAY_OFF: GatewayTranslateOptions = Object.freeze({ enableGatewa
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet, StringMatch } from '../resources/types.js';
 import { deepFreeze, regexError } from '../resources/validate.js';
 import { providerConfigError, resolveCredential, secretsByKey } from '../resources/external-provider.js';
+import { PROVIDER_FALLBACK_ANNOTATION } from '../resources/annotations.js';
 import { JWT_CLAIM_WITHOUT_AUTH, jwtClaimSource } from '../resources/sticky-auth.js';
 import { apiKeysIR } from './api-keys.js';
 
@@ -230,6 +231,7 @@ function providerIRs(resources: ResourceSet): ProviderIR[] {
 function routeIR(route: ModelRoute, serverIndex: Map<string, number>, providerIndex: Map<string, number>, problems: Problem[], jwtAuth: boolean): RouteIR | null {
   const ns = route.metadata.namespace;
   const rules: RuleIR[] = [];
+  const fallbackOn = providerFallback(route, problems);
   for (const [i, rule] of route.spec.rules.entries()) {
     const targets: TargetIR[] = rule.targetModels.map((t, j) => {
       if (t.modelServerName !== undefined && t.modelServerName !== '') {
@@ -253,7 +255,15 @@ function routeIR(route: ModelRoute, serverIndex: Map<string, number>, providerIn
       problems.push(problem(route, `spec.rules[${i}].targetModels`, 'total weight must be greater than zero', 'rejected'));
       return null;
     }
-    rules.push({ name: rule.name ?? '', match: matchIR(rule.modelMatch), targets, totalWeight });
+    const ir: RuleIR = { name: rule.name ?? '', match: matchIR(rule.modelMatch), targets, totalWeight };
+    if (fallbackOn) {
+      const p = targets.findIndex((t) => t.kind === 'provider');
+      if (p >= 0 && targets.some((t) => t.kind === 'server')) ir.fallback = p;
+    }
+    rules.push(ir);
+  }
+  if (fallbackOn && !rules.some((r) => r.fallback !== undefined)) {
+    problems.push(problem(route, `metadata.annotations[${PROVIDER_FALLBACK_ANNOTATION}]`, 'no rule has both a modelServerName and an externalModelProviderName target; nothing can fail over', 'warning'));
   }
   const modelName = route.spec.modelName ?? '';
   const loraAdapters = [...(route.spec.loraAdapters ?? [])];
@@ -308,6 +318,15 @@ function routeIR(route: ModelRoute, serverIndex: Map<string, number>, providerIn
     };
   }
   return out;
+}
+
+/** The route's opt-in to failing over to its provider target ("true"; "false" or absent: Kthena's behaviour). */
+function providerFallback(route: ModelRoute, problems: Problem[]): boolean {
+  const v = route.metadata.annotations?.[PROVIDER_FALLBACK_ANNOTATION];
+  if (v === undefined || v === 'false') return false;
+  if (v === 'true') return true;
+  problems.push(problem(route, `metadata.annotations[${PROVIDER_FALLBACK_ANNOTATION}]`, `${JSON.stringify(v)} is neither "true" nor "false"; read as "false"`, 'warning'));
+  return false;
 }
 
 const kUnitSeconds: Readonly<Record<string, number>> = { second: 1, minute: 60, hour: 3600, day: 86_400, month: 2_592_000 };
@@ -449,6 +468,7 @@ export function validateIR(ir: RoutingIR): string[] {
           errs.push(`${tat}: unknown target kind ${JSON.stringify(t.kind)}`);
         }
       });
+      if (rule.fallback !== undefined && rule.targets[rule.fallback]?.kind !== 'provider') errs.push(`${rat}: fallback ${rule.fallback} is not a provider target`);
       if (!(rule.totalWeight > 0)) errs.push(`${rat}: totalWeight ${rule.totalWeight} must be > 0`);
       else if (rule.totalWeight !== sum) errs.push(`${rat}: totalWeight ${rule.totalWeight} is not the sum of the target weights (${sum})`);
       else if (!uint32(rule.totalWeight)) errs.push(`${rat}: totalWeight ${rule.totalWeight} exceeds uint32`);

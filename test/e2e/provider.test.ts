@@ -8,12 +8,16 @@
  * leaves the router.
  */
 import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cleanup, docs, findSamples, freePort, httpRequest, parseAccessLogText, postJson, scrape, sseEvents, startRouter, tempDir, type RouterProc,
+  cleanup, docs, findSamples, openStream, within, freePort, httpRequest, parseAccessLogText, podYaml, postJson, sampleValue, scrape, serverYaml, sseEvents, startPods, startRouter,
+  tempDir, type RouterProc,
 } from './harness.js';
+import type { SimFleet } from '../../native-bench/src/sim/types.js';
 import { createTestCa, sse, startMockProvider, type MockProvider, type ProviderCall } from '../helpers/mock-provider.js';
 
 const SECRET = 'sk-SECRET-7f3a9c21e5';
@@ -24,6 +28,10 @@ let router: RouterProc;
 let a: MockProvider;
 let b: MockProvider;
 let downPort: number;
+let fleet: SimFleet;
+/** The provider saw the router close a stream the client had abandoned. */
+let lingerClosed = false;
+const IP = (n: number): string => `127.0.91.${n}`;
 
 const ROUTES: [string, string, string?][] = [
   ['m-openai', 'openai'], ['m-anth', 'anth'], ['m-untrusted', 'untrusted'], ['m-insecure', 'insecure'], ['m-down', 'down'],
@@ -44,6 +52,13 @@ function handlerA(call: ProviderCall, res: ServerResponse): void {
   if (scenario === 'err500') { res.writeHead(500, { 'content-type': 'application/json' }); res.end('{"error":{"message":"provider exploded"}}'); return; }
   if (scenario === 'redirect') { res.writeHead(302, { location: `${a.url}/elsewhere`, 'content-type': 'text/plain' }); res.end('moved'); return; }
   if (scenario === 'hang') return;
+  if (scenario === 'cut' || scenario === 'linger') {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`data: ${JSON.stringify({ id: 'c1', choices: [{ index: 0, delta: { content: 'partial' } }] })}\n\n`);
+    if (scenario === 'cut') setTimeout(() => res.socket?.destroy(), 50);
+    else res.on('close', () => { lingerClosed = true; });
+    return;
+  }
   if (u.startsWith('/v1/messages')) {
     if (body.stream === true) {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -93,6 +108,14 @@ const route = (model: string, target: string, extra: string[] = []): string => [
   ...extra, '  rules:', '  - targetModels:', `    - externalModelProviderName: ${target}`,
 ].join('\n');
 
+/** A route whose rule targets a ModelServer (weight 100) and a provider (weight 0): the provider only serves as fallback. */
+const mixedRoute = (model: string, server: string, fallback: boolean): string => [
+  'apiVersion: networking.serving.volcano.sh/v1alpha1', 'kind: ModelRoute', 'metadata:', `  name: r-${model}`, '  namespace: default',
+  ...(fallback ? ['  annotations:', '    kthena-router.volcano.sh/provider-fallback: "true"'] : []),
+  'spec:', `  modelName: ${model}`, '  rules:', '  - targetModels:', `    - modelServerName: ${server}`, '      weight: 100',
+  '    - externalModelProviderName: plain', '      weight: 0',
+].join('\n');
+
 const secret = (name: string, data: Record<string, string>, labelled = true): string => [
   'apiVersion: v1', 'kind: Secret', 'metadata:', `  name: ${name}`, '  namespace: default',
   ...(labelled ? ['  labels:', '    networking.serving.volcano.sh/external-model-provider-credential: "true"'] : []),
@@ -108,6 +131,10 @@ beforeAll(async () => {
   a = await startMockProvider(trusted.issue(['127.0.0.1']), handlerA);
   b = await startMockProvider(untrusted.issue(['127.0.0.1']), (call, res) => chatJson(res, call.json().model));
   downPort = await freePort();
+  const simPort = await freePort();
+  const sim = (name: string, ip: string, model: string, failStatus?: number) =>
+    ({ name, ip, port: simPort, models: [model], ttftMs: 0, itlMs: 0, outputTokens: 2, ...(failStatus ? { failStatus } : {}) });
+  fleet = await startPods([sim('fail-1', IP(1), 'org/fail', 500), sim('fail-2', IP(2), 'org/fail', 500), sim('ok-1', IP(3), 'org/ok')]);
   const caFile = path.join(dir, 'ca.pem.txt');
   writeFileSync(caFile, trusted.caPem);
   const manifests = docs(
@@ -123,6 +150,11 @@ beforeAll(async () => {
     provider('unlabelled', [`baseURL: ${a.url}`, ...auth('plaincred')]),
     ...ROUTES.map(([m, t]) => route(m, t)),
     route('m-limited', 'openai', ['  rateLimit:', '    outputTokensPerUnit: 5', '    unit: hour']),
+    podYaml('fail-1', IP(1), { labels: { app: 'fail' } }), podYaml('fail-2', IP(2), { labels: { app: 'fail' } }), podYaml('ok-1', IP(3), { labels: { app: 'ok' } }),
+    serverYaml('srv-fail', { labels: { app: 'fail' }, port: simPort, model: 'org/fail' }),
+    serverYaml('srv-ok', { labels: { app: 'ok' }, port: simPort, model: 'org/ok' }),
+    serverYaml('srv-none', { labels: { app: 'none' }, port: simPort, model: 'org/none' }),
+    mixedRoute('fb-fail', 'srv-fail', true), mixedRoute('fb-none', 'srv-none', true), mixedRoute('fb-ok', 'srv-ok', true), mixedRoute('nofb-fail', 'srv-fail', false),
   );
   await (await import('node:fs/promises')).writeFile(path.join(dir, 'all.yaml'), manifests);
   router = await startRouter({ dir, workers: 2, env: { NODE_EXTRA_CA_CERTS: caFile }, args: ['--upstream-timeout', '1500ms'] });
@@ -131,7 +163,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await router?.stop();
-  await Promise.all([a?.close(), b?.close()]);
+  await Promise.all([a?.close(), b?.close(), fleet?.close()]);
   if (dir) await cleanup(dir);
 });
 
@@ -258,6 +290,27 @@ describe('ExternalModelProvider answers', () => {
     expect(log.fields.error).toMatch(/^upstream_response:/);
   });
 
+  it('a provider that fails mid-stream: the client gets what arrived and a final error event', async () => {
+    const r = await post('/v1/chat/completions', { model: 'm-openai', user: 'cut', stream: true, messages: [{ role: 'user', content: 'x' }] }, { 'x-request-id': 'req-provider-cut' });
+    expect(r.status).toBe(200);
+    const events = sseEvents(r.text);
+    expect(events[0]!.json.choices[0].delta.content).toBe('partial');
+    expect(events[events.length - 1]!.json.error.code).toBe('RTR_ERR_UPSTREAM_MIDSTREAM');
+    const log = parseAccessLogText(await router.waitForLog((l) => l.includes('request_id=req-provider-cut')))!;
+    expect(log.fields.error_origin).toBe('upstream');
+  });
+
+  it('a client that goes away: the provider call is aborted and the request logged as 499', async () => {
+    lingerClosed = false;
+    const s = await openStream(router.url, { model: 'm-openai', user: 'linger', messages: [{ role: 'user', content: 'x' }] }, { 'x-request-id': 'req-provider-gone' });
+    expect(s.status).toBe(200);
+    await within(s.firstEvent, 5000, 'first event');
+    s.abort();
+    const log = parseAccessLogText(await router.waitForLog((l) => l.includes('request_id=req-provider-gone')))!;
+    expect(log.status).toBe(499);
+    await within((async () => { while (!lingerClosed) await new Promise((res) => setTimeout(res, 20)); })(), 5000, 'provider connection closed');
+  });
+
   it('a redirect is passed through, not followed', async () => {
     const n = a.calls.length;
     const r = await httpRequest(router.url, { method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: { model: 'm-openai', user: 'redirect', messages: [{ role: 'user', content: 'x' }] } });
@@ -302,6 +355,90 @@ describe('ExternalModelProvider answers', () => {
     expect(r.status, r.text).toBe(400);
     expect(JSON.parse(r.text).error.message).toBe('provider type "Anthropic" does not support path "/v1/chat/completions"');
   });
+});
+
+describe('fallback to the provider (route annotation kthena-router.volcano.sh/provider-fallback)', () => {
+  const ask = (model: string, id: string) => post('/v1/chat/completions', { model, messages: [{ role: 'user', content: 'hi' }] }, { 'x-request-id': id });
+  const fallbacks = async (reason: string) => sampleValue((await scrape(router.metricsPort)).samples, 'kthena_router_provider_fallbacks_total', { model_route: `default/r-${reason === 'no_ready_pod' ? 'fb-none' : 'fb-fail'}`, provider: 'default/plain', reason }) ?? 0;
+
+  it('every pod failed: the provider answers instead of 503, with the client\'s body', async () => {
+    const n = a.calls.length;
+    const r = await ask('fb-fail', 'req-fb-1');
+    expect(r.status, r.text).toBe(200);
+    expect(r.headers.get('x-upstream')).toBe('a');
+    expect(a.calls.length).toBe(n + 1);
+    expect(lastCall(a).json().model).toBe('fb-fail');
+    const log = parseAccessLogText(await router.waitForLog((l) => l.includes('request_id=req-fb-1')))!;
+    expect(log.fields.backend_type).toBe('external_provider');
+    expect(log.fields.backend_name).toBe('default/plain');
+    expect(Number(log.fields.upstream_attempts)).toBeGreaterThan(1);
+    expect(await fallbacks('all_pods_failed')).toBe(1);
+  });
+
+  it('no ready pod: the provider answers instead of 503', async () => {
+    const r = await ask('fb-none', 'req-fb-2');
+    expect(r.status, r.text).toBe(200);
+    expect(r.headers.get('x-upstream')).toBe('a');
+    expect(await fallbacks('no_ready_pod')).toBe(1);
+  });
+
+  it('healthy pods serve; without the annotation failures stay 503 and the provider is never called', async () => {
+    const n = a.calls.length;
+    let r = await ask('fb-ok', 'req-fb-3');
+    expect(r.status, r.text).toBe(200);
+    expect(r.headers.get('x-sim-pod')).toBe('ok-1');
+    r = await ask('nofb-fail', 'req-fb-4');
+    expect(r.status, r.text).toBe(503);
+    expect(errorCode(r.text)).toBe('RTR_ERR_UPSTREAM_ALL_FAILED');
+    expect(a.calls.length).toBe(n);
+  });
+});
+
+describe('an egress proxy (HTTPS_PROXY, NO_PROXY)', () => {
+  it('tunnels provider calls through the proxy with its credentials, the provider TLS still verified; NO_PROXY bypasses it', async () => {
+    const connects: { target: string; auth: string }[] = [];
+    const proxy = http.createServer((_req, res) => { res.writeHead(405); res.end(); });
+    proxy.on('connect', (req, client: net.Socket, head: Buffer) => {
+      connects.push({ target: req.url ?? '', auth: String(req.headers['proxy-authorization'] ?? '') });
+      const [host, port] = (req.url ?? '').split(':');
+      const up = net.connect(Number(port), host!, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        up.write(head);
+        up.pipe(client);
+        client.pipe(up);
+      });
+      up.on('error', () => client.destroy());
+      client.on('error', () => up.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxyPort = (proxy.address() as net.AddressInfo).port;
+    const caFile = path.join(dir, 'ca.pem.txt');
+    const via = await startRouter({ dir, workers: 1, env: { NODE_EXTRA_CA_CERTS: caFile, HTTPS_PROXY: `http://pxuser:pxSECRETpass@127.0.0.1:${proxyPort}` } });
+    const direct = await startRouter({ dir, workers: 1, env: { NODE_EXTRA_CA_CERTS: caFile, https_proxy: `127.0.0.1:${proxyPort}`, no_proxy: '127.0.0.1' } });
+    try {
+      await via.waitReady();
+      await direct.waitReady();
+      const body = { model: 'm-openai', messages: [{ role: 'user', content: 'x' }] };
+      let r = await postJson(via.url, '/v1/chat/completions', body);
+      expect(r.status, r.text).toBe(200);
+      expect(connects.map((c) => c.target)).toEqual([`127.0.0.1:${a.port}`]);
+      expect(connects[0]!.auth).toBe(`Basic ${Buffer.from('pxuser:pxSECRETpass').toString('base64')}`);
+      expect(lastCall(a).headers.authorization).toBe(`Bearer ${SECRET}`);
+      // Certificate verification still applies through the tunnel.
+      r = await postJson(via.url, '/v1/chat/completions', { ...body, model: 'm-untrusted' });
+      expect(r.status, r.text).toBe(502);
+      r = await postJson(direct.url, '/v1/chat/completions', body);
+      expect(r.status, r.text).toBe(200);
+      expect(connects.length).toBe(2);
+      const dumped = (await httpRequest(`http://127.0.0.1:${via.debugPort}`, { path: '/debug/config_dump/initial_config' })).text;
+      expect(dumped).toContain(`127.0.0.1:${proxyPort}`);
+      expect([...via.stderr, ...via.stdout, dumped].join('\n')).not.toContain('pxSECRETpass');
+    } finally {
+      await Promise.all([via.stop(), direct.stop()]);
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  }, 60_000);
 });
 
 describe('ExternalModelProvider status and secrecy', () => {

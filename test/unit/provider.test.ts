@@ -216,3 +216,28 @@ it('a provider IR compiles with its usage shapes', () => {
   expect(compiled().responsesUsage).toBe(RESPONSES_USAGE);
   expect(compiled({ headers: ['X-A', '1'] }).staticNames.has('x-a')).toBe(true);
 });
+
+describe('fallback opt-in (translator)', () => {
+  const doc = (kind: string, name: string, spec: object, annotations?: Record<string, string>) =>
+    parseManifestObject({ apiVersion: G, kind, metadata: { name, namespace: 'ns', ...(annotations ? { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}', ...annotations } } : {}) }, spec }, { file: 'f', now: () => '2026-01-01T00:00:00Z' }).resource!;
+  const rules = [
+    { targetModels: [{ modelServerName: 's', weight: 90 }, { externalModelProviderName: 'p', weight: 0 }] },
+    { targetModels: [{ modelServerName: 's' }] },
+  ];
+  const load = async (annotation?: string) => {
+    const { translate } = await import('../../src/translator/index.js');
+    const { toResourceSet } = await import('../../src/resources/validate.js');
+    const route = doc('ModelRoute', 'r', { modelName: 'm', rules }, annotation === undefined ? undefined : { 'kthena-router.volcano.sh/provider-fallback': annotation });
+    return translate(toResourceSet([route, doc('ExternalModelProvider', 'p', { baseURL: 'https://h' }), doc('ModelServer', 's', { inferenceEngine: 'vLLM', workloadSelector: { matchLabels: { a: 'b' } }, workloadPort: { port: 1 } })]));
+  };
+  it('keeps only the router\'s annotations, and marks the provider target of rules that have both kinds', async () => {
+    const route = doc('ModelRoute', 'r', { modelName: 'm', rules }, { 'kthena-router.volcano.sh/provider-fallback': 'true' });
+    expect(route.metadata.annotations).toEqual({ 'kthena-router.volcano.sh/provider-fallback': 'true' });
+    const on = await load('true');
+    expect(on.ir.routes[0]!.rules.map((r) => r.fallback)).toEqual([1, undefined]);
+    for (const v of [undefined, 'false']) expect((await load(v)).ir.routes[0]!.rules.map((r) => r.fallback)).toEqual([undefined, undefined]);
+    const bad = await load('yes');
+    expect(bad.ir.routes[0]!.rules[0]!.fallback).toBeUndefined();
+    expect(bad.problems.map((p) => p.message)).toContain('"yes" is neither "true" nor "false"; read as "false"');
+  });
+});

@@ -9,7 +9,8 @@
  * for --upstream-idle-timeout is ended (Kthena waits forever).
  */
 import { performance } from 'node:perf_hooks';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { RouterConfig } from '../../src/config.js';
 import { Catalog, errorBody, formatMessage, RouterError } from '../../src/errors.js';
 import { upstreamStarted } from '../request/attempt.js';
 import { clientAborted, finish, internalError, respondError, upstreamDone } from '../request/finish.js';
@@ -21,23 +22,36 @@ import type { CompiledProvider } from './compile.js';
 /** Connecting (TCP and TLS) to a provider; Go's transport that Kthena uses allows 30 s + 10 s. */
 const kConnectTimeoutMs = 10_000;
 
-let secure: Agent | null = null;
-let insecure: Agent | null = null;
+let secure: Dispatcher | null = null;
+let insecure: Dispatcher | null = null;
 
-function agentFor(insecureSkipVerify: boolean): Agent {
-  if (insecureSkipVerify) {
-    // Neither the chain nor the host name is checked (Go's InsecureSkipVerify).
-    return insecure ??= new Agent({
-      connect: { timeout: kConnectTimeoutMs, rejectUnauthorized: false },
+/**
+ * The dispatcher for a provider call, made once per worker: a plain Agent, or with HTTPS_PROXY an
+ * agent that tunnels through the proxy (CONNECT) except for NO_PROXY hosts; the provider's TLS is
+ * end to end either way and verified unless insecureSkipVerify.
+ */
+function agentFor(cfg: Readonly<RouterConfig>, insecureSkipVerify: boolean): Dispatcher {
+  const existing = insecureSkipVerify ? insecure : secure;
+  if (existing !== null) return existing;
+  // Neither the chain nor the host name is checked with insecureSkipVerify (Go's InsecureSkipVerify).
+  const tls = insecureSkipVerify ? { timeout: kConnectTimeoutMs, rejectUnauthorized: false } : { timeout: kConnectTimeoutMs };
+  const proxy = cfg.providerProxy;
+  const made: Dispatcher = proxy.url === ''
+    ? new Agent({ connect: tls, headersTimeout: 0, bodyTimeout: 0 })
+    : new EnvHttpProxyAgent({
+      // Explicit values, so that the process environment is read once, by src/config.ts.
+      httpProxy: proxy.url, httpsProxy: proxy.url, noProxy: proxy.noProxy,
+      connect: tls, requestTls: tls, proxyTls: { timeout: kConnectTimeoutMs },
       headersTimeout: 0, bodyTimeout: 0,
     });
-  }
-  return secure ??= new Agent({ connect: { timeout: kConnectTimeoutMs }, headersTimeout: 0, bodyTimeout: 0 });
+  if (insecureSkipVerify) insecure = made;
+  else secure = made;
+  return made;
 }
 
 /** Worker shutdown: the agents' kept-alive sockets would hold the thread. */
 export async function closeProviderAgents(): Promise<void> {
-  const all = [secure, insecure].filter((a): a is Agent => a !== null);
+  const all = [secure, insecure].filter((a): a is Dispatcher => a !== null);
   secure = null;
   insecure = null;
   await Promise.allSettled(all.map((a) => a.destroy()));
@@ -79,14 +93,15 @@ export class ProviderCall implements UpstreamHandler, LiveTry {
     const st = this.st;
     const cfg = st.l.ctx.cfg;
     st.current = this;
-    st.attempt = 1;
-    st.rec.upstreamAttempts = 1;
+    // After a failover the pods' tries count too.
+    st.attempt++;
+    st.rec.upstreamAttempts = st.attempt;
     upstreamStarted(st, performance.now());
     const timeoutMs = cfg.upstreamTimeoutMs;
     this.#idleMs = cfg.upstreamIdleTimeoutMs;
     if (timeoutMs > 0) this.#timer = setTimeout(this.#headersTimedOut, timeoutMs, timeoutMs);
     try {
-      agentFor(this.#p.insecureSkipVerify).dispatch({
+      agentFor(cfg, this.#p.insecureSkipVerify).dispatch({
         origin: this.#p.origin,
         path: leg.path,
         method: st.method as Dispatcher.HttpMethod,

@@ -34,7 +34,10 @@ export function providerLeg(st: RequestState, t: CompiledTarget, raw: Buffer, te
   const b = providerBody(p, path, raw, text, body);
   st.injectedUsage = b.injected;
   st.streamRequested = body.stream === true;
-  return { provider: p, path: providerPath(p.type, p.basePath, path, st.query), headers: providerHeaders(p, st.headers), body: b.body };
+  // After a failover from a ModelServer whose API-key rule took its key out of the query, the
+  // provider never sees that key either.
+  const q = st.upstreamPath === '' ? st.query : st.upstreamPath.includes('?') ? st.upstreamPath.slice(st.upstreamPath.indexOf('?') + 1) : '';
+  return { provider: p, path: providerPath(p.type, p.basePath, path, q), headers: providerHeaders(p, st.headers), body: b.body };
 }
 
 /** Sends the leg: the request's only upstream call. */

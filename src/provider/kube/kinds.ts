@@ -11,6 +11,7 @@
  *  - `routerConfig`: the ConfigMap whose `routerConfiguration` key is the router configuration.
  */
 import { apiPrefix } from '../../kube/client.js';
+import { routerAnnotations } from '../../resources/annotations.js';
 import { PROVIDER_CREDENTIAL_LABEL, SECRET_PURPOSES, digestSecretData, purposeSelector, type SecretPurpose } from '../../resources/secret.js';
 
 /** A Kubernetes object as JSON (the shape list and watch return). */
@@ -86,12 +87,14 @@ const always = (): boolean => true;
 const gatewayApi = (c: KindContext): boolean => c.gatewayApi;
 const inferenceExtension = (c: KindContext): boolean => c.inferenceExtension;
 
-/** metadata fields every consumer may read; managedFields and annotations are dropped. */
+/** metadata fields every consumer may read; managedFields and other controllers' annotations are dropped. */
 function trimMeta(m: RawObject['metadata']): RawObject['metadata'] {
   const out: RawObject['metadata'] = { name: m.name };
   for (const k of ['namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'labels'] as const) {
     if (m[k] !== undefined) (out as Record<string, unknown>)[k] = m[k];
   }
+  const annotations = routerAnnotations(m.annotations as Record<string, string> | undefined);
+  if (annotations !== undefined) out.annotations = annotations;
   return out;
 }
 
