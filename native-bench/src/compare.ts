@@ -47,8 +47,9 @@ and directly against the pods round-robin, each on a fresh simulated fleet and a
                       low-sharing (256-token shared prompt, 4,096 unique tokens); 256 output tokens
   --quick             fewer groups (32 long-prefix, 24 low-sharing, instead of 64)
   --configs LIST      subset of the configurations (comma-separated names), or extra ones run only
-                      on request: prefix-cache, kvcache-aware, prefix-cache+least-request (no filter),
-                      prefix-cache*2+least-request (no filter)
+                      on request: prefix-cache, kvcache-aware, least-request (no filter),
+                      prefix-cache+least-request (no filter), prefix-cache*2+least-request (no
+                      filter), default+promptShare
   --pods N            simulated pods (default 3, as Kthena's benchmark)
   --groups N          prompt groups (quick: 32 long-prefix, 24 low-sharing; full 64; Kthena used 256)
   --per-group N       prompts per group (48: each of the 300 users sends about 5 requests with
