@@ -114,6 +114,11 @@ export interface RouterConfig {
   /** --upstream-idle-timeout: longest gap between response bytes when trafficPolicy.timeout is unset, ms (0 = none). */
   upstreamIdleTimeoutMs: number;
   /**
+   * The egress proxy of ExternalModelProvider calls (HTTPS_PROXY/https_proxy, NO_PROXY/no_proxy, as
+   * Go's transport reads them for Kthena): '' = none. The URL may carry credentials (redacted in dumps).
+   */
+  providerProxy: { url: string; noProxy: string };
+  /**
    * The client of the upstream leg to plain-HTTP pods: 'h1' (workers/upstream/, the default) or
    * 'undici' (the previous one, kept to compare in benchmarks and as a way back).
    */
@@ -332,6 +337,7 @@ export function defaultConfig(): RouterConfig {
     outlierMaxEjectionPercent: 50,
     upstreamTimeoutMs: 5 * 60 * 1000,
     upstreamIdleTimeoutMs: 60 * 1000,
+    providerProxy: { url: '', noProxy: '' },
     upstreamClient: 'h1',
     sessionStickyStore: 'memory',
     sessionStickyRedisTimeoutMs: 100,
@@ -545,7 +551,21 @@ export const ENV: readonly EnvSpec[] = [
   { name: 'SESSION_BOOST_TIMEOUT', help: 'default 30s; 0s or less disables the timeout', set: (c, v, n) => { c.sessionBoost.timeoutMs = duration(v, n); } },
   { name: 'SESSION_BOOST_TTL', help: 'default 60s', set: (c, v, n) => { c.sessionBoost.ttlMs = duration(v, n, 1); } },
   { name: 'SESSION_BOOST_POLL_INTERVAL', help: 'default 100ms', set: (c, v, n) => { c.sessionBoost.pollIntervalMs = duration(v, n, 1); } },
+  // The egress proxy of ExternalModelProvider calls, read as Go's http.ProxyFromEnvironment reads it
+  // (upper case first; a URL without a scheme is http://).
+  { name: 'HTTPS_PROXY', help: 'proxy (http:// or https:// URL) for ExternalModelProvider calls', set: (c, v, n) => { c.providerProxy.url = proxyUrl(v, n); } },
+  { name: 'https_proxy', help: 'the same as HTTPS_PROXY (which wins)', set: (c, v, n) => { if (c.providerProxy.url === '') c.providerProxy.url = proxyUrl(v, n); } },
+  { name: 'NO_PROXY', help: 'hosts ExternalModelProvider calls reach without the proxy (comma-separated names, domains, IPs, *)', set: (c, v) => { c.providerProxy.noProxy = v; } },
+  { name: 'no_proxy', help: 'the same as NO_PROXY (which wins)', set: (c, v) => { if (c.providerProxy.noProxy === '') c.providerProxy.noProxy = v; } },
 ];
+
+function proxyUrl(v: string, name: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? v : `http://${v}`;
+  let u: URL;
+  try { u = new URL(withScheme); } catch { throw invalid(`${name}: not a URL`); }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '') throw invalid(`${name}: expected an http:// or https:// proxy URL`);
+  return withScheme;
+}
 
 /**
  * Kthena features this router does not have yet. Switching one on is refused at start (exit 2)
@@ -608,5 +628,11 @@ export function deepFreeze<T>(o: T): Readonly<T> {
 
 /** The configuration as logged and dumped: secrets replaced by "***". */
 export function redactedConfig(cfg: Readonly<RouterConfig>): object {
-  return { ...cfg, redis: { ...cfg.redis, password: cfg.redis.password === '' ? '' : '***' } };
+  const proxy = cfg.providerProxy.url;
+  let url = proxy;
+  if (proxy !== '') {
+    const u = new URL(proxy);
+    if (u.username !== '' || u.password !== '') { u.username = '***'; u.password = ''; url = u.toString(); }
+  }
+  return { ...cfg, redis: { ...cfg.redis, password: cfg.redis.password === '' ? '' : '***' }, providerProxy: { ...cfg.providerProxy, url } };
 }

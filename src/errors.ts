@@ -174,10 +174,30 @@ export const Catalog = Object.freeze({
     message: "can't find model server: %s",
     description: 'The matched rule targets a ModelServer that does not exist (or is invalid) in the route\'s namespace.',
   }),
-  RTR_ERR_PROVIDER_UNSUPPORTED: entry({
-    code: 'RTR_ERR_PROVIDER_UNSUPPORTED', status: 501, type: 'server_error', kthenaType: 'provider_discovery',
-    message: 'external model providers are not supported by this router yet: %s',
-    description: 'The matched rule targets an ExternalModelProvider; this router does not proxy to external providers yet (answered explicitly, never silently).',
+  RTR_ERR_PROVIDER_NOT_FOUND: entry({
+    code: 'RTR_ERR_PROVIDER_NOT_FOUND', status: 404, type: 'not_found_error', kthenaType: 'provider_discovery',
+    message: "can't find external model provider: %s",
+    description: 'The matched rule targets an ExternalModelProvider that does not exist (or is invalid) in the route\'s namespace.',
+  }),
+  RTR_ERR_PROVIDER_NOT_READY: entry({
+    code: 'RTR_ERR_PROVIDER_NOT_READY', status: 503, type: 'service_unavailable_error', kthenaType: 'provider_config',
+    message: 'external provider %s is not ready',
+    description: 'The ExternalModelProvider\'s credential does not resolve (its Secret is missing or lacks the credential label, the key is missing or empty, the value is not a valid header value) or its configuration is invalid: its `Ready` condition is False.',
+  }),
+  RTR_ERR_PROVIDER_PATH: entry({
+    code: 'RTR_ERR_PROVIDER_PATH', status: 400, type: 'invalid_request_error', kthenaType: 'request_protocol',
+    message: 'provider type %s',
+    description: 'The request path is not one the provider type serves (OpenAI: /v1/chat/completions, /v1/completions, /v1/responses; Anthropic: /v1/messages). Kthena\'s message: `provider type "OpenAI" does not support path "/v1/embeddings"`.',
+  }),
+  RTR_ERR_PROVIDER_TRANSPORT: entry({
+    code: 'RTR_ERR_PROVIDER_TRANSPORT', status: 502, type: 'server_error', kthenaType: 'upstream_transport',
+    message: 'external provider %s request failed',
+    description: 'The call to the ExternalModelProvider failed before its response headers: DNS, connection refused or reset, TLS handshake or certificate verification. Not retried (as Kthena).',
+  }),
+  RTR_ERR_PROVIDER_TIMEOUT: entry({
+    code: 'RTR_ERR_PROVIDER_TIMEOUT', status: 504, type: 'timeout_error', kthenaType: 'upstream_transport',
+    message: 'external provider %s request failed',
+    description: 'The ExternalModelProvider did not connect within 10 s or send its response headers within --upstream-timeout (default 5m). Kthena sets no timeout on provider calls.',
   }),
   RTR_ERR_UNSUPPORTED_FEATURE: entry({
     code: 'RTR_ERR_UNSUPPORTED_FEATURE', status: 501, type: 'server_error', kthenaType: 'pod_discovery',

@@ -8,6 +8,7 @@ import { compileRe2, type Re2Matcher } from '../src/shared/re2.js';
 import type { RoutingIR, SchedulerIR, ServerIR, SessionStickyIR, StringMatchIR } from '../src/ir/types.js';
 import { compileGateway, type CompiledGateway } from './gateway-match.js';
 import { compileRateLimit, type CompiledRateLimit } from './ratelimit/limiter.js';
+import { compileProvider, type CompiledProvider } from './provider/compile.js';
 
 export interface CompiledMatch {
   type: 0 | 1 | 2; // exact, prefix, regex
@@ -67,6 +68,8 @@ export interface CompiledTarget {
   kind: 'server' | 'provider';
   key: string;
   server: CompiledServer | null;
+  /** kind 'provider': the ExternalModelProvider, null when it does not exist. */
+  provider: CompiledProvider | null;
 }
 
 export interface CompiledRule {
@@ -78,6 +81,8 @@ export interface CompiledRule {
   /** cumulative[i] = sum of weights of targets 0..i */
   cumulative: Int32Array;
   totalWeight: number;
+  /** The provider target a ModelServer target fails over to (route annotation), null: none. */
+  fallback: CompiledTarget | null;
 }
 
 export interface CompiledRoute {
@@ -212,6 +217,7 @@ function compileGatewaySnapshot(ir: RoutingIR, origins: Set<string>): CompiledGa
 
 export function compileSnapshot<P>(ir: RoutingIR, generation: number, compileProfile: (s: SchedulerIR) => P): CompiledSnapshot<P> {
   const servers = ir.servers.map((s) => compileServer(ir, s));
+  const providers = (ir.providers ?? []).map(compileProvider);
   const apiKeys = compileApiKeys(ir.apiKeys);
   if (apiKeys !== null) for (const s of servers) s.apiKeys = apiKeys.byServer.get(s.key) ?? null;
   const byModel = new Map<string, CompiledRoute[]>();
@@ -235,14 +241,20 @@ export function compileSnapshot<P>(ir: RoutingIR, generation: number, compilePro
         const cumulative = new Int32Array(rule.targets.length);
         let sum = 0;
         rule.targets.forEach((t, i) => { sum += t.weight; cumulative[i] = sum; });
+        const targets: CompiledTarget[] = rule.targets.map((t) => ({
+          kind: t.kind, key: t.key,
+          server: t.kind === 'server' && t.server >= 0 ? servers[t.server] : null,
+          provider: t.kind === 'provider' && t.server >= 0 ? providers[t.server] ?? null : null,
+        }));
         return {
           headers: rule.match ? rule.match.headers.map((h) => ({ ...compileMatch(h), name: h.name })) : [],
           uri: rule.match?.uri ? compileMatch(rule.match.uri) : null,
           bodyModel: rule.match ? rule.match.bodyModel : null,
           matchAll: rule.match === null || (rule.match.headers.length === 0 && rule.match.uri === null && rule.match.bodyModel === null),
-          targets: rule.targets.map((t) => ({ kind: t.kind, key: t.key, server: t.server >= 0 ? servers[t.server] : null })),
+          targets,
           cumulative,
           totalWeight: sum,
+          fallback: rule.fallback !== undefined ? targets[rule.fallback] ?? null : null,
         };
       }),
     };

@@ -18,6 +18,7 @@ export const ACTIVE_DOWNSTREAM = 'kthena_router_active_downstream_requests';
 export const ACTIVE_UPSTREAM = 'kthena_router_active_upstream_requests';
 export const PREFILL_DURATION = 'kthena_router_request_prefill_duration_seconds';
 export const DECODE_DURATION = 'kthena_router_request_decode_duration_seconds';
+export const PROVIDER_FALLBACKS = 'kthena_router_provider_fallbacks_total';
 
 /** Kthena's duration buckets (seconds). */
 export const DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
@@ -246,6 +247,16 @@ export class WorkerMetrics {
    * gauges keeping series that went back to zero, as prom-client does. Label objects are copies,
    * so the answer can be kept or mutated by the receiver. Runs at scrape time only.
    */
+  readonly #fallbacks = new Map<string, ScalarSeries>();
+
+  /** A request failed over from its ModelServer to the rule's ExternalModelProvider (rare: keyed by a joined string). */
+  providerFallback(modelRoute: string, provider: string, reason: string): void {
+    const key = `${modelRoute}|${provider}|${reason}`;
+    let s = this.#fallbacks.get(key);
+    if (s === undefined) this.#fallbacks.set(key, s = new ScalarSeries({ model_route: modelRoute || NONE, provider, reason }));
+    s.value++;
+  }
+
   toJSON(): MetricJSON[] {
     return [
       scalarFamily(REQUESTS_TOTAL, 'Total number of HTTP requests processed by the router', 'counter', this.#requests),
@@ -262,6 +273,7 @@ export class WorkerMetrics {
       scalarFamily(ACTIVE_UPSTREAM, 'Current number of active upstream requests (from router to upstream backends)', 'gauge', this.#upstream),
       histogramFamily(PREFILL_DURATION, 'Prefill phase latency distribution for prefill/decode disaggregated requests', this.#phases[0]),
       histogramFamily(DECODE_DURATION, 'Decode phase latency distribution for prefill/decode disaggregated requests', this.#phases[1]),
+      scalarFamily(PROVIDER_FALLBACKS, 'Requests sent to the rule\'s ExternalModelProvider because no pod of its ModelServer could serve them (route annotation kthena-router.volcano.sh/provider-fallback)', 'counter', this.#fallbacks.values()),
     ];
   }
 }

@@ -47,6 +47,11 @@ export function outlierFailure(ep: Int32Array, slot: number, p: OutlierPolicy): 
   return true;
 }
 
+/** True while the endpoint in `slot` is ejected. */
+export function ejectedNow(ep: Int32Array, slot: number): boolean {
+  return Atomics.load(ep, epIndex(slot, kEpEjectedUntilSec)) > nowSec();
+}
+
 /** An attempt on `slot` succeeded (a response ended without error). */
 export function outlierSuccess(ep: Int32Array, slot: number): void {
   if (Atomics.load(ep, epIndex(slot, kEpConsecFailures)) !== 0) Atomics.store(ep, epIndex(slot, kEpConsecFailures), 0);

@@ -53,13 +53,29 @@ function isUsageObjectAt(buf: Buffer, at: number, end: number): boolean {
   return i < end && buf[i] === 123; // '{', not null
 }
 
+/** What a response writer needs to count a response's tokens, per API shape. */
+export interface StreamUsageScanner {
+  /** The usage to record once the stream ended (null: none). */
+  readonly usage: Usage | null;
+  /** Bytes to forward for `chunk` (the chunk itself unless something is withheld). */
+  push(chunk: Buffer): Buffer;
+  /** Bytes held back at the end of the stream. */
+  flush(): Buffer | null;
+}
+
+export interface UsageShape {
+  /** `suppressInjected`: the router asked for usage the client did not (drop the usage-only event). */
+  stream(suppressInjected: boolean): StreamUsageScanner;
+  body(buf: Buffer): Usage | null;
+}
+
 /**
  * Scans SSE bytes. Call `push(chunk)` for each upstream chunk; it returns the bytes to forward
  * (the chunk itself when nothing is dropped) and records usage. When `suppressUsageOnly` is set,
  * a `data:` line whose JSON has `choices: []` and a usage object (the chunk the router asked for
  * by injecting include_usage) is dropped together with its blank separator line.
  */
-export class SseUsageScanner {
+export class SseUsageScanner implements StreamUsageScanner {
   usage: Usage | null = null;
   readonly #suppress: boolean;
   /** Incomplete trailing line from the previous chunk (held back only when suppressing). */
@@ -150,3 +166,9 @@ export class SseUsageScanner {
     return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 }
+
+/** OpenAI chat/completions (and every in-cluster engine): `usage` with prompt_tokens/completion_tokens. */
+export const OPENAI_USAGE: UsageShape = Object.freeze({
+  stream: (suppressInjected: boolean): StreamUsageScanner => new SseUsageScanner(suppressInjected),
+  body: usageFromBody,
+});

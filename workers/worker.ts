@@ -28,6 +28,7 @@ import { RedisStickyStore } from './sticky/redis-store.js';
 import { outlierMetricsJSON } from './outlier.js';
 import { RouterError } from '../src/errors.js';
 import { AdmissionClient } from './admission.js';
+import { closeProviderAgents } from './provider/call.js';
 import { StickyTable } from './sticky/memory-store.js';
 
 const port = parentPort!;
@@ -200,6 +201,7 @@ function main(): void {
     accessLog?.close();
     ctx.admission?.close();
     const closers: Promise<unknown>[] = ctx.upstream !== undefined ? [ctx.upstream.destroy()] : [];
+    closers.push(closeProviderAgents());
     if (ctx.kvAware !== null) closers.push(ctx.kvAware.close());
     // The Redis socket (and its reconnect timer) would keep this thread alive forever.
     closeWorkerRedis();

@@ -14,6 +14,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { attribute, profileMarkdown, workerProfiles } from './profile.mjs';
 
 import {
   cpuMicros,
@@ -60,6 +61,10 @@ const USAGE = `Usage: node native-bench/proxy/run.mjs [options]
   --mock-port P         port of both mock engines (default 8000)
   --out FILE            JSON output (default native-bench/results/proxy-<date>.json)
   --keep-tmp            keep the temp dir (configs, logs)
+  --profile             also profile the router and bare targets (node --cpu-prof on every thread)
+                        and print where their worker threads' CPU goes per request, by source
+                        file and native function (profile.mjs); sampling costs a little CPU, so
+                        use a profiled run for attribution, not for the req/s tables
   --note TEXT           a remark stored with the results and printed in the report (e.g. what
                         else ran on the machine)
   -h, --help
@@ -89,6 +94,7 @@ try {
       'mock-port': { type: 'string', default: '8000' },
       out: { type: 'string' },
       'keep-tmp': { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
       note: { type: 'string', default: '' },
       'base-router': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -140,6 +146,7 @@ const cfg = {
   routerAccessLog: opts['router-access-log'],
   mockPort: num('mock-port', opts['mock-port'], 1),
   note: opts.note,
+  profile: opts.profile,
 };
 
 const CHAT = { model: 'mock-model', messages: [{ role: 'user', content: 'Hello, how are you?' }], max_tokens: 16 };
@@ -464,7 +471,7 @@ async function startRouter(name = 'router', root = ROOT, variant = {}) {
   const env = { ...process.env, POD_NAMESPACE: 'default' };
   // stdout (where the access log goes) is the log file, as for every target.
   if (!(variant.accessLog ?? cfg.routerAccessLog)) env.ACCESS_LOG_ENABLED = 'false';
-  const child = track(spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', out, out] }));
+  const child = track(spawn(process.execPath, [...profileArgs(name), ...args], { cwd: root, env, stdio: ['ignore', out, out] }));
   const origin = `http://127.0.0.1:${port}`;
   let last = 'no answer';
   const ready = await waitFor(async () => {
@@ -493,6 +500,15 @@ async function startRouter(name = 'router', root = ROOT, variant = {}) {
 }
 
 /** A floor: bare uWS threads + one upstream client (bare-proxy.mjs). */
+/** `node --cpu-prof` for a profiled target: every thread writes its profile into the target's folder at exit. */
+function profileArgs(name) {
+  return cfg.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir(name)}`] : [];
+}
+
+const profileDir = (name) => join(tmp, `${name}-profile`);
+/** CLOCK_MONOTONIC in µs: the clock V8 stamps profile samples with. */
+const monoUs = () => Number(process.hrtime.bigint() / 1000n);
+
 async function startBare(name, client) {
   if (client === 'h1' && !existsSync(join(ROOT, 'dist', 'workers', 'upstream', 'h1-client.js'))) {
     return { name, skipped: 'dist/workers/upstream/h1-client.js not found: run npm run build' };
@@ -500,6 +516,7 @@ async function startBare(name, client) {
   const port = await freePort();
   const logFile = join(tmp, `${name}.log`);
   const child = track(spawn(process.execPath, [
+    ...profileArgs(name),
     join(HERE, 'bare-proxy.mjs'), '--port', String(port), '--client', client, '--threads', String(cfg.routerWorkers),
     '--upstreams', MOCK_IPS.map((ip) => `http://${ip}:${cfg.mockPort}`).join(','),
   ], { stdio: ['ignore', 'pipe', openSync(logFile, 'a')] }));
@@ -580,6 +597,8 @@ async function measure(target, caseName, concurrency, mock) {
   let cpu1 = 0;
   let mock1 = 0;
   let t1 = 0;
+  let mono0 = 0;
+  let mono1 = 0;
   const results = [];
   const failures = [];
   const deadline = (cfg.warmupS + cfg.durationS) * 1000 + 45_000;
@@ -611,11 +630,13 @@ async function measure(target, caseName, concurrency, mock) {
               cpu0 = cpuMicrosOf(pids);
               mock0 = cpuMicros(mock.child.pid);
               t0 = performance.now();
+              mono0 = monoUs();
             } else if (m.type === 'end' && !ended) {
               ended = true;
               cpu1 = cpuMicrosOf(pids);
               mock1 = cpuMicros(mock.child.pid);
               t1 = performance.now();
+              mono1 = monoUs();
             } else if (m.type === 'result') {
               gotResult = true;
               results.push({ ...m, samplesFile });
@@ -654,8 +675,40 @@ async function measure(target, caseName, concurrency, mock) {
     mockCpuPct: windowS > 0 ? ((mock1 - mock0) / (windowS * 1e6)) * 100 : null,
     loadgenCpuPct: results.reduce((n, r) => n + r.loadgenCpuPct, 0),
     sampled: results.some((r) => r.sampled),
+    window: { startUs: mono0, endUs: mono1 },
     failures,
   };
+}
+
+/**
+ * Stops the profiled targets (SIGTERM: each thread writes its profile as it exits) and attributes
+ * their worker threads' samples to the measured windows of every cell.
+ */
+async function profileTargets(targets, cells) {
+  const out = [];
+  for (const t of targets) {
+    if (!t.child || !(t.name.startsWith('router') || t.name.startsWith('bare'))) continue;
+    await stop(t.child, 20_000);
+    const files = workerProfiles(profileDir(t.name));
+    if (files.length === 0) {
+      log(`!! ${t.name}: no worker-thread profile was written`);
+      continue;
+    }
+    const windows = [];
+    for (const cell of cells.values()) {
+      if (cell.target !== t.name) continue;
+      for (const r of cell.runs) {
+        if (r.window && r.window.endUs > r.window.startUs) windows.push({ key: `${cell.case}|${cell.concurrency}`, startUs: r.window.startUs, endUs: r.window.endUs, requests: r.completed });
+      }
+    }
+    for (const [key, a] of attribute(files, windows)) {
+      const [caseName, conc] = key.split('|');
+      const cell = cells.get(`${key}|${t.name}`);
+      const cpu = cell.runs.map((r) => r.cpuUsPerReq).filter((v) => Number.isFinite(v));
+      out.push({ target: t.name, case: caseName, concurrency: Number(conc), cpuUsPerReq: cpu.length > 0 ? median(cpu) : null, ...a, buckets: a.buckets.slice(0, 40) });
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -823,7 +876,12 @@ async function main() {
   for (const cell of cells.values()) report.results.push({ ...cell, median: aggregate(cell.runs) });
   report.machine.loadAvgAtEnd = os.loadavg()[0];
 
-  const md = markdown(report);
+  let profileMd = '';
+  if (cfg.profile) {
+    report.profile = await profileTargets(targets, cells);
+    profileMd = `\n## Where the worker threads' CPU goes (--profile)\n\n${profileMarkdown(report.profile)}`;
+  }
+  const md = markdown(report) + profileMd;
   process.stdout.write(`\n${md}`);
   const stamp = report.date.replace(/:/g, '').replace(/\..*$/, '');
   const out = opts.out ? resolve(opts.out) : join(ROOT, 'native-bench', 'results', `proxy-${stamp}${opts.quick ? '-quick' : ''}.json`);

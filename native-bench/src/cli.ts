@@ -541,6 +541,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   run: runCommand,
   compare: (argv) => compareCommand(argv),
   pd: (argv) => pdCommand(argv),
+  policy: async (argv) => (await import('./policy.js')).policyCommand(argv),
   ceiling: (argv) => ceilingCommand(argv),
   epp: async (argv) => (await import('./epp.js')).eppCommand(argv),
   soak: async (argv) => (await import('./soak.js')).soakCommand(argv),
@@ -561,6 +562,9 @@ Commands
              fleet, plus a round-robin baseline (native-bench compare --help)
   pd         prefill/decode disaggregation against the same pods aggregated, and what the second
              leg costs the router (native-bench pd --help)
+  policy     traffic policies on a simulated fleet: fairness, multi-turn sessions (sticky,
+             session boost), two replicas with and without shared in-flight counts
+             (native-bench policy --help)
   ceiling    the load generator alone, 1 thread vs N, against a trivial local server
   proxy      router overhead against nginx and the engines directly (native-bench proxy --help)
   report     regenerate docs/benchmarks.md from the newest results in native-bench/results/

@@ -147,7 +147,7 @@ export async function stopChild(child: ChildProcess): Promise<void> {
 
 interface RedisProc { port: number; stop(): Promise<void> }
 
-async function startRedis(): Promise<RedisProc | null> {
+export async function startRedis(): Promise<RedisProc | null> {
   const bin = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((b) => existsSync(b));
   if (bin === undefined) return null;
   const port = await freePort();

@@ -134,6 +134,48 @@ function pct(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
+export interface MemoryTrend {
+  warmUpS: number;
+  windowS: number;
+  rssMb: { afterWarmUp: number; max: number; last: number; maxOverFirstPct: number; firstWindowMean: number; lastWindowMean: number; windowGrowthPct: number };
+  heapAfterGcMb: { firstAt: number; first: number; lastAt: number; last: number; growthPct: number; externalFirst: number; externalLast: number } | null;
+}
+
+/**
+ * The memory verdict of a run of `durationS` seconds. Warm-up (JIT, pools, caches): 20 % of the
+ * run, at least 30 s. RSS: the mean of the samples in the first window after warm-up against the
+ * mean of those in the last window (each 20 % of the run, at least one sample period), so that
+ * no single sample taken just before or after a GC decides. Heap after a full GC (summed over the
+ * threads): the first sample after warm-up against the last.
+ */
+export function memoryTrend(
+  samples: readonly { t: number; rssMb: number }[], gcSamples: readonly { t: number; heapUsedMb: number; externalMb: number }[],
+  durationS: number, sampleS: number,
+): MemoryTrend {
+  const warmUpS = Math.max(30, durationS * 0.2);
+  const windowS = Math.max(sampleS, durationS * 0.2);
+  const warm = samples.filter((x) => x.t >= warmUpS);
+  const rss = (warm.length > 0 ? warm : samples).map((x) => x.rssMb);
+  const firstWindow = warm.filter((x) => x.t < warmUpS + windowS).map((x) => x.rssMb);
+  const lastWindow = warm.filter((x) => x.t > durationS - windowS).map((x) => x.rssMb);
+  const firstMean = firstWindow.length > 0 ? mean(firstWindow) : NaN;
+  const lastMean = lastWindow.length > 0 ? mean(lastWindow) : NaN;
+  const warmGc = gcSamples.filter((g) => g.t >= warmUpS);
+  const a = warmGc[0];
+  const b = warmGc[warmGc.length - 1];
+  return {
+    warmUpS, windowS,
+    rssMb: {
+      afterWarmUp: rss[0], max: Math.max(...rss), last: rss[rss.length - 1], maxOverFirstPct: growth(rss[0], Math.max(...rss)),
+      firstWindowMean: firstMean, lastWindowMean: lastMean, windowGrowthPct: growth(firstMean, lastMean),
+    },
+    heapAfterGcMb: a === undefined ? null : {
+      firstAt: a.t, first: a.heapUsedMb, lastAt: b.t, last: b.heapUsedMb, growthPct: growth(a.heapUsedMb, b.heapUsedMb),
+      externalFirst: a.externalMb, externalLast: b.externalMb,
+    },
+  };
+}
+
 export async function soakCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -326,24 +368,8 @@ export async function soakCommand(argv: string[]): Promise<number> {
     const onCrash = (o: Outcome): boolean => crashes.some((c) => o.start <= c + 3000 && o.end >= c && o.end <= c + 3000);
     const crashLost = outcomes.filter(onCrash);
     const lost = outcomes.filter((o) => !onCrash(o));
-    // Memory is compared from the end of the warm-up (JIT, pools, caches): 20 % of the run, >= 30 s.
-    // RSS: the mean of the first window after warm-up against the mean of the last window (each a
-    // fifth of the run), so that one sample taken just before or after a GC decides nothing.
-    const warmUpS = Math.max(30, (durationMs / 1000) * 0.2);
-    const windowS = Math.max(sampleMs / 1000, (durationMs / 1000) * 0.2);
-    const warm = samples.filter((s) => s.t >= warmUpS);
-    const rss = (warm.length > 0 ? warm : samples).map((s) => s.rssMb);
-    const rssFirst = rss[0];
-    const rssMax = Math.max(...rss);
-    const endS = durationMs / 1000;
-    const firstWindow = warm.filter((s) => s.t < warmUpS + windowS).map((s) => s.rssMb);
-    const lastWindow = warm.filter((s) => s.t > endS - windowS).map((s) => s.rssMb);
-    const rssFirstWindow = firstWindow.length > 0 ? mean(firstWindow) : NaN;
-    const rssLastWindow = lastWindow.length > 0 ? mean(lastWindow) : NaN;
-    // Heap after a forced full GC, summed over the threads: the first sample after warm-up against the last.
-    const warmGc = gcSamples.filter((g) => g.t >= warmUpS);
-    const gcFirst = warmGc[0];
-    const gcLast = warmGc[warmGc.length - 1];
+    const mem = memoryTrend(samples, gcSamples, durationMs / 1000, sampleMs / 1000);
+    const { warmUpS, windowS } = mem;
     const scrape = samples.map((s) => s.scrapeMs).sort((a, b) => a - b);
     const sizes = samples.map((s) => s.metricsBytes);
     const report = {
@@ -352,16 +378,8 @@ export async function soakCommand(argv: string[]): Promise<number> {
       requests: ok + failed, ok, failed, inFlightOnCrashedWorker: crashLost.length, lost: lost.length,
       lostDetails: lost.slice(0, 20).map((o) => ({ at: Math.round(o.start / 1000), detail: o.detail })),
       // RSS moves with load and GC timing (the young generation, malloc arenas): flatness is the
-      // mean of the last window against the first, both after warm-up.
-      warmUpS, windowS,
-      rssMb: {
-        afterWarmUp: rssFirst, max: rssMax, last: rss[rss.length - 1], maxOverFirstPct: growth(rssFirst, rssMax),
-        firstWindowMean: rssFirstWindow, lastWindowMean: rssLastWindow, windowGrowthPct: growth(rssFirstWindow, rssLastWindow),
-      },
-      heapAfterGcMb: gcFirst === undefined ? null : {
-        firstAt: gcFirst.t, first: gcFirst.heapUsedMb, lastAt: gcLast.t, last: gcLast.heapUsedMb, growthPct: growth(gcFirst.heapUsedMb, gcLast.heapUsedMb),
-        externalFirst: gcFirst.externalMb, externalLast: gcLast.externalMb,
-      },
+      // mean of the last window against the first, both after warm-up (docs/native-bench.md).
+      warmUpS, windowS, rssMb: mem.rssMb, heapAfterGcMb: mem.heapAfterGcMb,
       metricsBytes: { first: sizes[0], max: Math.max(...sizes), last: sizes[sizes.length - 1] },
       scrapeMs: { p50: pct(scrape, 0.5), max: scrape[scrape.length - 1] },
       faults, samples, gcSamples,
@@ -373,7 +391,7 @@ export async function soakCommand(argv: string[]): Promise<number> {
       `## native-bench soak: ${minutes} min, concurrency ${concurrency} (${report.note})`, '',
       `| requests | ok | lost | in flight on the crashed worker | RSS mean, first → last window (MB) | RSS after warm-up → max (MB) | heap after full GC, all threads (MB) | /metrics bytes first → max → last | scrape ms p50 / max |`,
       '|---|---|---|---|---|---|---|---|---|',
-      `| ${report.requests} | ${ok} | ${lost.length} | ${crashLost.length} | ${rssFirstWindow} → ${rssLastWindow} (${report.rssMb.windowGrowthPct} %) | ${rssFirst} → ${rssMax} | ${report.heapAfterGcMb === null ? 'n/a' : `${report.heapAfterGcMb.first} (${report.heapAfterGcMb.firstAt} s) → ${report.heapAfterGcMb.last} (${report.heapAfterGcMb.lastAt} s), ${report.heapAfterGcMb.growthPct} %`} | ${report.metricsBytes.first} → ${report.metricsBytes.max} → ${report.metricsBytes.last} | ${report.scrapeMs.p50} / ${report.scrapeMs.max} |`,
+      `| ${report.requests} | ${ok} | ${lost.length} | ${crashLost.length} | ${mem.rssMb.firstWindowMean} → ${mem.rssMb.lastWindowMean} (${mem.rssMb.windowGrowthPct} %) | ${mem.rssMb.afterWarmUp} → ${mem.rssMb.max} | ${report.heapAfterGcMb === null ? 'n/a' : `${report.heapAfterGcMb.first} (${report.heapAfterGcMb.firstAt} s) → ${report.heapAfterGcMb.last} (${report.heapAfterGcMb.lastAt} s), ${report.heapAfterGcMb.growthPct} %`} | ${report.metricsBytes.first} → ${report.metricsBytes.max} → ${report.metricsBytes.last} | ${report.scrapeMs.p50} / ${report.scrapeMs.max} |`,
       '', `Windows: warm-up ${warmUpS} s; RSS windows ${windowS} s each (first after warm-up, last before the end).`,
       '', `Faults: ${faults.map((f) => `${(f.t / 1000).toFixed(0)} s ${f.what}`).join('; ')}`,
       ...(lost.length > 0 ? ['', 'Lost requests (first 20):', ...report.lostDetails.map((d) => `- ${d.at} s: ${d.detail}`)] : []),

@@ -11,6 +11,7 @@ import { RouterError } from '../errors.js';
 import type { RoutingIR } from '../ir/types.js';
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet } from '../resources/types.js';
 import { listen } from './metrics.js';
+import { resolveCredential, secretsByKey, type ExternalModelProvider } from '../resources/external-provider.js';
 import type { PodMetricsView } from '../scrape/scraper.js';
 import type { ThreadMemory } from '../shared/memory.js';
 
@@ -36,7 +37,7 @@ export interface DebugSource {
   slotCounters?(slot: number): SlotCounters;
   /** Statuses the translator computed for Gateway API objects (and the bootstrap objects assumed). */
   /** The status conditions computed for a ModelRoute or ModelServer (src/translator/status.ts), when known. */
-  kthenaStatus?(kind: 'ModelRoute' | 'ModelServer', namespace: string, name: string): Record<string, unknown> | undefined;
+  kthenaStatus?(kind: 'ModelRoute' | 'ModelServer' | 'ExternalModelProvider', namespace: string, name: string): Record<string, unknown> | undefined;
   gateway?(): { statuses: GatewayStatuses; bootstrap: readonly { kind: string; metadata: { namespace: string; name: string }; spec: unknown }[] };
   /**
    * Fault injection for tests and chaos drills, present only with KTHENA_ROUTER_FAULT_INJECTION=1:
@@ -110,7 +111,7 @@ function goSecondsUTC(ts: string): string {
  * The IR as dumped: API keys shown as counts per rule, users by id, never a digest (a digest
  * cannot be turned back into a key, but a dump is no place for credential material at all).
  */
-function redactIR(ir: RoutingIR | null): unknown {
+function redactApiKeys(ir: RoutingIR | null): unknown {
   if (ir === null || ir.apiKeys === undefined) return ir;
   return {
     ...ir,
@@ -229,8 +230,26 @@ class Dump {
     return out;
   }
 
+  /**
+   * {name, namespace, spec, status} plus the credential as the router resolved it: the Secret's
+   * name and key and whether they resolved, never its value.
+   */
+  #providerView(p: ExternalModelProvider): object {
+    const view: Record<string, unknown> = { name: p.metadata.name, namespace: p.metadata.namespace, spec: p.spec };
+    const ref = p.spec.auth?.secretRef;
+    if (ref !== undefined) {
+      const c = resolveCredential(p.spec, p.metadata.namespace, secretsByKey(this.#res.secrets));
+      view.credential = { secretName: ref.name, key: ref.key, resolved: c.reason === 'CredentialResolved', reason: c.reason };
+    }
+    const status = this.#source.kthenaStatus?.('ExternalModelProvider', p.metadata.namespace, p.metadata.name);
+    if (status !== undefined) view.status = status;
+    return view;
+  }
+
   list(what: string): Reply {
     switch (what) {
+      case 'externalmodelproviders':
+        return { status: 200, body: { externalmodelproviders: nullIfEmpty((this.#res.externalModelProviders ?? []).map((p) => this.#providerView(p))) } };
       case 'modelroutes':
         return { status: 200, body: { modelroutes: nullIfEmpty(this.#res.modelRoutes.map((r) => this.#routeView(r))) } };
       case 'modelservers':
@@ -246,7 +265,7 @@ class Dump {
       case 'problems':
         return { status: 200, body: { problems: [...this.#source.problems()] } };
       case 'snapshot':
-        return { status: 200, body: { generation: this.#source.generation(), ir: redactIR(this.#ir) } };
+        return { status: 200, body: { generation: this.#source.generation(), ir: redactApiKeys(redacted(this.#ir)) } };
       case 'initial_config':
         return { status: 200, body: this.#source.initialConfig() };
       default:
@@ -266,6 +285,10 @@ class Dump {
       case 'modelservers': {
         const ms = this.#res.modelServers.find((x) => x.metadata.namespace === namespace && x.metadata.name === name);
         return ms ? { status: 200, body: this.#serverView(ms) } : notFound('ModelServer not found');
+      }
+      case 'externalmodelproviders': {
+        const p = (this.#res.externalModelProviders ?? []).find((x) => x.metadata.namespace === namespace && x.metadata.name === name);
+        return p ? { status: 200, body: this.#providerView(p) } : notFound('ExternalModelProvider not found');
       }
       case 'pods': {
         const views = this.#podViews(`${namespace}/${name}`, true);
@@ -306,6 +329,12 @@ function podInfo(pod: Pod): object {
   if (pod.status.startTime) info.startTime = goSecondsUTC(pod.status.startTime);
   if (Object.keys(pod.metadata.labels).length > 0) info.labels = pod.metadata.labels;
   return info;
+}
+
+/** The IR with every provider credential replaced (the snapshot carries it for the workers). */
+function redacted(ir: RoutingIR | null): RoutingIR | null {
+  if (ir === null || (ir.providers ?? []).every((p) => p.authValue === '')) return ir;
+  return { ...ir, providers: ir.providers!.map((p) => (p.authValue === '' ? p : { ...p, authValue: '<redacted>' })) };
 }
 
 /** Go marshals a nil slice as null; Kthena's list handlers start from a nil slice. */

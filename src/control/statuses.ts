@@ -12,8 +12,8 @@ export interface StatusSources {
   resources: ResourceSet;
   problems: readonly Problem[];
   /**
-   * The objects as the API server holds them, by kind (Kubernetes mode: invalid ones and raw kinds
-   * such as ExternalModelProvider included). null in file mode: the valid typed resources stand in.
+   * The objects as the API server holds them, by kind (Kubernetes mode: versions that failed
+   * validation included). null in file mode: the valid typed resources stand in.
    */
   objects: Readonly<Record<string, readonly StatusObject[]>> | null;
   gateway: GatewayStatuses;
@@ -28,5 +28,9 @@ function typedObjects(r: ResourceSet): Record<string, StatusObject[]> {
   const asObject = (kind: string) => (o: { metadata: { namespace: string; name: string; generation: number }; spec: unknown }): StatusObject => ({
     apiVersion: 'networking.serving.volcano.sh/v1alpha1', kind, metadata: { ...o.metadata }, spec: o.spec,
   });
-  return { ModelRoute: r.modelRoutes.map(asObject('ModelRoute')), ModelServer: r.modelServers.map(asObject('ModelServer')) };
+  return {
+    ModelRoute: r.modelRoutes.map(asObject('ModelRoute')),
+    ModelServer: r.modelServers.map(asObject('ModelServer')),
+    ExternalModelProvider: (r.externalModelProviders ?? []).map(asObject('ExternalModelProvider')),
+  };
 }

@@ -27,7 +27,10 @@ export interface TargetIR {
   kind: 'server' | 'provider';
   /** namespace/name of the ModelServer or provider. */
   key: string;
-  /** Index into RoutingIR.servers, or -1 when the ModelServer does not exist. */
+  /**
+   * Index into RoutingIR.servers ('server') or RoutingIR.providers ('provider'), or -1 when the
+   * object does not exist (or is not valid).
+   */
   server: number;
   weight: number;
 }
@@ -39,6 +42,11 @@ export interface RuleIR {
   targets: TargetIR[];
   /** Sum of target weights (> 0 for a valid rule). */
   totalWeight: number;
+  /**
+   * Index into `targets` of the ExternalModelProvider a request fails over to when its ModelServer
+   * target cannot serve it (route annotation kthena-router.volcano.sh/provider-fallback); absent: none.
+   */
+  fallback?: number;
 }
 
 export interface RouteIR {
@@ -154,6 +162,33 @@ export interface SchedulerIR {
   args: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
 
+/**
+ * An ExternalModelProvider as the workers call it (workers/provider/), with its credential already
+ * resolved from the labelled Secret. `authValue` is a secret: the debug snapshot dump redacts it
+ * and nothing logs it.
+ */
+export interface ProviderIR {
+  key: string;
+  namespace: string;
+  name: string;
+  type: 'OpenAI' | 'Anthropic';
+  /** spec.model (sent upstream instead of the request's model), '' when unset. */
+  model: string;
+  /** https://host[:port] of spec.baseURL. */
+  origin: string;
+  /** spec.baseURL's path without trailing slashes ('' when none), percent-encoded as written. */
+  basePath: string;
+  insecureSkipVerify: boolean;
+  /** spec.headers, flat [name, value, ...], names as written, sorted by lower-case name. */
+  headers: string[];
+  /** Lower-case auth header name ('authorization' or 'x-api-key'), '' without spec.auth. */
+  authHeader: string;
+  /** `Bearer <credential>` or the credential itself; '' without spec.auth. */
+  authValue: string;
+  /** '' when the provider can be called; else why not (its Ready reason): requests get 503 not ready. */
+  notReady: string;
+}
+
 /** JWT authentication of /v1/* requests (routerConfiguration `auth:`), workers/auth/jwt.ts. */
 export interface AuthIR {
   issuer: string;
@@ -193,6 +228,8 @@ export interface RoutingIR {
   /** Oldest first: creationTimestamp, then resourceVersion, then namespace/name. */
   routes: RouteIR[];
   servers: ServerIR[];
+  /** Valid ExternalModelProviders, sorted by key (absent in IRs built before providers existed: none). */
+  providers?: ProviderIR[];
   /** Sorted by key; only pods selected by at least one ModelServer. */
   endpoints: EndpointIR[];
   scheduler: SchedulerIR;

@@ -6,6 +6,7 @@
 import type {
   Gateway, GatewayClass, HTTPRoute, InferenceObjective, InferencePool, Namespace, ReferenceGrant, Secret, Service,
 } from './gateway.js';
+import type { ExternalModelProvider } from './external-provider.js';
 
 export interface ObjectMeta {
   name: string;
@@ -17,6 +18,8 @@ export interface ObjectMeta {
   labels: Readonly<Record<string, string>>;
   deletionTimestamp?: string;
   uid: string;
+  /** The router's own annotations (src/resources/annotations.ts); absent when the object has none. */
+  annotations?: Readonly<Record<string, string>>;
 }
 
 export interface StringMatch {
@@ -139,7 +142,7 @@ export interface Pod {
   };
 }
 
-export type AnyResource = ModelRoute | ModelServer | Pod;
+export type AnyResource = ModelRoute | ModelServer | Pod | ExternalModelProvider;
 
 /**
  * Everything a provider currently knows, each list sorted by namespace/name. The Gateway API,
@@ -159,6 +162,7 @@ export interface ResourceSet {
   secrets?: readonly Secret[];
   inferencePools?: readonly InferencePool[];
   inferenceObjectives?: readonly InferenceObjective[];
+  externalModelProviders?: readonly ExternalModelProvider[];
 }
 
 

@@ -22,6 +22,7 @@
  * Namespace, Secret) are read, never served: only the fields the router reads are checked.
  */
 import type { AnyResource, ModelRoute, ModelServer, ObjectMeta, Pod, Problem, ResourceSet } from './types.js';
+import type { ExternalModelProvider } from './external-provider.js';
 import type {
   Gateway, GatewayClass, GatewayResource, HTTPRoute, InferenceObjective, InferencePool, Namespace, ReferenceGrant, Secret, Service,
 } from './gateway.js';
@@ -95,13 +96,18 @@ export function toResourceSet(resources: Iterable<AnyResource>): ResourceSet {
   const modelRoutes: ModelRoute[] = [];
   const modelServers: ModelServer[] = [];
   const pods: Pod[] = [];
+  const providers: ExternalModelProvider[] = [];
   for (const r of resources) {
     if (r.kind === 'ModelRoute') modelRoutes.push(r);
     else if (r.kind === 'ModelServer') modelServers.push(r);
+    else if (r.kind === 'ExternalModelProvider') providers.push(r);
     else pods.push(r);
   }
   const byKey = (a: AnyResource, b: AnyResource): number => cmp(a.metadata.namespace, b.metadata.namespace) || cmp(a.metadata.name, b.metadata.name);
-  return { modelRoutes: modelRoutes.sort(byKey), modelServers: modelServers.sort(byKey), pods: pods.sort(byKey) };
+  const set: ResourceSet = { modelRoutes: modelRoutes.sort(byKey), modelServers: modelServers.sort(byKey), pods: pods.sort(byKey) };
+  // Only when there are any, so that sets without providers keep their shape.
+  if (providers.length > 0) set.externalModelProviders = providers.sort(byKey);
+  return set;
 }
 
 /**
@@ -168,7 +174,7 @@ export function toFullResourceSet(resources: Iterable<AnyResource | GatewayResou
   const kthena: AnyResource[] = [];
   const lists: Record<string, GatewayResource[]> = {};
   for (const r of resources) {
-    if (r.kind === 'ModelRoute' || r.kind === 'ModelServer' || r.kind === 'Pod') kthena.push(r);
+    if (r.kind === 'ModelRoute' || r.kind === 'ModelServer' || r.kind === 'Pod' || r.kind === 'ExternalModelProvider') kthena.push(r);
     else (lists[r.kind] ??= []).push(r);
   }
   const byKey = (a: { metadata: ObjectMeta }, b: { metadata: ObjectMeta }): number =>

@@ -5,7 +5,7 @@
  * the same build only; they are never persisted, but keep them stable anyway.
  */
 import protobuf from 'protobufjs';
-import type { ApiKeysIR, AuthIR, RoutingIR, SchedulerIR } from '../ir/types.js';
+import type { ApiKeysIR, AuthIR, ProviderIR, RoutingIR, SchedulerIR } from '../ir/types.js';
 import { emptyGatewayIR, type GatewayIR } from '../ir/gateway.js';
 
 const schema = `
@@ -14,7 +14,8 @@ package kthena.ir;
 message StringMatch { string type = 1; string value = 2; string name = 3; }
 message RuleMatch { repeated StringMatch headers = 1; StringMatch uri = 2; bool hasUri = 3; string bodyModel = 4; bool hasBodyModel = 5; }
 message Target { string kind = 1; string key = 2; sint32 server = 3; uint32 weight = 4; }
-message Rule { string name = 1; RuleMatch match = 2; bool hasMatch = 3; repeated Target targets = 4; uint32 totalWeight = 5; }
+// fallbackPlusOne: RuleIR.fallback + 1 (0: none).
+message Rule { string name = 1; RuleMatch match = 2; bool hasMatch = 3; repeated Target targets = 4; uint32 totalWeight = 5; uint32 fallbackPlusOne = 6; }
 message RateLimitBucket { string model = 1; bool output = 2; uint32 slot = 3; uint32 gen = 4; }
 message RateLimit { uint32 inputTokensPerUnit = 1; uint32 outputTokensPerUnit = 2; uint32 unitSeconds = 3; string redisAddress = 4; repeated RateLimitBucket buckets = 5; }
 message Route { string key = 1; string namespace = 2; string name = 3; string modelName = 4; repeated string loraAdapters = 5; bool hasParentRefs = 6; repeated Rule rules = 7; RateLimit rateLimit = 8; bool hasRateLimit = 9; string sessionStickyJson = 20; }
@@ -35,6 +36,8 @@ message Snapshot {
   string gatewayJson = 7;
   string authJson = 8;
   string apiKeysJson = 9;
+  // ExternalModelProviders (src/ir/types.ts ProviderIR): few, small, JSON like the Gateway IR.
+  string providersJson = 16;
 }
 `;
 
@@ -43,7 +46,7 @@ const SnapshotType = root.lookupType('kthena.ir.Snapshot');
 
 interface WireStringMatch { type: string; value: string; name: string }
 interface WireRule {
-  name: string; hasMatch: boolean; totalWeight: number;
+  name: string; hasMatch: boolean; totalWeight: number; fallbackPlusOne: number;
   match?: { headers: WireStringMatch[]; uri?: WireStringMatch; hasUri: boolean; bodyModel: string; hasBodyModel: boolean };
   targets: { kind: string; key: string; server: number; weight: number }[];
 }
@@ -65,6 +68,7 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
         },
         targets: rule.targets.map((t) => ({ kind: t.kind, key: t.key, server: t.server, weight: t.weight })),
         totalWeight: rule.totalWeight,
+        fallbackPlusOne: rule.fallback === undefined ? 0 : rule.fallback + 1,
       })),
       hasRateLimit: r.rateLimit != null,
       rateLimit: r.rateLimit == null ? undefined : {
@@ -82,6 +86,7 @@ export function encodeSnapshot(ir: RoutingIR): Uint8Array {
     gatewayJson: JSON.stringify(ir.gateway),
     authJson: ir.auth ? JSON.stringify(ir.auth) : '',
     apiKeysJson: ir.apiKeys ? JSON.stringify(ir.apiKeys) : '',
+    providersJson: (ir.providers ?? []).length > 0 ? JSON.stringify(ir.providers) : '',
   };
   return SnapshotType.encode(SnapshotType.fromObject(wire)).finish();
 }
@@ -101,6 +106,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
     gatewayJson: string;
     authJson: string;
     apiKeysJson: string;
+    providersJson: string;
   };
   return {
     routes: o.routes.map((r) => ({
@@ -115,6 +121,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
         },
         targets: rule.targets.map((t) => ({ kind: t.kind as 'server', key: t.key, server: t.server, weight: t.weight })),
         totalWeight: rule.totalWeight,
+        ...(rule.fallbackPlusOne > 0 ? { fallback: rule.fallbackPlusOne - 1 } : {}),
       })),
       rateLimit: !r.hasRateLimit || !r.rateLimit ? null : {
         inputTokensPerUnit: r.rateLimit.inputTokensPerUnit, outputTokensPerUnit: r.rateLimit.outputTokensPerUnit,
@@ -124,6 +131,7 @@ export function decodeSnapshot(bytes: Uint8Array): RoutingIR {
       ...(r.sessionStickyJson === '' ? {} : { sessionSticky: JSON.parse(r.sessionStickyJson) as RoutingIR['routes'][number]['sessionSticky'] }),
     })),
     servers: o.servers.map((s) => ({ ...s, engine: s.engine as 'vLLM', connector: s.connector as RoutingIR['servers'][number]['connector'] })),
+    ...(o.providersJson === '' ? {} : { providers: JSON.parse(o.providersJson) as ProviderIR[] }),
     endpoints: o.endpoints,
     scheduler: schedulerFromWire(o.scheduler),
     modelNames: o.modelNames,

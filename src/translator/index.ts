@@ -7,7 +7,7 @@
 import { re2SyntaxError } from '../shared/re2.js';
 import { isIP } from 'node:net';
 import type {
-  EndpointIR, HeaderMatchIR, PdGroupIR, RateLimitIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, SchedulerIR, ServerIR, StringMatchIR, TargetIR,
+  EndpointIR, HeaderMatchIR, PdGroupIR, ProviderIR, RateLimitIR, RouteIR, RoutingIR, RuleIR, RuleMatchIR, SchedulerIR, ServerIR, StringMatchIR, TargetIR,
 } from '../ir/types.js';
 import { ROUTER_DEFAULT_SCHEDULER } from '../routerconfig/defaults.js';
 import { translateGateway, type GatewayTranslateOptions } from './gateway/index.js';
@@ -18,6 +18,8 @@ import type { Gateway, GatewayClass } from '../resources/gateway.js';
 export const GATEWAY_OFF: GatewayTranslateOptions = Object.freeze({ enableGatewayApi: false, enableInferenceExtension: false, podNamespace: 'default', defaultPort: 8080 });
 import type { ModelRoute, ModelServer, Pod, Problem, ResourceSet, StringMatch } from '../resources/types.js';
 import { deepFreeze, regexError } from '../resources/validate.js';
+import { providerConfigError, resolveCredential, secretsByKey } from '../resources/external-provider.js';
+import { PROVIDER_FALLBACK_ANNOTATION } from '../resources/annotations.js';
 import { JWT_CLAIM_WITHOUT_AUTH, jwtClaimSource } from '../resources/sticky-auth.js';
 import { apiKeysIR } from './api-keys.js';
 
@@ -66,9 +68,12 @@ export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTE
     return serverIR(s, selected[i]!.map((p) => endpointIndex.get(key(p))!).sort((a, b) => a - b), problems, pdGroupsOf(s, selected[i]!, endpointIndex));
   });
 
+  const providers = providerIRs(resources);
+  const providerIndex = new Map(providers.map((p, i) => [p.key, i]));
+
   const routes: RouteIR[] = [];
   for (const route of [...resources.modelRoutes].sort(oldestFirst)) {
-    const ir = routeIR(route, serverIndex, problems, opts.jwtAuth === true);
+    const ir = routeIR(route, serverIndex, providerIndex, problems, opts.jwtAuth === true);
     if (ir !== null) routes.push(ir);
   }
 
@@ -96,7 +101,8 @@ export function translate(resources: ResourceSet, scheduler: SchedulerIR = ROUTE
   }
   const apiKeys = apiKeysIR(servers, resources.secrets, problems, opts.jwtAuth === true);
   return {
-    ir: deepFreeze({ routes, servers: serverIRs, endpoints, scheduler, modelNames, modelIds: [], gateway: gw.ir, ...(apiKeys !== undefined ? { apiKeys } : {}) }),
+    // `providers` only when there are any, so that IRs (and golden files) without them keep their shape.
+    ir: deepFreeze({ routes, servers: serverIRs, ...(providers.length > 0 ? { providers } : {}), endpoints, scheduler, modelNames, modelIds: [], gateway: gw.ir, ...(apiKeys !== undefined ? { apiKeys } : {}) }),
     problems, gatewayStatuses: gw.statuses, bootstrap: gw.bootstrap,
   };
 }
@@ -192,9 +198,40 @@ function retryAttempts(s: ModelServer, problems: Problem[]): number {
   return 0;
 }
 
-function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: Problem[], jwtAuth: boolean): RouteIR | null {
+/**
+ * Every valid ExternalModelProvider with its credential resolved (src/resources/external-provider.ts).
+ * A provider whose credential does not resolve stays in the IR, marked not ready: its requests get
+ * Kthena's 503 "not ready", not a 404.
+ */
+function providerIRs(resources: ResourceSet): ProviderIR[] {
+  const secrets = secretsByKey(resources.secrets);
+  return [...(resources.externalModelProviders ?? [])].sort((a, b) => cmp(key(a), key(b))).map((p) => {
+    const spec = p.spec;
+    const url = new URL(spec.baseURL);
+    const cred = resolveCredential(spec, p.metadata.namespace, secrets);
+    const scheme = spec.auth?.scheme ?? (spec.providerType === 'Anthropic' ? 'APIKey' : 'Bearer');
+    const headers = Object.entries(spec.headers ?? {}).sort((a, b) => cmp(a[0].toLowerCase(), b[0].toLowerCase())).flat();
+    const config = providerConfigError(spec);
+    const resolved = cred.reason === 'CredentialResolved';
+    return {
+      key: key(p), namespace: p.metadata.namespace, name: p.metadata.name,
+      type: spec.providerType,
+      model: spec.model ?? '',
+      origin: url.origin,
+      basePath: url.pathname.replace(/\/+$/, ''),
+      insecureSkipVerify: spec.insecureSkipVerify,
+      headers,
+      authHeader: resolved ? (scheme === 'APIKey' ? 'x-api-key' : 'authorization') : '',
+      authValue: resolved ? (scheme === 'APIKey' ? cred.value : `Bearer ${cred.value}`) : '',
+      notReady: config !== null ? 'ConfigurationInvalid' : cred.reason === 'CredentialNotRequired' || resolved ? '' : cred.reason,
+    };
+  });
+}
+
+function routeIR(route: ModelRoute, serverIndex: Map<string, number>, providerIndex: Map<string, number>, problems: Problem[], jwtAuth: boolean): RouteIR | null {
   const ns = route.metadata.namespace;
   const rules: RuleIR[] = [];
+  const fallbackOn = providerFallback(route, problems);
   for (const [i, rule] of route.spec.rules.entries()) {
     const targets: TargetIR[] = rule.targetModels.map((t, j) => {
       if (t.modelServerName !== undefined && t.modelServerName !== '') {
@@ -205,7 +242,12 @@ function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: 
         }
         return { kind: 'server', key: k, server: idx ?? -1, weight: t.weight };
       }
-      return { kind: 'provider', key: `${ns}/${t.externalModelProviderName ?? ''}`, server: -1, weight: t.weight };
+      const k = `${ns}/${t.externalModelProviderName ?? ''}`;
+      const idx = providerIndex.get(k);
+      if (idx === undefined) {
+        problems.push(problem(route, `spec.rules[${i}].targetModels[${j}].externalModelProviderName`, `ExternalModelProvider ${k} not found`, 'warning'));
+      }
+      return { kind: 'provider', key: k, server: idx ?? -1, weight: t.weight };
     });
     const totalWeight = targets.reduce((sum, t) => sum + t.weight, 0);
     if (totalWeight <= 0 || targets.length === 0) {
@@ -213,7 +255,15 @@ function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: 
       problems.push(problem(route, `spec.rules[${i}].targetModels`, 'total weight must be greater than zero', 'rejected'));
       return null;
     }
-    rules.push({ name: rule.name ?? '', match: matchIR(rule.modelMatch), targets, totalWeight });
+    const ir: RuleIR = { name: rule.name ?? '', match: matchIR(rule.modelMatch), targets, totalWeight };
+    if (fallbackOn) {
+      const p = targets.findIndex((t) => t.kind === 'provider');
+      if (p >= 0 && targets.some((t) => t.kind === 'server')) ir.fallback = p;
+    }
+    rules.push(ir);
+  }
+  if (fallbackOn && !rules.some((r) => r.fallback !== undefined)) {
+    problems.push(problem(route, `metadata.annotations[${PROVIDER_FALLBACK_ANNOTATION}]`, 'no rule has both a modelServerName and an externalModelProviderName target; nothing can fail over', 'warning'));
   }
   const modelName = route.spec.modelName ?? '';
   const loraAdapters = [...(route.spec.loraAdapters ?? [])];
@@ -268,6 +318,15 @@ function routeIR(route: ModelRoute, serverIndex: Map<string, number>, problems: 
     };
   }
   return out;
+}
+
+/** The route's opt-in to failing over to its provider target ("true"; "false" or absent: Kthena's behaviour). */
+function providerFallback(route: ModelRoute, problems: Problem[]): boolean {
+  const v = route.metadata.annotations?.[PROVIDER_FALLBACK_ANNOTATION];
+  if (v === undefined || v === 'false') return false;
+  if (v === 'true') return true;
+  problems.push(problem(route, `metadata.annotations[${PROVIDER_FALLBACK_ANNOTATION}]`, `${JSON.stringify(v)} is neither "true" nor "false"; read as "false"`, 'warning'));
+  return false;
 }
 
 const kUnitSeconds: Readonly<Record<string, number>> = { second: 1, minute: 60, hour: 3600, day: 86_400, month: 2_592_000 };
@@ -370,6 +429,18 @@ export function validateIR(ir: RoutingIR): string[] {
     if (!['', 'http', 'lmcache', 'nixl', 'mooncake', 'sglang'].includes(s.connector)) errs.push(`${at}: unknown connector ${JSON.stringify(s.connector)}`);
   });
 
+  const providerKeys = new Set<string>();
+  (ir.providers ?? []).forEach((p, i) => {
+    const at = `providers[${i}] (${p.key})`;
+    if (p.key !== `${p.namespace}/${p.name}`) errs.push(`${at}: key must be namespace/name`);
+    if (providerKeys.has(p.key)) errs.push(`${at}: duplicate provider key`);
+    providerKeys.add(p.key);
+    if (p.type !== 'OpenAI' && p.type !== 'Anthropic') errs.push(`${at}: unknown provider type ${JSON.stringify(p.type)}`);
+    if (!/^https:\/\/[^/?#]+$/.test(p.origin)) errs.push(`${at}: origin ${JSON.stringify(p.origin)} must be https://host[:port]`);
+    if (p.headers.length % 2 !== 0) errs.push(`${at}: headers must be name/value pairs`);
+    if (p.authHeader !== '' && p.authHeader !== 'authorization' && p.authHeader !== 'x-api-key') errs.push(`${at}: unknown auth header ${JSON.stringify(p.authHeader)}`);
+  });
+
   const routeKeys = new Set<string>();
   ir.routes.forEach((r, i) => {
     const at = `routes[${i}] (${r.key})`;
@@ -390,11 +461,14 @@ export function validateIR(ir: RoutingIR): string[] {
           if (!Number.isInteger(t.server) || t.server < -1 || t.server >= ir.servers.length) errs.push(`${tat}: server index ${t.server} is out of range`);
           else if (t.server >= 0 && ir.servers[t.server]!.key !== t.key) errs.push(`${tat}: server index ${t.server} is ${ir.servers[t.server]!.key}, not ${t.key}`);
         } else if (t.kind === 'provider') {
-          if (t.server !== -1) errs.push(`${tat}: a provider target must have server -1`);
+          const providers = ir.providers ?? [];
+          if (!Number.isInteger(t.server) || t.server < -1 || t.server >= providers.length) errs.push(`${tat}: provider index ${t.server} is out of range`);
+          else if (t.server >= 0 && providers[t.server]!.key !== t.key) errs.push(`${tat}: provider index ${t.server} is ${providers[t.server]!.key}, not ${t.key}`);
         } else {
           errs.push(`${tat}: unknown target kind ${JSON.stringify(t.kind)}`);
         }
       });
+      if (rule.fallback !== undefined && rule.targets[rule.fallback]?.kind !== 'provider') errs.push(`${rat}: fallback ${rule.fallback} is not a provider target`);
       if (!(rule.totalWeight > 0)) errs.push(`${rat}: totalWeight ${rule.totalWeight} must be > 0`);
       else if (rule.totalWeight !== sum) errs.push(`${rat}: totalWeight ${rule.totalWeight} is not the sum of the target weights (${sum})`);
       else if (!uint32(rule.totalWeight)) errs.push(`${rat}: totalWeight ${rule.totalWeight} exceeds uint32`);

@@ -18,6 +18,7 @@ import type { GatewayStatuses } from '../ir/gateway.js';
 import { KTHENA_CONTROLLER_NAME } from '../resources/gateway.js';
 import type { ModelRoute, ModelServer, Problem, ResourceSet } from '../resources/types.js';
 import { stableJson } from '../resources/validate.js';
+import { providerConfigError, resolveCredential, secretsByKey } from '../resources/external-provider.js';
 import { selectPods } from './index.js';
 
 export interface Condition {
@@ -68,7 +69,6 @@ export interface StatusInput {
 export type StatusComputer = (input: StatusInput) => DesiredStatus[];
 
 const KTHENA = 'networking.serving.volcano.sh/v1alpha1';
-const CREDENTIAL_LABEL = 'networking.serving.volcano.sh/external-model-provider-credential';
 /** metav1.Condition.message is limited to 32768 bytes; keep well under it. */
 const MAX_MESSAGE = 4096;
 
@@ -162,73 +162,27 @@ export const modelServerStatus: StatusComputer = ({ resources, problems, objects
   });
 };
 
-const RESERVED_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'host', 'content-length', 'connection', 'keep-alive',
-  'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer', 'te']);
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** A valid HTTP header value: visible ASCII, space and tab, obs-text; no CR, LF or other controls. */
-const HEADER_VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/;
-
-interface ProviderSpec {
-  providerType?: unknown;
-  baseURL?: unknown;
-  headers?: unknown;
-  auth?: { scheme?: unknown; secretRef?: { name?: unknown; key?: unknown } };
-}
-
-/** Why the spec is unusable (Kthena's ConfigurationInvalid), or null. */
-function providerConfigError(spec: ProviderSpec): string | null {
-  const type = spec.providerType ?? 'OpenAI';
-  if (type !== 'OpenAI' && type !== 'Anthropic') return `unsupported providerType ${JSON.stringify(type)}`;
-  if (typeof spec.baseURL !== 'string') return 'baseURL is required';
-  let u: URL;
-  try { u = new URL(spec.baseURL); } catch { return 'baseURL is not a valid URL'; }
-  if (u.protocol !== 'https:' || u.hostname === '') return 'baseURL must use https';
-  if (u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '') return 'baseURL must not contain userinfo, query, or fragment';
-  if (spec.headers !== undefined && spec.headers !== null) {
-    if (typeof spec.headers !== 'object') return 'headers must be a map';
-    for (const [k, v] of Object.entries(spec.headers)) {
-      if (!TOKEN_RE.test(k)) return `invalid header name ${JSON.stringify(k)}`;
-      if (RESERVED_HEADERS.has(k.toLowerCase())) return `header ${k} is reserved`;
-      if (typeof v !== 'string' || /[\r\n]/.test(v)) return `invalid value for header ${k}`;
-    }
-  }
-  const scheme = spec.auth?.scheme;
-  if (scheme !== undefined && scheme !== 'Bearer' && scheme !== 'APIKey') return `unsupported auth scheme ${JSON.stringify(scheme)}`;
-  return null;
-}
-
-/** Kthena's ExternalModelProvider conditions (docs/reference/kthena-behaviour.md §1.3), from the raw object and the credential Secrets. */
-export const externalModelProviderStatus: StatusComputer = ({ objects }) => {
-  const secrets = new Map((objects.Secret ?? [])
-    .filter((s) => (s.metadata.labels as Record<string, string> | undefined)?.[CREDENTIAL_LABEL] === 'true')
-    .map((s) => [`${ns(s)}/${s.metadata.name}`, s]));
+/**
+ * Kthena's ExternalModelProvider conditions (volcano-sh/kthena:pkg/kthena-router/controller/
+ * externalmodelprovider_controller.go, reconcileProviderStatus): types, reasons and messages as
+ * Kthena writes them. The spec is read as the API server holds it; the credential comes from the
+ * labelled Secrets (src/resources/external-provider.ts resolveCredential, which the routing
+ * snapshot uses too).
+ */
+export const externalModelProviderStatus: StatusComputer = ({ resources, objects }) => {
+  const secrets = secretsByKey(resources.secrets);
   return (objects.ExternalModelProvider ?? []).map((o) => {
     const gen = generationOf(o);
-    const spec = (o.spec ?? {}) as ProviderSpec;
-    let cred: Condition;
-    const ref = spec.auth?.secretRef;
-    if (spec.auth === undefined || spec.auth === null) {
-      cred = { type: 'CredentialsResolved', status: 'True', reason: 'CredentialNotRequired', message: 'No credential is configured', observedGeneration: gen };
-    } else {
-      const secret = typeof ref?.name === 'string' ? secrets.get(`${ns(o)}/${ref.name}`) : undefined;
-      const key = typeof ref?.key === 'string' ? ref.key : '';
-      const encoded = secret?.data?.[key];
-      const value = encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8').trim();
-      if (secret === undefined) {
-        cred = { type: 'CredentialsResolved', status: 'False', reason: 'CredentialNotFound', message: `Credential Secret is not found or does not have label ${CREDENTIAL_LABEL}=true`, observedGeneration: gen };
-      } else if (encoded === undefined) {
-        cred = { type: 'CredentialsResolved', status: 'False', reason: 'CredentialKeyNotFound', message: `Credential Secret does not contain key ${JSON.stringify(key)}`, observedGeneration: gen };
-      } else if (value === '' || !HEADER_VALUE_RE.test(value!)) {
-        cred = { type: 'CredentialsResolved', status: 'False', reason: 'CredentialInvalid', message: 'Credential value is empty or not a valid header value', observedGeneration: gen };
-      } else {
-        cred = { type: 'CredentialsResolved', status: 'True', reason: 'CredentialResolved', message: 'Credential is resolved', observedGeneration: gen };
-      }
+    const spec = (isObj(o.spec) ? o.spec : {}) as Parameters<typeof providerConfigError>[0] & Parameters<typeof resolveCredential>[0];
+    const c = resolveCredential(spec, ns(o), secrets);
+    const ok = c.reason === 'CredentialNotRequired' || c.reason === 'CredentialResolved';
+    const cred: Condition = { type: 'CredentialsResolved', status: ok ? 'True' : 'False', reason: c.reason, message: c.message, observedGeneration: gen };
+    let ready: Condition = ok
+      ? { type: 'Ready', status: 'True', reason: 'Ready', message: 'External provider configuration is ready', observedGeneration: gen }
+      : { ...cred, type: 'Ready' };
+    if (providerConfigError(spec) !== null) {
+      ready = { type: 'Ready', status: 'False', reason: 'ConfigurationInvalid', message: 'External provider configuration is invalid', observedGeneration: gen };
     }
-    const configError = providerConfigError(spec);
-    let ready: Condition;
-    if (configError !== null) ready = { type: 'Ready', status: 'False', reason: 'ConfigurationInvalid', message: `External provider configuration is invalid: ${configError}`, observedGeneration: gen };
-    else if (cred.status !== 'True') ready = { ...cred, type: 'Ready' };
-    else ready = { type: 'Ready', status: 'True', reason: 'Ready', message: 'External provider configuration is ready', observedGeneration: gen };
     return target(o, 'ExternalModelProvider', 'externalmodelproviders', [cred, ready]);
   });
 };

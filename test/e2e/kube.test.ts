@@ -11,6 +11,7 @@ import path from 'node:path';
 import { FakeApiServer, writeKubeconfig, type KObj } from '../helpers/fake-apiserver.js';
 import type { SimFleet } from '../../native-bench/src/sim/types.js';
 import { chat, cleanup, eventually, freePort, startPods, startRouter, tempDir, type RouterProc } from './harness.js';
+import { createTestCa, startMockProvider } from '../helpers/mock-provider.js';
 
 const G = 'networking.serving.volcano.sh/v1alpha1';
 const IP = (n: number): string => `127.0.41.${n}`;
@@ -135,6 +136,39 @@ describe('kthena-router serve --kubeconfig', () => {
     });
     await r.waitForLog((l) => l.includes('router configuration reloaded') && l.includes('random'), 5000, 'stderr');
     expect(await podOf(r.url, 'chat-model')).toBe('pod-3');
+  });
+
+  it('ExternalModelProviders and their labelled credential Secrets: watched, statuses written, credentials rotated', async () => {
+    const mock = await startMockProvider(createTestCa('kube-provider-ca').issue(['127.0.0.1']), (_call, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}');
+    });
+    try {
+      const credLabel = { 'networking.serving.volcano.sh/external-model-provider-credential': 'true' };
+      const secret = (value: string, labelled = true): KObj => ({
+        apiVersion: 'v1', kind: 'Secret', metadata: { name: 'cred', namespace: 'default', labels: labelled ? credLabel : {} }, type: 'Opaque',
+        data: { apiKey: Buffer.from(value).toString('base64') },
+      });
+      api.apply({ apiVersion: G, kind: 'ExternalModelProvider', metadata: { name: 'prov', namespace: 'default' },
+        spec: { baseURL: mock.url, insecureSkipVerify: true, auth: { secretRef: { name: 'cred', key: 'apiKey' } } } });
+      api.apply({ apiVersion: G, kind: 'ModelRoute', metadata: { name: 'ext', namespace: 'default' },
+        spec: { modelName: 'ext-model', rules: [{ targetModels: [{ externalModelProviderName: 'prov' }] }] } });
+      const conds = (): string[] => (api.get(G, 'ExternalModelProvider', 'default', 'prov')?.status?.conditions ?? []).map((c: any) => `${c.type}=${c.status}/${c.reason}`);
+      await eventually(() => conds().join() === 'CredentialsResolved=False/CredentialNotFound,Ready=False/CredentialNotFound', 5000, 'provider not ready');
+      expect(await podOf(r.url, 'ext-model')).toBe(503);
+      api.apply(secret('  key-one\n'));
+      await eventually(() => conds().join() === 'CredentialsResolved=True/CredentialResolved,Ready=True/Ready', 5000, 'provider ready');
+      await eventually(async () => (await podOf(r.url, 'ext-model')) === 'no-header', 5000, 'routed to the provider');
+      expect(mock.calls[mock.calls.length - 1]!.headers.authorization).toBe('Bearer key-one');
+      api.apply(secret('key-two'));
+      await eventually(async () => { await podOf(r.url, 'ext-model'); return mock.calls[mock.calls.length - 1]!.headers.authorization === 'Bearer key-two'; }, 5000, 'rotated key used');
+      // The label removed: the Secret is no longer read (Kthena's labelled Secret cache).
+      api.apply(secret('key-two', false));
+      await eventually(async () => (await podOf(r.url, 'ext-model')) === 503, 5000, 'unlabelled Secret not used');
+      expect(api.get(G, 'ExternalModelProvider', 'default', 'prov')!.status.observedGeneration).toBe(1);
+    } finally {
+      await mock.close();
+    }
   });
 
   it('two routers: one Lease holder writes statuses, both route', async () => {

@@ -33,7 +33,7 @@ export interface KObj {
   [k: string]: unknown;
 }
 
-interface LogEvent { rv: number; type: 'ADDED' | 'MODIFIED' | 'DELETED'; coll: string; obj: KObj }
+interface LogEvent { rv: number; type: 'ADDED' | 'MODIFIED' | 'DELETED'; coll: string; obj: KObj; prev?: KObj }
 
 interface Watcher {
   coll: string;
@@ -224,15 +224,28 @@ export class FakeApiServer {
     const specChanged = JSON.stringify(cur.spec) !== JSON.stringify(next.spec);
     next.metadata = { ...next.metadata, resourceVersion: String(rv), generation: (cur.metadata.generation ?? 1) + (specChanged ? 1 : 0) };
     this.#coll(coll).set(`${ns}/${next.metadata.name}`, next);
-    this.#emit({ rv, type: 'MODIFIED', coll, obj: next });
+    this.#emit({ rv, type: 'MODIFIED', coll, obj: next, prev: cur });
     return next;
   }
 
   #emit(e: LogEvent): void {
     this.log.push(e);
     for (const w of this.#watchers) {
-      if (w.coll === e.coll && this.#matches(w, e.obj)) w.res.write(JSON.stringify({ type: e.type, object: e.obj }) + '\n');
+      const type = w.coll === e.coll ? this.#seenAs(w, e) : null;
+      if (type !== null) w.res.write(JSON.stringify({ type, object: e.obj }) + '\n');
     }
+  }
+
+  /**
+   * The event a filtered watch sees, as the API server's watch cache sends it: an update that makes
+   * an object stop matching the selectors arrives as DELETED, one that makes it start as ADDED.
+   */
+  #seenAs(f: { namespace: string | undefined; labelSelector: string; fieldSelector: string }, e: LogEvent): LogEvent['type'] | null {
+    const now = this.#matches(f, e.obj);
+    if (e.type !== 'MODIFIED' || e.prev === undefined) return now ? e.type : null;
+    const before = this.#matches(f, e.prev);
+    if (now) return before ? 'MODIFIED' : 'ADDED';
+    return before ? 'DELETED' : null;
   }
 
   #matches(f: { namespace: string | undefined; labelSelector: string; fieldSelector: string }, o: KObj): boolean {
@@ -324,7 +337,10 @@ export class FakeApiServer {
       if (from === null) {
         for (const o of this.#coll(coll).values()) if (this.#matches(filter, o)) res.write(JSON.stringify({ type: 'ADDED', object: o }) + '\n');
       } else {
-        for (const e of this.log) if (e.rv > from && e.coll === coll && this.#matches(filter, e.obj)) res.write(JSON.stringify({ type: e.type, object: e.obj }) + '\n');
+        for (const e of this.log) {
+          const type = e.rv > from && e.coll === coll ? this.#seenAs(filter, e) : null;
+          if (type !== null) res.write(JSON.stringify({ type, object: e.obj }) + '\n');
+        }
       }
       const w: Watcher = { coll, namespace, labelSelector: filter.labelSelector, fieldSelector: filter.fieldSelector, bookmarks: q.allowWatchBookmarks === 'true', res };
       this.#watchers.add(w);

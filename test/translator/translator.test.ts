@@ -8,7 +8,9 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { parseManifestObject, toResourceSet } from '../../src/resources/validate.js';
+import { parseManifestObject } from '../../src/resources/validate.js';
+import { isGatewayManifest, parseGatewayObject, toFullResourceSet } from '../../src/resources/validate.js';
+import type { GatewayResource } from '../../src/resources/gateway.js';
 import { translate, validateIR } from '../../src/translator/index.js';
 import type { AnyResource, ResourceSet } from '../../src/resources/types.js';
 import type { RoutingIR } from '../../src/ir/types.js';
@@ -18,14 +20,16 @@ const update = process.env.UPDATE_GOLDEN === '1';
 const NOW = '2025-01-01T00:00:00Z';
 
 function load(file: string): ResourceSet {
-  const resources: AnyResource[] = [];
+  const resources: (AnyResource | GatewayResource)[] = [];
   for (const doc of parseAllDocuments(readFileSync(path.join(testdata, file), 'utf8'))) {
     expect(doc.errors, `${file}: YAML errors`).toEqual([]);
-    const r = parseManifestObject(doc.toJS(), { file, now: () => NOW });
+    const raw: unknown = doc.toJS();
+    const ctx = { file, now: () => NOW };
+    const r = isGatewayManifest(raw) ? parseGatewayObject(raw, ctx) : parseManifestObject(raw, ctx);
     expect(r.problems, `${file}: every input must be valid`).toEqual([]);
     if (r.resource) resources.push(r.resource);
   }
-  return toResourceSet(resources);
+  return toFullResourceSet(resources);
 }
 
 function isDeepFrozen(v: unknown): boolean {
@@ -57,9 +61,12 @@ describe('translator golden files', () => {
     it(`translates ${name} the same whatever the input order`, () => {
       const rs = load(`${name}.in.yaml`);
       const reversed: ResourceSet = {
+        ...rs,
         modelRoutes: [...rs.modelRoutes].reverse(),
         modelServers: [...rs.modelServers].reverse(),
         pods: [...rs.pods].reverse(),
+        externalModelProviders: [...rs.externalModelProviders ?? []].reverse(),
+        secrets: [...rs.secrets ?? []].reverse(),
       };
       expect(JSON.stringify(translate(reversed))).toBe(JSON.stringify(translate(rs)));
     });
@@ -85,6 +92,7 @@ describe('translator behaviour', () => {
     expect(split.targets.map((t) => [t.key, t.server])).toEqual([['default/present', 0], ['default/absent', -1], ['default/only-in-other-ns', -1]]);
     expect(split.totalWeight).toBe(100);
     expect(problems).toEqual([
+      { kind: 'ModelRoute', namespace: 'default', name: 'external', field: 'spec.rules[0].targetModels[0].externalModelProviderName', message: 'ExternalModelProvider default/deepseek-provider not found', severity: 'warning' },
       { kind: 'ModelRoute', namespace: 'default', name: 'half-missing', field: 'spec.rules[0].targetModels[1].modelServerName', message: 'ModelServer default/absent not found', severity: 'warning' },
       { kind: 'ModelRoute', namespace: 'default', name: 'half-missing', field: 'spec.rules[0].targetModels[2].modelServerName', message: 'ModelServer default/only-in-other-ns not found', severity: 'warning' },
     ]);

@@ -518,7 +518,7 @@ describe('example manifests against both CRD sets', () => {
       expect(a, `${file} vs Kthena's CRD`).toEqual([]);
       expect(b, `${file} vs our CRD`).toEqual([]);
       // And the router itself accepts it (file mode), with no warning.
-      if (object.kind !== 'ExternalModelProvider') expect(parseManifestObject(object, { file, now: () => '2025-01-01T00:00:00Z' }).problems).toEqual([]);
+      expect(parseManifestObject(object, { file, now: () => '2025-01-01T00:00:00Z' }).problems).toEqual([]);
     }
     expect(custom).toBeGreaterThanOrEqual(16);
     // Kthena's mock engine Deployments and our example Pods are ordinary Kubernetes objects.

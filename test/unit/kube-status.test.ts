@@ -13,7 +13,9 @@ import { computeStatuses, gatewayStatusEntries, type StatusInput } from '../../s
 import { StatusWriter } from '../../src/status/writer.js';
 import type { GatewayStatuses } from '../../src/ir/gateway.js';
 import { translate } from '../../src/translator/index.js';
-import { parseManifestObject, toResourceSet } from '../../src/resources/validate.js';
+import { parseManifestObject } from '../../src/resources/validate.js';
+import { parseGatewayObject, toFullResourceSet } from '../../src/resources/validate.js';
+import type { GatewayResource } from '../../src/resources/gateway.js';
 import type { AnyResource } from '../../src/resources/types.js';
 
 const HOST = '127.0.40.2';
@@ -55,15 +57,18 @@ const secret = (name: string, data: Record<string, string>, labelled = true): KO
 
 /** The input the control plane would build: validated resources, all problems, raw objects. */
 function input(objs: KObj[]): StatusInput {
-  const valid: AnyResource[] = [];
+  const valid: (AnyResource | GatewayResource)[] = [];
   const problems = [];
   for (const o of objs) {
-    if (o.kind !== 'ModelRoute' && o.kind !== 'ModelServer' && o.kind !== 'Pod') continue;
-    const r = parseManifestObject(o, { file: '', now: () => '2026-01-01T00:00:00Z', generation: o.metadata.generation });
+    const ctx = { file: '', now: () => '2026-01-01T00:00:00Z', generation: o.metadata.generation };
+    // ExternalModelProviders as the API server holds them: the status reads the raw spec (objects).
+    const r = o.kind === 'Secret' ? parseGatewayObject(o, ctx)
+      : o.kind === 'ExternalModelProvider' ? { problems: [] }
+        : parseManifestObject(o, ctx);
     problems.push(...r.problems);
     if (r.resource) valid.push(r.resource);
   }
-  const resources = toResourceSet(valid);
+  const resources = toFullResourceSet(valid);
   problems.push(...translate(resources).problems);
   const objects: Record<string, KObj[]> = {};
   for (const o of objs) (objects[o.kind] ??= []).push(o);
@@ -118,9 +123,11 @@ describe('status conditions (pure)', () => {
       provider('unlabelled', auth('plain')),
       provider('nokey', auth('cred', 'other')),
       provider('empty', auth('blank')),
+      provider('control', auth('ctl')),
+      provider('zero', auth('zerolen')),
       provider('badurl', { ...base, baseURL: 'http://api.example.com' }),
       provider('badheader', { ...base, headers: { Authorization: 'x' } }),
-      secret('cred', { apiKey: ' sk-1 ' }), secret('plain', { apiKey: 'k' }, false), secret('blank', { apiKey: '  ' }),
+      secret('cred', { apiKey: ' sk-1 ' }), secret('plain', { apiKey: 'k' }, false), secret('blank', { apiKey: '  ' }), secret('ctl', { apiKey: 'a\u0001b' }), secret('zerolen', { apiKey: '' }),
     ])).filter((d) => d.kind === 'ExternalModelProvider');
     const got = Object.fromEntries(out.map((d) => [d.name, conds(d)]));
     expect(got).toEqual({
@@ -130,11 +137,21 @@ describe('status conditions (pure)', () => {
       unlabelled: ['CredentialsResolved=False/CredentialNotFound', 'Ready=False/CredentialNotFound'],
       nokey: ['CredentialsResolved=False/CredentialKeyNotFound', 'Ready=False/CredentialKeyNotFound'],
       empty: ['CredentialsResolved=False/CredentialInvalid', 'Ready=False/CredentialInvalid'],
+      control: ['CredentialsResolved=False/CredentialInvalid', 'Ready=False/CredentialInvalid'],
+      zero: ['CredentialsResolved=False/CredentialKeyNotFound', 'Ready=False/CredentialKeyNotFound'],
       badurl: ['CredentialsResolved=True/CredentialNotRequired', 'Ready=False/ConfigurationInvalid'],
       badheader: ['CredentialsResolved=True/CredentialNotRequired', 'Ready=False/ConfigurationInvalid'],
     });
     const none = out.find((d) => d.name === 'none')!;
     expect(none.status.conditions.map((c) => c.message)).toEqual(['No credential is configured', 'External provider configuration is ready']);
+    // Kthena's messages (externalmodelprovider_controller.go, adapter.go NormalizeCredential).
+    const msgs = Object.fromEntries(out.map((d) => [d.name, d.status.conditions.map((c) => c.message)]));
+    expect(msgs.ok).toEqual(['Credential Secret and key are available', 'External provider configuration is ready']);
+    expect(msgs.missing).toEqual(Array(2).fill('Credential Secret is not found or does not have label networking.serving.volcano.sh/external-model-provider-credential=true'));
+    expect(msgs.nokey).toEqual(['Credential Secret key is not found', 'Credential Secret key is not found']);
+    expect(msgs.empty).toEqual(Array(2).fill('provider credential is empty after trimming whitespace'));
+    expect(msgs.control![0]).toBe('provider credential contains invalid HTTP header characters');
+    expect(msgs.badurl).toEqual(['No credential is configured', 'External provider configuration is invalid']);
     expect(none.status.observedGeneration).toBe(2);
   });
 });

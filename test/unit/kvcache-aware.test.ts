@@ -326,6 +326,30 @@ describe('scoring against Redis', () => {
     expect(errorCount(scorer, 'tokenize')).toBe(before);
   });
 
+  it('tokenizes on a pod to avoid (ejected) only when every candidate is one', async () => {
+    const avoided = new Set(['pod-a']);
+    const pick = new KvCacheAwareScorer({ redis, random: () => 0, avoid: (e) => avoided.has(e.podName) });
+    try {
+      // random() = 0 picks pod-a, which is avoided: pod-b tokenizes.
+      expect(await pick.score(args, textReq('avoid a'), eps, new Float64Array(3))).toBe(true);
+      expect(tokenizeCalls(fleet.pod('pod-a'))).toHaveLength(0);
+      expect(tokenizeCalls(fleet.pod('pod-b'))).toHaveLength(1);
+      // The retry skips avoided pods too: the dead first pick's next one, pod-c, is avoided; pod-a serves.
+      avoided.clear();
+      avoided.add('pod-c');
+      const mixed = [endpoint(0, 'pod-x', DEAD_IP), endpoint(1, 'pod-c', '127.0.31.3'), endpoint(2, 'pod-a', '127.0.31.1')];
+      expect(await pick.score(args, textReq('retry past c'), mixed, new Float64Array(3))).toBe(true);
+      expect(tokenizeCalls(fleet.pod('pod-c'))).toHaveLength(0);
+      expect(tokenizeCalls(fleet.pod('pod-a'))).toHaveLength(1);
+      // Every candidate avoided: the random pick is used after all.
+      for (const n of ['pod-a', 'pod-b', 'pod-c']) avoided.add(n);
+      expect(await pick.score(args, textReq('all avoided'), eps, new Float64Array(3))).toBe(true);
+      expect(tokenizeCalls(fleet.pod('pod-a'))).toHaveLength(2);
+    } finally {
+      await pick.close();
+    }
+  });
+
   it('returns false and counts stage=tokenize when no tokenizer answers', async () => {
     const tokBefore = histCount(scorer, KV_TOKENIZE_DURATION);
     const errBefore = errorCount(scorer, 'tokenize');

@@ -288,9 +288,10 @@ describe('kinds and documents this router does not serve', () => {
     ]);
   });
 
-  it('ignores ExternalModelProvider (not served yet) with a warning', () => {
+  it('serves ExternalModelProvider (test/unit/provider.test.ts has its rules)', () => {
     const r = parseManifestObject({ apiVersion: KTHENA_API_VERSION, kind: 'ExternalModelProvider', metadata: { name: 'p' }, spec: { baseURL: 'https://x' } }, ctx());
-    expect(r.problems.map((p) => p.severity)).toEqual(['warning']);
+    expect(r.problems).toEqual([]);
+    expect(r.resource?.kind).toBe('ExternalModelProvider');
   });
 
   it('rejects a document without apiVersion or kind, or that is not an object', () => {

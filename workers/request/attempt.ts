@@ -16,6 +16,7 @@ import { upstreamPathOf } from './forward.js';
 import { ResponseWriter } from './response.js';
 import type { LiveTry, RequestState, WorkerContext } from './state.js';
 import type { UpstreamController, UpstreamHandler, UpstreamHeaders } from './upstream.js';
+import { failOverLate } from '../provider/fallback.js';
 
 const policies = new WeakMap<object, OutlierPolicy>();
 
@@ -88,6 +89,7 @@ export function nextTry(st: RequestState, err: Error, launch: Launch): void {
     }
     return;
   }
+  if (st.fallback !== null && failOverLate(st, 'all_pods_failed')) return;
   upstreamDone(st);
   respondError(st, st.pd !== null ? 'RTR_ERR_PD_ALL_FAILED' : 'RTR_ERR_UPSTREAM_ALL_FAILED');
 }

@@ -17,8 +17,15 @@ import { schedule } from './schedule.js';
 import { queueThen } from './admission.js';
 import { stickySession } from './sticky.js';
 import type { RequestState } from './state.js';
+import { serveProvider } from '../provider/serve.js';
+import { failOverEarly } from '../provider/fallback.js';
 
-export interface RouteMatch { route: CompiledRoute; target: CompiledTarget }
+export interface RouteMatch {
+  route: CompiledRoute;
+  target: CompiledTarget;
+  /** The rule's provider to fail over to when `target` is a ModelServer (route opted in), else null. */
+  fallback: CompiledTarget | null;
+}
 
 /** A request body on a router without Gateway API. */
 export function dispatchModelRoute(st: RequestState, snap: CompiledSnapshot<Profile>, buf: Buffer): void {
@@ -95,7 +102,7 @@ export function matchRoute(st: RequestState, snap: CompiledSnapshot, model: stri
       const rule = route.rules[j];
       if (!ruleMatches(st, rule, model)) continue;
       const target = pickTarget(rule);
-      if (target !== null) return { route, target };
+      if (target !== null) return { route, target, fallback: target.kind === 'server' ? rule.fallback ?? null : null };
     }
   }
   return null;
@@ -108,21 +115,20 @@ export function serveModelRoute(
   const rec = st.rec;
   rec.modelRoute = m.route.key;
   const t = m.target;
-  if (t.kind === 'provider') {
-    rec.backendType = 'external_provider';
-    rec.backendName = t.key;
-    respondError(st, 'RTR_ERR_PROVIDER_UNSUPPORTED', t.key);
-    return;
-  }
+  if (t.kind === 'provider') { serveProvider(st, snap, m.route, t, buf, text, body, model); return; }
   rec.backendType = 'model_server';
   rec.backendName = t.key;
   rec.modelServer = t.key;
+  if (m.fallback !== null) st.fallback = { target: m.fallback, route: m.route, snap, raw: buf, text, body, model };
   const server = t.server;
   if (server === null) { respondError(st, 'RTR_ERR_MODEL_SERVER_NOT_FOUND', t.key); return; }
   if (server.apiKeys !== null && !apiKeyAuth(st, snap, server)) return;
   rec.upstreamModel = server.model !== '' && !st.isLora ? server.model : model;
   if (server.unsupported !== '') { respondError(st, 'RTR_ERR_UNSUPPORTED_FEATURE', `${server.unsupported} on ModelServer ${server.key}`); return; }
-  if (server.endpoints.length === 0) { respondError(st, 'RTR_ERR_NO_ENDPOINT', server.key); return; }
+  if (server.endpoints.length === 0) {
+    if (!failOverEarly(st, 'no_ready_pod')) respondError(st, 'RTR_ERR_NO_ENDPOINT', server.key);
+    return;
+  }
 
   st.server = server;
   st.upstreamBody = buildUpstreamBody(st, buf, text, body, server);

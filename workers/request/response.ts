@@ -6,7 +6,7 @@
  */
 import { HOP_BY_HOP_RESPONSE } from './forward.js';
 import { applyHeaderModifier } from '../gateway-match.js';
-import { SseUsageScanner, usageFromBody, type Usage } from '../sse.js';
+import { OPENAI_USAGE, type StreamUsageScanner, type Usage, type UsageShape } from '../sse.js';
 import { internalError, statusLine } from './finish.js';
 import type { RequestState } from './state.js';
 import type { UpstreamController, UpstreamHeaders } from './upstream.js';
@@ -42,12 +42,15 @@ export class ResponseWriter {
   #received = 0;
   /** onWritable is registered (only once a write met backpressure). */
   #watching = false;
-  readonly #sse: SseUsageScanner | null = null;
+  readonly #sse: StreamUsageScanner | null = null;
+  readonly #shape: UsageShape;
   #usageChunks: Buffer[] | null = null;
   #usageBytes = 0;
 
-  constructor(st: RequestState, flow: UpstreamController, status: number, headers: UpstreamHeaders) {
+  /** `shape`: how the response reports usage (in-cluster engines: OpenAI's; providers: their API's). */
+  constructor(st: RequestState, flow: UpstreamController, status: number, headers: UpstreamHeaders, shape: UsageShape = OPENAI_USAGE) {
     this.#st = st;
+    this.#shape = shape;
     this.#flow = flow;
     this.#status = status;
     this.#head = headers;
@@ -55,7 +58,7 @@ export class ResponseWriter {
     const ct = headers['content-type'];
     const ctype = typeof ct === 'string' ? ct : '';
     if (typeof cl === 'string') { this.mode = Mode.Length; this.total = Number(cl); } else { this.mode = Mode.Chunked; this.total = 0; }
-    if (ctype.startsWith('text/event-stream')) this.#sse = new SseUsageScanner(st.injectedUsage);
+    if (ctype.startsWith('text/event-stream')) this.#sse = shape.stream(st.injectedUsage);
     else if (ctype.includes('json')) this.#usageChunks = [];
   }
 
@@ -117,7 +120,7 @@ export class ResponseWriter {
     let usage: Usage | null = null;
     if (this.#sse !== null) usage = this.#sse.usage;
     else if (this.#usageChunks !== null && this.#usageChunks.length > 0) {
-      usage = usageFromBody(this.#usageChunks.length === 1 ? this.#usageChunks[0] : Buffer.concat(this.#usageChunks));
+      usage = this.#shape.body(this.#usageChunks.length === 1 ? this.#usageChunks[0] : Buffer.concat(this.#usageChunks));
     }
     if (usage !== null) {
       st.usage = usage;

@@ -3,11 +3,12 @@
  * docs/scheduler.md), for the aggregated path and for prefill/decode pairs, then the first try.
  * kvcache-aware's scores come first when the profile has it (an await on /tokenize and Redis).
  */
+import { failOverLate } from '../provider/fallback.js';
 import type { CompiledEndpoint, CompiledServer, CompiledSnapshot } from '../compile.js';
 import type { Profile } from '../scheduler/framework.js';
 import { KvCacheAwareScorer } from '../scheduler/kvcache-aware.js';
 import { workerRedis } from '../redis.js';
-import { demoteBy, demoteEjected, demoteEjectedPairs, demotionClock } from '../outlier.js';
+import { demoteBy, demoteEjected, demoteEjectedPairs, demotionClock, ejectedNow } from '../outlier.js';
 import { dispatchAttempt, outlierPolicy, startAttempt } from './attempt.js';
 import { startPair } from './attempt-pd.js';
 import { pinBound, pinPod, stickyAttempt } from './sticky.js';
@@ -20,7 +21,7 @@ const kDefaultFallbackPods = 5;
 function kvAwareScorer(ctx: WorkerContext): KvCacheAwareScorer {
   if (ctx.kvAware === null) {
     const breaker = workerRedis(ctx.cfg.redis);
-    ctx.kvAware = new KvCacheAwareScorer({ redis: breaker.client, breaker });
+    ctx.kvAware = new KvCacheAwareScorer({ redis: breaker.client, breaker, avoid: (e) => ejectedNow(ctx.ep, e.slot) });
   }
   return ctx.kvAware;
 }
@@ -49,6 +50,7 @@ export function schedule(st: RequestState, snap: CompiledSnapshot<Profile>, serv
 
 /** schedule() returned 0 (every candidate filtered out) or -1 (nothing scored). */
 function schedulingFailed(st: RequestState, n: number): void {
+  if (st.fallback !== null && failOverLate(st, 'scheduling_failed')) return;
   respondError(st, 'RTR_ERR_SCHEDULING', n === 0
     ? `pods have all been filtered out by ${JSON.stringify(st.l.ctx.scheduler.filteredBy)}`
     : 'no score plugin scored any pod');
@@ -159,7 +161,7 @@ export function schedulePd(st: RequestState, server: CompiledServer, extra: Floa
   const pd = server.pd!;
   const profile = st.profile!;
   const sreq = st.sreq!;
-  if (pd.decode.length === 0) { respondError(st, 'RTR_ERR_SCHEDULING', 'no decode pod found'); return; }
+  if (pd.decode.length === 0) { if (!failOverLate(st, 'scheduling_failed')) respondError(st, 'RTR_ERR_SCHEDULING', 'no decode pod found'); return; }
   const ranked = new Int32Array(kDefaultFallbackPods);
   const n = scheduler.schedule(profile, pd.decode, sreq, ranked, extra !== null ? gather(extra, pd.decodeIdx) : null);
   if (n <= 0) { schedulingFailed(st, n); return; }
@@ -201,7 +203,7 @@ export function schedulePd(st: RequestState, server: CompiledServer, extra: Floa
     pairDecode[pairPrefill.length] = ranked[i];
     pairPrefill.push(pd.prefillByGroup[groups[j]][pick[used[j]++ % pick.length]]);
   }
-  if (pairPrefill.length === 0) { respondError(st, 'RTR_ERR_SCHEDULING', 'no valid prefill-decode pod pairs found'); return; }
+  if (pairPrefill.length === 0) { if (!failOverLate(st, 'scheduling_failed')) respondError(st, 'RTR_ERR_SCHEDULING', 'no valid prefill-decode pod pairs found'); return; }
   demoteEjectedPairs(ctx.ep, pd.decode, pairDecode, pairPrefill, pairPrefill.length, decodeClock, prefillClock);
   // Both pods of the first pair hold the prompt's prefix from now on (see scheduleAggregated).
   scheduler.postSchedule(profile, st.prefixHashes, pd.decode[pairDecode[0]], sreq.modelId);

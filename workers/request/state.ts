@@ -25,6 +25,7 @@ import type { AdmissionClient, AdmissionTicket } from '../admission.js';
 import type { StickyTable } from '../sticky/memory-store.js';
 import type { RedisStickyStore } from '../sticky/redis-store.js';
 import type { EppCall, EppClient } from '../epp/client.js';
+import type { Fallback } from '../provider/fallback.js';
 
 export interface WorkerContext {
   cfg: Readonly<RouterConfig>;
@@ -171,6 +172,8 @@ export class RequestState {
   /** Authentication still running; afterAuth runs once it succeeded. */
   authPending = false;
   afterAuth: (() => void) | null = null;
+  /** The rule's ExternalModelProvider to fail over to (route opted in, workers/provider/fallback.ts); null: none. */
+  fallback: Fallback | null = null;
   /** The admitted request's rate limit, charged with its output tokens by finish(); null: none. */
   rateLimit: ModelLimit | null = null;
 

@@ -111,6 +111,11 @@ export interface KvAwareOptions {
   redisTimeoutMs?: number;
   /** Picks the tokenizer pod; [0, 1). Default Math.random. */
   random?: () => number;
+  /**
+   * Pods to tokenize on only when no other candidate is left: those ejected by outlier detection
+   * (a hung engine's tokenizer holds every request that picks it for the whole tokenize timeout).
+   */
+  avoid?: (ep: SchedEndpoint) => boolean;
 }
 
 /** Tokenizer connection pools kept at once; the least recently created is closed beyond this. */
@@ -122,6 +127,7 @@ export class KvCacheAwareScorer {
   readonly #breaker: RedisBreaker;
   readonly #tokenizeTimeoutMs: number;
   readonly #random: () => number;
+  readonly #avoid: ((ep: SchedEndpoint) => boolean) | null;
   readonly #pools = new Map<string, Pool>();
   readonly #series = new Map<string, ModelSeries>();
   /** Owner ids of endpoints, made once per compiled endpoint object. */
@@ -144,6 +150,8 @@ export class KvCacheAwareScorer {
     this.#breaker = opts.breaker ?? new RedisBreaker(opts.redis, { timeoutMs: rt });
     this.#tokenizeTimeoutMs = tt;
     this.#random = opts.random ?? Math.random;
+    if (opts.avoid !== undefined && typeof opts.avoid !== 'function') throw new TypeError('avoid must be a function');
+    this.#avoid = opts.avoid ?? null;
   }
 
   /**
@@ -321,7 +329,7 @@ export class KvCacheAwareScorer {
   /**
    * Kthena's TokenizerManager + RemoteTokenizer: a random candidate, the engine's tokenizer port,
    * Kthena's request body; one retry, sent to the next candidate when there is one (the first
-   * pod failing is the likely reason for the retry).
+   * pod failing is the likely reason for the retry). Ejected pods are skipped while others remain.
    */
   async #tokenize(args: PluginArgs, model: string, req: ScheduleRequest, isChat: boolean, endpoints: readonly SchedEndpoint[]): Promise<number[]> {
     const sglang = req.engine === 'SGLang';
@@ -335,12 +343,24 @@ export class KvCacheAwareScorer {
       body = JSON.stringify({ model, prompt: req.prompt, add_special_tokens: true });
     }
     const n = endpoints.length;
-    const start = Math.min(n - 1, Math.floor(this.#random() * n));
+    const start = this.#usable(endpoints, Math.min(n - 1, Math.floor(this.#random() * n)), -1);
     try {
       return await this.#tokenizeOn(endpoints[start].ip, port, body);
     } catch {
-      return await this.#tokenizeOn(endpoints[(start + 1) % n].ip, port, body);
+      return await this.#tokenizeOn(endpoints[this.#usable(endpoints, (start + 1) % n, start)].ip, port, body);
     }
+  }
+
+  /** The first candidate from `from` on (wrapping) that is neither avoided nor `not`; `from` when there is none. */
+  #usable(endpoints: readonly SchedEndpoint[], from: number, not: number): number {
+    const avoid = this.#avoid;
+    if (avoid === null) return from;
+    const n = endpoints.length;
+    for (let k = 0; k < n; k++) {
+      const i = (from + k) % n;
+      if (i !== not && !avoid(endpoints[i])) return i;
+    }
+    return from;
   }
 
   async #tokenizeOn(ip: string, port: number, body: string): Promise<number[]> {

@@ -7,11 +7,11 @@
  *  - `resource`: validated by src/resources/validate.ts into the ResourceSet the translator reads
  *    (exactly as the file provider does), with problems reported and the last valid version kept;
  *  - `raw`: kept as trimmed plain objects in the snapshot's `raw` map, for consumers that have no
- *    typed resource yet (ExternalModelProvider status, EndpointSlices); a `resource` kind with
- *    `keepRaw` is in both (credential Secrets);
+ *    typed resource yet (EndpointSlices); a `resource` kind with `keepRaw` is in both;
  *  - `routerConfig`: the ConfigMap whose `routerConfiguration` key is the router configuration.
  */
 import { apiPrefix } from '../../kube/client.js';
+import { routerAnnotations } from '../../resources/annotations.js';
 import { PROVIDER_CREDENTIAL_LABEL, SECRET_PURPOSES, digestSecretData, purposeSelector, type SecretPurpose } from '../../resources/secret.js';
 
 /** A Kubernetes object as JSON (the shape list and watch return). */
@@ -87,12 +87,14 @@ const always = (): boolean => true;
 const gatewayApi = (c: KindContext): boolean => c.gatewayApi;
 const inferenceExtension = (c: KindContext): boolean => c.inferenceExtension;
 
-/** metadata fields every consumer may read; managedFields and annotations are dropped. */
+/** metadata fields every consumer may read; managedFields and other controllers' annotations are dropped. */
 function trimMeta(m: RawObject['metadata']): RawObject['metadata'] {
   const out: RawObject['metadata'] = { name: m.name };
   for (const k of ['namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'labels'] as const) {
     if (m[k] !== undefined) (out as Record<string, unknown>)[k] = m[k];
   }
+  const annotations = routerAnnotations(m.annotations as Record<string, string> | undefined);
+  if (annotations !== undefined) out.annotations = annotations;
   return out;
 }
 
@@ -135,10 +137,11 @@ function trimApiKeySecret(o: RawObject): RawObject {
 
 /**
  * One label-selected Secret informer per purpose of src/resources/secret.ts. The provider-credential
- * one keeps its historical id `Secret` (its raw objects feed ExternalModelProvider statuses).
+ * one keeps its historical id `Secret`; its typed Secrets (credentials) are what
+ * ExternalModelProvider statuses and the routing snapshot read.
  */
 const SECRET_INFORMER: Readonly<Record<SecretPurpose, { id: string; trim(o: RawObject): RawObject; keepRaw?: boolean }>> = {
-  providerCredential: { id: 'Secret', trim: trimSecret, keepRaw: true },
+  providerCredential: { id: 'Secret', trim: trimSecret },
   apiKeys: { id: 'Secret/api-key', trim: trimApiKeySecret },
 };
 const purposeSecretKinds: WatchedKind[] = SECRET_PURPOSES.map((p, i) => ({
@@ -166,9 +169,7 @@ function trimCustom(o: RawObject): RawObject {
 export const WATCHED_KINDS: readonly WatchedKind[] = Object.freeze([
   { kind: 'ModelRoute', apiVersion: KTHENA_GROUP_VERSION, plural: 'modelroutes', role: 'resource', enabled: always, trim: trimCustom, writesStatus: true },
   { kind: 'ModelServer', apiVersion: KTHENA_GROUP_VERSION, plural: 'modelservers', role: 'resource', enabled: always, trim: trimCustom, writesStatus: true },
-  // Raw until a typed ExternalModelProvider lands in src/resources; its status is computed from the
-  // raw object and the credential Secrets (Kthena's CredentialsResolved/Ready).
-  { kind: 'ExternalModelProvider', apiVersion: KTHENA_GROUP_VERSION, plural: 'externalmodelproviders', role: 'raw', enabled: always, trim: trimCustom, writesStatus: true },
+  { kind: 'ExternalModelProvider', apiVersion: KTHENA_GROUP_VERSION, plural: 'externalmodelproviders', role: 'resource', enabled: always, trim: trimCustom, writesStatus: true },
   { kind: 'Pod', apiVersion: 'v1', plural: 'pods', role: 'resource', enabled: always, trim: trimPod },
   ...purposeSecretKinds,
   {

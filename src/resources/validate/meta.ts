@@ -2,6 +2,7 @@
  * ObjectMeta: checked as the API server checks it (strict fields, name, namespace, labels,
  * timestamps) and completed as it would be (generation, uid, creationTimestamp), for every kind.
  */
+import { routerAnnotations } from '../annotations.js';
 import { createHash } from 'node:crypto';
 import type { ObjectMeta } from '../types.js';
 import { type Issue, type Schema, ANY, arr, map, obj, pattern, show, str, walk } from './schema.js';
@@ -47,6 +48,8 @@ export interface MetaRaw {
   creationTimestamp?: string;
   deletionTimestamp?: string;
   labels: Record<string, string>;
+  /** The router's own annotations (src/resources/annotations.ts); absent when none. */
+  annotations?: Record<string, string>;
 }
 
 export function parseMetadata(rawMeta: unknown, issues: Issue[]): MetaRaw | undefined {
@@ -70,6 +73,8 @@ export function parseMetadata(rawMeta: unknown, issues: Issue[]): MetaRaw | unde
   const labels = (m.labels as Record<string, string> | undefined) ?? {};
   for (const e of labelErrors(labels)) issues.push({ field: 'metadata.labels', message: e });
   const out: MetaRaw = { name: name ?? '', namespace, labels };
+  const annotations = routerAnnotations(m.annotations as Record<string, string> | undefined);
+  if (annotations !== undefined) out.annotations = annotations;
   for (const key of ['creationTimestamp', 'deletionTimestamp'] as const) {
     if (m[key] === undefined) continue;
     const t = normalizeTimestamp(m[key]);
@@ -99,6 +104,7 @@ export function finishMeta(m: MetaRaw, kind: string, spec: unknown, ctx: { now: 
     uid: m.uid ?? derivedUid(kind, m.namespace, m.name),
   };
   if (m.deletionTimestamp !== undefined) meta.deletionTimestamp = m.deletionTimestamp;
+  if (m.annotations !== undefined) meta.annotations = m.annotations;
   return meta;
 }
 

@@ -23,6 +23,7 @@ import { secret } from './kinds/secret.js';
 export const KTHENA_KINDS: readonly KindRules<AnyResource>[] = [
   modelRoute,
   modelServer,
+  externalModelProvider,
   pod,
 ];
 

@@ -1,10 +1,12 @@
 /**
- * ExternalModelProvider (networking.serving.volcano.sh/v1alpha1): its CRD schema and Kthena's
- * webhook rules. Admission only for now: the router does not route to providers yet, so file and
- * Kubernetes mode do not serve the kind (validate.ts warns that it is ignored).
+ * ExternalModelProvider (networking.serving.volcano.sh/v1alpha1): its CRD schema, the CRD's CEL
+ * rule on `auth` and Kthena's webhook rules, for file and Kubernetes mode and for the admission
+ * webhook. The credential and the provider's readiness are judged in
+ * src/resources/external-provider.ts.
  */
-import { type FieldError, type Schema, map, obj, str, walk } from '../schema.js';
-import type { AdmissionRules } from '../kind.js';
+import type { ExternalModelProvider } from '../../external-provider.js';
+import { type FieldError, type Schema, fileIssue, map, obj, str, walk } from '../schema.js';
+import { type AdmissionRules, CRD_TOP_LEVEL_KEYS, type KindRules, KTHENA_API_VERSION } from '../kind.js';
 
 export const externalModelProviderSpecSchema: Schema = obj({
   auth: obj({
@@ -102,8 +104,37 @@ export function externalModelProviderWebhook(spec: ExternalModelProviderSpec): F
   return errs;
 }
 
-export const externalModelProvider: AdmissionRules = {
+/** The typed spec of a valid object (CRD defaults applied; `auth.secretRef.optional` is false or unset). */
+function typedSpec(spec: ExternalModelProviderSpec): ExternalModelProvider['spec'] {
+  const typed: ExternalModelProvider['spec'] = {
+    providerType: spec.providerType as ExternalModelProvider['spec']['providerType'],
+    baseURL: spec.baseURL,
+    insecureSkipVerify: spec.insecureSkipVerify === true,
+  };
+  if (spec.model !== undefined) typed.model = spec.model;
+  if (spec.auth !== undefined) {
+    typed.auth = { secretRef: { name: spec.auth.secretRef.name ?? '', key: spec.auth.secretRef.key } };
+    if (spec.auth.scheme !== undefined) typed.auth.scheme = spec.auth.scheme as 'Bearer' | 'APIKey';
+  }
+  if (spec.headers !== undefined) typed.headers = spec.headers;
+  return typed;
+}
+
+export const externalModelProvider: KindRules<ExternalModelProvider> & AdmissionRules = {
   kind: 'ExternalModelProvider',
+  apiVersions: [KTHENA_API_VERSION],
+  topLevelKeys: CRD_TOP_LEVEL_KEYS,
+  specRequired: true,
+  parse(raw, issues) {
+    const spec = walk(raw.spec, externalModelProviderSpecSchema, 'spec', issues) as ExternalModelProviderSpec | undefined;
+    // The CRD's CEL rule (self = spec.auth), with its message.
+    if (spec?.auth?.secretRef.optional === true) issues.push({ field: 'spec.auth', message: 'secretRef.optional must be false or unset' });
+    if (issues.length > 0 || spec === undefined) return undefined;
+    issues.push(...externalModelProviderWebhook(spec).map(fileIssue));
+    if (issues.length > 0) return undefined;
+    const typed = typedSpec(spec);
+    return { generationOf: typed, build: (metadata) => ({ apiVersion: KTHENA_API_VERSION, kind: 'ExternalModelProvider', metadata, spec: typed }) };
+  },
   // The CRD's CEL rule on secretRef.optional is left to the webhook rule, which words it as Kthena's webhook.
   admit(raw, issues) {
     const spec = walk(raw, externalModelProviderSpecSchema, 'spec', issues) as ExternalModelProviderSpec | undefined;

@@ -97,10 +97,6 @@ export function modelServerWebhook(spec: ModelServer['spec']): FieldError[] {
   return errs;
 }
 
-// ---------------------------------------------------------------------------------------------
-// ExternalModelProvider (admission only: the router does not route to providers yet) and the
-// admission entry point
-
 export const modelServer: KindRules<ModelServer> & AdmissionRules = {
   kind: 'ModelServer',
   apiVersions: [KTHENA_API_VERSION],

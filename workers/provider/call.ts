@@ -1,0 +1,266 @@
+/**
+ * The call to an external provider: one undici dispatch per request, through one of two agents per
+ * worker (certificates verified, or not for `insecureSkipVerify`), with the same handler protocol
+ * and response writer as a pod's try (workers/request/attempt.ts, response.ts). As Kthena: no
+ * retry, redirects are not followed (undici's dispatch never follows them; a 3xx is passed through
+ * like any other status), every upstream status is passed through as the provider wrote it, and a
+ * failure before the response headers answers 502 (504 for a timeout). Unlike Kthena, connecting
+ * is bounded by 10 s and the response headers by --upstream-timeout, and a stream that goes quiet
+ * for --upstream-idle-timeout is ended (Kthena waits forever).
+ */
+import { performance } from 'node:perf_hooks';
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { RouterConfig } from '../../src/config.js';
+import { Catalog, errorBody, formatMessage, RouterError } from '../../src/errors.js';
+import { upstreamStarted } from '../request/attempt.js';
+import { clientAborted, finish, internalError, respondError, upstreamDone } from '../request/finish.js';
+import { ResponseWriter } from '../request/response.js';
+import type { LiveTry, RequestState } from '../request/state.js';
+import type { UpstreamController, UpstreamHandler, UpstreamHeaders } from '../request/upstream.js';
+import type { CompiledProvider } from './compile.js';
+
+/** Connecting (TCP and TLS) to a provider; Go's transport that Kthena uses allows 30 s + 10 s. */
+const kConnectTimeoutMs = 10_000;
+
+let secure: Dispatcher | null = null;
+let insecure: Dispatcher | null = null;
+
+/**
+ * The dispatcher for a provider call, made once per worker: a plain Agent, or with HTTPS_PROXY an
+ * agent that tunnels through the proxy (CONNECT) except for NO_PROXY hosts; the provider's TLS is
+ * end to end either way and verified unless insecureSkipVerify.
+ */
+function agentFor(cfg: Readonly<RouterConfig>, insecureSkipVerify: boolean): Dispatcher {
+  const existing = insecureSkipVerify ? insecure : secure;
+  if (existing !== null) return existing;
+  // Neither the chain nor the host name is checked with insecureSkipVerify (Go's InsecureSkipVerify).
+  const tls = insecureSkipVerify ? { timeout: kConnectTimeoutMs, rejectUnauthorized: false } : { timeout: kConnectTimeoutMs };
+  const proxy = cfg.providerProxy;
+  const made: Dispatcher = proxy.url === ''
+    ? new Agent({ connect: tls, headersTimeout: 0, bodyTimeout: 0 })
+    : new EnvHttpProxyAgent({
+      // Explicit values, so that the process environment is read once, by src/config.ts.
+      httpProxy: proxy.url, httpsProxy: proxy.url, noProxy: proxy.noProxy,
+      connect: tls, requestTls: tls, proxyTls: { timeout: kConnectTimeoutMs },
+      headersTimeout: 0, bodyTimeout: 0,
+    });
+  if (insecureSkipVerify) insecure = made;
+  else secure = made;
+  return made;
+}
+
+/** Worker shutdown: the agents' kept-alive sockets would hold the thread. */
+export async function closeProviderAgents(): Promise<void> {
+  const all = [secure, insecure].filter((a): a is Dispatcher => a !== null);
+  secure = null;
+  insecure = null;
+  await Promise.allSettled(all.map((a) => a.destroy()));
+}
+
+const kTimeoutCodes = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'RTR_ERR_UPSTREAM_HEADERS_TIMEOUT', 'ETIMEDOUT']);
+
+export interface ProviderLeg {
+  provider: CompiledProvider;
+  path: string;
+  headers: string[];
+  body: Buffer | string;
+}
+
+/** The request's one call to its provider: the live try of the request while it runs. */
+export class ProviderCall implements UpstreamHandler, LiveTry {
+  readonly st: RequestState;
+  readonly #p: CompiledProvider;
+  #controller: UpstreamController | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #headersReceived = false;
+  #done = false;
+  #idleMs = 0;
+  #chunks = 0;
+  #chunksAtCheck = -1;
+  #quietSince = 0;
+  writer: ResponseWriter | null = null;
+
+  constructor(st: RequestState, p: CompiledProvider) {
+    this.st = st;
+    this.#p = p;
+  }
+
+  #live(): boolean {
+    return !this.#done && this.st.current === this && !this.st.finished;
+  }
+
+  send(leg: ProviderLeg): void {
+    const st = this.st;
+    const cfg = st.l.ctx.cfg;
+    st.current = this;
+    // After a failover the pods' tries count too.
+    st.attempt++;
+    st.rec.upstreamAttempts = st.attempt;
+    upstreamStarted(st, performance.now());
+    const timeoutMs = cfg.upstreamTimeoutMs;
+    this.#idleMs = cfg.upstreamIdleTimeoutMs;
+    if (timeoutMs > 0) this.#timer = setTimeout(this.#headersTimedOut, timeoutMs, timeoutMs);
+    try {
+      agentFor(cfg, this.#p.insecureSkipVerify).dispatch({
+        origin: this.#p.origin,
+        path: leg.path,
+        method: st.method as Dispatcher.HttpMethod,
+        headers: leg.headers,
+        body: leg.body,
+      }, this as unknown as Dispatcher.DispatchHandler);
+    } catch (err) {
+      this.onResponseError(null, err as Error);
+    }
+  }
+
+  readonly #headersTimedOut = (ms: number): void => {
+    this.#timer = null;
+    if (this.#headersReceived || !this.#live()) return;
+    this.fail(new RouterError('RTR_ERR_UPSTREAM_HEADERS_TIMEOUT', `${ms}ms`));
+  };
+
+  readonly #checkIdle = (): void => {
+    this.#timer = null;
+    if (!this.#live()) return;
+    const quiet = this.#chunks === this.#chunksAtCheck && !(this.writer?.paused ?? false);
+    if (quiet && this.#quietSince > 0 && performance.now() - this.#quietSince >= this.#idleMs) {
+      this.fail(new RouterError('RTR_ERR_UPSTREAM_IDLE_TIMEOUT', `${this.#idleMs}ms`));
+      return;
+    }
+    if (!quiet) { this.#chunksAtCheck = this.#chunks; this.#quietSince = performance.now(); }
+    this.#timer = setTimeout(this.#checkIdle, this.#idleMs / 2);
+  };
+
+  // ---- LiveTry --------------------------------------------------------------------------------
+
+  fail(err: Error): void {
+    if (!this.#live()) return;
+    if (this.#controller !== null) this.#controller.abort(err);
+    else this.#failed(err);
+  }
+
+  clientGone(): void {
+    if (this.#done) return;
+    if (this.#controller !== null) { this.#controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED')); return; }
+    this.#done = true;
+    this.release();
+    if (this.st.current === this) this.st.current = null;
+    upstreamDone(this.st);
+    clientAborted(this.st);
+  }
+
+  release(): void {
+    if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
+  }
+
+  cancel(err: Error): void {
+    const wasDone = this.#done;
+    this.#done = true;
+    this.release();
+    if (this.st.current === this) this.st.current = null;
+    if (!wasDone) this.#controller?.abort(err);
+  }
+
+  endWithError(errorJson: string): boolean {
+    return this.writer !== null && this.writer.endWithError(errorJson);
+  }
+
+  #failed(err: Error): void {
+    const st = this.st;
+    const rec = st.rec;
+    this.#done = true;
+    this.release();
+    if (st.current === this) st.current = null;
+    upstreamDone(st);
+    if (st.aborted) { clientAborted(st); return; }
+    const code = (err as { code?: string }).code ?? '';
+    if (st.responded) {
+      rec.errorType = 'proxy';
+      rec.errorCode = 'RTR_ERR_UPSTREAM_MIDSTREAM';
+      rec.errorMessage = formatMessage(Catalog.RTR_ERR_UPSTREAM_MIDSTREAM, err.message);
+      rec.errorOrigin = 'upstream';
+      st.l.ctx.log('warn', { requestId: rec.requestId, provider: this.#p.key, err: err.message }, 'external provider failed mid-response');
+      if (this.writer === null || !this.writer.endWithError(errorBody('RTR_ERR_UPSTREAM_MIDSTREAM', rec.errorMessage))) {
+        st.aborted = true;
+        st.res.close();
+      }
+      finish(st);
+      return;
+    }
+    this.writer?.discard();
+    // The cause goes to the log (it names no credential: undici's messages carry the host at most).
+    st.l.ctx.log('warn', { requestId: rec.requestId, provider: this.#p.key, err: err.message, code }, 'external provider request failed');
+    respondError(st, kTimeoutCodes.has(code) ? 'RTR_ERR_PROVIDER_TIMEOUT' : 'RTR_ERR_PROVIDER_TRANSPORT', this.#p.key);
+  }
+
+  // ---- UpstreamHandler (undici's callback order) ----------------------------------------------
+
+  onRequestStart(controller: UpstreamController): void {
+    if (!this.#live()) { controller.abort(new Error('call abandoned')); return; }
+    this.#controller = controller;
+    if (this.st.aborted) controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED'));
+  }
+
+  onResponseStart(controller: UpstreamController, statusCode: number, headers: UpstreamHeaders): void {
+    const st = this.st;
+    if (!this.#live()) { controller.abort(new Error('call abandoned')); return; }
+    try {
+      this.#headersReceived = true;
+      if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
+      if (this.#idleMs > 0) {
+        this.#chunksAtCheck = 0;
+        this.#quietSince = performance.now();
+        this.#timer = setTimeout(this.#checkIdle, this.#idleMs / 2);
+      }
+      const rec = st.rec;
+      rec.tHeaders = performance.now();
+      rec.upstreamStatusCode = statusCode;
+      if (st.aborted) { controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED')); return; }
+      rec.statusCode = statusCode;
+      if (statusCode < 200 || statusCode >= 300) {
+        // Passed through verbatim, 5xx and 3xx included (Kthena: upstream_response, origin upstream).
+        rec.errorType = 'upstream_response';
+        rec.errorOrigin = 'upstream';
+        rec.errorMessage = `provider ${this.#p.key} returned HTTP ${statusCode}`;
+      }
+      const shape = st.rec.path === '/v1/responses' ? this.#p.responsesUsage : this.#p.usage;
+      this.writer = new ResponseWriter(st, controller, statusCode, headers, shape);
+    } catch (err) {
+      internalError(st, err);
+    }
+  }
+
+  onResponseData(_controller: UpstreamController, chunk: Buffer): void {
+    if (!this.#live() || this.st.aborted || this.writer === null) return;
+    this.#chunks++;
+    try {
+      this.writer.data(chunk);
+    } catch (err) {
+      internalError(this.st, err);
+    }
+  }
+
+  onResponseEnd(): void {
+    const st = this.st;
+    if (!this.#live()) return;
+    this.#done = true;
+    try {
+      this.release();
+      upstreamDone(st);
+      if (st.aborted) { clientAborted(st); return; }
+      this.writer?.end();
+      finish(st);
+    } catch (err) {
+      internalError(st, err);
+    }
+  }
+
+  onResponseError(_controller: UpstreamController | null, err: Error): void {
+    if (!this.#live()) return;
+    try {
+      this.#failed(err);
+    } catch (e) {
+      internalError(this.st, e);
+    }
+  }
+}
