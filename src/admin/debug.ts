@@ -111,7 +111,7 @@ function goSecondsUTC(ts: string): string {
  * The IR as dumped: API keys shown as counts per rule, users by id, never a digest (a digest
  * cannot be turned back into a key, but a dump is no place for credential material at all).
  */
-function redactIR(ir: RoutingIR | null): unknown {
+function redactApiKeys(ir: RoutingIR | null): unknown {
   if (ir === null || ir.apiKeys === undefined) return ir;
   return {
     ...ir,
@@ -265,7 +265,7 @@ class Dump {
       case 'problems':
         return { status: 200, body: { problems: [...this.#source.problems()] } };
       case 'snapshot':
-        return { status: 200, body: { generation: this.#source.generation(), ir: redactIR(redacted(this.#ir)) } };
+        return { status: 200, body: { generation: this.#source.generation(), ir: redactApiKeys(redacted(this.#ir)) } };
       case 'initial_config':
         return { status: 200, body: this.#source.initialConfig() };
       default:

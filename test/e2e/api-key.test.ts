@@ -86,7 +86,11 @@ beforeAll(async () => {
     routeYaml('open-route', 'open-model', 'open-server'),
     serverYaml('open-server', { port: PORT, labels: { app: 'open' } }),
     podYaml('k-1', ip(1), { labels: { app: 'keyed' } }), podYaml('o-1', ip(2), { labels: { app: 'other' } }), podYaml('p-1', ip(3), { labels: { app: 'open' } }),
-    // A provider credential (Kthena's label): read, and never shown.
+    // A provider credential (Kthena's label) used by a provider: sent upstream, never shown.
+    ['apiVersion: networking.serving.volcano.sh/v1alpha1', 'kind: ExternalModelProvider', 'metadata:', '  name: prov', '  namespace: default', 'spec:',
+      '  providerType: OpenAI', '  baseURL: https://127.0.0.1:9', '  auth:', '    secretRef: {name: provider-cred, key: apiKey}'].join('\n'),
+    ['apiVersion: networking.serving.volcano.sh/v1alpha1', 'kind: ModelRoute', 'metadata:', '  name: provider-route', '  namespace: default', 'spec:',
+      '  modelName: provider-model', '  rules:', '  - targetModels:', '    - externalModelProviderName: prov'].join('\n'),
     ['apiVersion: v1', 'kind: Secret', 'metadata:', '  name: provider-cred', '  labels:', '    networking.serving.volcano.sh/external-model-provider-credential: "true"',
       'stringData:', `  apiKey: "${PROVIDER_VALUE}"`].join('\n'),
   ));
@@ -171,6 +175,9 @@ describe('API keys (with JWT authentication on)', () => {
       await send(KEYED, { authorization: `Bearer ${k}`, 'x-api-key': k }, `?api_key=${k}`);
       await send({ ...KEYED, model: 'nope' }, { authorization: `Bearer ${tokens[0]}`, 'x-api-key': k });
     }
+    // The provider leg fails (nothing listens on port 9): its error body and log lines are checked too.
+    const viaProvider = await send({ ...KEYED, model: 'provider-model' }, { authorization: `Bearer ${tokens[0]}` });
+    expect(viaProvider.status).toBeGreaterThanOrEqual(500);
     const metrics = (await scrape(router.metricsPort)).text;
     const dumps: string[] = [];
     for (const what of ['modelroutes', 'modelservers', 'pods', 'problems', 'snapshot', 'initial_config']) {
@@ -180,6 +187,7 @@ describe('API keys (with JWT authentication on)', () => {
     }
     // The snapshot dump shows the rules (without digests), so the check above is not vacuous.
     expect(dumps[4]).toContain('"x-api-key"');
+    expect(dumps[4]).toContain('<redacted>');
     const everything = [...router.stdout, ...router.stderr, metrics, ...dumps, ...bodies].join('\n');
     expect(router.stdout.length).toBeGreaterThan(10);
     expect(tokens.length).toBeGreaterThanOrEqual(3);

@@ -29,6 +29,9 @@ let a: MockProvider;
 let b: MockProvider;
 let downPort: number;
 let fleet: SimFleet;
+/** Concurrent 'slow' calls at the provider, now and at most. */
+let inFlight = 0;
+let maxInFlight = 0;
 /** The provider saw the router close a stream the client had abandoned. */
 let lingerClosed = false;
 const IP = (n: number): string => `127.0.91.${n}`;
@@ -52,6 +55,12 @@ function handlerA(call: ProviderCall, res: ServerResponse): void {
   if (scenario === 'err500') { res.writeHead(500, { 'content-type': 'application/json' }); res.end('{"error":{"message":"provider exploded"}}'); return; }
   if (scenario === 'redirect') { res.writeHead(302, { location: `${a.url}/elsewhere`, 'content-type': 'text/plain' }); res.end('moved'); return; }
   if (scenario === 'hang') return;
+  if (scenario === 'slow') {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    setTimeout(() => { inFlight--; chatJson(res, body.model); }, 200);
+    return;
+  }
   if (scenario === 'cut' || scenario === 'linger') {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     res.write(`data: ${JSON.stringify({ id: 'c1', choices: [{ index: 0, delta: { content: 'partial' } }] })}\n\n`);
@@ -437,6 +446,21 @@ describe('an egress proxy (HTTPS_PROXY, NO_PROXY)', () => {
       await Promise.all([via.stop(), direct.stop()]);
       proxy.closeAllConnections();
       await new Promise((resolve) => proxy.close(resolve));
+    }
+  }, 60_000);
+});
+
+describe('the fairness queue in front of a provider', () => {
+  it('admits provider requests one at a time (FAIRNESS_MAX_CONCURRENT=1) and releases each when its response ended', async () => {
+    const fair = await startRouter({ dir, workers: 2, env: { NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.pem.txt'), ENABLE_FAIRNESS_SCHEDULING: 'true', FAIRNESS_MAX_CONCURRENT: '1', FAIRNESS_QUEUE_TIMEOUT: '10s' } });
+    try {
+      await fair.waitReady();
+      maxInFlight = 0;
+      const rs = await Promise.all([1, 2, 3].map((i) => postJson(fair.url, '/v1/chat/completions', { model: 'm-openai', user: 'slow', messages: [{ role: 'user', content: `q${i}` }] })));
+      expect(rs.map((r) => r.status)).toEqual([200, 200, 200]);
+      expect(maxInFlight).toBe(1);
+    } finally {
+      await fair.stop();
     }
   }, 60_000);
 });

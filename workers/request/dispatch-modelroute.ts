@@ -102,7 +102,7 @@ export function matchRoute(st: RequestState, snap: CompiledSnapshot, model: stri
       const rule = route.rules[j];
       if (!ruleMatches(st, rule, model)) continue;
       const target = pickTarget(rule);
-      if (target !== null) return { route, target, fallback: target.kind === 'server' ? rule.fallback : null };
+      if (target !== null) return { route, target, fallback: target.kind === 'server' ? rule.fallback ?? null : null };
     }
   }
   return null;
