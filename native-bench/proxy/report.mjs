@@ -150,28 +150,53 @@ for (const w of ['long-prefix', 'low-sharing']) {
     : `| ${x.name} | ${x.requests_per_s.toFixed(2)} | ${(x.requests_per_s / random.requests_per_s).toFixed(2)}x | ${f0(x.output_tokens_per_s)} | ${f0(x.ttft_p50_ms)} | ${f0(x.ttft_p99_ms)} | ${(x.ttft_p50_ms / random.ttft_p50_ms).toFixed(2)}x | ${x.itl_p50_ms?.toFixed(1) ?? '-'} | ${x.itl_p99_ms?.toFixed(1) ?? '-'} | ${x.goodput_rps?.toFixed(2) ?? '-'} | ${x.cache_hit_rate === null ? '-' : `${(x.cache_hit_rate * 100).toFixed(0)}%`} | ${x.errors} |`);
   const st = c.setup;
   const cm = c.machine ?? {};
+  const repeat = c.repeat ?? 1;
+  const runsNote = repeat > 1
+    ? `Medians of ${repeat} runs per configuration (seeds 1-${repeat}, the configurations interleaved so that a slow spell of the machine falls on all of them); the ratios to random are ratios of medians. Every run's figures are in the second table.`
+    : 'One run per configuration, one seed: differences of 10-20 % between runs of the same configuration are common, so read large factors, not small ones.';
+  const notes = [runsNote];
+  if (c.load_avg) notes.push(`The machine was shared with other work: its 1-minute load average was ${c.load_avg.start} when the comparison started and ${c.load_avg.end} when it ended (2 cores).`);
+  if (c.configs.some((x) => x.errors > 0)) notes.push('Errors are 503s (the `least-request` filter left no pod: every engine queue held ≥ maxWaitingRequests).');
+  if (c.configs.some((x) => x.name.startsWith('kvcache-aware'))) notes.push("kvcache-aware's remote tokenize and Redis lookups take real (wall) time; at time scale k each wall ms of them leaves the engines idle for k simulated ms, which penalises it here (compare it with `--time-scale 1`).");
+  const spreadRows = repeat > 1 && c.per_run ? c.configs.map((x) => {
+    const runs = c.per_run[x.name] ?? [];
+    return `| ${x.name} | ${runs.map((r) => r.requests_per_s.toFixed(2)).join(', ')} | ${runs.map((r) => f0(r.ttft_p50_ms)).join(', ')} | ${runs.map((r) => (r.cache_hit_rate === null ? '-' : `${(r.cache_hit_rate * 100).toFixed(0)}%`)).join(', ')} |`;
+  }) : [];
+  const fleetRows = c.configs.filter((x) => x.fleet).map((x) => {
+    const q = x.fleet;
+    return `| ${x.name} | ${q.busy_share === null ? '-' : `${(q.busy_share * 100).toFixed(0)}%`} | ${q.waiting_mean.toFixed(0)} | ${q.running_mean.toFixed(0)} | ${q.spread_mean.toFixed(1)} | ${q.preemptions} | ${(q.prefill_tokens / 1e6).toFixed(2)}M | ${q.loop_delay_ms_p99.toFixed(0)} |`;
+  });
   cmpSections.push(`
 ### ${w}${c.quick ? ' (--quick)' : ''}
 
 From \`native-bench/results/${f}\` (${cm.cpu ?? '?'}, ${cm.cores ?? '?'} cores, Node ${cm.node ?? '?'}, commit ${cm.git_commit ?? '?'}${cm.git_dirty ? ' + local changes' : ''}). ${st.pods} simulated vLLM pods (engine model, KV capacity ${st.kvCacheTokens} tokens each, time scale ${st.timeScale}),
 generated-shared-prefix: ${st.groups} groups x ${st.perGroup} prompts, system prompt ${st.systemLen} tokens, question ${st.questionLen}, output ${st.outputLen};
 closed loop with ${st.concurrency} users. Times are simulated ms (from the engines' \`sim_t\` stamps plus the router's real overhead); goodput SLO TTFT ≤ 2 s and mean ITL ≤ 100 ms.
-One run per configuration, one seed: differences of 10-20 % between runs of the same configuration are common, so read large factors, not small ones.
-Errors are 503s (the \`least-request\` filter left no pod: every engine queue held ≥ maxWaitingRequests).
-kvcache-aware's remote tokenize and Redis lookups take real (wall) time; at time scale k each wall ms of them leaves the engines idle for k simulated ms, which penalises it here (compare it with \`--time-scale 1\`).
+${notes.join('\n')}
 
 | configuration | req/s | vs random | output tok/s | TTFT p50 ms | TTFT p99 ms | TTFT p50 vs random | ITL p50 ms | ITL p99 ms | goodput req/s | cache hit | errors |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
+${spreadRows.length > 0 ? `
+| configuration | req/s, each run | TTFT p50 ms, each run | cache hit, each run |
+|---|---|---|---|
+${spreadRows.join('\n')}
+` : ''}${fleetRows.length > 0 ? `
+What the simulated engines did (medians): engine busy time (the drain at the end keeps it below 100 %), requests waiting in and running on the engines (all pods), the mean gap between the most and the least loaded pod, preemptions, prompt tokens computed (uncached prefill), and the event-loop delay of the process that runs the load generator and the simulated pods.
 
+| configuration | engines busy | waiting | running | pod spread | preemptions | prefill tokens | loop delay p99 ms |
+|---|---:|---:|---:|---:|---:|---:|---:|
+${fleetRows.join('\n')}
+` : ''}
 ![TTFT CDF per configuration](compare-${w}-ttft.svg)
 `);
 }
 const cmpSection = cmpSections.length === 0 ? '' : `
 ## Scheduler comparison (native-bench compare)
 
-Rerun: \`npm run build && npx --no-install native-bench compare --workload long-prefix --quick --svg docs/compare-long-prefix-ttft.svg\`
-(and \`--workload low-sharing\`, \`--svg docs/compare-low-sharing-ttft.svg\`; about 3 and 4 minutes here), then \`npx --no-install native-bench report\`.
+Rerun: \`npm run build && npx --no-install native-bench compare --workload long-prefix --quick --repeat 3 --configs default,random --json native-bench/results/compare-long-prefix-quick-<date>.json --svg docs/compare-long-prefix-ttft.svg\`
+(and the same with \`--workload low-sharing\`; 10-15 minutes each here; without \`--configs\`, every configuration), then \`npx --no-install native-bench report\`
+(details in [native-bench.md](native-bench.md#native-bench-compare)).
 Each configuration runs on a fresh simulated fleet and a fresh router. The simulator's model and
 coefficients are described in [benchmarks-simulator.md](benchmarks-simulator.md).
 ${cmpSections.join('')}`;

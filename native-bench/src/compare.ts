@@ -18,7 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -47,8 +47,9 @@ and directly against the pods round-robin, each on a fresh simulated fleet and a
                       low-sharing (256-token shared prompt, 4,096 unique tokens); 256 output tokens
   --quick             fewer groups (32 long-prefix, 24 low-sharing, instead of 64)
   --configs LIST      subset of the configurations (comma-separated names), or extra ones run only
-                      on request: prefix-cache, kvcache-aware, prefix-cache+least-request (no filter),
-                      prefix-cache*2+least-request (no filter)
+                      on request: prefix-cache, kvcache-aware, least-request (no filter),
+                      prefix-cache+least-request (no filter), prefix-cache*2+least-request (no
+                      filter), default+promptShare
   --pods N            simulated pods (default 3, as Kthena's benchmark)
   --groups N          prompt groups (quick: 32 long-prefix, 24 low-sharing; full 64; Kthena used 256)
   --per-group N       prompts per group (48: each of the 300 users sends about 5 requests with
@@ -195,6 +196,8 @@ export interface CompareResult {
   spread: Record<string, Record<string, [number, number]>>;
   setup: Record<string, unknown>;
   machine: ReturnType<typeof machineInfo>;
+  /** The machine's 1-minute load average when the comparison started and ended (others' work shows here). */
+  load_avg: { start: number; end: number };
   runs: { name: string; result: LoadResult }[];
 }
 
@@ -231,6 +234,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   }
   const setup = { pods, groups, perGroup, requests, concurrency, timeScale, kvCacheTokens, ...shape, model: MODEL };
   log(`compare ${o.workload}: ${JSON.stringify(setup)}`);
+  const loadStart = loadavg()[0];
 
   const redis = names.some((n) => n.startsWith('kvcache-aware')) ? await startRedis() : null;
   const repeat = o.repeat ?? 1;
@@ -331,7 +335,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   }
   const configs = names.map((n) => medianRow(perRun[n]));
   const spread = Object.fromEntries(names.map((n) => [n, spreadOf(perRun[n])]));
-  return { workload: o.workload, quick: o.quick, configs, repeat, per_run: perRun, spread, setup: { ...setup, repeat }, machine: machineInfo(), runs };
+  const loadAvg = { start: Math.round(loadStart * 100) / 100, end: Math.round(loadavg()[0] * 100) / 100 };
+  return { workload: o.workload, quick: o.quick, configs, repeat, per_run: perRun, spread, setup: { ...setup, repeat }, machine: machineInfo(), load_avg: loadAvg, runs };
 }
 
 /** Event-loop delay (p99, wall ms) of this process above which a run is flagged as lagging. */
@@ -446,7 +451,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
   const jsonFile = values.json ?? path.join(ROOT, 'native-bench', 'results', `compare-${workload}${values.quick ? '-quick' : ''}-${stamp}.json`);
   writeFileSync(jsonFile, JSON.stringify({
     workload: r.workload, quick: r.quick, configs: r.configs, repeat: r.repeat, per_run: r.per_run, spread: r.spread,
-    setup: r.setup, machine: r.machine,
+    setup: r.setup, machine: r.machine, load_avg: r.load_avg,
     // The full results of the first repetition.
     runs: Object.fromEntries(r.runs.map((x) => [x.name, resultToJson(x.result)])),
   }, null, 2) + '\n');

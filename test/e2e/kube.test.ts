@@ -264,7 +264,7 @@ describe('an unreachable API server', () => {
     const kc = await writeKubeconfig(url.origin, path.join(dir, 'kubeconfig-late'));
     const r = await kubeRouter([], kc);
     // Listening and healthy, but not ready, for a while.
-    await eventually(async () => { try { return (await fetch(`${r.url}/healthz`)).status === 200; } catch { return false; } }, 10_000, 'healthz');
+    await eventually(async () => { try { return (await fetch(`${r.url}/healthz`)).status === 200; } catch { return false; } }, 30_000, 'healthz'); // a hang bound: start-up alone took over 10 s on a loaded 2-core machine
     for (let i = 0; i < 10; i++) {
       const res = await fetch(`${r.url}/readyz`);
       expect(res.status).toBe(503);

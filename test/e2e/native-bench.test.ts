@@ -28,7 +28,7 @@ describe('native-bench compare', () => {
     dir = await tempDir('native-bench-compare-');
     const json = path.join(dir, 'out.json');
     const r = await run(['compare', '--workload', 'long-prefix', '--quick', '--configs', 'random,least-request,default,round-robin (no router)',
-      '--groups', '3', '--per-group', '2', '--concurrency', '3', '--pods', '2', '--json', json]);
+      '--groups', '3', '--per-group', '2', '--concurrency', '3', '--pods', '2', '--time-scale', '3', '--json', json]);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(readFileSync(json, 'utf8'));
     expect(out.workload).toBe('long-prefix');

@@ -105,7 +105,9 @@ beforeAll(async () => {
     podYaml('x-good', ip(6), { labels: { app: 'reset' } }),
 
     routeYaml('timeout', 'm-timeout', 'ms-timeout'),
-    serverYaml('ms-timeout', { port: PORT, labels: { app: 'timeout' }, timeout: '200ms' }),
+    // 1 s: long against the 20 ms token gaps below even on a loaded machine (it also bounds the gap
+    // between response bytes), short against the 30 s hang.
+    serverYaml('ms-timeout', { port: PORT, labels: { app: 'timeout' }, timeout: '1s' }),
     podYaml('t-hang', ip(7), { labels: { app: 'timeout' } }),
     podYaml('t-good', ip(8), { labels: { app: 'timeout' } }),
 
@@ -233,7 +235,7 @@ describe('retries before any byte reached the client', () => {
       const elapsed = performance.now() - t0;
       expect(r.status).toBe(200);
       expect(r.headers.get('x-sim-pod')).toBe('t-good');
-      // 200 ms budget + a fast answer; the hanging pod would have taken 30 s. The bound only has to
+      // 1 s budget + a fast answer; the hanging pod would have taken 30 s. The bound only has to
       // tell the two apart, so it is generous for a loaded machine.
       expect(elapsed).toBeLessThan(10_000);
       expect(requestsWithId(pod('t-hang'), id)).toHaveLength(1);
@@ -249,20 +251,20 @@ describe('retries before any byte reached the client', () => {
       expect(r.status).toBe(200);
       expect(r.headers.get('x-sim-pod')).toBe('t-good');
     }
-    // Six requests, each at most one 200 ms timeout + a fast answer: far below one 30 s hang.
+    // Six requests, each at most one 1 s timeout + a fast answer: below one 30 s hang.
     expect(performance.now() - t0).toBeLessThan(20_000);
     // The abandoned attempts were cancelled upstream, not left hanging.
     await eventually(() => pod('t-hang').inflight === 0, 5000, 't-hang in-flight back to 0');
   });
 
   it('bounds only the wait for response headers with trafficPolicy.timeout: a stream longer than it completes', async () => {
-    // 50 tokens, 20 ms apart: about 1 s of streaming under a 200 ms timeout.
-    const s = await openStream(router.url, { model: 'm-timeout', messages: msg(), max_tokens: 50 });
+    // 200 tokens, 20 ms apart: about 4 s of streaming under a 1 s timeout.
+    const s = await openStream(router.url, { model: 'm-timeout', messages: msg(), max_tokens: 200 });
     expect(s.status).toBe(200);
     const done = await within(s.done, 15_000, 'long stream');
     expect(done.error).toBeNull();
     expect(done.text).toContain('data: [DONE]');
-    expect(done.text.split('\n\n').filter((e) => e.startsWith('data: {') && e.includes('"content"')).length).toBeGreaterThanOrEqual(50);
+    expect(done.text.split('\n\n').filter((e) => e.startsWith('data: {') && e.includes('"content"')).length).toBeGreaterThanOrEqual(200);
   });
 
   it('honours trafficPolicy.retry: attempts 2 => exactly 3 requests, retryInterval apart, then 503', async () => {

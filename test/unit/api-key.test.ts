@@ -13,6 +13,7 @@ import { apiKeyDigest } from '../../src/shared/api-key.js';
 import { decodeSnapshot, encodeSnapshot } from '../../src/shared/snapshot-codec.js';
 import { checkApiKey, compileApiKeys, presentedKey, queryWithout, type CompiledApiKeyRule } from '../../workers/auth/api-key.js';
 import { compileSnapshot } from '../../workers/compile.js';
+import { apiKeyAuth, stripApiKey } from '../../workers/request/api-key.js';
 
 const ctx = { file: 'x.yaml', now: () => '2026-01-01T00:00:00Z' };
 
@@ -139,5 +140,32 @@ describe('checkApiKey (worker)', () => {
     expect(presentedKey(rule, headers({}), 'key=&a=1')).toBe('');
     expect(queryWithout('a=1&key=sk-x&b=2', 'key')).toBe('a=1&b=2');
     expect(queryWithout('key=sk-x', 'key')).toBe('');
+  });
+});
+
+describe('the request stage (workers/request/api-key.ts)', () => {
+  const snap = compileSnapshot(translate({
+    modelRoutes: [], pods: [],
+    modelServers: [server('s', [{ fromHeader: 'X-API-Key', fromParam: 'api_key', secretName: { name: 'a' } }])],
+    secrets: [secret('a', { k: 'sk-a' }, { 'networking.serving.volcano.sh/api-key-user': 'alice' })],
+  }).ir, 1, () => null);
+  // The stage reads only the server's key and rules.
+  const compiledServer = (): Parameters<typeof apiKeyAuth>[2] =>
+    ({ key: 'default/s', apiKeys: compileApiKeys(snap.ir.apiKeys)!.byServer.get('default/s')! }) as unknown as Parameters<typeof apiKeyAuth>[2];
+  const state = (h: Record<string, string>, query = '', userId = '') => ({
+    userId, apiKeyRule: null as CompiledApiKeyRule | null, query, upstreamPath: '', rec: { path: '/v1/chat/completions' },
+    upstreamHeaders: Object.entries(h).flat(), headerValue: (n: string) => h[n] ?? '',
+  });
+
+  it('makes the key\'s user the request\'s user unless a JWT already named one, and strips the key', () => {
+    const st = state({ 'x-api-key': 'sk-a', accept: '*/*' }, 'a=1&api_key=sk-a');
+    expect(apiKeyAuth(st as never, snap as never, compiledServer())).toBe(true);
+    expect(st.userId).toBe('alice');
+    stripApiKey(st as never, st.apiKeyRule!);
+    expect(st.upstreamHeaders).toEqual(['accept', '*/*']);
+    expect(st.upstreamPath).toBe('/v1/chat/completions?a=1');
+    const jwt = state({ 'x-api-key': 'sk-a' }, '', 'sub-from-jwt');
+    expect(apiKeyAuth(jwt as never, snap as never, compiledServer())).toBe(true);
+    expect(jwt.userId).toBe('sub-from-jwt');
   });
 });

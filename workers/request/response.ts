@@ -84,16 +84,15 @@ export class ResponseWriter {
       else this.#usageChunks = null;
     }
     this.#received += chunk.length;
-    if (this.mode === Mode.Length && this.#received >= this.total && !this.#flushQueued) {
-      // The chunk completes a Content-Length body (usually the whole JSON answer in one read):
-      // head and body in one corked tryEnd now, without waiting for a microtask.
-      this.#out.push(chunk);
-      this.#outBytes += chunk.length;
-      this.#flush(false);
-      return;
-    }
     this.#out.push(chunk);
     this.#outBytes += chunk.length;
+    // A chunk that completes a Content-Length body (usually the whole JSON answer in one read) is
+    // written by end(), which both upstream clients call in the same parser pass, right after
+    // this: head and body in one corked tryEnd without a microtask, and only after the try gave
+    // back its in-flight slot. Written here instead, the client could hold the whole answer and
+    // send its next request (to the other worker thread) while this one still counts in flight:
+    // a closed-loop client then sees its own finished request as load on the pod it came from.
+    if (this.mode === Mode.Length && this.#received >= this.total) return;
     if (!this.#flushQueued) {
       this.#flushQueued = true;
       queueMicrotask(this.#flushLater);

@@ -41,11 +41,13 @@ describe('response writer', () => {
     res.room = 5;
     const x = env.upstream.next();
     const body = '{"text":"0123456789abcdef"}';
-    x.respond(200, { 'content-type': 'application/json', 'content-length': String(body.length) }).data(body);
+    // The first part alone is written in the turn's flush and meets the 5-byte room.
+    x.respond(200, { 'content-type': 'application/json', 'content-length': String(body.length) }).data(body.slice(0, 12));
     await settle();
     expect(x.controller.paused).toBe(true);
     expect(res.ended).toBe(false);
     expect(res.hasWritableHandler).toBe(true);
+    x.data(body.slice(12));
     x.end();
     res.drain();
     expect(res.body).toBe(body);
@@ -110,18 +112,25 @@ describe('response writer', () => {
     x.end();
   });
 
-  it('writes a complete Content-Length answer inside the data callback, in one corked write, without onWritable', () => {
+  it('writes a complete Content-Length answer at the upstream end, in one corked write, after the in-flight slot is released', () => {
     const env = pipelineEnv();
     const res = env.chat();
     const x = env.upstream.next();
+    const pod = Number(/127\.0\.0\.(\d+):/.exec(x.req.origin)![1]) - 2;
+    let inflightAtWrite = -1;
+    const tryEnd = res.tryEnd.bind(res);
+    res.tryEnd = (chunk, total) => { inflightAtWrite = env.inflight(pod); return tryEnd(chunk, total); };
     x.respond(200, { 'content-type': 'application/json', 'content-length': '7' }).data('{"a":1}');
-    // No microtask ran yet: the answer is already complete.
+    // The body is complete but the upstream has not ended: nothing reached the client yet.
+    expect(res.ended).toBe(false);
+    x.end();
+    // No microtask ran: the answer went out within end(), once the pod's slot was free again.
     expect(res.ended).toBe(true);
+    expect(inflightAtWrite).toBe(0);
     expect(res.body).toBe('{"a":1}');
     expect(res.chunks).toHaveLength(1);
     expect(res.uncorkedWrites).toBe(0);
     expect(res.hasWritableHandler).toBe(false);
-    x.end();
     expect(env.ctx.active).toBe(0);
   });
 
