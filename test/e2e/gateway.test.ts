@@ -435,7 +435,7 @@ describe('InferenceObjective priority and HTTPRoute timeouts', () => {
       await eventually(async () => (await get(P.prio, '/v1/completions', { body, headers: { 'x-gateway-inference-objective': 'sheddable' } })).status === 429, 10_000, 'pool saturated');
       const shed = await get(P.prio, '/v1/completions', { body, headers: { 'x-gateway-inference-objective': 'sheddable' } });
       expect(JSON.parse(shed.text).error).toMatchObject({ code: 'RTR_ERR_SHED', message: 'system saturated, sheddable request dropped' });
-      for (const headers of [{ 'x-gateway-inference-objective': 'critical' }, {}]) {
+      for (const headers of [{ 'x-gateway-inference-objective': 'critical' }, {}] as Record<string, string>[]) {
         const t0 = performance.now();
         expect((await get(P.prio, '/v1/completions', { body, headers })).status).toBe(200);
         // Far below the 20 ms re-check a queued request would wait for, even on a loaded machine.

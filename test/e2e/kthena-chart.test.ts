@@ -50,7 +50,7 @@ function deployment(values: unknown, ports: { router: number; metrics: number; d
   const objs = renderChart(CHART, { namespace: NS, values: withPorts }).renderObjects();
   const d = objs.find((o) => o.object.kind === 'Deployment');
   if (!d) throw new Error('the chart rendered no Deployment');
-  return d.object.spec.template.spec.containers[0];
+  return (d.object as Obj).spec.template.spec.containers[0];
 }
 
 /** The container's environment as the kubelet resolves it (optional references may be absent). */

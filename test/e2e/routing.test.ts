@@ -334,7 +334,7 @@ describe('rule matching', () => {
     expect(prem.headers.get('x-sim-pod')).toBe('premium-1');
     expect(prem.json().model).toBe('org/premium');
 
-    for (const h of [{}, { 'user-type': 'basic' }, { 'user-type': 'premium-plus' }, { 'user-type': 'Premium' }, { 'x-user-type': 'premium' }]) {
+    for (const h of [{}, { 'user-type': 'basic' }, { 'user-type': 'premium-plus' }, { 'user-type': 'Premium' }, { 'x-user-type': 'premium' }] as Record<string, string>[]) {
       const r = await chat(url, { model: 'deepseek-multi-models', messages: msg('hi') }, h);
       expect(r.status, r.text).toBe(200);
       expect(r.headers.get('x-sim-pod'), JSON.stringify(h)).toBe('basic-1');

@@ -94,7 +94,7 @@ export function pipelineEnv(o: EnvOptions = {}) {
   const scheduler = new Scheduler({ ep, prefixSab: allocatePrefixIndex(1024), random: () => 0.5 });
   const ir: RoutingIR = {
     routes: [{
-      key: 'ns/r', namespace: 'ns', name: 'r', modelName: 'm', loraAdapters: [], hasParentRefs: false,
+      key: 'ns/r', namespace: 'ns', name: 'r', modelName: 'm', loraAdapters: [], hasParentRefs: false, rateLimit: null,
       rules: [{ name: 'all', match: { headers: [], uri: null, bodyModel: null }, targets: [{ kind: 'server', key: 'ns/s', server: 0, weight: 1 }], totalWeight: 1 }],
     }],
     servers: [{

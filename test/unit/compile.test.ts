@@ -6,7 +6,7 @@ import { DEFAULT_SCHEDULER } from '../../src/routerconfig/defaults.js';
 
 function route(name: string, modelName: string, lora: string[] = [], hasParentRefs = false): RouteIR {
   return {
-    key: `ns/${name}`, namespace: 'ns', name, modelName, loraAdapters: lora, hasParentRefs,
+    key: `ns/${name}`, namespace: 'ns', name, modelName, loraAdapters: lora, hasParentRefs, rateLimit: null,
     rules: [{
       name: 'r',
       match: { headers: [{ name: 'x-tier', type: 'regex', value: '^gold$' }], uri: { type: 'prefix', value: '/v1/chat' }, bodyModel: null },

@@ -9,7 +9,7 @@ import { KubeClient } from '../../src/kube/client.js';
 import { KubernetesMode } from '../../src/control/kubernetes.js';
 import { desiredStatuses } from '../../src/control/statuses.js';
 import { LeaderElector } from '../../src/status/leader.js';
-import { computeStatuses, gatewayStatusEntries, type StatusInput } from '../../src/translator/status.js';
+import { computeStatuses, gatewayStatusEntries, type DesiredStatus, type StatusInput } from '../../src/translator/status.js';
 import { StatusWriter } from '../../src/status/writer.js';
 import type { GatewayStatuses } from '../../src/ir/gateway.js';
 import { translate } from '../../src/translator/index.js';
@@ -75,8 +75,10 @@ function input(objs: KObj[]): StatusInput {
   return { resources, problems, objects };
 }
 
-const conds = (s: { status: { conditions: { type: string; status: string; reason: string }[] } }): string[] =>
-  s.status.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`);
+interface Condition { type: string; status: string; reason: string; message: string; observedGeneration?: number }
+/** DesiredStatus.status is open-ended (any kind's fields); these tests read the conditions of it. */
+const conditionsOf = (d: DesiredStatus): Condition[] => d.status.conditions as Condition[];
+const conds = (d: DesiredStatus): string[] => conditionsOf(d).map((c) => `${c.type}=${c.status}/${c.reason}`);
 
 describe('status conditions (pure)', () => {
   it('ModelRoute: Accepted and ResolvedRefs, with observedGeneration', () => {
@@ -84,10 +86,10 @@ describe('status conditions (pure)', () => {
     const byName = new Map(out.map((d) => [`${d.kind}/${d.name}`, d]));
     expect(conds(byName.get('ModelRoute/ok')!)).toEqual(['Accepted=True/Accepted', 'ResolvedRefs=True/ResolvedRefs']);
     expect(byName.get('ModelRoute/ok')!.status.observedGeneration).toBe(3);
-    expect(byName.get('ModelRoute/ok')!.status.conditions.every((c) => c.observedGeneration === 3)).toBe(true);
+    expect(conditionsOf(byName.get('ModelRoute/ok')!).every((c) => c.observedGeneration === 3)).toBe(true);
     const d = byName.get('ModelRoute/dangling')!;
     expect(conds(d)).toEqual(['Accepted=True/Accepted', 'ResolvedRefs=False/BackendNotFound']);
-    expect(d.status.conditions[1]!.message).toBe('ModelServer default/nope not found');
+    expect(conditionsOf(d!)[1]!.message).toBe('ModelServer default/nope not found');
   });
 
   it('ModelRoute: an invalid version is Accepted=False with the validation messages', () => {
@@ -95,14 +97,14 @@ describe('status conditions (pure)', () => {
     bad.spec.rules[0].targetModels[0].weight = 1000;
     const [d] = computeStatuses(input([bad])).filter((x) => x.name === 'bad');
     expect(conds(d!)).toEqual(['Accepted=False/Invalid', 'ResolvedRefs=False/Invalid']);
-    expect(d!.status.conditions[0]!.message).toContain('spec.rules[0].targetModels[0].weight');
+    expect(conditionsOf(d!)[0]!.message).toContain('spec.rules[0].targetModels[0].weight');
   });
 
   it('ModelRoute: warnings keep Accepted=True and are named in the message', () => {
     const limited = route('limited', 's1', { rateLimit: { inputTokensPerUnit: 10, unit: 'minute', global: { redis: { address: 'redis://x' } } } });
     const [d] = computeStatuses(input([limited, server('s1', 'a')])).filter((x) => x.name === 'limited');
     expect(conds(d!)[0]).toBe('Accepted=True/Accepted');
-    expect(d!.status.conditions[0]!.message).toMatch(/^ModelRoute is accepted with warnings: spec.rateLimit.global.redis.address: "redis:\/\/x" is not host:port/);
+    expect(conditionsOf(d!)[0]!.message).toMatch(/^ModelRoute is accepted with warnings: spec.rateLimit.global.redis.address: "redis:\/\/x" is not host:port/);
   });
 
   it('ModelServer: Ready counts the selected Running and Ready pods', () => {
@@ -110,7 +112,7 @@ describe('status conditions (pure)', () => {
     expect(conds(d!)).toEqual(['Accepted=True/Accepted', 'Ready=False/NoReadyEndpoints']);
     [d] = computeStatuses(input([server('s1', 'a'), pod('p1', 'a', '127.0.41.1'), pod('p2', 'a', '127.0.41.2'), pod('x', 'b', '127.0.41.3')])).filter((x) => x.kind === 'ModelServer');
     expect(conds(d!)).toEqual(['Accepted=True/Accepted', 'Ready=True/EndpointsAvailable']);
-    expect(d!.status.conditions[1]!.message).toBe('2 ready pods selected');
+    expect(conditionsOf(d!)[1]!.message).toBe('2 ready pods selected');
   });
 
   it("ExternalModelProvider: Kthena's CredentialsResolved and Ready", () => {
@@ -143,9 +145,9 @@ describe('status conditions (pure)', () => {
       badheader: ['CredentialsResolved=True/CredentialNotRequired', 'Ready=False/ConfigurationInvalid'],
     });
     const none = out.find((d) => d.name === 'none')!;
-    expect(none.status.conditions.map((c) => c.message)).toEqual(['No credential is configured', 'External provider configuration is ready']);
+    expect(conditionsOf(none).map((c) => c.message)).toEqual(['No credential is configured', 'External provider configuration is ready']);
     // Kthena's messages (externalmodelprovider_controller.go, adapter.go NormalizeCredential).
-    const msgs = Object.fromEntries(out.map((d) => [d.name, d.status.conditions.map((c) => c.message)]));
+    const msgs = Object.fromEntries(out.map((d) => [d.name, conditionsOf(d).map((c) => c.message)]));
     expect(msgs.ok).toEqual(['Credential Secret and key are available', 'External provider configuration is ready']);
     expect(msgs.missing).toEqual(Array(2).fill('Credential Secret is not found or does not have label networking.serving.volcano.sh/external-model-provider-credential=true'));
     expect(msgs.nokey).toEqual(['Credential Secret key is not found', 'Credential Secret key is not found']);

@@ -252,9 +252,10 @@ describe('least-latency score', () => {
 });
 
 describe('prefix-cache score', () => {
-  function plugin(prefixSab = allocatePrefixIndex(4096), ep = new Int32Array(new SharedArrayBuffer(4 * kEndpointStride * 4))) {
+  function plugin(prefixSab = allocatePrefixIndex(4096), ep: Int32Array = new Int32Array(new SharedArrayBuffer(4 * kEndpointStride * 4))) {
     const metrics = new SchedulerMetrics(PLUGIN_IDENTITIES);
-    const deps = { hasher: new PrefixHasher(), index: new PrefixIndex(prefixSab, ep), metrics, random: Math.random };
+    // DecisionContext types its endpoint array loosely; every one here is over a SharedArrayBuffer.
+    const deps = { hasher: new PrefixHasher(), index: new PrefixIndex(prefixSab, ep as Int32Array<SharedArrayBuffer>), metrics, random: Math.random };
     return { p: new PrefixCacheScore(deps, 4, 128, 5), deps };
   }
 
