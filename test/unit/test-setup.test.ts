@@ -94,9 +94,9 @@ describe('the script', () => {
     expect([r.status, r.stderr]).toEqual([0, '']);
   });
 
-  it('is npm test\'s pretest step, before the build; .ci/run runs exactly the README\'s command', () => {
+  it('is npm test\'s pretest step, before the build and the tests\' type check; .ci/run runs exactly the README\'s command', () => {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-    expect(pkg.scripts.pretest).toBe('node scripts/test-setup.mjs && npm run build');
+    expect(pkg.scripts.pretest).toBe('node scripts/test-setup.mjs && npm run build && tsc -p tsconfig.test.json');
     const ci = readFileSync(path.join(ROOT, '.ci', 'run'), 'utf8').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
     expect(ci[ci.length - 1]).toBe('npm ci && npm test');
     expect(readFileSync(path.join(ROOT, 'README.md'), 'utf8')).toContain('npm ci && npm test');

@@ -15,7 +15,8 @@ import { Catalog, errorBody, formatMessage, RouterError } from '../../src/errors
 import { upstreamStarted } from '../request/attempt.js';
 import { clientAborted, finish, internalError, respondError, upstreamDone } from '../request/finish.js';
 import { ResponseWriter } from '../request/response.js';
-import type { LiveTry, RequestState } from '../request/state.js';
+import { UpstreamLeg } from '../request/leg.js';
+import type { RequestState } from '../request/state.js';
 import type { UpstreamController, UpstreamHandler, UpstreamHeaders } from '../request/upstream.js';
 import type { CompiledProvider } from './compile.js';
 
@@ -67,27 +68,14 @@ export interface ProviderLeg {
 }
 
 /** The request's one call to its provider: the live try of the request while it runs. */
-export class ProviderCall implements UpstreamHandler, LiveTry {
-  readonly st: RequestState;
+export class ProviderCall extends UpstreamLeg implements UpstreamHandler {
   readonly #p: CompiledProvider;
-  #controller: UpstreamController | null = null;
-  #timer: NodeJS.Timeout | null = null;
-  #headersReceived = false;
-  #done = false;
-  #idleMs = 0;
-  #chunks = 0;
-  #chunksAtCheck = -1;
-  #quietSince = 0;
-  writer: ResponseWriter | null = null;
 
   constructor(st: RequestState, p: CompiledProvider) {
-    this.st = st;
+    super(st);
     this.#p = p;
   }
 
-  #live(): boolean {
-    return !this.#done && this.st.current === this && !this.st.finished;
-  }
 
   send(leg: ProviderLeg): void {
     const st = this.st;
@@ -97,9 +85,7 @@ export class ProviderCall implements UpstreamHandler, LiveTry {
     st.attempt++;
     st.rec.upstreamAttempts = st.attempt;
     upstreamStarted(st, performance.now());
-    const timeoutMs = cfg.upstreamTimeoutMs;
-    this.#idleMs = cfg.upstreamIdleTimeoutMs;
-    if (timeoutMs > 0) this.#timer = setTimeout(this.#headersTimedOut, timeoutMs, timeoutMs);
+    this.startClock(cfg.upstreamTimeoutMs, cfg.upstreamIdleTimeoutMs);
     try {
       agentFor(cfg, this.#p.insecureSkipVerify).dispatch({
         origin: this.#p.origin,
@@ -113,62 +99,26 @@ export class ProviderCall implements UpstreamHandler, LiveTry {
     }
   }
 
-  readonly #headersTimedOut = (ms: number): void => {
-    this.#timer = null;
-    if (this.#headersReceived || !this.#live()) return;
+  // ---- LegClock -------------------------------------------------------------------------------
+
+  protected headersTimedOut(ms: number): void {
     this.fail(new RouterError('RTR_ERR_UPSTREAM_HEADERS_TIMEOUT', `${ms}ms`));
-  };
-
-  readonly #checkIdle = (): void => {
-    this.#timer = null;
-    if (!this.#live()) return;
-    const quiet = this.#chunks === this.#chunksAtCheck && !(this.writer?.paused ?? false);
-    if (quiet && this.#quietSince > 0 && performance.now() - this.#quietSince >= this.#idleMs) {
-      this.fail(new RouterError('RTR_ERR_UPSTREAM_IDLE_TIMEOUT', `${this.#idleMs}ms`));
-      return;
-    }
-    if (!quiet) { this.#chunksAtCheck = this.#chunks; this.#quietSince = performance.now(); }
-    this.#timer = setTimeout(this.#checkIdle, this.#idleMs / 2);
-  };
-
-  // ---- LiveTry --------------------------------------------------------------------------------
-
-  fail(err: Error): void {
-    if (!this.#live()) return;
-    if (this.#controller !== null) this.#controller.abort(err);
-    else this.#failed(err);
   }
 
-  clientGone(): void {
-    if (this.#done) return;
-    if (this.#controller !== null) { this.#controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED')); return; }
-    this.#done = true;
-    this.release();
-    if (this.st.current === this) this.st.current = null;
-    upstreamDone(this.st);
-    clientAborted(this.st);
+  protected idleTimedOut(ms: number): void {
+    this.fail(new RouterError('RTR_ERR_UPSTREAM_IDLE_TIMEOUT', `${ms}ms`));
   }
+
+  // ---- releasing and failing (UpstreamLeg) ----------------------------------------------------
 
   release(): void {
-    if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
+    this.stopClock();
   }
 
-  cancel(err: Error): void {
-    const wasDone = this.#done;
-    this.#done = true;
-    this.release();
-    if (this.st.current === this) this.st.current = null;
-    if (!wasDone) this.#controller?.abort(err);
-  }
-
-  endWithError(errorJson: string): boolean {
-    return this.writer !== null && this.writer.endWithError(errorJson);
-  }
-
-  #failed(err: Error): void {
+  protected failed(err: Error): void {
     const st = this.st;
     const rec = st.rec;
-    this.#done = true;
+    this.done = true;
     this.release();
     if (st.current === this) st.current = null;
     upstreamDone(st);
@@ -195,23 +145,11 @@ export class ProviderCall implements UpstreamHandler, LiveTry {
 
   // ---- UpstreamHandler (undici's callback order) ----------------------------------------------
 
-  onRequestStart(controller: UpstreamController): void {
-    if (!this.#live()) { controller.abort(new Error('call abandoned')); return; }
-    this.#controller = controller;
-    if (this.st.aborted) controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED'));
-  }
-
   onResponseStart(controller: UpstreamController, statusCode: number, headers: UpstreamHeaders): void {
     const st = this.st;
-    if (!this.#live()) { controller.abort(new Error('call abandoned')); return; }
+    if (!this.live()) { controller.abort(new Error('call abandoned')); return; }
     try {
-      this.#headersReceived = true;
-      if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
-      if (this.#idleMs > 0) {
-        this.#chunksAtCheck = 0;
-        this.#quietSince = performance.now();
-        this.#timer = setTimeout(this.#checkIdle, this.#idleMs / 2);
-      }
+      this.headersArrived();
       const rec = st.rec;
       rec.tHeaders = performance.now();
       rec.upstreamStatusCode = statusCode;
@@ -231,8 +169,8 @@ export class ProviderCall implements UpstreamHandler, LiveTry {
   }
 
   onResponseData(_controller: UpstreamController, chunk: Buffer): void {
-    if (!this.#live() || this.st.aborted || this.writer === null) return;
-    this.#chunks++;
+    if (!this.live() || this.st.aborted || this.writer === null) return;
+    this.chunks++;
     try {
       this.writer.data(chunk);
     } catch (err) {
@@ -242,25 +180,12 @@ export class ProviderCall implements UpstreamHandler, LiveTry {
 
   onResponseEnd(): void {
     const st = this.st;
-    if (!this.#live()) return;
-    this.#done = true;
+    if (!this.live()) return;
+    this.done = true;
     try {
-      this.release();
-      upstreamDone(st);
-      if (st.aborted) { clientAborted(st); return; }
-      this.writer?.end();
-      finish(st);
+      this.ended();
     } catch (err) {
       internalError(st, err);
-    }
-  }
-
-  onResponseError(_controller: UpstreamController | null, err: Error): void {
-    if (!this.#live()) return;
-    try {
-      this.#failed(err);
-    } catch (e) {
-      internalError(this.st, e);
     }
   }
 }

@@ -2,7 +2,8 @@
  * Tries: one `Attempt` object per upstream leg that answers the client (the whole request on the
  * aggregated path, a pair's decode leg on PD). It is the upstream handler of its leg, the way
  * undici's RetryHandler wraps a handler: it owns the endpoint slot it holds, its controller, its
- * header timer and its response writer, and on failure hands the request to `nextTry()`, which
+ * clocks and its response writer (the parts every leg shares are in leg.ts), and on failure hands
+ * the request to `nextTry()`, which
  * starts a fresh try on the next ranked pod (or answers that every try failed). Nothing about a
  * try lives on the request state besides `st.current`.
  */
@@ -13,8 +14,9 @@ import type { CompiledEndpoint } from '../compile.js';
 import { outlierFailure, outlierSuccess, type OutlierPolicy } from '../outlier.js';
 import { clientAborted, finish, internalError, respondError, upstreamDone } from './finish.js';
 import { upstreamPathOf } from './forward.js';
+import { UpstreamLeg } from './leg.js';
 import { ResponseWriter } from './response.js';
-import type { LiveTry, RequestState, WorkerContext } from './state.js';
+import type { RequestState, WorkerContext } from './state.js';
 import type { UpstreamController, UpstreamHandler, UpstreamHeaders } from './upstream.js';
 import { failOverLate } from '../provider/fallback.js';
 
@@ -94,37 +96,23 @@ export function nextTry(st: RequestState, err: Error, launch: Launch): void {
   respondError(st, st.pd !== null ? 'RTR_ERR_PD_ALL_FAILED' : 'RTR_ERR_UPSTREAM_ALL_FAILED');
 }
 
-export class Attempt implements UpstreamHandler, LiveTry {
-  readonly st: RequestState;
+export class Attempt extends UpstreamLeg implements UpstreamHandler {
   readonly ep: CompiledEndpoint;
   /** In-flight field of this leg's phase besides kEpInflight (kEpInflightDecode on PD), or -1. */
   readonly #phaseField: number;
   readonly #launch: Launch;
   /** The endpoint slot this try holds in-flight on (-1: released). */
   #slot = -1;
-  #controller: UpstreamController | null = null;
-  #timer: NodeJS.Timeout | null = null;
-  #headersReceived = false;
-  #done = false;
-  /** Longest gap between response bytes (0 = unbounded), and the chunks seen so far. */
-  #idleMs = 0;
-  #chunks = 0;
-  #chunksAtCheck = -1;
   /** performance.now() when the leg was sent. */
   tSent = 0;
-  writer: ResponseWriter | null = null;
 
   constructor(st: RequestState, ep: CompiledEndpoint, phaseField: number, launch: Launch) {
-    this.st = st;
+    super(st);
     this.ep = ep;
     this.#phaseField = phaseField;
     this.#launch = launch;
   }
 
-  /** This try is still the request's live one. */
-  #live(): boolean {
-    return !this.#done && this.st.current === this && !this.st.finished;
-  }
 
   /** Takes the endpoint's in-flight slot, arms the header timer and sends the leg. */
   send(body: Buffer | string): void {
@@ -142,9 +130,7 @@ export class Attempt implements UpstreamHandler, LiveTry {
     // trafficPolicy.timeout, or the router's default when the ModelServer sets none (Kthena: no
     // bound at all, so a hung engine held requests forever).
     const set = st.server!.timeoutMs;
-    const timeoutMs = set > 0 ? set : ctx.cfg.upstreamTimeoutMs;
-    this.#idleMs = set > 0 ? set : ctx.cfg.upstreamIdleTimeoutMs;
-    if (timeoutMs > 0) this.#timer = setTimeout(this.#headersTimedOut, timeoutMs, timeoutMs);
+    this.startClock(set > 0 ? set : ctx.cfg.upstreamTimeoutMs, set > 0 ? set : ctx.cfg.upstreamIdleTimeoutMs);
     st.l.upstream.dispatch({
       origin: ep.origin,
       path: upstreamPathOf(st),
@@ -154,72 +140,27 @@ export class Attempt implements UpstreamHandler, LiveTry {
     }, this);
   }
 
-  /** trafficPolicy.timeout: dial + response headers. */
-  readonly #headersTimedOut = (ms: number): void => {
-    this.#timer = null;
-    if (this.#headersReceived || !this.#live()) return;
+  // ---- LegClock -------------------------------------------------------------------------------
+
+  /** trafficPolicy.timeout (or the router's default): dial + response headers. */
+  protected headersTimedOut(ms: number): void {
     this.st.lastFailure = `RTR_ERR_UPSTREAM_HEADERS_TIMEOUT: ${ms}ms`;
     this.fail(new RouterError('RTR_ERR_UPSTREAM_HEADERS_TIMEOUT', `${ms}ms`));
-  };
-
-  /**
-   * Idle bound between response bytes (Envoy's stream idle timeout): checked every idleMs / 2
-   * against a chunk counter, so a chunk costs an increment rather than a timer refresh; a gap is
-   * caught between 1 and 1.5 idle periods after the last byte. A leg paused on the client's
-   * backpressure is not idle.
-   */
-  readonly #checkIdle = (): void => {
-    this.#timer = null;
-    if (!this.#live()) return;
-    const quiet = this.#chunks === this.#chunksAtCheck && !(this.writer?.paused ?? false);
-    if (quiet && this.#quietSince > 0 && performance.now() - this.#quietSince >= this.#idleMs) {
-      this.st.lastFailure = `RTR_ERR_UPSTREAM_IDLE_TIMEOUT: ${this.#idleMs}ms`;
-      this.fail(new RouterError('RTR_ERR_UPSTREAM_IDLE_TIMEOUT', `${this.#idleMs}ms`));
-      return;
-    }
-    if (!quiet) { this.#chunksAtCheck = this.#chunks; this.#quietSince = performance.now(); }
-    this.#timer = setTimeout(this.#checkIdle, this.#idleMs / 2);
-  };
-
-  #quietSince = 0;
-
-  // ---- LiveTry --------------------------------------------------------------------------------
-
-  fail(err: Error): void {
-    if (!this.#live()) return;
-    if (this.#controller !== null) this.#controller.abort(err);
-    else this.#failed(err);
   }
 
-  clientGone(): void {
-    if (this.#done) return;
-    if (this.#controller !== null) { this.#controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED')); return; }
-    // Still queued in the pool: abandoned when the pool starts it (onRequestStart).
-    this.#done = true;
-    this.release();
-    if (this.st.current === this) this.st.current = null;
-    upstreamDone(this.st);
-    clientAborted(this.st);
+  protected idleTimedOut(ms: number): void {
+    this.st.lastFailure = `RTR_ERR_UPSTREAM_IDLE_TIMEOUT: ${ms}ms`;
+    this.fail(new RouterError('RTR_ERR_UPSTREAM_IDLE_TIMEOUT', `${ms}ms`));
   }
+
+  // ---- releasing and failing (UpstreamLeg) ----------------------------------------------------
 
   release(): void {
     this.#release(false);
   }
 
-  cancel(err: Error): void {
-    const wasDone = this.#done;
-    this.#done = true;
-    this.#release(false);
-    if (this.st.current === this) this.st.current = null;
-    if (!wasDone) this.#controller?.abort(err);
-  }
-
-  endWithError(errorJson: string): boolean {
-    return this.writer !== null && this.writer.endWithError(errorJson);
-  }
-
   #release(failed: boolean): void {
-    if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
+    this.stopClock();
     const slot = this.#slot;
     if (slot < 0) return;
     const ep = this.st.l.ctx.ep;
@@ -230,11 +171,11 @@ export class Attempt implements UpstreamHandler, LiveTry {
   }
 
   /** The leg failed: retry on the next pod, or end the request (client gone, bytes already sent). */
-  #failed(err: Error): void {
+  protected failed(err: Error): void {
     const st = this.st;
     const ctx = st.l.ctx;
     const rec = st.rec;
-    this.#done = true;
+    this.done = true;
     if (st.pd !== null && this.#slot >= 0) ctx.metrics.pdPhase(1, rec, false, (performance.now() - this.tSent) / 1000);
     // The pod's fault (connect, reset, timeout, 5xx), not a client that went away.
     if (this.#slot >= 0 && (err as { code?: string }).code !== 'RTR_ERR_CLIENT_ABORTED' && !st.aborted) {
@@ -268,23 +209,11 @@ export class Attempt implements UpstreamHandler, LiveTry {
 
   // ---- UpstreamHandler (undici's callback order) ----------------------------------------------
 
-  onRequestStart(controller: UpstreamController): void {
-    if (!this.#live()) { controller.abort(new Error('attempt abandoned')); return; }
-    this.#controller = controller;
-    if (this.st.aborted) controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED'));
-  }
-
   onResponseStart(controller: UpstreamController, statusCode: number, headers: UpstreamHeaders): void {
     const st = this.st;
-    if (!this.#live()) { controller.abort(new Error('attempt abandoned')); return; }
+    if (!this.live()) { controller.abort(new Error('attempt abandoned')); return; }
     try {
-      this.#headersReceived = true;
-      if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
-      if (this.#idleMs > 0) {
-        this.#chunksAtCheck = 0;
-        this.#quietSince = performance.now();
-        this.#timer = setTimeout(this.#checkIdle, this.#idleMs / 2);
-      }
+      this.headersArrived();
       const rec = st.rec;
       rec.tHeaders = performance.now();
       rec.upstreamStatusCode = statusCode;
@@ -309,8 +238,8 @@ export class Attempt implements UpstreamHandler, LiveTry {
   }
 
   onResponseData(_controller: UpstreamController, chunk: Buffer): void {
-    if (!this.#live() || this.st.aborted || this.writer === null) return;
-    this.#chunks++;
+    if (!this.live() || this.st.aborted || this.writer === null) return;
+    this.chunks++;
     try {
       this.writer.data(chunk);
     } catch (err) {
@@ -320,8 +249,8 @@ export class Attempt implements UpstreamHandler, LiveTry {
 
   onResponseEnd(): void {
     const st = this.st;
-    if (!this.#live()) return;
-    this.#done = true;
+    if (!this.live()) return;
+    this.done = true;
     try {
       const ctx = st.l.ctx;
       // Kthena's PostSchedule runs after a successful proxy. The first choice was recorded at the
@@ -334,24 +263,12 @@ export class Attempt implements UpstreamHandler, LiveTry {
       }
       if (st.pd !== null) ctx.metrics.pdPhase(1, st.rec, status < 400, (performance.now() - this.tSent) / 1000);
       if (this.#slot >= 0) outlierSuccess(ctx.ep, this.#slot);
-      this.#release(false);
-      upstreamDone(st);
-      if (st.aborted) { clientAborted(st); return; }
-      this.writer?.end();
-      finish(st);
+      this.ended();
     } catch (err) {
       internalError(st, err);
     }
   }
 
-  onResponseError(_controller: UpstreamController | null, err: Error): void {
-    if (!this.#live()) return;
-    try {
-      this.#failed(err);
-    } catch (e) {
-      internalError(this.st, e);
-    }
-  }
 
   #boundary(err: unknown): void {
     // The upstream exchange is abandoned with the request.
