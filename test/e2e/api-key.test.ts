@@ -7,10 +7,9 @@
  * any debug dump or any error body. A local JWKS server on 127.0.0.1; simulated vLLM pods on
  * 127.0.62.x.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { SignJWT, type CryptoKey } from 'jose';
+import { serveJwks, type LocalJwks } from '../helpers/jwks.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cleanup, docs, eventually, findSamples, podYaml, routeYaml, sampleValue, scrape, serverYaml, startPods, startRouter, tempDir, unlink, writeFile,
@@ -36,7 +35,7 @@ const tokens: string[] = [];
 const bodies: string[] = [];
 
 let fleet: SimFleet;
-let jwks: http.Server;
+let jwks: LocalJwks;
 let priv: CryptoKey;
 let dir = '';
 let router: RouterProc;
@@ -66,12 +65,9 @@ async function send(body: object, headers: Record<string, string> = {}, query = 
 }
 
 beforeAll(async () => {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  priv = privateKey;
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-  jwks = http.createServer((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })); });
-  await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
-  const jwksUri = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`;
+  jwks = await serveJwks();
+  priv = jwks.privateKey;
+  const jwksUri = jwks.uri;
   fleet = await startPods(['k-1', 'o-1', 'p-1'].map((name, i) => ({ name, ip: ip(i + 1), port: PORT, models: [`${['keyed', 'other', 'open'][i]}-model`], ttftMs: 1, itlMs: 1, outputTokens: 4 })));
   dir = await tempDir('kthena-e2e-apikey-');
   await writeFile(path.join(dir, 'routes.yaml'), docs(
@@ -104,8 +100,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await router?.stop();
   await fleet?.close();
-  jwks?.closeAllConnections();
-  await new Promise((r) => jwks?.close(r));
+  await jwks?.close();
   if (dir) {
     await cleanup(`${dir}-router.yaml`);
     await cleanup(dir);

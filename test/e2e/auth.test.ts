@@ -5,10 +5,9 @@
  * up in logs, metrics, debug dumps or error bodies. A local JWKS server on 127.0.0.1; simulated
  * vLLM pods on 127.0.61.x; 2 worker threads.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { serveJwks, type LocalJwks } from '../helpers/jwks.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   chat, cleanup, docs, eventually, podYaml, routeYaml, scrape, serverYaml, startPods, startRouter, tempDir, writeFile,
@@ -22,7 +21,7 @@ const ISS = 'https://issuer.test';
 const HELLO = { model: 'auth-model', messages: [{ role: 'user', content: 'hello' }] };
 
 let fleet: SimFleet;
-let jwks: http.Server;
+let jwks: LocalJwks;
 let jwksUri = '';
 let priv: CryptoKey;
 let dir = '';
@@ -48,12 +47,9 @@ async function get(url: string, headers: Record<string, string> = {}): Promise<{
 }
 
 beforeAll(async () => {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  priv = privateKey;
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-  jwks = http.createServer((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })); });
-  await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
-  jwksUri = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`;
+  jwks = await serveJwks();
+  priv = jwks.privateKey;
+  jwksUri = jwks.uri;
   fleet = await startPods([{ name: 'a-1', ip: ip(1), port: PORT, models: ['auth-model'], ttftMs: 1, itlMs: 1, outputTokens: 4 }]);
   dir = await tempDir('kthena-e2e-auth-');
   await writeFile(path.join(dir, 'routes.yaml'), docs(
@@ -69,8 +65,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await router?.stop();
   await fleet?.close();
-  jwks?.closeAllConnections();
-  await new Promise((r) => jwks?.close(r));
+  await jwks?.close();
   if (dir) {
     await cleanup(`${dir}-router.yaml`);
     await cleanup(dir);

@@ -5,10 +5,9 @@
  * different tokens is the same session; a token without the claim falls through to the next
  * source.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { SignJWT, type CryptoKey } from 'jose';
+import { serveJwks, type LocalJwks } from '../helpers/jwks.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, docs, podYaml, serverYaml, startPods, startRouter, tempDir, writeFile, type RouterProc } from './harness.js';
 import type { SimFleet } from '../../native-bench/src/sim/engine.js';
@@ -18,7 +17,7 @@ const ip = (i: number): string => `127.0.73.${i + 1}`;
 const ISS = 'https://issuer.test';
 
 let fleet: SimFleet;
-let jwks: http.Server;
+let jwks: LocalJwks;
 let priv: CryptoKey;
 let dir = '';
 let router: RouterProc;
@@ -40,12 +39,9 @@ async function pod(tok: string, headers: Record<string, string> = {}): Promise<s
 }
 
 beforeAll(async () => {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  priv = privateKey;
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-  jwks = http.createServer((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })); });
-  await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
-  const jwksUri = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`;
+  jwks = await serveJwks();
+  priv = jwks.privateKey;
+  const jwksUri = jwks.uri;
   fleet = await startPods(PODS.map((name, i) => ({ name, ip: ip(i), port: 8000, models: ['jwt-sticky'], ttftMs: 1, outputTokens: 1 })));
   dir = await tempDir('kthena-e2e-sticky-jwt-');
   await writeFile(path.join(dir, 'all.yaml'), docs(
@@ -66,8 +62,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await router?.stop();
   await fleet?.close();
-  jwks?.closeAllConnections();
-  await new Promise((r) => jwks?.close(r));
+  await jwks?.close();
   if (dir) {
     await cleanup(`${dir}-router.yaml`);
     await cleanup(dir);

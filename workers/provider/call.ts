@@ -11,9 +11,9 @@
 import { performance } from 'node:perf_hooks';
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import type { RouterConfig } from '../../src/config.js';
-import { Catalog, errorBody, formatMessage, RouterError } from '../../src/errors.js';
+import { RouterError } from '../../src/errors.js';
 import { upstreamStarted } from '../request/attempt.js';
-import { clientAborted, finish, internalError, respondError, upstreamDone } from '../request/finish.js';
+import { clientAborted, internalError, respondError, upstreamDone } from '../request/finish.js';
 import { ResponseWriter } from '../request/response.js';
 import { UpstreamLeg } from '../request/leg.js';
 import type { RequestState } from '../request/state.js';
@@ -125,16 +125,8 @@ export class ProviderCall extends UpstreamLeg implements UpstreamHandler {
     if (st.aborted) { clientAborted(st); return; }
     const code = (err as { code?: string }).code ?? '';
     if (st.responded) {
-      rec.errorType = 'proxy';
-      rec.errorCode = 'RTR_ERR_UPSTREAM_MIDSTREAM';
-      rec.errorMessage = formatMessage(Catalog.RTR_ERR_UPSTREAM_MIDSTREAM, err.message);
-      rec.errorOrigin = 'upstream';
       st.l.ctx.log('warn', { requestId: rec.requestId, provider: this.#p.key, err: err.message }, 'external provider failed mid-response');
-      if (this.writer === null || !this.writer.endWithError(errorBody('RTR_ERR_UPSTREAM_MIDSTREAM', rec.errorMessage))) {
-        st.aborted = true;
-        st.res.close();
-      }
-      finish(st);
+      this.failedMidstream(err);
       return;
     }
     this.writer?.discard();
@@ -149,11 +141,8 @@ export class ProviderCall extends UpstreamLeg implements UpstreamHandler {
     const st = this.st;
     if (!this.live()) { controller.abort(new Error('call abandoned')); return; }
     try {
-      this.headersArrived();
+      if (!this.headersArrived(controller, statusCode)) return;
       const rec = st.rec;
-      rec.tHeaders = performance.now();
-      rec.upstreamStatusCode = statusCode;
-      if (st.aborted) { controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED')); return; }
       rec.statusCode = statusCode;
       if (statusCode < 200 || statusCode >= 300) {
         // Passed through verbatim, 5xx and 3xx included (Kthena: upstream_response, origin upstream).

@@ -8,11 +8,11 @@
  * try lives on the request state besides `st.current`.
  */
 import { performance } from 'node:perf_hooks';
-import { Catalog, errorBody, formatMessage, RouterError } from '../../src/errors.js';
+import { RouterError } from '../../src/errors.js';
 import { epIndex, kEpFailuresTotal, kEpInflight, kEpRequestsTotal } from '../../src/shared/layout.js';
 import type { CompiledEndpoint } from '../compile.js';
 import { outlierFailure, outlierSuccess, type OutlierPolicy } from '../outlier.js';
-import { clientAborted, finish, internalError, respondError, upstreamDone } from './finish.js';
+import { clientAborted, internalError, respondError, upstreamDone } from './finish.js';
 import { upstreamPathOf } from './forward.js';
 import { UpstreamLeg } from './leg.js';
 import { ResponseWriter } from './response.js';
@@ -189,18 +189,8 @@ export class Attempt extends UpstreamLeg implements UpstreamHandler {
     if (st.responded) {
       // Bytes already reached the client: no retry is possible; end its response cleanly.
       upstreamDone(st);
-      rec.errorType = 'proxy';
-      rec.errorCode = 'RTR_ERR_UPSTREAM_MIDSTREAM';
-      rec.errorMessage = formatMessage(Catalog.RTR_ERR_UPSTREAM_MIDSTREAM, err.message);
-      rec.errorOrigin = 'upstream';
       ctx.log('warn', { requestId: rec.requestId, pod: rec.selectedPod, err: err.message }, 'upstream failed mid-response');
-      if (this.writer === null || !this.writer.endWithError(errorBody('RTR_ERR_UPSTREAM_MIDSTREAM', rec.errorMessage))) {
-        // A length-framed or plain chunked body cannot be completed honestly: close the
-        // connection so the client sees a truncated response rather than a short valid one.
-        st.aborted = true;
-        st.res.close();
-      }
-      finish(st);
+      this.failedMidstream(err);
       return;
     }
     this.writer?.discard();
@@ -213,11 +203,8 @@ export class Attempt extends UpstreamLeg implements UpstreamHandler {
     const st = this.st;
     if (!this.live()) { controller.abort(new Error('attempt abandoned')); return; }
     try {
-      this.headersArrived();
+      if (!this.headersArrived(controller, statusCode)) return;
       const rec = st.rec;
-      rec.tHeaders = performance.now();
-      rec.upstreamStatusCode = statusCode;
-      if (st.aborted) { controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED')); return; }
       if (statusCode >= 500) {
         // Retried while nothing reached the client; when the last try fails too the client gets
         // Kthena's answer (503 request to all pods failed), not the engine's 5xx body.

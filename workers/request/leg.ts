@@ -11,7 +11,7 @@
  * a try is made per request, and this adds no second allocation to it.
  */
 import { performance } from 'node:perf_hooks';
-import { RouterError } from '../../src/errors.js';
+import { Catalog, errorBody, formatMessage, RouterError } from '../../src/errors.js';
 import { clientAborted, finish, internalError, upstreamDone } from './finish.js';
 import type { ResponseWriter } from './response.js';
 import type { LiveTry, RequestState } from './state.js';
@@ -115,6 +115,26 @@ export abstract class UpstreamLeg implements LiveTry {
     finish(st);
   }
 
+  /**
+   * The leg failed after bytes reached the client, so no other leg can answer: the record names
+   * the mid-stream failure, a streamed (SSE) response ends with an error event, anything else is
+   * closed so the client sees a truncated response rather than a short valid one. Logged by the
+   * caller, which knows what it talked to.
+   */
+  protected failedMidstream(err: Error): void {
+    const st = this.st;
+    const rec = st.rec;
+    rec.errorType = 'proxy';
+    rec.errorCode = 'RTR_ERR_UPSTREAM_MIDSTREAM';
+    rec.errorMessage = formatMessage(Catalog.RTR_ERR_UPSTREAM_MIDSTREAM, err.message);
+    rec.errorOrigin = 'upstream';
+    if (this.writer === null || !this.writer.endWithError(errorBody('RTR_ERR_UPSTREAM_MIDSTREAM', rec.errorMessage))) {
+      st.aborted = true;
+      st.res.close();
+    }
+    finish(st);
+  }
+
   // ---- the clocks -----------------------------------------------------------------------------
 
   protected startClock(headersMs: number, idleMs: number): void {
@@ -122,8 +142,11 @@ export abstract class UpstreamLeg implements LiveTry {
     if (headersMs > 0) this.#timer = setTimeout(this.#onHeadersTimer, headersMs, headersMs);
   }
 
-  /** Headers arrived: the header wait ends and the idle watch starts. */
-  protected headersArrived(): void {
+  /**
+   * Response headers arrived: the header wait ends, the idle watch starts and the request record
+   * notes them. False when the client went away meanwhile (the leg is then aborted).
+   */
+  protected headersArrived(controller: UpstreamController, statusCode: number): boolean {
     this.headersReceived = true;
     this.stopClock();
     if (this.idleMs > 0) {
@@ -131,6 +154,11 @@ export abstract class UpstreamLeg implements LiveTry {
       this.#quietSince = performance.now();
       this.#timer = setTimeout(this.#checkIdle, this.idleMs / 2);
     }
+    const st = this.st;
+    st.rec.tHeaders = performance.now();
+    st.rec.upstreamStatusCode = statusCode;
+    if (st.aborted) { controller.abort(new RouterError('RTR_ERR_CLIENT_ABORTED')); return false; }
+    return true;
   }
 
   protected stopClock(): void {
