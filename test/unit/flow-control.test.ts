@@ -92,42 +92,46 @@ describe('PriorityGate, one order per router (two worker gates over one shared r
     return [0, 1].map((worker) => new PriorityGate({ recheckMs: 10, shared: { sab, worker, workers: 2 } })).concat([sab as never]) as [PriorityGate, PriorityGate, SharedArrayBuffer];
   };
 
-  it('a higher band waiting on another worker goes first, then this worker\'s', () => {
+  /** Two workers' gates on one pool with `room` free places; `take(name)` records admissions in order. */
+  const contest = () => {
     vi.useFakeTimers();
     const [w0, w1] = pair();
-    let room = 0;
-    const saturated = () => room <= 0;
-    const order: string[] = [];
-    const take = (name: string) => (o: GateOutcome) => { if (o === 'admitted') { order.push(name); room--; } };
+    const c = {
+      w0, w1, room: 0, order: [] as string[],
+      saturated: () => c.room <= 0,
+      take: (name: string) => (o: GateOutcome) => { if (o === 'admitted') { c.order.push(name); c.room--; } },
+    };
+    return c;
+  };
+
+  it('a higher band waiting on another worker goes first, then this worker\'s', () => {
+    const c = contest();
+    const { w0, w1, order, saturated, take } = c;
     w0.admit('p', 0, saturated, take('w0-low'));
     w1.admit('p', 10, saturated, take('w1-high'));
-    room = 1;
+    c.room = 1;
     // w0 pumps first (a request of its own finished): w1's higher band holds it back.
     w0.release('p');
     expect(order).toEqual([]);
     w1.release('p');
     expect(order).toEqual(['w1-high']);
-    room = 1;
+    c.room = 1;
     vi.advanceTimersByTime(10);
     expect(order).toEqual(['w1-high', 'w0-low']);
   });
 
   it('keeps arrival order within a band across workers', () => {
-    vi.useFakeTimers();
-    const [w0, w1] = pair();
-    let room = 0;
-    const saturated = () => room <= 0;
-    const order: string[] = [];
-    const take = (name: string) => (o: GateOutcome) => { if (o === 'admitted') { order.push(name); room--; } };
+    const c = contest();
+    const { w0, w1, order, saturated, take } = c;
     w0.admit('p', 3, saturated, take('first'));
     w1.admit('p', 3, saturated, take('second'));
     w0.admit('p', 3, saturated, take('third'));
-    room = 1;
+    c.room = 1;
     w1.release('p');
     expect(order).toEqual([]);
     w0.release('p');
     expect(order).toEqual(['first']);
-    room = 2;
+    c.room = 2;
     // Each gate re-checks every 10 ms: 'third' (w0) waits for 'second' (w1) to go first.
     vi.advanceTimersByTime(10);
     expect(order).toEqual(['first', 'second']);
