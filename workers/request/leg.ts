@@ -48,7 +48,6 @@ export abstract class UpstreamLeg implements LiveTry {
   /** No response byte for `ms` after the headers. */
   protected abstract idleTimedOut(ms: number): void;
 
-  /** The leg was sent: headers must arrive within `headersMs` (0: unbounded); `idleMs` applies after. */
   /** This leg still answers its request (a timer or callback for a finished leg does nothing). */
   protected live(): boolean {
     return !this.done && this.st.current === this && !this.st.finished;
@@ -137,6 +136,7 @@ export abstract class UpstreamLeg implements LiveTry {
 
   // ---- the clocks -----------------------------------------------------------------------------
 
+  /** The leg was sent: headers must arrive within `headersMs` (0: unbounded); `idleMs` applies after. */
   protected startClock(headersMs: number, idleMs: number): void {
     this.idleMs = idleMs;
     if (headersMs > 0) this.#timer = setTimeout(this.#onHeadersTimer, headersMs, headersMs);
