@@ -84,6 +84,25 @@ export interface CeilingRow {
   requests_per_s: number;
   /** The generator's own lateness: how late arrivals were sent (wall ms). */
   schedule_lag_p99_wall_ms: number | null;
+  /** Each generator thread's event-loop utilisation over the run (0..1). */
+  generator_busy: number[];
+  /**
+   * What these threads could drive were the server free: each thread's share of req/s over its busy
+   * share, summed. A lower bound where the server shares the cores (a thread waiting for a CPU
+   * counts as busy); null when a thread reported no utilisation.
+   */
+  generator_limit_rps: number | null;
+}
+
+/** Each thread's share of the rate over its busy share, summed (see CeilingRow.generator_limit_rps). */
+export function generatorLimit(requestsPerS: number, busy: readonly number[]): number | null {
+  if (busy.length === 0 || busy.some((b) => !(b > 0))) return null;
+  const share = requestsPerS / busy.length;
+  return busy.reduce((n, b) => n + share / Math.min(1, b), 0);
+}
+
+function busyText(busy: readonly number[]): string {
+  return busy.map((b) => `${Math.round(b * 100)}%`).join(' ');
 }
 
 export async function ceilingCommand(argv: string[]): Promise<number> {
@@ -121,16 +140,22 @@ export async function ceilingCommand(argv: string[]): Promise<number> {
         threads, requests, ok: r.counts.ok, errors: r.counts.errors, wall_s: r.wall.duration_s,
         requests_per_s: r.wall.duration_s > 0 ? r.counts.ok / r.wall.duration_s : 0,
         schedule_lag_p99_wall_ms: r.schedule_lag_wall_ms?.p99 ?? null,
+        generator_busy: r.generator_busy,
+        generator_limit_rps: null,
       };
+      row.generator_limit_rps = generatorLimit(row.requests_per_s, row.generator_busy);
       rows.push(row);
-      process.stderr.write(`${threads} thread(s): ${row.requests_per_s.toFixed(0)} req/s (${row.ok} ok, ${row.errors} errors, ${row.wall_s.toFixed(1)} s)\n`);
+      process.stderr.write(`${threads} thread(s): ${row.requests_per_s.toFixed(0)} req/s (${row.ok} ok, ${row.errors} errors, ${row.wall_s.toFixed(1)} s), generator busy ${busyText(row.generator_busy)}\n`);
     }
   } finally {
     server.kill('SIGTERM');
   }
   const base = rows[0]?.requests_per_s ?? 0;
-  const lines = ['| threads | req/s | vs 1 thread | ok | errors |', '|---:|---:|---:|---:|---:|'];
-  for (const r of rows) lines.push(`| ${r.threads} | ${r.requests_per_s.toFixed(0)} | ${base > 0 ? (r.requests_per_s / base).toFixed(2) : '-'}x | ${r.ok} | ${r.errors} |`);
+  const lines = ['| threads | req/s | vs 1 thread | generator busy (per thread) | generator limit req/s | ok | errors |', '|---:|---:|---:|---:|---:|---:|---:|'];
+  for (const r of rows) {
+    const limit = r.generator_limit_rps === null ? '-' : r.generator_limit_rps.toFixed(0);
+    lines.push(`| ${r.threads} | ${r.requests_per_s.toFixed(0)} | ${base > 0 ? (r.requests_per_s / base).toFixed(2) : '-'}x | ${busyText(r.generator_busy)} | ${limit} | ${r.ok} | ${r.errors} |`);
+  }
   process.stdout.write(lines.join('\n') + '\n');
   if (values.json) writeFileSync(values.json, JSON.stringify({ schema: 'native-bench/ceiling/v1', machine: machineInfo(), max_concurrency: cap, output_tokens: tokens, rows }, null, 2) + '\n');
   return rows.every((r) => r.ok > 0) ? 0 : 1;

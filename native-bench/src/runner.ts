@@ -23,6 +23,8 @@
  * `requestTimeoutS`. An `AbortSignal` ends the run early (in-flight requests count as `aborted`).
  */
 
+import { performance } from 'node:perf_hooks';
+
 import { Pool } from 'undici';
 
 import { arrivalProcess } from './arrivals.js';
@@ -258,6 +260,13 @@ export interface LoadResult {
   };
   /** How late the generator sent each open-loop arrival (wall ms); null for closed loop. */
   schedule_lag_wall_ms: Dist | null;
+  /**
+   * Each generator thread's event-loop utilisation over the run (0..1: the share of wall time its
+   * loop was running JavaScript or native callbacks rather than waiting for I/O). Near 1 means the
+   * thread, not the target, set the pace; a thread that was runnable but not scheduled (cores shared
+   * with the target) counts as busy, so on a shared machine this overstates the generator's cost.
+   */
+  generator_busy: number[];
   /** How long open-loop arrivals waited for a --max-concurrency slot (simulated ms); null without a cap. */
   queue_wait_ms: Dist | null;
   targets: Array<{ url: string; sent: number; ok: number; errors: number }>;
@@ -505,6 +514,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }
     const tStart = performance.now();
+    const elu0 = performance.eventLoopUtilization();
     const windowWallMs = o.durationS !== undefined ? (o.durationS * 1000) / k : Infinity;
 
     const finish = (f: Flight): void => {
@@ -836,6 +846,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
         overhead_wall_ms: summarize(samples.overhead.toArray()),
       },
       schedule_lag_wall_ms: lagDist,
+      generator_busy: [performance.eventLoopUtilization(elu0).utilization],
       queue_wait_ms: queueDist,
       targets: perTarget,
       models,

@@ -217,6 +217,7 @@ export function mergeResults(parts: LoadResult[], config: RunConfig): LoadResult
     goodput: first.goodput === null ? null : { ...first.goodput, requests: goodputMet, fraction: attempts > 0 ? goodputMet / attempts : 0, rps: per(goodputMet) },
     latency: { ttft_ms: summarize(samples.ttft_ms), itl_ms: summarize(samples.itl_ms), tpot_ms: summarize(samples.tpot_ms), e2e_ms: summarize(samples.e2e_ms), overhead_wall_ms: summarize(samples.overhead_wall_ms) },
     schedule_lag_wall_ms: first.schedule_lag_wall_ms === null ? null : summarize(samples.schedule_lag_wall_ms),
+    generator_busy: parts.flatMap((p) => p.generator_busy),
     queue_wait_ms: first.queue_wait_ms === null ? null : summarize(samples.queue_wait_ms),
     targets,
     models,
