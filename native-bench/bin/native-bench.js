@@ -4,7 +4,11 @@
 const CLI = new URL('../../dist/native-bench/src/cli.js', import.meta.url);
 
 import(CLI.href).then(
-  (m) => m.main(process.argv.slice(2)).then((code) => { process.exitCode = code; }),
+  (m) => {
+    // Interrupted (SIGTERM, SIGINT, SIGHUP) or not, the routers and servers a command started stop with it.
+    m.reapChildrenOnExit();
+    return m.main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+  },
   (err) => {
     if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/native-bench/src/cli.js')) {
       console.error(`native-bench: ${CLI.pathname} is missing: run npm run build first`);

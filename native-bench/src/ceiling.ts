@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { machineInfo } from './machine.js';
+import { track } from './children.js';
 import { runLoad, type LoadResult } from './runner.js';
 import { runThreaded } from './threads.js';
 import { randomLengths } from './workloads.js';
@@ -61,7 +62,7 @@ if (cluster.isPrimary) {
 `;
 
 async function startServer(port: number, procs: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', SERVER, String(port), String(procs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = track(spawn(process.execPath, ['-e', SERVER, String(port), String(procs)], { stdio: ['ignore', 'pipe', 'inherit'] }));
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('the trivial server did not start within 30 s')), 30_000);
     child.stdout!.on('data', (d: Buffer) => {

@@ -577,6 +577,9 @@ Commands
 `;
 
 /** Entry point of bin/native-bench.js; resolves with the exit code. */
+/** The CLI entry's exit hook: stops the routers and servers a command started (children.ts). */
+export { reapChildrenOnExit } from './children.js';
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {

@@ -29,6 +29,7 @@ import { generatedSharedPrefix } from './workloads.js';
 import { headline, writeMarkdown, type Headline } from './report.js';
 import { ttftCdfChart, writeSvg } from './svg.js';
 import { machineInfo } from './machine.js';
+import { track } from './children.js';
 import { startSimulatedPods } from './sim/engine.js';
 import { FleetProbe, type FleetDiag } from './fleet-probe.js';
 
@@ -151,7 +152,7 @@ export async function startRedis(): Promise<RedisProc | null> {
   const bin = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((b) => existsSync(b));
   if (bin === undefined) return null;
   const port = await freePort();
-  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const child = track(spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }));
   const end = Date.now() + 10_000;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -285,9 +286,10 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
                 ...(redis !== null ? { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port) } : {}),
               },
             });
+            track(router);
             urls = [`http://127.0.0.1:${port}`];
             // Generous: a router on a loaded, shared machine has taken over 20 s to become ready.
-          await waitReady(urls[0], router, 90_000);
+            await waitReady(urls[0], router, 90_000);
           }
           const t0 = Date.now();
           const probe = new FleetProbe(fleet);

@@ -22,6 +22,7 @@ import { machineInfo } from './machine.js';
 import { startSimulatedPods } from './sim/engine.js';
 import { summarize, type Dist } from './stats.js';
 import { freePort, stopChild, waitReady } from './compare.js';
+import { track } from './children.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ROUTER_BIN = path.join(ROOT, 'bin', 'kthena-router.js');
@@ -130,7 +131,7 @@ async function serveEpp(port: number): Promise<void> {
 }
 
 async function startEppChild(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [SELF, '--child-epp', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = track(spawn(process.execPath, [SELF, '--child-epp', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] }));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (b: Buffer) => { if (b.toString().includes('ready')) resolve(); });
     child.once('exit', (c) => reject(new Error(`picker exited with ${c}`)));
@@ -197,6 +198,7 @@ export async function runEppBench(o: { requests: number; concurrency: number; wo
       '--enable-gateway-api', '--enable-gateway-api-inference-extension', '--inference-pool-picker', 'external', '--endpoint-picker-tls=false'], {
       stdio: 'ignore', env: { ...process.env, ACCESS_LOG_ENABLED: 'false', LOG_LEVEL: 'warn', POD_NAMESPACE: 'default' },
     });
+    track(router);
     const url = `http://127.0.0.1:${port}`;
     await waitReady(url, router, 20_000);
     const body = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Say hello in one word.' }], max_tokens: 1 });

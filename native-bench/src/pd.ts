@@ -26,6 +26,7 @@ import { machineInfo } from './machine.js';
 import { startSimulatedPods } from './sim/engine.js';
 import { summarize, type Dist } from './stats.js';
 import { freePort, stopChild, waitReady } from './compare.js';
+import { track } from './children.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ROUTER_BIN = path.join(ROOT, 'bin', 'kthena-router.js');
@@ -140,6 +141,7 @@ async function startRouter(dir: string, timeScale: number): Promise<{ child: Chi
     stdio: 'ignore',
     env: { ...process.env, ACCESS_LOG_ENABLED: 'false', LOG_LEVEL: 'warn', METRICS_SCRAPE_INTERVAL: `${Math.max(50, Math.round(1000 / timeScale))}ms` },
   });
+  track(child);
   const url = `http://127.0.0.1:${port}`;
   await waitReady(url, child, 90_000);
   return { child, url };

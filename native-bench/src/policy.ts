@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { freePort, startRedis, stopChild, waitReady } from './compare.js';
+import { track } from './children.js';
 import { machineInfo } from './machine.js';
 import { Rng } from './rng.js';
 import { startSimulatedPods } from './sim/engine.js';
@@ -173,7 +174,7 @@ async function startRouter(dir: string, routerConfig: string | null, env: Record
     writeFileSync(f, routerConfig);
     argv.push('--router-config', f);
   }
-  const child = spawn(process.execPath, [ROUTER_BIN, ...argv], { stdio: 'ignore', env: { ...process.env, ACCESS_LOG_ENABLED: 'false', LOG_LEVEL: 'warn', ...env } });
+  const child = track(spawn(process.execPath, [ROUTER_BIN, ...argv], { stdio: 'ignore', env: { ...process.env, ACCESS_LOG_ENABLED: 'false', LOG_LEVEL: 'warn', ...env } }));
   const url = `http://127.0.0.1:${port}`;
   await waitReady(url, child, 90_000);
   return { url, child };
