@@ -164,7 +164,7 @@ for (const w of ['long-prefix', 'low-sharing']) {
   }) : [];
   const fleetRows = c.configs.filter((x) => x.fleet).map((x) => {
     const q = x.fleet;
-    return `| ${x.name} | ${q.busy_share === null ? '-' : `${(q.busy_share * 100).toFixed(0)}%`} | ${q.waiting_mean.toFixed(0)} | ${q.running_mean.toFixed(0)} | ${q.spread_mean.toFixed(1)} | ${q.preemptions} | ${(q.prefill_tokens / 1e6).toFixed(2)}M | ${q.loop_delay_ms_p99.toFixed(0)} |`;
+    return `| ${x.name} | ${q.busy_share === null ? '-' : `${(q.busy_share * 100).toFixed(0)}%`} | ${q.waiting_mean.toFixed(0)} | ${q.running_mean.toFixed(0)} | ${q.spread_mean.toFixed(1)} | ${q.preemptions} | ${(q.prefill_tokens / 1e6).toFixed(2)}M | ${q.loop_delay_ms_p99.toFixed(0)} | ${x.overhead_p50_ms == null ? '-' : x.overhead_p50_ms.toFixed(0)} |`;
   });
   cmpSections.push(`
 ### ${w}${c.quick ? ' (--quick)' : ''}
@@ -182,10 +182,10 @@ ${spreadRows.length > 0 ? `
 |---|---|---|---|
 ${spreadRows.join('\n')}
 ` : ''}${fleetRows.length > 0 ? `
-What the simulated engines did (medians): engine busy time (the drain at the end keeps it below 100 %), requests waiting in and running on the engines (all pods), the mean gap between the most and the least loaded pod, preemptions, prompt tokens computed (uncached prefill), and the event-loop delay of the process that runs the load generator and the simulated pods.
+What the simulated engines did (medians): engine busy time (the drain at the end keeps it below 100 %), requests waiting in and running on the engines (all pods), the mean gap between the most and the least loaded pod, preemptions, prompt tokens computed (uncached prefill), the event-loop delay of the process that runs the load generator and the simulated pods, and the wall time a request spent outside the engines before its first token (the router adds ~15 ms; far more means that process was starved of CPU and TTFT measures the machine).
 
-| configuration | engines busy | waiting | running | pod spread | preemptions | prefill tokens | loop delay p99 ms |
-|---|---:|---:|---:|---:|---:|---:|---:|
+| configuration | engines busy | waiting | running | pod spread | preemptions | prefill tokens | loop delay p99 ms | outside engines p50 ms |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
 ${fleetRows.join('\n')}
 ` : ''}
 ![TTFT CDF per configuration](compare-${w}-ttft.svg)

@@ -109,6 +109,12 @@ export interface CompareRow extends Omit<Headline, 'rejected'> {
   name: string;
   /** Closed-loop steady state by Little's law (users / mean e2e), a cross-check of requests_per_s. */
   steady_state_rps: number | null;
+  /**
+   * Median wall ms a request spent outside the engines before its first token: the router and the
+   * network (~10-20 ms here), plus any time this process (load generator and simulated pods) was
+   * too starved of CPU to read, answer and deliver on time.
+   */
+  overhead_p50_ms: number | null;
   cache_hit_rate: number | null;
   backends: Record<string, number>;
   /** What the simulated engines did (fleet-probe.ts); absent for skipped rows. */
@@ -312,12 +318,16 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
           if (steady !== null && h.requests_per_s < 0.6 * steady) {
             log(`!! ${name}: ${h.requests_per_s.toFixed(2)} req/s measured vs ${steady.toFixed(2)} req/s steady state (users / mean e2e): run longer (--per-group) or lower --time-scale`);
           }
+          const overheadP50 = result.latency.overhead_wall_ms?.p50 ?? null;
+          if (overheadP50 !== null && overheadP50 > kOverheadWarnMs) {
+            log(`!! ${name}: requests spent ${overheadP50.toFixed(0)} ms (p50) outside the engines before their first token, where the router takes ~15 ms: this process (load generator and simulated pods) was starved of CPU, and TTFT measures this machine, not the scheduler; run on a quiet machine`);
+          }
           if (diag.loop_delay_ms_p99 > kLoopDelayWarnMs) {
             log(`!! ${name}: this process (load generator and simulated pods) fell behind: event-loop delay p99 ${diag.loop_delay_ms_p99.toFixed(0)} ms; every wall ms late is ${timeScale} simulated ms of idle engine: lower --time-scale or use a quieter machine`);
           }
           const { rejected: _rejected, ...figures } = h;
           const row: CompareRow = {
-            name, ...figures, steady_state_rps: steady, cache_hit_rate: result.tokens.cache_hit_rate,
+            name, ...figures, steady_state_rps: steady, overhead_p50_ms: result.latency.overhead_wall_ms?.p50 ?? null, cache_hit_rate: result.tokens.cache_hit_rate,
             backends: Object.fromEntries(Object.entries(result.backends?.counts ?? {}).map(([k, v]) => [k, v.requests])),
             fleet: diag,
           };
@@ -343,8 +353,16 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
 
 /** Event-loop delay (p99, wall ms) of this process above which a run is flagged as lagging. */
 const kLoopDelayWarnMs = 250;
+/**
+ * Median wall ms outside the engines above which a run is flagged: the router adds ~15 ms here.
+ * Measured on low sharing with six busy-loop processes on the 2 cores: 1,425 ms for the default
+ * profile (TTFT p50 8.7 s instead of 1.5 s) while the event-loop delay p99 stayed at 73 ms, under
+ * kLoopDelayWarnMs; with this process at nice -10 and the router left among the busy loops, 18 ms
+ * and 1.5 s again.
+ */
+const kOverheadWarnMs = 250;
 
-const FIGURES = ['requests_per_s', 'output_tokens_per_s', 'ttft_p50_ms', 'ttft_p99_ms', 'itl_p50_ms', 'itl_p99_ms', 'goodput_rps', 'errors', 'steady_state_rps', 'cache_hit_rate'] as const;
+const FIGURES = ['requests_per_s', 'output_tokens_per_s', 'ttft_p50_ms', 'ttft_p99_ms', 'itl_p50_ms', 'itl_p99_ms', 'goodput_rps', 'errors', 'steady_state_rps', 'overhead_p50_ms', 'cache_hit_rate'] as const;
 
 /** The median of the finite values (the mean of the middle two for an even count), or null. */
 export function median(values: ReadonlyArray<number | null>): number | null {
@@ -381,7 +399,7 @@ function spreadOf(rows: CompareRow[]): Record<string, [number, number]> {
 }
 
 function emptyRow(name: string, skipped: string): CompareRow {
-  return { name, requests_per_s: 0, output_tokens_per_s: 0, ttft_p50_ms: null, ttft_p99_ms: null, itl_p50_ms: null, itl_p99_ms: null, goodput_rps: null, errors: 0, steady_state_rps: null, cache_hit_rate: null, backends: {}, skipped };
+  return { name, requests_per_s: 0, output_tokens_per_s: 0, ttft_p50_ms: null, ttft_p99_ms: null, itl_p50_ms: null, itl_p99_ms: null, goodput_rps: null, errors: 0, steady_state_rps: null, overhead_p50_ms: null, cache_hit_rate: null, backends: {}, skipped };
 }
 
 const fmt = (v: number | null): string => (v === null ? '-' : v.toFixed(0));
@@ -478,12 +496,12 @@ export function table(r: { workload: string; configs: CompareRow[]; repeat?: num
     lines.push(`| ${c.name} | ${c.requests_per_s.toFixed(2)} | ${x} | ${c.output_tokens_per_s.toFixed(0)} | ${fmt(c.ttft_p50_ms)} | ${fmt(c.ttft_p99_ms)} | ${t} | ${c.itl_p50_ms?.toFixed(1) ?? '-'} | ${c.itl_p99_ms?.toFixed(1) ?? '-'} | ${c.goodput_rps?.toFixed(2) ?? '-'} | ${pct(c.cache_hit_rate)} | ${c.errors} |`);
   }
   if (r.configs.some((c) => c.fleet !== undefined)) {
-    lines.push('', 'What the simulated engines did (medians): engine busy time, requests waiting in and running on the engines (all pods), the mean gap between the most and the least loaded pod, preemptions, prompt tokens computed (uncached prefill), and this process\'s event-loop delay.', '',
-      '| configuration | engines busy | waiting | running | pod spread | preemptions | prefill tokens | loop delay p99 ms |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push('', 'What the simulated engines did (medians): engine busy time, requests waiting in and running on the engines (all pods), the mean gap between the most and the least loaded pod, preemptions, prompt tokens computed (uncached prefill), this process\'s event-loop delay, and the wall time a request spent outside the engines before its first token (the router adds ~15 ms; far more means this process was starved of CPU).', '',
+      '| configuration | engines busy | waiting | running | pod spread | preemptions | prefill tokens | loop delay p99 ms | outside engines p50 ms |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const c of r.configs) {
       const f = c.fleet;
       if (f === undefined) continue;
-      lines.push(`| ${c.name} | ${pct(f.busy_share)} | ${f.waiting_mean.toFixed(0)} | ${f.running_mean.toFixed(0)} | ${f.spread_mean.toFixed(1)} | ${f.preemptions} | ${(f.prefill_tokens / 1e6).toFixed(2)}M | ${f.loop_delay_ms_p99.toFixed(0)} |`);
+      lines.push(`| ${c.name} | ${pct(f.busy_share)} | ${f.waiting_mean.toFixed(0)} | ${f.running_mean.toFixed(0)} | ${f.spread_mean.toFixed(1)} | ${f.preemptions} | ${(f.prefill_tokens / 1e6).toFixed(2)}M | ${f.loop_delay_ms_p99.toFixed(0)} | ${fmt(c.overhead_p50_ms ?? null)} |`);
     }
   }
   if ((r.repeat ?? 1) > 1 && r.spread !== undefined) {

@@ -6,7 +6,7 @@ import type { FleetDiag } from '../../native-bench/src/fleet-probe.js';
 
 const row = (name: string, rps: number, ttft: number | null, backends: Record<string, number> = {}): CompareRow => ({
   name, requests_per_s: rps, output_tokens_per_s: rps * 256, ttft_p50_ms: ttft, ttft_p99_ms: ttft === null ? null : ttft * 3,
-  itl_p50_ms: 10, itl_p99_ms: 20, goodput_rps: null, errors: 0, steady_state_rps: rps, cache_hit_rate: 0.5, backends,
+  itl_p50_ms: 10, itl_p99_ms: 20, goodput_rps: null, errors: 0, steady_state_rps: rps, overhead_p50_ms: 15, cache_hit_rate: 0.5, backends,
 });
 
 describe('compare --repeat', () => {
@@ -44,12 +44,13 @@ describe('compare --repeat', () => {
       samples: 10, waiting_mean: busy * 10, running_mean: 100, spread_mean: 2.5, preemptions: 3, evictions: 0, prefill_tokens: prefill,
       busy_share: busy, engine_lag_ms_p50: 0, engine_lag_ms_max: 0, loop_delay_ms_p50: 10, loop_delay_ms_p99: loop,
     });
-    const runs = [0.9, 0.5, 0.7].map((b, i) => ({ ...row('default', 5, 100), fleet: diag(b, [2e6, 1e6, 3e6][i], [40, 400, 90][i]) }));
+    const runs = [0.9, 0.5, 0.7].map((b, i) => ({ ...row('default', 5, 100), overhead_p50_ms: [12, 1400, 20][i], fleet: diag(b, [2e6, 1e6, 3e6][i], [40, 400, 90][i]) }));
     const m = medianRow(runs);
     expect(m.fleet).toMatchObject({ busy_share: 0.7, prefill_tokens: 2e6, loop_delay_ms_p99: 90, waiting_mean: 7 });
     const text = table({ workload: 'low-sharing', configs: [m, row('random', 5, 100)] });
     expect(text).toMatch(/What the simulated engines did/);
-    expect(text).toMatch(/\| default \| 70% \| 7 \| 100 \| 2\.5 \| 3 \| 2\.00M \| 90 \|/);
+    expect(m.overhead_p50_ms).toBe(20);
+    expect(text).toMatch(/\| default \| 70% \| 7 \| 100 \| 2\.5 \| 3 \| 2\.00M \| 90 \| 20 \|/);
     // A row without engine figures (a skipped configuration) is left out of that table.
     expect(text).not.toMatch(/\| random \| \d+% \|/);
   });
