@@ -5,8 +5,8 @@
  *
  * Commands register each child with `track`; the CLI entry (`reapChildrenOnExit`, installed by
  * bin/native-bench.js, not by library callers such as the tests) sends SIGTERM to every child
- * still running when the process exits, and turns SIGINT and SIGTERM into such an exit. A child
- * leaves the registry when it exits.
+ * still running when the process exits, and turns SIGTERM, SIGHUP and SIGINT into such an exit. A
+ * child leaves the registry when it exits.
  */
 import type { ChildProcess } from 'node:child_process';
 
@@ -17,11 +17,6 @@ export function track<C extends ChildProcess>(child: C): C {
   live.add(child);
   child.once('exit', () => live.delete(child));
   return child;
-}
-
-/** Children registered and still running (for tests). */
-export function trackedChildren(): number {
-  return live.size;
 }
 
 /** SIGTERM to every registered child still running (synchronous: safe in an 'exit' handler). */

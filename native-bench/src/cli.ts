@@ -576,10 +576,10 @@ Commands
   ratelimit-micro  the local rate limit's admission check and output charge, ns per request
 `;
 
-/** Entry point of bin/native-bench.js; resolves with the exit code. */
 /** The CLI entry's exit hook: stops the routers and servers a command started (children.ts). */
 export { reapChildrenOnExit } from './children.js';
 
+/** Entry point of bin/native-bench.js; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
