@@ -320,7 +320,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
           }
           const overheadP50 = result.latency.overhead_wall_ms?.p50 ?? null;
           if (overheadP50 !== null && overheadP50 > kOverheadWarnMs) {
-            log(`!! ${name}: requests spent ${overheadP50.toFixed(0)} ms (p50) outside the engines before their first token, where the router takes ~15 ms: this process (load generator and simulated pods) was starved of CPU, and TTFT measures this machine, not the scheduler; run on a quiet machine`);
+            log(`!! ${name}: requests spent ${overheadP50.toFixed(0)} ms (p50) outside the engines before their first token, where proxying takes ~15 ms: either the router's own round trips (kvcache-aware's tokenize and Redis) or this process (load generator and simulated pods) short of CPU, through other work on the machine or its own opening burst (a short run, e.g. one cut short by 503s); in the second case TTFT measures this machine, not the scheduler`);
           }
           if (diag.loop_delay_ms_p99 > kLoopDelayWarnMs) {
             log(`!! ${name}: this process (load generator and simulated pods) fell behind: event-loop delay p99 ${diag.loop_delay_ms_p99.toFixed(0)} ms; every wall ms late is ${timeScale} simulated ms of idle engine: lower --time-scale or use a quieter machine`);
@@ -354,11 +354,14 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
 /** Event-loop delay (p99, wall ms) of this process above which a run is flagged as lagging. */
 const kLoopDelayWarnMs = 250;
 /**
- * Median wall ms outside the engines above which a run is flagged: the router adds ~15 ms here.
+ * Median wall ms outside the engines above which a run is flagged: proxying adds ~15 ms here.
  * Measured on low sharing with six busy-loop processes on the 2 cores: 1,425 ms for the default
  * profile (TTFT p50 8.7 s instead of 1.5 s) while the event-loop delay p99 stayed at 73 ms, under
  * kLoopDelayWarnMs; with this process at nice -10 and the router left among the busy loops, 18 ms
- * and 1.5 s again.
+ * and 1.5 s again. On a quiet machine it also flags kvcache-aware (its tokenize and Redis round
+ * trips, up to ~1 s) and Kthena's Helm profile (~450 ms: its least-request filter answers 503 to
+ * most requests, so the run is short and mostly its opening burst of 300 prompts, which this one
+ * process must read and tokenize at once).
  */
 const kOverheadWarnMs = 250;
 
