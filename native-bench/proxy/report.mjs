@@ -160,10 +160,14 @@ for (const w of ['long-prefix', 'low-sharing']) {
     const shared = Math.max(c.load_avg.start, c.load_avg.end) > 2;
     notes.push(shared
       ? `The machine was shared with other work: its 1-minute load average was ${c.load_avg.start} when the comparison started and ${c.load_avg.end} when it ended (2 cores).`
-      : `Nothing else ran on the machine: its 1-minute load average was ${c.load_avg.start} when the comparison started and ${c.load_avg.end} when it ended (2 cores).`);
+      : `1-minute load average ${c.load_avg.start} when the comparison started and ${c.load_avg.end} when it ended (2 cores; the comparison itself accounts for about 1).`);
   }
   if (c.configs.some((x) => x.errors > 0)) notes.push('Errors are 503s (the `least-request` filter left no pod: every engine queue held ≥ maxWaitingRequests).');
-  if (c.configs.some((x) => x.name.startsWith('kvcache-aware'))) notes.push("kvcache-aware's remote tokenize and Redis lookups take real (wall) time; at time scale k each wall ms of them leaves the engines idle for k simulated ms, which penalises it here (compare it with `--time-scale 1`).");
+  if (c.configs.some((x) => x.name.startsWith('kvcache-aware'))) {
+    notes.push(st.timeScale > 1
+      ? "kvcache-aware's remote tokenize and Redis lookups take real (wall) time; at time scale k each wall ms of them leaves the engines idle for k simulated ms, which penalises it here (compare it with `--time-scale 1`)."
+      : "kvcache-aware's remote tokenize and Redis lookups take real time before a request reaches an engine (the last column of the engines table).");
+  }
   const spreadRows = repeat > 1 && c.per_run ? c.configs.map((x) => {
     const runs = c.per_run[x.name] ?? [];
     return `| ${x.name} | ${runs.map((r) => r.requests_per_s.toFixed(2)).join(', ')} | ${runs.map((r) => f0(r.ttft_p50_ms)).join(', ')} | ${runs.map((r) => (r.cache_hit_rate === null ? '-' : `${(r.cache_hit_rate * 100).toFixed(0)}%`)).join(', ')} |`;
