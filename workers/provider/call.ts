@@ -17,7 +17,7 @@ import { clientAborted, internalError, respondError, upstreamDone } from '../req
 import { ResponseWriter } from '../request/response.js';
 import { UpstreamLeg } from '../request/leg.js';
 import type { RequestState } from '../request/state.js';
-import type { UpstreamController, UpstreamHandler, UpstreamHeaders } from '../request/upstream.js';
+import { dispatchOn, type UpstreamController, type UpstreamHandler, type UpstreamHeaders } from '../request/upstream.js';
 import type { CompiledProvider } from './compile.js';
 
 /** Connecting (TCP and TLS) to a provider; Go's transport that Kthena uses allows 30 s + 10 s. */
@@ -86,17 +86,7 @@ export class ProviderCall extends UpstreamLeg implements UpstreamHandler {
     st.rec.upstreamAttempts = st.attempt;
     upstreamStarted(st, performance.now());
     this.startClock(cfg.upstreamTimeoutMs, cfg.upstreamIdleTimeoutMs);
-    try {
-      agentFor(cfg, this.#p.insecureSkipVerify).dispatch({
-        origin: this.#p.origin,
-        path: leg.path,
-        method: st.method as Dispatcher.HttpMethod,
-        headers: leg.headers,
-        body: leg.body,
-      }, this as unknown as Dispatcher.DispatchHandler);
-    } catch (err) {
-      this.onResponseError(null, err as Error);
-    }
+    dispatchOn(agentFor(cfg, this.#p.insecureSkipVerify), this.#p.origin, leg.path, st.method, leg.headers, leg.body, this);
   }
 
   // ---- LegClock -------------------------------------------------------------------------------
@@ -139,7 +129,6 @@ export class ProviderCall extends UpstreamLeg implements UpstreamHandler {
 
   onResponseStart(controller: UpstreamController, statusCode: number, headers: UpstreamHeaders): void {
     const st = this.st;
-    if (!this.live()) { controller.abort(new Error('call abandoned')); return; }
     try {
       if (!this.headersArrived(controller, statusCode)) return;
       const rec = st.rec;

@@ -201,7 +201,6 @@ export class Attempt extends UpstreamLeg implements UpstreamHandler {
 
   onResponseStart(controller: UpstreamController, statusCode: number, headers: UpstreamHeaders): void {
     const st = this.st;
-    if (!this.live()) { controller.abort(new Error('attempt abandoned')); return; }
     try {
       if (!this.headersArrived(controller, statusCode)) return;
       const rec = st.rec;

@@ -144,9 +144,11 @@ export abstract class UpstreamLeg implements LiveTry {
 
   /**
    * Response headers arrived: the header wait ends, the idle watch starts and the request record
-   * notes them. False when the client went away meanwhile (the leg is then aborted).
+   * notes them. False when the leg was abandoned (a retry or the end of the request replaced it) or
+   * the client went away meanwhile; the leg is then aborted.
    */
   protected headersArrived(controller: UpstreamController, statusCode: number): boolean {
+    if (!this.live()) { controller.abort(new Error('upstream leg abandoned')); return false; }
     this.headersReceived = true;
     this.stopClock();
     if (this.idleMs > 0) {

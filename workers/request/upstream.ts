@@ -39,6 +39,21 @@ export interface UpstreamRequest {
   body: string | Buffer | null;
 }
 
+/**
+ * One request on an undici dispatcher (a pod's Pool, a provider's Agent), with a synchronous throw
+ * (a bad header, a closed dispatcher) delivered as the handler's onResponseError, so callers never
+ * throw. Fields rather than an UpstreamRequest, so a caller builds no object of its own.
+ */
+export function dispatchOn(
+  d: Dispatcher, origin: string, path: string, method: string, headers: string[], body: string | Buffer | null, handler: UpstreamHandler,
+): void {
+  try {
+    d.dispatch({ origin, path, method: method as Dispatcher.HttpMethod, headers, body }, handler as unknown as Dispatcher.DispatchHandler);
+  } catch (err) {
+    handler.onResponseError(null, err as Error);
+  }
+}
+
 export interface Upstream {
   /** Never throws: a request that cannot be sent ends in handler.onResponseError. */
   dispatch(req: UpstreamRequest, handler: UpstreamHandler): void;
@@ -98,17 +113,7 @@ export class UndiciUpstream implements Upstream {
   }
 
   dispatch(req: UpstreamRequest, handler: UpstreamHandler): void {
-    try {
-      this.#pool(req.origin).dispatch({
-        origin: req.origin,
-        path: req.path,
-        method: req.method as Dispatcher.HttpMethod,
-        headers: req.headers,
-        body: req.body,
-      }, handler as unknown as Dispatcher.DispatchHandler);
-    } catch (err) {
-      handler.onResponseError(null, err as Error);
-    }
+    dispatchOn(this.#pool(req.origin), req.origin, req.path, req.method, req.headers, req.body, handler);
   }
 
   sweep(live: ReadonlySet<string>): void {
