@@ -121,6 +121,16 @@ export interface RouterProc {
   waitForLog(pred: (line: string) => boolean, timeoutMs?: number, stream?: 'stdout' | 'stderr'): Promise<string>;
 }
 
+/**
+ * Two replicas of one configuration (the multi-replica tests: state shared through Redis), started
+ * together and ready; `readyMs` is generous for a loaded test machine.
+ */
+export async function startReplicaPair(o: { dir: string; workers?: number; env?: Record<string, string>; args?: string[] }, readyMs = 50_000): Promise<[RouterProc, RouterProc]> {
+  const pair = await Promise.all([startRouter(o), startRouter(o)]);
+  await Promise.all(pair.map((r) => r.waitReady(readyMs)));
+  return pair;
+}
+
 export async function startRouter(o: { dir: string; workers?: number; env?: Record<string, string>; args?: string[] }): Promise<RouterProc> {
   const port = await freePort();
   const metricsPort = await freePort();

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import {
-  chat, cleanup, docs, eventually, freePort, modelRouteYaml, openStream, podYaml, serverYaml, startPods, startRouter, tempDir, writeFile,
+  chat, cleanup, docs, eventually, freePort, modelRouteYaml, openStream, podYaml, serverYaml, startPods, startReplicaPair, tempDir, writeFile,
   type RouterProc,
 } from './harness.js';
 import type { SimFleet } from '../../native-bench/src/sim/types.js';
@@ -31,8 +31,7 @@ beforeAll(async () => {
   ));
   redis = await startRedis();
   const env = { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), ENABLE_SESSION_BOOST: 'true', SESSION_BOOST_INFLIGHT_PER_POD: '1', SESSION_BOOST_TIMEOUT: '1s' };
-  [r1, r2] = await Promise.all([startRouter({ dir, env, workers: 2 }), startRouter({ dir, env, workers: 2 })]);
-  await Promise.all([r1.waitReady(50_000), r2.waitReady(50_000)]);
+  [r1, r2] = await startReplicaPair({ dir, env, workers: 2 });
 }, 90_000);
 
 afterAll(async () => {

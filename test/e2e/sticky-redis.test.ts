@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { cleanup, docs, eventually, podYaml, sampleValue, scrape, serverYaml, startPods, startRouter, tempDir, writeFile, type RouterProc } from './harness.js';
+import { cleanup, docs, eventually, podYaml, sampleValue, scrape, serverYaml, startPods, startReplicaPair, tempDir, writeFile, type RouterProc } from './harness.js';
 import type { SimFleet } from '../../native-bench/src/sim/types.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
@@ -51,8 +51,7 @@ beforeAll(async () => {
   const env = { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), SHARED_INFLIGHT: 'false' };
   // A generous bound: on a loaded test machine a round trip can exceed the default 100 ms.
   const args = ['--router-config', cfg, '--session-sticky-store', 'redis', '--session-sticky-redis-timeout', '3s'];
-  [r1, r2] = await Promise.all([startRouter({ dir, env, args, workers: 2 }), startRouter({ dir, env, args, workers: 2 })]);
-  await Promise.all([r1.waitReady(50_000), r2.waitReady(50_000)]);
+  [r1, r2] = await startReplicaPair({ dir, env, args, workers: 2 });
 }, 90_000);
 
 afterAll(async () => {
